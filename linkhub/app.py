@@ -1,0 +1,83 @@
+"""The ASGI application: /r/ goes straight to its lean handler, the rest through Starlette."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from .config import Settings
+from .db import Database
+from .outreach_api import replace_links
+from .redirect import RedirectApp
+from .responses import JSON, error
+from .state import State
+
+log = logging.getLogger("linkhub.app")
+
+
+async def healthz(request: Request) -> Response:
+    state: State = request.app.state.linkhub
+    try:
+        state.db.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
+    except sqlite3.Error as exc:
+        return error(503, "unavailable", f"database does not answer: {exc}")
+    if not state.db.writer_alive():
+        return error(503, "unavailable", "database writer is not running")
+    return JSON({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    state: State = request.app.state.linkhub
+    stats = state.db.stats
+    extra = {
+        "linkhub_write_transactions_total": stats.transactions,
+        "linkhub_write_jobs_total": stats.jobs,
+        "linkhub_write_failed_commits_total": stats.failed_commits,
+        "linkhub_write_largest_batch": stats.largest_batch,
+    }
+    return PlainTextResponse(state.metrics.render(extra), media_type="text/plain; version=0.0.4")
+
+
+class LinkhubApp:
+    """Dispatches /r/<code> to `RedirectApp` and everything else to Starlette."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.state = State(settings=settings, db=Database(settings.db))
+        self.redirects = RedirectApp(self.state)
+        self.starlette = Starlette(
+            routes=[
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"]),
+                Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
+            ],
+            lifespan=self._lifespan,
+        )
+        self.starlette.state.linkhub = self.state
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.state.db.start()
+        try:
+            yield
+        finally:
+            # Hypercorn has finished the in-flight requests: commit whatever they queued.
+            await self.state.db.close()
+            log.info("database writer drained and closed")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/r/"):
+            await self.redirects(scope, receive, send)
+        else:
+            await self.starlette(scope, receive, send)
+
+
+def create_app(settings: Settings) -> LinkhubApp:
+    return LinkhubApp(settings)

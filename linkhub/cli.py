@@ -1,0 +1,253 @@
+"""The `linkhub` command: every admin task, for people and for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, accounts, linkfilter, schema
+from .config import Settings, normalize_public_url, parse_networks
+from .db import connect
+
+# -- shared options -------------------------------------------------------------------
+
+
+def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        envvar="LINKHUB_DB",
+        default="linkhub.db",
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="SQLite database file [env LINKHUB_DB].",
+    )(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
+
+
+def _public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return normalize_public_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--public-url") from None
+
+
+def _link_filter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return linkfilter.validate(value)
+    except linkfilter.InvalidFilter as exc:
+        raise click.BadParameter(str(exc), param_hint="--link-filter") from None
+
+
+@contextlib.contextmanager
+def open_db(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to an up-to-date database (pending migrations are applied first)."""
+    conn = connect(path)
+    try:
+        schema.migrate(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def env_settings() -> Settings:
+    """Server settings as a running server sees them, from LINKHUB_* (for URLs the CLI prints)."""
+    return Settings(
+        host=os.environ.get("LINKHUB_HOST", Settings.host),
+        port=int(os.environ.get("LINKHUB_PORT", Settings.port)),
+        public_url=os.environ.get("LINKHUB_PUBLIC_URL") or None,
+    )
+
+
+def outreach_url(account: accounts.Account) -> str:
+    base = account.public_url or env_settings().base_url
+    return f"{base}/outreach/{account.id}/links"
+
+
+def emit(as_json: bool, document: Any, text: str) -> None:
+    click.echo(json.dumps(document, indent=2) if as_json else text)
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+@click.group()
+@click.version_option(__version__, prog_name="linkhub")
+def cli() -> None:
+    """linkhub: email link tracking and event webhooks on one SQLite file."""
+
+
+@cli.command()
+@db_option
+@click.option("--host", envvar="LINKHUB_HOST", default="127.0.0.1", show_default=True,
+              help="Address to listen on [env LINKHUB_HOST].")
+@click.option("--port", envvar="LINKHUB_PORT", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 picks a free one [env LINKHUB_PORT].")
+@click.option("--public-url", envvar="LINKHUB_PUBLIC_URL", default=None,
+              help="Base URL of short links, as recipients reach this server [env LINKHUB_PUBLIC_URL; "
+                   "default http://HOST:PORT].")
+@click.option("--trusted-proxies", envvar="LINKHUB_TRUSTED_PROXIES", default="",
+              help="Comma-separated CIDRs whose X-Forwarded-For is believed [env LINKHUB_TRUSTED_PROXIES].")
+def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str) -> None:
+    """Apply pending migrations and serve HTTP until SIGTERM/SIGINT."""
+    from .server import run
+
+    try:
+        proxies = parse_networks(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    run(Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies))
+
+
+@cli.command()
+@db_option
+def migrate(db: Path) -> None:
+    """Apply pending schema migrations (serve does this too)."""
+    conn = connect(db)
+    try:
+        done = schema.migrate(conn)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+    for migration in done:
+        click.echo(f"applied {migration.version:04d}_{migration.name}")
+    if not done:
+        click.echo("database is up to date")
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+@cli.group("accounts")
+def accounts_group() -> None:
+    """Create and manage accounts (tenants)."""
+
+
+@accounts_group.command("create")
+@click.argument("name")
+@click.option("--outreach-secret", required=True, help="The secret shown on your Outreach app's configuration page.")
+@click.option("--public-url", default=None, help="Base URL for this account's short links (a custom tracking domain).")
+@click.option("--link-filter", default=None, help="Only replace links whose ORIGINAL URL matches this PCRE-style regex.")
+@json_option
+@db_option
+def accounts_create(name: str, outreach_secret: str, public_url: str | None, link_filter: str | None,
+                    as_json: bool, db: Path) -> None:
+    """Create an account: prints its id, its API key (shown once) and the URL for Outreach."""
+    with open_db(db) as conn:
+        try:
+            account, key = accounts.create(conn, name, outreach_secret, public_url=_public_url(public_url),
+                                           link_filter=_link_filter(link_filter))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    url = outreach_url(account)
+    emit(
+        as_json,
+        {"id": account.id, "name": account.name, "api_key": key, "outreach_url": url},
+        f"Created account {account.name!r}\n"
+        f"  id:           {account.id}\n"
+        f"  API key:      {key}\n"
+        f"                (shown only now: store it; `linkhub accounts rotate-key` issues a new one)\n"
+        f"  Outreach URL: {url}\n"
+        f"                (paste into the Mailing links custom tracker extension of your Outreach app)",
+    )
+
+
+@accounts_group.command("list")
+@json_option
+@db_option
+def accounts_list(as_json: bool, db: Path) -> None:
+    """List accounts (secrets are never shown)."""
+    with open_db(db) as conn:
+        found = accounts.list_all(conn)
+    documents = [{**a.public(), "outreach_url": outreach_url(a)} for a in found]
+    lines = [f"{a.id}  {a.name}  filter={a.link_filter or '-'}  public_url={a.public_url or '-'}" for a in found]
+    emit(as_json, documents, "\n".join(lines) if lines else "no accounts")
+
+
+@accounts_group.command("update")
+@click.argument("account_id")
+@click.option("--name", default=None)
+@click.option("--outreach-secret", default=None)
+@click.option("--public-url", default=None)
+@click.option("--link-filter", default=None)
+@click.option("--clear-link-filter", is_flag=True, help="Remove the link filter: replace every http(s) link.")
+@json_option
+@db_option
+def accounts_update(account_id: str, name: str | None, outreach_secret: str | None, public_url: str | None,
+                    link_filter: str | None, clear_link_filter: bool, as_json: bool, db: Path) -> None:
+    """Change an account; a running server sees the change at once."""
+    if link_filter is not None and clear_link_filter:
+        raise click.UsageError("--link-filter and --clear-link-filter exclude each other")
+    changes: dict[str, Any] = {"name": name, "outreach_secret": outreach_secret,
+                               "public_url": _public_url(public_url)}
+    if clear_link_filter:
+        changes["link_filter"] = None
+    elif link_filter is not None:
+        changes["link_filter"] = _link_filter(link_filter)
+    with open_db(db) as conn:
+        try:
+            account = accounts.update(conn, account_id, **changes)
+        except accounts.AccountNotFound:
+            raise click.ClickException(f"no account with id {account_id!r}") from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(as_json, {**account.public(), "outreach_url": outreach_url(account)}, f"Updated account {account.id}")
+
+
+@accounts_group.command("rotate-key")
+@click.argument("account_id")
+@json_option
+@db_option
+def accounts_rotate_key(account_id: str, as_json: bool, db: Path) -> None:
+    """Issue a new API key; the old one stops working at once."""
+    with open_db(db) as conn:
+        try:
+            key = accounts.rotate_key(conn, account_id)
+        except accounts.AccountNotFound:
+            raise click.ClickException(f"no account with id {account_id!r}") from None
+    emit(as_json, {"id": account_id, "api_key": key}, f"New API key for {account_id} (shown only now):\n  {key}")
+
+
+# -- filter ------------------------------------------------------------------------------
+
+
+@cli.group("filter")
+def filter_group() -> None:
+    """Work with link filters."""
+
+
+@filter_group.command("test")
+@click.argument("pattern")
+@click.argument("urls", nargs=-1, required=True)
+@json_option
+def filter_test(pattern: str, urls: tuple[str, ...], as_json: bool) -> None:
+    """Show which URLs PATTERN matches, as linkhub will apply it to original links."""
+    _link_filter(pattern)
+    results = [{"url": url, "match": linkfilter.matches(pattern, url)} for url in urls]
+
+    def label(match: bool | None) -> str:
+        return {True: "match   ", False: "no match", None: "TIMEOUT "}[match]
+
+    emit(as_json, results, "\n".join(f"{label(r['match'])}  {r['url']}" for r in results))
+
+
+def main() -> None:  # pragma: no cover - `python -m linkhub`
+    cli()

@@ -1,0 +1,221 @@
+"""SQLite access: one writer thread with group commit, many readers.
+
+Every write in the process goes through `Database.write`. The writer thread
+takes whatever work is queued, runs it all in ONE transaction (each piece in
+its own savepoint so one failure does not spoil its neighbours), commits once,
+and only then wakes the callers. Concurrent redirects therefore share a commit
+instead of paying for one each, and a caller that has been answered knows its
+rows are on disk.
+
+Readers use their own connections (one per thread) and, thanks to WAL, never
+wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger("linkhub.db")
+
+T = TypeVar("T")
+
+# How long a connection waits for another process's lock (the CLI, a migration)
+# before giving up. Callers that are in a hurry put their own, shorter deadline
+# on top with `write(..., timeout=...)`.
+BUSY_TIMEOUT_MS = 5000
+# Upper bound of work items in one transaction, so one commit cannot grow without limit.
+MAX_BATCH = 2000
+
+
+class WriteTimeout(Exception):
+    """The write was not committed within the caller's deadline. It stays queued and may still commit."""
+
+
+class DatabaseClosed(Exception):
+    """The writer has stopped; no more writes are accepted."""
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL syncs at checkpoints, not at each commit: a committed
+        # transaction survives the process being killed (it is in the WAL, in the OS),
+        # and only an OS crash or power cut can lose the last commits.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@dataclass(eq=False)
+class _Job(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class WriterStats:
+    transactions: int = 0
+    jobs: int = 0
+    failed_commits: int = 0
+    largest_batch: int = 0
+
+
+_STOP = object()
+
+
+class Database:
+    """The process's gateway to one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._local = threading.local()
+
+    # -- readers -------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    # -- the writer ----------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        conn = connect(self.path)
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="linkhub-writer", daemon=True)
+        self._thread.start()
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, timeout: float | None = None) -> T:
+        """Run `fn(conn)` inside the writer's next transaction; return once it is committed.
+
+        Raises `WriteTimeout` if the commit has not happened within `timeout`
+        seconds; the work is not withdrawn and may still commit later.
+        """
+        if self._closed:
+            raise DatabaseClosed("the database writer is closed")
+        loop = asyncio.get_running_loop()
+        job = _Job(fn=fn, future=loop.create_future(), loop=loop)
+        self._queue.put(job)
+        if timeout is None:
+            return await job.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout)
+        except TimeoutError:
+            job.future.add_done_callback(_report_late_failure)
+            raise WriteTimeout(f"not committed within {timeout:.3f}s") from None
+
+    def writer_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    async def close(self) -> None:
+        """Commit everything queued so far, then stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._commit_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    job.result = job.fn(conn)
+                except Exception as exc:  # the job's own failure; its neighbours go on
+                    conn.execute("ROLLBACK TO job")
+                    job.error = exc
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except Exception as exc:
+            # BEGIN or COMMIT failed (database locked past the busy timeout, disk full…):
+            # nothing of this batch is stored, and every caller hears so.
+            log.error("write transaction of %d jobs failed: %s", len(batch), exc)
+            self.stats.failed_commits += 1
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job in batch:
+                job.error = exc
+        else:
+            self.stats.transactions += 1
+            self.stats.jobs += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        _wake(batch)
+
+
+def _report_late_failure(future: asyncio.Future[Any]) -> None:
+    # Nobody awaits a write after its deadline: say here if it finally failed.
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a write that missed its deadline has failed: %s", future.exception())
+
+
+def _wake(batch: list[_Job[Any]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+    for job in batch:
+        by_loop.setdefault(job.loop, []).append(job)
+    for loop, jobs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, jobs)
+        except RuntimeError:  # that loop is closed; nobody is waiting any more
+            pass
+
+
+def _resolve(jobs: list[_Job[Any]]) -> None:
+    for job in jobs:
+        if job.future.done():
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)

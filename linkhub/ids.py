@@ -1,0 +1,31 @@
+"""Random identifiers and secrets. All from `secrets`: unguessable by construction."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+# 8 random bytes → 11 URL-safe characters, 64 bits: short in an email, and far too many to guess.
+CODE_BYTES = 8
+
+
+def link_code() -> str:
+    return secrets.token_urlsafe(CODE_BYTES)
+
+
+def account_id() -> str:
+    return secrets.token_hex(8)
+
+
+def event_id() -> str:
+    """Id for events linkhub records itself (its clicks); senders' ids are kept as given."""
+    return "lh_" + secrets.token_hex(10)
+
+
+def api_key() -> str:
+    return "lhk_" + secrets.token_urlsafe(32)
+
+
+def api_key_digest(key: str) -> str:
+    # The key has 256 bits of entropy: a fast hash is enough to make a leaked table useless.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()

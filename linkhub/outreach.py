@@ -1,0 +1,176 @@
+"""Outreach's "Mailing links custom tracker": check the call, choose the links, mint short links.
+
+The contract (docs/outreach.md): Outreach POSTs the links of one outgoing email to one
+recipient; we answer `{"data": {<link as sent>: <our short link>}}` for the links we
+replace and leave the rest out, which Outreach reads as "keep the original".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import msgspec
+
+from . import ids, linkfilter
+from .accounts import Account
+from .timeutil import now_rfc3339
+
+SIGNATURE_HEADER = "outreach-webhook-signature"
+# Time for the link filter over a whole email, shared by its links, so a hostile pattern
+# costs one request at most this long.
+FILTER_BUDGET_S = 0.25
+# SQLite's limit on bound parameters is 32766; stay far below it per statement.
+_CHUNK = 500
+
+Id = str | int
+
+
+class Mailing(msgspec.Struct):
+    id: Id
+
+
+class Prospect(msgspec.Struct):
+    id: Id
+    email: str | None = None
+
+
+class User(msgspec.Struct):
+    id: Id | None = None
+    email: str | None = None
+
+
+class Meta(msgspec.Struct):
+    mailing: Mailing
+    prospect: Prospect
+    user: User | None = None
+    urls: dict[str, str] = {}
+
+
+class Payload(msgspec.Struct):
+    """The request body. Unknown fields are ignored: Outreach may add some."""
+
+    data: list[str]
+    meta: Meta
+
+
+_decode = msgspec.json.Decoder(Payload).decode
+
+
+def decode(body: bytes) -> Payload:
+    """Parse and validate a request body. Raises msgspec.DecodeError / ValidationError."""
+    return _decode(body)
+
+
+def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
+    """Outreach signs the raw body: lowercase hex HMAC-SHA256 keyed with the app's secret."""
+    if not signature:
+        return False
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+def replaceable(url: str) -> bool:
+    """Only absolute http(s) URLs with a host; anything else is left for Outreach to keep."""
+    if not url or url != url.strip() or any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Link:
+    target: str  # the data value: where /r/<code> sends the visitor
+    original: str  # the link as written in the email
+
+
+def choose_links(account: Account, payload: Payload) -> list[Link]:
+    """The links of this call that we replace, in order, each once."""
+    original_of: dict[str, str] = {}
+    for original, current in payload.meta.urls.items():
+        original_of.setdefault(current, original)
+    deadline = time.monotonic() + FILTER_BUDGET_S
+    chosen: dict[str, Link] = {}
+    for value in payload.data:
+        if value in chosen or not replaceable(value):
+            continue
+        original = original_of.get(value, value)
+        if account.link_filter:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not linkfilter.matches(
+                account.link_filter, original, timeout=min(linkfilter.MATCH_TIMEOUT_S, remaining)
+            ):
+                continue
+        chosen[value] = Link(target=value, original=original)
+    return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class Recipient:
+    account_id: str
+    mailing_id: str
+    prospect_id: str
+    prospect_email: str | None
+    user_id: str | None
+    user_email: str | None
+
+
+def recipient(account: Account, payload: Payload) -> Recipient:
+    meta = payload.meta
+    user = meta.user or User()
+    return Recipient(
+        account_id=account.id,
+        mailing_id=str(meta.mailing.id),
+        prospect_id=str(meta.prospect.id),
+        prospect_email=meta.prospect.email,
+        user_id=None if user.id is None else str(user.id),
+        user_email=user.email,
+    )
+
+
+def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str]) -> dict[str, str]:
+    """Codes already minted for these targets and this recipient."""
+    found: dict[str, str] = {}
+    for start in range(0, len(targets), _CHUNK):
+        chunk = targets[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?"
+            f" AND target_url IN ({marks})",
+            (who.account_id, who.mailing_id, who.prospect_id, *chunk),
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
+def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> dict[str, str]:
+    """Insert codes for links that have none (runs in the writer's transaction); return target → code.
+
+    A concurrent call for the same recipient may have minted some meanwhile: ON CONFLICT
+    keeps theirs, and we read back whatever won. A random code that collides with another
+    link's is simply drawn again.
+    """
+    now = now_rfc3339()
+    codes = existing_codes(conn, who, [link.target for link in links])
+    missing = [link for link in links if link.target not in codes]
+    while missing:
+        conn.executemany(
+            "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
+            " prospect_email, user_id, user_email, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [
+                (ids.link_code(), who.account_id, link.target, link.original, who.mailing_id, who.prospect_id,
+                 who.prospect_email, who.user_id, who.user_email, now)
+                for link in missing
+            ],
+        )
+        codes.update(existing_codes(conn, who, [link.target for link in missing]))
+        missing = [link for link in missing if link.target not in codes]
+    return codes

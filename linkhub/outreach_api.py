@@ -1,0 +1,71 @@
+"""POST /outreach/{account_id}/links — Outreach's link-replacement call."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import accounts, outreach
+from .db import WriteTimeout
+from .responses import JSON, BodyTooLarge, error, read_body, validation_error
+from .state import State
+
+log = logging.getLogger("linkhub.outreach")
+
+MAX_BODY = 1024 * 1024
+# Outreach waits 2 s (network included) and then sends the original links. Past this,
+# a fast 503 is better than an answer that arrives too late to be used.
+ANSWER_DEADLINE_S = 1.0
+# Checked against unknown accounts too, so that they take as long as a wrong signature.
+_DUMMY_SECRET = "linkhub-no-such-account"
+
+
+async def replace_links(request: Request) -> Response:
+    started = time.monotonic()
+    state: State = request.app.state.linkhub
+    response = await _replace_links(request, state, started)
+    state.metrics.inc("linkhub_outreach_requests_total", status=str(response.status_code))
+    return response
+
+
+async def _replace_links(request: Request, state: State, started: float) -> Response:
+    try:
+        body = await read_body(request, MAX_BODY)
+    except BodyTooLarge:
+        return error(413, "body_too_large", f"request body is over {MAX_BODY} bytes")
+
+    account = accounts.get(state.db.reader(), request.path_params["account_id"])
+    signature = request.headers.get(outreach.SIGNATURE_HEADER)
+    signed = outreach.signature_ok(account.outreach_secret if account else _DUMMY_SECRET, body, signature)
+    if account is None or not signed:
+        return error(401, "unauthorized", "missing or invalid Outreach-Webhook-Signature")
+
+    try:
+        payload = outreach.decode(body)
+    except msgspec.DecodeError as exc:
+        return validation_error(exc)
+
+    links = outreach.choose_links(account, payload)
+    who = outreach.recipient(account, payload)
+    codes = outreach.existing_codes(state.db.reader(), who, [link.target for link in links])
+    missing = [link for link in links if link.target not in codes]
+    if missing:
+        remaining = ANSWER_DEADLINE_S - (time.monotonic() - started)
+        try:
+            codes = await state.db.write(
+                functools.partial(outreach.mint, who=who, links=links), timeout=max(remaining, 0.001)
+            )
+        except (WriteTimeout, sqlite3.Error) as exc:
+            log.warning("link store failed (%s): answered 503 to account %s; Outreach keeps the original links",
+                        exc, account.id)
+            return error(503, "unavailable", "the link store did not answer in time; try again")
+        state.metrics.inc("linkhub_links_minted_total", len(missing))
+
+    base = account.public_url or state.settings.base_url
+    return JSON({"data": {link.target: f"{base}/r/{codes[link.target]}" for link in links}})

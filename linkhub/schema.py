@@ -1,0 +1,70 @@
+"""Schema migrations: the numbered SQL files of `migrations/`, applied in order, each once."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+from .timeutil import now_rfc3339
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available() -> list[Migration]:
+    """Every migration shipped with this version of linkhub, in order."""
+    found = []
+    for entry in resources.files("linkhub.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a number: {versions}")
+    return found
+
+
+def applied(conn: sqlite3.Connection) -> set[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def pending(conn: sqlite3.Connection) -> list[Migration]:
+    done = applied(conn)
+    return [m for m in available() if m.version not in done]
+
+
+def migrate(conn: sqlite3.Connection) -> list[Migration]:
+    """Apply pending migrations, each in its own transaction with its record; return those applied."""
+    done = []
+    for migration in pending(conn):
+        # executescript cannot take parameters; the name comes from our own file name pattern.
+        script = (
+            "BEGIN IMMEDIATE;\n"
+            f"{migration.sql}\n;\n"
+            f"INSERT INTO schema_migrations (version, name, applied_at) "
+            f"VALUES ({migration.version}, '{migration.name}', '{now_rfc3339()}');\n"
+            "COMMIT;"
+        )
+        try:
+            conn.executescript(script)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if migration.version in applied(conn):  # another process got there first
+                continue
+            raise RuntimeError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from exc
+        done.append(migration)
+    return done

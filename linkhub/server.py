@@ -1,0 +1,84 @@
+"""`linkhub serve`: migrate, bind, and run the app on Hypercorn until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import socket
+import sys
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from . import db, schema
+from .app import create_app
+from .config import Settings
+
+log = logging.getLogger("linkhub.server")
+
+# In-flight requests get this long to finish after SIGTERM; then queued writes are committed.
+GRACEFUL_TIMEOUT_S = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    # Listening before Hypercorn starts means early connections wait in the backlog, not fail.
+    sock.listen(1024)
+    return sock
+
+
+def hypercorn_config(sock: socket.socket) -> Config:
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.accesslog = None
+    # Hypercorn's messages go through our logging set-up instead of a handler of its own.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = GRACEFUL_TIMEOUT_S
+    config.backlog = 1024
+    config.include_server_header = False
+    return config
+
+
+def run(settings: Settings) -> None:
+    conn = db.connect(settings.db)
+    try:
+        for migration in schema.migrate(conn):
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+    finally:
+        conn.close()
+
+    sock = _bind(settings.host, settings.port)
+    if settings.port == 0:  # let the OS choose; short links must still name the real port
+        settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+    app = create_app(settings)
+    config = hypercorn_config(sock)
+    print(
+        f"linkhub: serving on http://{settings.host}:{settings.port} "
+        f"(database {settings.db}, short links {settings.base_url}/r/…)",
+        file=sys.stderr,
+        flush=True,
+    )
+    _run_loop(_serve(app, config))
+
+
+async def _serve(app: object, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    log.info("linkhub stopped")
+
+
+def _run_loop(main: object) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed everywhere but Windows
+        asyncio.run(main)  # type: ignore[arg-type]
+    else:
+        uvloop.run(main)  # type: ignore[arg-type]

@@ -1,0 +1,31 @@
+"""UTC timestamps as linkhub stores them: RFC 3339 text with milliseconds and a Z."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from datetime import UTC, datetime
+
+
+def now_rfc3339() -> str:
+    return format_ms(time.time_ns() // 1_000_000)
+
+
+def format_ms(epoch_ms: int) -> str:
+    seconds, ms = divmod(epoch_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC. Raises ValueError."""
+    if not isinstance(text, str) or len(text) < 20 or text[10] not in "Tt ":
+        raise ValueError("expected an RFC 3339 timestamp such as 2026-11-23T09:15:02Z")
+    parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs a UTC offset or Z")
+    return parsed.astimezone(UTC)
+
+
+def to_rfc3339(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return format_ms(calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000)
