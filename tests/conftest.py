@@ -1,0 +1,186 @@
+"""Shared test fixtures: a real `linkhub serve` process on a free port, on a real SQLite file."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from linkhub import accounts
+from linkhub.db import connect
+from linkhub.schema import migrate
+
+_READY = re.compile(r"linkhub: serving on (http://\S+)")
+START_TIMEOUT_S = 30
+
+
+@dataclass
+class Server:
+    """One running `linkhub serve` subprocess."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    db_path: Path
+    log: list[str] = field(default_factory=list)
+    _drain: threading.Thread | None = None
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, follow_redirects=False, **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `sig` and wait for the process to exit; returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        if self._drain is not None:
+            self._drain.join(timeout=timeout)
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.log)
+
+
+def start_server(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    """Start `linkhub serve --port 0` and return once it listens (it prints its URL then)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linkhub", "serve", "--db", str(db_path), "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stderr is not None
+    log: list[str] = []
+    ready = threading.Event()
+    found: list[str] = []
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            log.append(line)
+            match = _READY.search(line)
+            if match and not found:
+                found.append(match[1])
+                ready.set()
+        ready.set()  # the process ended: stop waiting
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    if not ready.wait(START_TIMEOUT_S) or not found:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError("linkhub did not start:\n" + "".join(log))
+    return Server(proc=proc, url=found[0], db_path=db_path, log=log, _drain=thread)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "linkhub.db"
+    conn = connect(path)
+    migrate(conn)
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def make_server(db_path: Path) -> Iterator[Any]:
+    """Factory: `make_server(*args, env=…)` starts a server on `db_path`; all are stopped afterwards."""
+    started: list[Server] = []
+
+    def make(*args: str, env: dict[str, str] | None = None, path: Path | None = None) -> Server:
+        server = start_server(path or db_path, *args, env=env)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        if server.proc.poll() is None:
+            server.kill()
+
+
+@pytest.fixture
+def server(make_server: Any) -> Server:
+    return make_server()
+
+
+@dataclass
+class Account:
+    id: str
+    api_key: str
+    secret: str
+
+
+def create_account(db_path: Path, *, secret: str = "outreach-secret", **options: Any) -> Account:
+    """Create an account straight in the database, as `linkhub accounts create` does."""
+    conn = connect(db_path)
+    try:
+        account, key = accounts.create(conn, "Test account", secret, **options)
+    finally:
+        conn.close()
+    return Account(id=account.id, api_key=key, secret=secret)
+
+
+@pytest.fixture
+def account(db_path: Path) -> Account:
+    return create_account(db_path)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def outreach_body(
+    data: list[str],
+    *,
+    mailing: str | int = "m-1",
+    prospect: str | int = "p-1",
+    email: str = "prospect@example.com",
+    urls: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "data": data,
+        "meta": {
+            "mailing": {"id": mailing},
+            "prospect": {"email": email, "id": prospect},
+            "user": {"email": "sender@example.com", "id": "u-1"},
+            "urls": urls if urls is not None else {},
+        },
+    }
+
+
+def post_links(client: httpx.Client, account: Account, body: dict[str, Any] | bytes,
+               *, signature: str | None = "sign") -> httpx.Response:
+    """POST to the account's Outreach endpoint, signed with its secret unless told otherwise."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if signature == "sign":
+        headers["Outreach-Webhook-Signature"] = sign(account.secret, raw)
+    elif signature is not None:
+        headers["Outreach-Webhook-Signature"] = signature
+    return client.post(f"/outreach/{account.id}/links", content=raw, headers=headers)
+
+
+def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    conn = connect(db_path, readonly=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
