@@ -18,6 +18,7 @@ from .db import Database
 from .outreach_api import replace_links
 from .redirect import RedirectApp
 from .responses import JSON, error
+from .webhooks_api import routes as webhook_routes
 from .state import State
 
 log = logging.getLogger("linkhub.app")
@@ -57,6 +58,7 @@ class LinkhubApp:
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
                 Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
+                *webhook_routes,
             ],
             lifespan=self._lifespan,
         )

@@ -103,7 +103,11 @@ def cli() -> None:
                    "default http://HOST:PORT].")
 @click.option("--trusted-proxies", envvar="LINKHUB_TRUSTED_PROXIES", default="",
               help="Comma-separated CIDRs whose X-Forwarded-For is believed [env LINKHUB_TRUSTED_PROXIES].")
-def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str) -> None:
+@click.option("--allow-private-targets", envvar="LINKHUB_ALLOW_PRIVATE_TARGETS", is_flag=True,
+              help="Let webhooks deliver to loopback/private addresses, for local set-ups and tests "
+                   "[env LINKHUB_ALLOW_PRIVATE_TARGETS=1].")
+def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str,
+          allow_private_targets: bool) -> None:
     """Apply pending migrations and serve HTTP until SIGTERM/SIGINT."""
     from .server import run
 
@@ -113,7 +117,8 @@ def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxie
         raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    run(Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies))
+    run(Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
+                 allow_private_targets=allow_private_targets))
 
 
 @cli.command()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import calendar
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def now_rfc3339() -> str:
@@ -29,3 +32,18 @@ def parse_rfc3339(text: str) -> datetime:
 def to_rfc3339(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     return format_ms(calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000)
+
+
+def rfc3339_to_ms(text: str) -> int:
+    """Epoch milliseconds of an RFC 3339 timestamp. Raises ValueError.
+
+    Sub-millisecond digits are dropped (floor), as `to_rfc3339` drops them, so
+    `format_ms(rfc3339_to_ms(t)) == to_rfc3339(parse_rfc3339(t))`.
+    """
+    # timedelta // timedelta is exact integer arithmetic: no float rounding at any date.
+    return (parse_rfc3339(text) - _EPOCH) // _ONE_MS
+
+
+def format_naive_s(epoch_ms: int) -> str:
+    """UTC to the second with no zone designator, 'YYYY-MM-DDTHH:MM:SS' (eSputnik's activityDateTime)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_ms // 1000))

@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""linkhub's benchmark: one command, one Markdown table (also written to bench/results/latest.md).
+
+    .venv/bin/python bench/run.py            # or: bash bench/run
+    .venv/bin/python bench/run.py --duration 5 --repeats 2      # quicker, noisier
+    .venv/bin/python bench/run.py --profile  # also py-spy the redirect path under load
+
+What it measures, side by side in one run (issue #2, "Performance"):
+
+* Redirects, GET /r/<code> with wrk at 64 connections, each request a random existing code
+  (bench/redirect.lua picks among up to 10k codes, with a handful of real user agents):
+    - the ceiling: bench/ceiling.py, a bare Starlette app on the same Hypercorn/uvloop set-up
+      as `linkhub serve`, answering 302 from a Python dict;
+    - linkhub with 10 thousand links stored;
+    - linkhub with 1 million links stored;
+    - (reference only) bench/ceiling.py --asgi: a plain ASGI callable, Hypercorn's floor.
+  Configurations are run interleaved (ceiling, 10k, 1M, asgi, ceiling, …) after one warm-up
+  each, and medians reported. After the runs every linkhub server is stopped gracefully and
+  its click rows are counted against the 302s it answered.
+* Link replacement, POST /outreach/{account}/links: 50-link emails from 32 concurrent senders
+  (a raw-socket asyncio client, keep-alive, one connection per sender), each call a new
+  (mailing, prospect) so every link is minted; p50/p99 and links minted per second.
+
+Every server started here is stopped before the script exits, on error or Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+LUA = BENCH / "redirect.lua"
+CEILING = BENCH / "ceiling.py"
+WRK_INSTALL = "apt-get install -y wrk"
+PYSPY_INSTALL = f"{sys.executable} -m pip install py-spy"
+READY = re.compile(r"serving on (http://\S+)")
+START_TIMEOUT_S = 60
+LUA_CODES = 10_000  # codes the load generator chooses among
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- servers ---------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[str]
+    url: str
+    log_path: Path
+    db_path: Path | None = None
+    account_id: str | None = None
+    secret: str | None = None
+    lines: list[str] = field(default_factory=list)
+    drain: threading.Thread | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return host, int(port)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM (graceful: linkhub commits queued clicks), then SIGKILL if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop within {timeout}s: killing it")
+                self.proc.kill()
+                self.proc.wait()
+        if self.drain is not None:
+            self.drain.join(timeout=5)
+        return self.proc.returncode
+
+
+class Servers:
+    """Every server this run starts; all are stopped on exit, whatever happens."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[Server] = []
+
+    def start(self, name: str, argv: list[str], **extra: Any) -> Server:
+        log_path = self.workdir / f"{name}.log"
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        found: list[str] = []
+        ready = threading.Event()
+
+        def drain() -> None:
+            assert proc.stderr is not None
+            with log_path.open("w") as out:
+                for line in proc.stderr:
+                    out.write(line)
+                    out.flush()
+                    if len(lines) < 10_000:
+                        lines.append(line)
+                    match = READY.search(line)
+                    if match and not found:
+                        found.append(match[1])
+                        ready.set()
+            ready.set()
+
+        thread = threading.Thread(target=drain, name=f"drain-{name}", daemon=True)
+        thread.start()
+        server = Server(name=name, proc=proc, url="", log_path=log_path, lines=lines, drain=thread, **extra)
+        self.started.append(server)  # registered before waiting: stopped even if it never gets ready
+        if not ready.wait(START_TIMEOUT_S) or not found:
+            raise RuntimeError(f"{name} did not start:\n" + "".join(lines[-40:]))
+        server.url = found[0]
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            if server.alive():
+                server.stop()
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def seed(db_path: Path, links: int, sample: int) -> tuple[str, str, list[str]]:
+    """A fresh linkhub database with one account and `links` links; returns
+    (account id, its Outreach secret, `sample` of the stored codes chosen at random)."""
+    from linkhub import accounts
+    from linkhub.db import connect
+    from linkhub.schema import migrate
+
+    conn = connect(db_path)
+    try:
+        migrate(conn)
+        secret = "bench-outreach-secret"
+        account, _key = accounts.create(conn, "bench", secret)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        codes = [secrets.token_urlsafe(8) for _ in range(links)]  # as linkhub.ids.link_code mints them
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            # 50 links per email, 1000 prospects per mailing: realistic shape for the unique index.
+            for i, code in enumerate(codes):
+                mailing, prospect, link = i // 50_000, (i // 50) % 1000, i % 50
+                url = f"https://www.example.com/blog/post-{link}?utm_source=outreach&utm_campaign=m{mailing}"
+                yield (code, account.id, url, url, f"m{mailing}", f"p{prospect}",
+                       f"prospect{prospect}@example.org", "u1", "sender@example.com", now)
+
+        conn.execute("PRAGMA cache_size = -1000000")  # 1 GB page cache: the random-key index fits
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
+            " prospect_email, user_id, user_email, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows(),
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+    return account.id, secret, random.sample(codes, min(sample, len(codes)))
+
+
+def count(db_path: Path, sql: str) -> int:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+# -- redirect load (wrk) -----------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_s: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    status_errors: int  # responses with status >= 400
+    socket_errors: int  # connect + read + write + timeout
+
+    @property
+    def redirects(self) -> int:
+        return self.requests - self.status_errors
+
+
+def wrk(url: str, codes_file: Path, *, duration: float, connections: int, threads: int) -> WrkResult:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s",
+            "-s", str(LUA), url, "--", str(codes_file)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line[len("BENCH "):])
+    duration_s = data["duration_us"] / 1e6
+    return WrkResult(
+        requests=data["requests"],
+        duration_s=duration_s,
+        rps=data["requests"] / duration_s,
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        status_errors=data["status"],
+        socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+    )
+
+
+def metrics(server: Server) -> dict[str, float]:
+    import httpx
+
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+# -- link replacement load (asyncio, raw HTTP/1.1) ---------------------------------------
+
+
+@dataclass
+class MintResult:
+    calls: int
+    failures: int
+    links: int
+    elapsed_s: float
+    latencies_ms: list[float]
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies_ms, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies_ms, 99)
+
+    @property
+    def links_per_s(self) -> float:
+        return self.links / self.elapsed_s
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.elapsed_s
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def email_body(run: str, n: int, links: int) -> bytes:
+    """One outgoing email of `links` links to a new (mailing, prospect), as Outreach sends it."""
+    data = [f"https://www.example.com/blog/post-{k}?utm_source=outreach&utm_campaign={run}-{n}"
+            for k in range(links)]
+    return json.dumps({
+        "data": data,
+        "meta": {
+            "mailing": {"id": f"{run}-m{n}"},
+            "prospect": {"id": f"{run}-p{n}", "email": f"prospect{n}@example.org"},
+            "user": {"id": "u1", "email": "sender@example.com"},
+            "urls": {url: url for url in data},
+        },
+    }).encode()
+
+
+async def _mint_load(host: str, port: int, account_id: str, secret: str, *, senders: int, links: int,
+                     duration: float, run: str) -> MintResult:
+    counter = iter(range(1 << 62))
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.monotonic() + duration
+    path = f"/outreach/{account_id}/links"
+
+    async def sender() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while time.monotonic() < deadline:
+                n = next(counter)
+                body = email_body(run, n, links)
+                signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+                request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(body)}\r\nOutreach-Webhook-Signature: {signature}\r\n\r\n"
+                           ).encode() + body
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head)[1])  # type: ignore[index]
+                payload = await reader.readexactly(length)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if status != 200 or len(json.loads(payload)["data"]) != links:
+                    failures += 1
+                    if failures <= 3:
+                        log(f"link replacement answered {status}: {payload[:200]!r}")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    elapsed = time.perf_counter() - started
+    calls = len(latencies)
+    return MintResult(calls=calls, failures=failures, links=(calls - failures) * links, elapsed_s=elapsed,
+                      latencies_ms=latencies)
+
+
+def mint_load(server: Server, *, senders: int, links: int, duration: float) -> MintResult:
+    host, port = server.host_port
+    assert server.account_id and server.secret
+    run = "bench" + secrets.token_hex(4)
+    coro = _mint_load(host, port, server.account_id, server.secret, senders=senders, links=links,
+                      duration=duration, run=run)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# -- profile -------------------------------------------------------------------------------
+
+
+def profile(server: Server, codes_file: Path, args: argparse.Namespace) -> str:
+    """py-spy the server while wrk loads its redirect path; return a text breakdown."""
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(pyspy).exists() and not shutil.which("py-spy"):
+        return f"(py-spy is not installed: `{PYSPY_INSTALL}`)"
+    raw = RESULTS / "redirect-profile.raw.txt"
+    seconds = max(5, int(args.duration))
+    spy = subprocess.Popen([pyspy, "record", "--pid", str(server.proc.pid), "--duration", str(seconds + 2),
+                            "--rate", "250", "--format", "raw", "--output", str(raw), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        wrk(server.url, codes_file, duration=seconds, connections=args.connections, threads=args.threads)
+        _out, err = spy.communicate(timeout=seconds + 60)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+    if spy.returncode != 0 or not raw.exists():
+        return f"(py-spy failed: {err.strip()[-500:]})"
+    from profile_report import report  # bench/profile_report.py
+
+    return report(raw.read_text())
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    versions = []
+    for dist in ("hypercorn", "starlette", "uvloop", "h11"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions.append(f"{dist} {version(dist)}")
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} cores{mem} ({platform.system()} {platform.release()})",
+        f"- Python {platform.python_version()} ({sys.executable}), SQLite {sqlite3.sqlite_version}",
+        f"- {', '.join(versions)}; {wrk_version.strip()}",
+    ]
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}×"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured wrk run (default 10)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per configuration (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per configuration (default 3)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--big", type=int, default=1_000_000, help="links stored in the big database")
+    parser.add_argument("--small", type=int, default=10_000, help="links stored in the small database")
+    parser.add_argument("--senders", type=int, default=32, help="concurrent link-replacement senders")
+    parser.add_argument("--links-per-email", type=int, default=50)
+    parser.add_argument("--mint-duration", type=float, default=None,
+                        help="seconds per link-replacement run (default: --duration)")
+    parser.add_argument("--no-asgi-floor", action="store_true", help="skip the plain-ASGI reference row")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the runs, py-spy linkhub (big db) under wrk; breakdown appended")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, logs)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    args = parser.parse_args()
+
+    if shutil.which("wrk") is None:
+        print(f"bench: wrk is not installed. Install it with:\n\n    {WRK_INSTALL}\n", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(BENCH))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    # SIGTERM/SIGHUP end the run like Ctrl-C does: through the finally that stops the servers.
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+
+    workdir = Path(tempfile.mkdtemp(prefix="linkhub-bench-"))
+    servers = Servers(workdir)
+    began = time.monotonic()
+    try:
+        return run(args, workdir, servers, began)
+    finally:
+        servers.stop_all()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float) -> int:
+    mint_duration = args.mint_duration or args.duration
+    py = sys.executable
+
+    # 1. Databases, seeded in-process before any server opens them.
+    dbs: dict[str, tuple[Path, int, str, str, Path]] = {}
+    for label, links in (("small", args.small), ("big", args.big)):
+        path = workdir / f"{label}.db"
+        t0 = time.perf_counter()
+        account_id, secret, sample = seed(path, links, LUA_CODES)
+        codes_file = workdir / f"{label}.codes"
+        codes_file.write_text("\n".join(sample) + "\n")
+        log(f"seeded {links:,} links into {path.name} in {time.perf_counter() - t0:.1f}s "
+            f"({path.stat().st_size / 1e6:.0f} MB)")
+        dbs[label] = (path, links, account_id, secret, codes_file)
+
+    # 2. Servers: all up at once (idle ones cost nothing), then loaded one at a time.
+    small_codes = dbs["small"][4]
+    configs: list[tuple[str, Server, Path]] = []
+    ceiling = servers.start("ceiling", [py, str(CEILING), "--codes", str(small_codes)])
+    configs.append(("ceiling", ceiling, small_codes))
+    linkhubs: dict[str, Server] = {}
+    for label in ("small", "big"):
+        path, links, account_id, secret, codes_file = dbs[label]
+        server = servers.start(f"linkhub-{label}", [py, "-m", "linkhub", "serve", "--db", str(path), "--port", "0"],
+                               db_path=path, account_id=account_id, secret=secret)
+        linkhubs[label] = server
+        configs.append((label, server, codes_file))
+    if not args.no_asgi_floor:
+        floor = servers.start("asgi-floor", [py, str(CEILING), "--codes", str(small_codes), "--asgi"])
+        configs.append(("asgi", floor, small_codes))
+    for name, server, _ in configs:
+        log(f"{server.name} on {server.url} (pid {server.proc.pid})")
+
+    # 3. Redirect runs: a warm-up each, then interleaved measured runs.
+    results: dict[str, list[WrkResult]] = collections.defaultdict(list)
+    wrk_redirects: dict[str, int] = collections.Counter()
+    for name, server, codes_file in configs:
+        warm = wrk(server.url, codes_file, duration=args.warmup, connections=args.connections, threads=args.threads)
+        wrk_redirects[name] += warm.redirects
+        log(f"warm-up {name:8s} {warm.rps:8.0f} req/s")
+    for repeat in range(args.repeats):
+        for name, server, codes_file in configs:
+            if not server.alive():
+                raise RuntimeError(f"{server.name} died:\n" + "".join(server.lines[-40:]))
+            result = wrk(server.url, codes_file, duration=args.duration, connections=args.connections,
+                         threads=args.threads)
+            results[name].append(result)
+            wrk_redirects[name] += result.redirects
+            log(f"run {repeat + 1}/{args.repeats} {name:8s} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  non-3xx {result.status_errors}  socket errors {result.socket_errors}")
+
+    # 4. Profile (optional), on the big database, while nothing else runs.
+    profile_text = None
+    if args.profile:
+        log("profiling linkhub-big under wrk with py-spy")
+        profile_text = profile(linkhubs["big"], dbs["big"][4], args)
+        wrk_redirects["big"] += 0  # counted through the server's own metrics below
+
+    # 5. Link replacement, on the big database (a realistic, large unique index).
+    mint_server = linkhubs["big"]
+    links_before = count(mint_server.db_path, "SELECT count(*) FROM links")  # type: ignore[arg-type]
+    warm_mint = mint_load(mint_server, senders=args.senders, links=args.links_per_email, duration=min(2.0, mint_duration))
+    log(f"warm-up link replacement: {warm_mint.calls_per_s:.0f} calls/s")
+    mints: list[MintResult] = []
+    for repeat in range(args.repeats):
+        result = mint_load(mint_server, senders=args.senders, links=args.links_per_email, duration=mint_duration)
+        mints.append(result)
+        log(f"link replacement {repeat + 1}/{args.repeats}: {result.calls} calls, p50 {result.p50_ms:.1f} ms, "
+            f"p99 {result.p99_ms:.1f} ms, {result.links_per_s:.0f} links/s, failures {result.failures}")
+    links_minted_expected = sum(m.links for m in [warm_mint, *mints])
+    links_after = count(mint_server.db_path, "SELECT count(*) FROM links")  # type: ignore[arg-type]
+
+    # 6. Durability check: stop each linkhub gracefully, count its click rows.
+    durability: list[tuple[str, int, int, int, int, int]] = []
+    for label, server in linkhubs.items():
+        m = metrics(server)
+        server_302 = int(m.get("linkhub_redirects_total", 0))
+        unconfirmed = int(m.get("linkhub_clicks_unconfirmed_total", 0))
+        batches = int(m.get("linkhub_write_transactions_total", 0))
+        code = server.stop()
+        if code != 0:
+            log(f"{server.name} exited with {code} on SIGTERM")
+        clicks = count(server.db_path, "SELECT count(*) FROM events WHERE type = 'click'")  # type: ignore[arg-type]
+        durability.append((label, wrk_redirects[label], server_302, clicks, unconfirmed, batches))
+    servers.stop_all()
+
+    # 7. The table.
+    elapsed = time.monotonic() - began
+    med = {name: {k: statistics.median(getattr(r, k) for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
+           for name, runs in results.items()}
+    ceil = med["ceiling"]
+    label_of = {
+        "ceiling": "ceiling: bare Starlette, dict lookup",
+        "small": f"linkhub, {args.small:,} links stored",
+        "big": f"linkhub, {args.big:,} links stored",
+        "asgi": "(reference) plain ASGI callable, dict lookup",
+    }
+    out: list[str] = []
+    out.append(f"## linkhub benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    out.append("")
+    out.extend(machine())
+    out.append(f"- Load generator and servers share the same {os.cpu_count()} cores: wrk -t{args.threads} "
+               f"-c{args.connections}, {args.duration:g} s per run after a {args.warmup:g} s warm-up, "
+               f"{args.repeats} interleaved runs per configuration, medians shown (all runs in brackets). "
+               "Absolute numbers are this machine's; the ratios are what the goals are about.")
+    out.append("")
+    out.append(f"### Redirects: GET /r/<code>, {args.connections} connections, random existing code per request")
+    out.append("")
+    out.append("| server | req/s | p50 ms | p99 ms | req/s ÷ ceiling (goal ≥ 0.85) | p99 ÷ ceiling (goal ≤ 1.5) | "
+               "req/s of each run |")
+    out.append("|---|---:|---:|---:|---:|---:|---|")
+    for name in [n for n, _, _ in configs]:
+        m = med[name]
+        runs = ", ".join(f"{r.rps:.0f}" for r in results[name])
+        if name in ("small", "big"):
+            tput = m["rps"] / ceil["rps"]
+            p99 = m["p99_ms"] / ceil["p99_ms"]
+            tput_s = f"{fmt_ratio(tput)} {'✅' if tput >= 0.85 else '❌'}"
+            p99_s = f"{fmt_ratio(p99)} {'✅' if p99 <= 1.5 else '❌'}"
+        elif name == "ceiling":
+            tput_s = p99_s = "1.00×"
+        else:
+            tput_s, p99_s = fmt_ratio(m["rps"] / ceil["rps"]), fmt_ratio(m["p99_ms"] / ceil["p99_ms"])
+        out.append(f"| {label_of[name]} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {tput_s} | "
+                   f"{p99_s} | {runs} |")
+    if "small" in med and "big" in med:
+        change = med["big"]["rps"] / med["small"]["rps"] - 1
+        out.append("")
+        out.append(f"1M vs 10k links stored: throughput {change:+.1%} (goal: no measurable drop).")
+    errors = {name: (sum(r.status_errors for r in rs), sum(r.socket_errors for r in rs)) for name, rs in results.items()}
+    if any(e != (0, 0) for e in errors.values()):
+        out.append("")
+        out.append("Errors (non-3xx responses, socket errors): "
+                   + ", ".join(f"{n} {e[0]}/{e[1]}" for n, e in errors.items()))
+    out.append("")
+    out.append("### Durability: click rows vs 302s answered (all runs incl. warm-ups, checked after graceful stop)")
+    out.append("")
+    out.append("| linkhub | 302s counted by wrk | 302s answered (server) | click rows in db | equal? | "
+               "redirected unconfirmed | clicks per commit |")
+    out.append("|---|---:|---:|---:|---|---:|---:|")
+    for label, by_wrk, by_server, clicks, unconfirmed, batches in durability:
+        ok = clicks == by_server and by_wrk <= by_server and unconfirmed == 0
+        per_commit = f"{clicks / batches:.1f}" if batches else "-"
+        out.append(f"| {label_of[label].removeprefix('linkhub, ')} | {by_wrk:,} | {by_server:,} | {clicks:,} | "
+                   f"{'✅ yes' if ok else '❌ NO'} | {unconfirmed} | {per_commit} |")
+    out.append("")
+    out.append("wrk stops counting at its deadline, so it may miss the last in-flight answers (≤ one per connection "
+               "per run); the server's own count and the rows must match exactly, with 0 redirects answered "
+               "before their click was committed.")
+    out.append("")
+    out.append(f"### Link replacement: {args.links_per_email}-link emails, {args.senders} concurrent senders, "
+               f"every link new (on the {args.big:,}-link database)")
+    out.append("")
+    out.append("| calls | failed | p50 ms | p99 ms (goal ≤ 50) | calls/s | links minted/s | p99 of each run |")
+    out.append("|---:|---:|---:|---:|---:|---:|---|")
+    p99m = statistics.median(r.p99_ms for r in mints)
+    out.append(f"| {sum(r.calls for r in mints):,} | {sum(r.failures for r in mints)} | "
+               f"{statistics.median(r.p50_ms for r in mints):.1f} | {p99m:.1f} {'✅' if p99m <= 50 else '❌'} | "
+               f"{statistics.median(r.calls_per_s for r in mints):,.0f} | "
+               f"{statistics.median(r.links_per_s for r in mints):,.0f} | "
+               f"{', '.join(f'{r.p99_ms:.1f}' for r in mints)} |")
+    out.append("")
+    grown = links_after - links_before
+    out.append(f"Links table grew by {grown:,}; {links_minted_expected:,} links were answered "
+               f"({'match ✅' if grown == links_minted_expected else 'MISMATCH ❌'}).")
+    if profile_text:
+        out.append("")
+        out.append("### Where linkhub's redirect time goes (py-spy, linkhub with "
+                   f"{args.big:,} links, under the same wrk load)")
+        out.append("")
+        out.append(profile_text)
+    out.append("")
+    out.append(f"Total bench time {elapsed:.0f} s. Command: `{' '.join(['python', 'bench/run.py', *sys.argv[1:]])}`")
+    table = "\n".join(out) + "\n"
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(table)
+    log(f"wrote {args.output}")
+    bad = [d for d in durability if not (d[3] == d[2] and d[4] == 0)]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,511 @@
+"""POST /outreach/{account_id}/links against a real `linkhub serve`: Outreach's contract end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import create_account, outreach_body, post_links, query, sign
+
+from linkhub import accounts
+from linkhub.db import connect
+
+CODE = re.compile(r"^[A-Za-z0-9_-]+$")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _code(short: str, base: str) -> str:
+    assert short.startswith(base + "/r/"), short
+    return short[len(base) + 3 :]
+
+
+def _links_count(db_path) -> int:
+    return query(db_path, "SELECT count(*) FROM links")[0][0]
+
+
+# -- signature and account -------------------------------------------------------------
+
+
+def test_good_signature_is_answered(server, account):
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://example.com/"]))
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert list(answer.json()["data"]) == ["https://example.com/"]
+
+
+def test_wrong_missing_signature_and_unknown_account_get_the_same_401(server, account, db_path):
+    body = outreach_body(["https://example.com/"])
+    raw = json.dumps(body).encode()
+    other = create_account(db_path, secret="another-secret")
+    with server.client() as client:
+        answers = {
+            "missing": post_links(client, account, raw, signature=None),
+            "empty": post_links(client, account, raw, signature=""),
+            "wrong": post_links(client, account, raw, signature=sign("not-the-secret", raw)),
+            "other account's secret": post_links(client, account, raw, signature=sign(other.secret, raw)),
+            "signature of another body": post_links(client, account, raw, signature=sign(account.secret, raw + b" ")),
+            "not hex": post_links(client, account, raw, signature="z" * 64),
+            "unknown account": client.post(
+                "/outreach/no-such-account/links", content=raw,
+                headers={"Outreach-Webhook-Signature": sign(account.secret, raw),
+                         "Content-Type": "application/json"},
+            ),
+        }
+    for case, answer in answers.items():
+        assert answer.status_code == 401, (case, answer.text)
+        assert answer.headers["content-type"].startswith("application/json"), case
+    bodies = {case: answer.json() for case, answer in answers.items()}
+    first = bodies["missing"]
+    assert "error" in first
+    assert all(b == first for b in bodies.values()), bodies
+    assert _links_count(db_path) == 0
+
+
+def test_non_ascii_signature_header_is_401_not_a_crash(server, account):
+    raw = json.dumps(outreach_body(["https://example.com/"])).encode()
+    with server.client() as client:
+        answer = client.post(
+            f"/outreach/{account.id}/links", content=raw,
+            headers={"Outreach-Webhook-Signature": b"\xe9" * 64, "Content-Type": "application/json"},
+        )
+    assert answer.status_code == 401, answer.text
+
+
+def test_signature_is_checked_before_the_body_is_parsed(server, account):
+    """An unsigned caller learns nothing about the body's validity."""
+    with server.client() as client:
+        answer = post_links(client, account, b"{not json", signature="0" * 64)
+    assert answer.status_code == 401
+
+
+# -- malformed bodies ------------------------------------------------------------------
+
+VALID_META = {"mailing": {"id": "m"}, "prospect": {"id": "p"}}
+
+MALFORMED = [
+    pytest.param(b"{\"data\": [", "$", id="truncated-json"),
+    pytest.param(b"not json at all", "$", id="garbage"),
+    pytest.param(b"", "$", id="empty-body"),
+    pytest.param(b"[]", "$", id="top-level-array"),
+    pytest.param(b"\"a string\"", "$", id="top-level-string"),
+    pytest.param(json.dumps({"data": {}, "meta": VALID_META}).encode(), "$.data", id="data-not-array"),
+    pytest.param(json.dumps({"data": "https://x.example/", "meta": VALID_META}).encode(), "$.data",
+                 id="data-a-string"),
+    pytest.param(json.dumps({"data": ["https://x.example/", 7], "meta": VALID_META}).encode(), "$.data[1]",
+                 id="data-item-not-string"),
+    pytest.param(json.dumps({"data": ["https://x.example/"]}).encode(), "$", id="meta-missing"),
+    pytest.param(json.dumps({"data": [], "meta": "m"}).encode(), "$.meta", id="meta-not-object"),
+    pytest.param(json.dumps({"data": [], "meta": {"prospect": {"id": "p"}}}).encode(), "$.meta",
+                 id="mailing-missing"),
+    pytest.param(json.dumps({"data": [], "meta": {"mailing": {}, "prospect": {"id": "p"}}}).encode(),
+                 "$.meta.mailing", id="mailing-id-missing"),
+    pytest.param(json.dumps({"data": [], "meta": {"mailing": {"id": True}, "prospect": {"id": "p"}}}).encode(),
+                 "$.meta.mailing.id", id="mailing-id-bool"),
+    pytest.param(json.dumps({"data": [], "meta": {"mailing": {"id": "m"}}}).encode(), "$.meta",
+                 id="prospect-missing"),
+    pytest.param(json.dumps({"data": [], "meta": {**VALID_META, "urls": ["https://x.example/"]}}).encode(),
+                 "$.meta.urls", id="urls-array"),
+    pytest.param(json.dumps({"data": [], "meta": {**VALID_META, "urls": {"https://x.example/": 3}}}).encode(),
+                 "$.meta.urls[...]", id="urls-value-not-string"),
+    pytest.param(json.dumps({"data": [], "meta": {**VALID_META, "user": "u"}}).encode(), "$.meta.user",
+                 id="user-not-object"),
+]
+
+
+@pytest.mark.parametrize(("raw", "path"), MALFORMED)
+def test_malformed_body_is_400_naming_where(server, account, db_path, raw, path):
+    with server.client() as client:
+        answer = post_links(client, account, raw)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    problem = answer.json()
+    assert problem["path"] == path, problem
+    assert problem["error"] in ("malformed_json", "invalid_body")
+    assert isinstance(problem["message"], str) and problem["message"]
+    assert _links_count(db_path) == 0
+
+
+def test_missing_field_message_names_the_field(server, account):
+    raw = json.dumps({"data": [], "meta": {"prospect": {"id": "p"}}}).encode()
+    with server.client() as client:
+        problem = post_links(client, account, raw).json()
+    assert "mailing" in problem["message"]
+    assert problem["path"] == "$.meta"
+
+
+def test_unknown_extra_fields_are_ignored(server, account):
+    body = outreach_body(["https://example.com/a"])
+    body["version"] = 2
+    body["meta"]["mailing"]["subject"] = "Hello"
+    body["meta"]["prospect"]["tags"] = ["a", {"b": None}]
+    body["meta"]["sequence"] = {"id": 5, "step": 2}
+    with server.client() as client:
+        answer = post_links(client, account, body)
+    assert answer.status_code == 200, answer.text
+    assert list(answer.json()["data"]) == ["https://example.com/a"]
+
+
+def test_optional_user_and_prospect_email_may_be_absent(server, account, db_path):
+    raw = json.dumps({"data": ["https://example.com/a"], "meta": {"mailing": {"id": "m"}, "prospect": {"id": "p"}}})
+    with server.client() as client:
+        answer = post_links(client, account, raw.encode())
+    assert answer.status_code == 200, answer.text
+    row = query(db_path, "SELECT * FROM links")[0]
+    assert row["prospect_email"] is None and row["user_id"] is None and row["user_email"] is None
+
+
+# -- body size -------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def _padded(size: int) -> bytes:
+    """A valid body of exactly `size` bytes (padding in an unknown field)."""
+    body = outreach_body(["https://example.com/big"])
+    body["padding"] = ""
+    raw = json.dumps(body).encode()
+    body["padding"] = "x" * (size - len(raw))
+    raw = json.dumps(body).encode()
+    assert len(raw) == size
+    return raw
+
+
+def test_body_of_exactly_one_mib_is_accepted(server, account):
+    with server.client() as client:
+        answer = post_links(client, account, _padded(MIB))
+    assert answer.status_code == 200, answer.text
+    assert list(answer.json()["data"]) == ["https://example.com/big"]
+
+
+def test_body_over_one_mib_is_413(server, account, db_path):
+    raw = _padded(MIB + 1)
+    with server.client() as client:
+        answer = post_links(client, account, raw)
+        assert answer.status_code == 413
+        assert answer.headers["content-type"].startswith("application/json")
+        assert "error" in answer.json()
+        # Without a Content-Length (chunked), the limit holds as the body streams in.
+        chunked = client.post(
+            f"/outreach/{account.id}/links",
+            content=(raw[i : i + 65536] for i in range(0, len(raw), 65536)),
+            headers={"Outreach-Webhook-Signature": sign(account.secret, raw), "Content-Type": "application/json"},
+        )
+        assert chunked.status_code == 413
+    assert _links_count(db_path) == 0
+
+
+# -- which links are replaced -----------------------------------------------------------
+
+NOT_REPLACED = [
+    "mailto:someone@example.com",
+    "tel:+15551234567",
+    "/relative/path",
+    "relative.html",
+    "//example.com/scheme-relative",
+    "ftp://example.com/file.txt",
+    "javascript:alert(1)",
+    "garbage",
+    "",
+    "https://",
+    "http://",
+    "https:///no-host",
+    "http://[::1",
+    " https://example.com/leading-space",
+    "https://example.com/trailing-space ",
+    "https://exa mple.com/inner-space",
+]
+REPLACED = [
+    "https://example.com/",
+    "http://example.com/path?q=1#frag",
+    "HTTPS://EXAMPLE.COM/UPPER",
+    "https://user@example.com:8443/port",
+    "http://[2001:db8::1]/v6",
+]
+
+
+def test_only_absolute_http_and_https_links_with_a_host_are_replaced(server, account, db_path):
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(NOT_REPLACED + REPLACED))
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert sorted(data) == sorted(REPLACED)
+    for short in data.values():
+        assert short.startswith(server.url + "/r/")
+    stored = {row["target_url"] for row in query(db_path, "SELECT target_url FROM links")}
+    assert stored == set(REPLACED)
+
+
+def test_no_replaceable_links_answers_empty_data(server, account, db_path):
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["mailto:a@example.com"]))
+        empty = post_links(client, account, outreach_body([]))
+    assert answer.status_code == 200 and answer.json() == {"data": {}}
+    assert empty.status_code == 200 and empty.json() == {"data": {}}
+    assert _links_count(db_path) == 0
+
+
+def test_duplicates_are_answered_once(server, account, db_path):
+    data = ["https://example.com/a", "https://example.com/b", "https://example.com/a", "https://example.com/a"]
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(data))
+    assert answer.status_code == 200
+    assert answer.text.count("https://example.com/a") == 1
+    assert sorted(answer.json()["data"]) == ["https://example.com/a", "https://example.com/b"]
+    assert _links_count(db_path) == 2
+
+
+def test_answer_keys_are_exactly_the_data_strings(server, account):
+    # Strings that a URL normaliser would change: the keys must come back byte for byte.
+    data = [
+        "https://Example.COM/Path",
+        "https://example.com/a%20b?x=%7E&y=ü",
+        "https://example.com/ünïcode",
+        "https://example.com:443/default-port",
+        "https://example.com/trailing/",
+        "https://example.com/trailing",
+        "https://example.com/?utm_source=outreach&utm_medium=email",
+    ]
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(data))
+    assert answer.status_code == 200
+    assert list(answer.json()["data"]) == data  # same strings, same order, nothing added
+
+
+# -- the link filter ---------------------------------------------------------------------
+
+
+def test_filter_is_matched_against_the_original_url(server, db_path):
+    account = create_account(db_path, link_filter=r"^https://www\.google\.com/")
+    data = [
+        "https://bit.ly/33zYFqH",       # original www.google.com → replaced
+        "https://yhoo.it/35tPtX6",      # original www.yahoo.com → left out
+        "https://www.google.com/maps",  # no meta.urls entry: its own original → replaced
+        "https://bit.ly/google",        # original www.yahoo.com/2, though the current URL looks similar → left out
+    ]
+    urls = {
+        "https://www.google.com/": "https://bit.ly/33zYFqH",
+        "https://www.yahoo.com/": "https://yhoo.it/35tPtX6",
+        "https://www.yahoo.com/2": "https://bit.ly/google",
+    }
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(data, urls=urls))
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.json()["data"]) == ["https://bit.ly/33zYFqH", "https://www.google.com/maps"]
+    rows = {r["target_url"]: r["original_url"] for r in query(db_path, "SELECT * FROM links")}
+    assert rows == {
+        "https://bit.ly/33zYFqH": "https://www.google.com/",
+        "https://www.google.com/maps": "https://www.google.com/maps",
+    }
+
+
+def test_filter_does_not_match_on_the_current_url(server, db_path):
+    account = create_account(db_path, link_filter=r"bit\.ly")
+    urls = {"https://www.example.com/": "https://bit.ly/x"}
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://bit.ly/x", "https://bit.ly/y"], urls=urls))
+    assert answer.status_code == 200
+    # bit.ly/x's original does not match; bit.ly/y has no entry, so it is its own original and matches.
+    assert list(answer.json()["data"]) == ["https://bit.ly/y"]
+
+
+def test_filter_uses_pcre_style_syntax(server, db_path):
+    # Possessive quantifiers and \d are Perl-style; `regex` supports them, `re` before 3.11 did not.
+    account = create_account(db_path, link_filter=r"(?i)^https://shop\.example\.com/item/\d++$")
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(
+            ["https://SHOP.example.com/item/42", "https://shop.example.com/item/x", "https://example.com/item/1"]))
+    assert list(answer.json()["data"]) == ["https://SHOP.example.com/item/42"]
+
+
+def test_catastrophic_filter_times_out_and_still_answers_quickly(server, db_path):
+    account = create_account(db_path, link_filter=r"(?:a|a)*$")
+    evil = "https://example.com/" + "a" * 30 + "!"
+    fine = "https://example.com/fine"
+    with server.client() as client:
+        started = time.monotonic()
+        answer = post_links(client, account, outreach_body([evil, fine]))
+        elapsed = time.monotonic() - started
+        # The server is not stalled: it answers the next request at once.
+        health = client.get("/healthz")
+    assert answer.status_code == 200, answer.text
+    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+    assert list(answer.json()["data"]) == [fine]
+    assert health.status_code == 200
+    assert "timed out" in server.output  # the timeout is logged
+
+
+# -- idempotence and attribution --------------------------------------------------------
+
+
+def test_same_call_twice_answers_the_same_codes_and_writes_nothing_new(server, account, db_path):
+    body = outreach_body(["https://example.com/a", "https://example.com/b"])
+    with server.client() as client:
+        first = post_links(client, account, body)
+        rows_after_first = query(db_path, "SELECT * FROM links ORDER BY code")
+        second = post_links(client, account, body)
+        rows_after_second = query(db_path, "SELECT * FROM links ORDER BY code")
+        # A retry that adds a link keeps the old codes and mints only the new one.
+        third = post_links(client, account, outreach_body(["https://example.com/b", "https://example.com/c"]))
+    assert first.status_code == second.status_code == third.status_code == 200
+    assert first.json() == second.json()
+    assert [dict(r) for r in rows_after_second] == [dict(r) for r in rows_after_first]
+    assert third.json()["data"]["https://example.com/b"] == first.json()["data"]["https://example.com/b"]
+    assert _links_count(db_path) == 3
+
+
+def test_ids_as_ints_are_accepted_and_stored_as_text(server, account, db_path):
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://example.com/a"], mailing=123, prospect=456))
+    assert answer.status_code == 200, answer.text
+    row = query(db_path, "SELECT mailing_id, prospect_id FROM links")[0]
+    assert (row["mailing_id"], row["prospect_id"]) == ("123", "456")
+
+
+def test_another_prospect_or_mailing_gets_other_codes(server, account):
+    data = ["https://example.com/a"]
+    with server.client() as client:
+        p1 = post_links(client, account, outreach_body(data, prospect="p-1")).json()["data"][data[0]]
+        p2 = post_links(client, account, outreach_body(data, prospect="p-2")).json()["data"][data[0]]
+        m2 = post_links(client, account, outreach_body(data, mailing="m-2")).json()["data"][data[0]]
+        again = post_links(client, account, outreach_body(data, prospect="p-1")).json()["data"][data[0]]
+    assert len({p1, p2, m2}) == 3
+    assert again == p1
+
+
+def test_another_account_gets_other_codes(server, db_path):
+    first, second = create_account(db_path, secret="s1"), create_account(db_path, secret="s2")
+    body = outreach_body(["https://example.com/a"])
+    with server.client() as client:
+        a = post_links(client, first, body).json()["data"]
+        b = post_links(client, second, body).json()["data"]
+    assert a != b
+
+
+def test_concurrent_identical_calls_agree_on_one_code(server, account, db_path):
+    """Outreach retries and parallel sends: racing calls for the same recipient share codes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = outreach_body([f"https://example.com/{i}" for i in range(20)])
+
+    def call(_: int) -> dict:
+        with server.client() as client:
+            answer = post_links(client, account, body)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(call, range(16)))
+    assert all(a == answers[0] for a in answers)
+    assert _links_count(db_path) == 20
+
+
+# -- codes -----------------------------------------------------------------------------
+
+
+def test_codes_are_url_safe_long_enough_and_distinct(server, account):
+    data = [f"https://example.com/page/{i}" for i in range(300)]
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(data))
+    assert answer.status_code == 200
+    codes = [_code(short, server.url) for short in answer.json()["data"].values()]
+    assert len(codes) == 300
+    assert len(set(codes)) == 300
+    for code in codes:
+        assert CODE.match(code), code
+        assert len(code) >= 8, code  # 8 base64url characters = 48 bits
+
+
+# -- public URL --------------------------------------------------------------------------
+
+
+def test_account_public_url_overrides_the_server_one(make_server, db_path):
+    server = make_server("--public-url", "https://links.example.net/")
+    custom = create_account(db_path, public_url="https://go.example.com")
+    plain = create_account(db_path, secret="other")
+    body = outreach_body(["https://example.com/a"])
+    with server.client() as client:
+        custom_link = post_links(client, custom, body).json()["data"]["https://example.com/a"]
+        plain_link = post_links(client, plain, body).json()["data"]["https://example.com/a"]
+    assert re.fullmatch(r"https://go\.example\.com/r/[A-Za-z0-9_-]{8,}", custom_link), custom_link
+    assert re.fullmatch(r"https://links\.example\.net/r/[A-Za-z0-9_-]{8,}", plain_link), plain_link
+
+
+def test_public_url_from_the_environment_and_the_flag_wins(make_server, db_path, account):
+    body = outreach_body(["https://example.com/a"])
+    from_env = make_server(env={"LINKHUB_PUBLIC_URL": "https://env.example.org"})
+    with from_env.client() as client:
+        link = post_links(client, account, body).json()["data"]["https://example.com/a"]
+    assert link.startswith("https://env.example.org/r/")
+    from_env.stop()
+    flag = make_server("--public-url", "https://flag.example.org", env={"LINKHUB_PUBLIC_URL": "https://env.example.org"})
+    with flag.client() as client:
+        link = post_links(client, account, body).json()["data"]["https://example.com/a"]
+    assert link.startswith("https://flag.example.org/r/")
+
+
+# -- account changes reach the running server -------------------------------------------
+
+
+def test_account_changes_take_effect_without_restart(server, db_path):
+    account = create_account(db_path, link_filter=r"keep")
+    body = outreach_body(["https://example.com/keep", "https://example.com/drop"])
+    with server.client() as client:
+        before = post_links(client, account, body)
+        assert list(before.json()["data"]) == ["https://example.com/keep"]
+
+        conn = connect(db_path)  # as `linkhub accounts update` does, from another process's point of view
+        try:
+            accounts.update(conn, account.id, link_filter=None, public_url="https://custom.example.com",
+                            outreach_secret="rotated-secret")
+        finally:
+            conn.close()
+
+        old_secret = post_links(client, account, body)
+        account.secret = "rotated-secret"
+        after = post_links(client, account, body)
+    assert old_secret.status_code == 401
+    assert after.status_code == 200, after.text
+    data = after.json()["data"]
+    assert sorted(data) == ["https://example.com/drop", "https://example.com/keep"]
+    assert all(v.startswith("https://custom.example.com/r/") for v in data.values())
+    # the code minted before the change is still the code for that recipient and link
+    assert _code(data["https://example.com/keep"], "https://custom.example.com") == _code(
+        before.json()["data"]["https://example.com/keep"], server.url)
+
+
+def test_account_created_while_running_is_served_at_once(server, db_path):
+    with server.client() as client:
+        late = create_account(db_path, secret="late")
+        answer = post_links(client, late, outreach_body(["https://example.com/"]))
+    assert answer.status_code == 200
+
+
+# -- what is stored ----------------------------------------------------------------------
+
+
+def test_stored_link_row(server, account, db_path):
+    body = outreach_body(["https://bit.ly/x"], mailing="mail-9", prospect="pros-7", email="Pat@Example.com",
+                         urls={"https://www.example.com/landing": "https://bit.ly/x"})
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    with server.client() as client:
+        short = post_links(client, account, body).json()["data"]["https://bit.ly/x"]
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    rows = query(db_path, "SELECT * FROM links")
+    assert len(rows) == 1
+    row = dict(rows[0])
+    assert row["code"] == _code(short, server.url)
+    assert row["account_id"] == account.id
+    assert row["target_url"] == "https://bit.ly/x"
+    assert row["original_url"] == "https://www.example.com/landing"
+    assert row["mailing_id"] == "mail-9"
+    assert row["prospect_id"] == "pros-7"
+    assert row["prospect_email"] == "Pat@Example.com"
+    assert row["user_id"] == "u-1"
+    assert row["user_email"] == "sender@example.com"
+    assert TIMESTAMP.match(row["created_at"]), row["created_at"]
+    created = datetime.fromisoformat(row["created_at"])
+    assert before <= created <= after
