@@ -13,11 +13,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from . import sender
 from .config import Settings
 from .db import Database
 from .outreach_api import replace_links
 from .redirect import RedirectApp
 from .responses import JSON, error
+from .events_api import routes as event_routes
 from .webhooks_api import routes as webhook_routes
 from .state import State
 
@@ -58,6 +60,7 @@ class LinkhubApp:
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
                 Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
+                *event_routes,
                 *webhook_routes,
             ],
             lifespan=self._lifespan,
@@ -66,12 +69,18 @@ class LinkhubApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.state.db.start()
+        state = self.state
+        state.db.start()
+        state.http = sender.new_client()
+        await state.deliverer.start(state.http)
         try:
             yield
         finally:
-            # Hypercorn has finished the in-flight requests: commit whatever they queued.
-            await self.state.db.close()
+            # Hypercorn has finished the in-flight requests: stop deliveries (unconfirmed batches
+            # go back to the queue), then commit whatever the requests queued.
+            await state.deliverer.stop()
+            await state.http.aclose()
+            await state.db.close()
             log.info("database writer drained and closed")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -117,6 +117,8 @@ def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxie
         raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # httpx logs every request at INFO; deliveries are recorded in the deliveries table instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     run(Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
                  allow_private_targets=allow_private_targets))
 

@@ -70,8 +70,9 @@ def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
     """Outreach signs the raw body: lowercase hex HMAC-SHA256 keyed with the app's secret."""
     if not signature:
         return False
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.strip().lower())
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest().encode()
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a header may carry anything.
+    return hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace"))
 
 
 def replaceable(url: str) -> bool:

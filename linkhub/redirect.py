@@ -14,7 +14,7 @@ from typing import Any
 
 import regex
 
-from . import events, ids
+from . import events, ids, outbox
 from .clientip import client_ip
 from .db import WriteTimeout
 from .state import State
@@ -113,7 +113,8 @@ class RedirectApp:
             details=details,
         )
         try:
-            await self.state.db.write(functools.partial(events.insert, event=click), timeout=CLICK_DEADLINE_S)
+            stored = await self.state.db.write(functools.partial(outbox.store_events, batch=[click]),
+                                               timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",
@@ -123,3 +124,5 @@ class RedirectApp:
             log.error("click on %s could not be stored (%s); redirected anyway, click LOST", code, exc)
         else:
             self.state.metrics.inc("linkhub_clicks_recorded_total")
+            if stored.queued:
+                self.state.deliverer.wake()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
 from .config import Settings
 from .db import Database
+from .delivery import Deliverer
 from .metrics import Metrics
 
 
@@ -14,3 +17,9 @@ class State:
     settings: Settings
     db: Database
     metrics: Metrics = field(default_factory=Metrics)
+    # The one outbound connection pool (deliveries and verify calls); open while the app runs.
+    http: httpx.AsyncClient | None = None
+    deliverer: Deliverer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)

@@ -1,0 +1,159 @@
+"""The delivery loop: drains the outbox to every active webhook, started and stopped with the app.
+
+A supervisor task finds webhooks with queued rows and runs one worker per webhook, so
+a slow, hung or failing receiver only ever holds its own worker. Limits:
+- ordered webhooks send one batch at a time (strict FIFO: nothing passes a failing head);
+- unordered webhooks send up to PER_WEBHOOK_CONCURRENCY batches at once;
+- at most GLOBAL_CONCURRENCY requests are in flight overall, over one shared connection pool.
+Every state change goes through the database writer before the next step, so a killed
+process resends at most the batches it had in flight (at-least-once, same event ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sqlite3
+from datetime import UTC, datetime
+
+import httpx
+
+from . import formats, outbox, sender, webhooks
+from .db import Database
+from .metrics import Metrics
+from .timeutil import now_rfc3339
+
+log = logging.getLogger("linkhub.delivery")
+
+GLOBAL_CONCURRENCY = 64
+PER_WEBHOOK_CONCURRENCY = 4
+# How often the supervisor looks for work nobody told it about (CLI replays, retries coming due).
+POLL_INTERVAL_S = 1.0
+# Retry-After is honoured up to this long; beyond it the webhook's own policy decides.
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class Deliverer:
+    def __init__(self, db: Database, metrics: Metrics, *, allow_private: bool) -> None:
+        self.db = db
+        self.metrics = metrics
+        self.allow_private = allow_private
+        self.client: httpx.AsyncClient | None = None
+        self._wake = asyncio.Event()
+        self._requests = asyncio.Semaphore(GLOBAL_CONCURRENCY)
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def start(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        released = await self.db.write(outbox.release_claims)
+        if released:
+            log.info("%d outbox rows of an interrupted run will be sent again", released)
+        self._supervisor = asyncio.create_task(self._supervise(), name="linkhub-delivery")
+
+    def wake(self) -> None:
+        """New rows were queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._supervisor, *self._workers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers.clear()
+        # Batches cut off mid-flight were not confirmed: they go out again after restart.
+        await self.db.write(outbox.release_claims)
+
+    async def _supervise(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                for webhook_id in self._webhooks_with_work():
+                    if webhook_id not in self._workers:
+                        task = asyncio.create_task(self._work(webhook_id), name=f"linkhub-delivery-{webhook_id}")
+                        self._workers[webhook_id] = task
+                        task.add_done_callback(functools.partial(self._worker_done, webhook_id))
+            except Exception:
+                log.exception("delivery supervisor pass failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+            except TimeoutError:
+                pass
+
+    def _worker_done(self, webhook_id: str, task: asyncio.Task[None]) -> None:
+        self._workers.pop(webhook_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
+        else:
+            # It may have stopped just as new rows arrived: let the supervisor look again.
+            self._wake.set()
+
+    def _webhooks_with_work(self) -> list[str]:
+        rows = self.db.reader().execute(
+            "SELECT w.id FROM webhooks w WHERE w.status = 'active' AND EXISTS ("
+            " SELECT 1 FROM outbox o WHERE o.webhook_id = w.id AND o.state IN ('pending', 'sending'))"
+        )
+        return [row[0] for row in rows]
+
+    async def _work(self, webhook_id: str) -> None:
+        """Deliver one webhook's queue until it is empty, the webhook stops being active, or nothing is due."""
+        while True:
+            hook = webhooks.get(self.db.reader(), webhook_id)
+            if hook is None or hook.status != "active":
+                return
+            due = outbox.next_due(self.db.reader(), hook)
+            if due is None:
+                return
+            wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                # Retries are not due yet; the supervisor brings this webhook back when they are.
+                if wait > POLL_INTERVAL_S:
+                    return
+                await asyncio.sleep(wait)
+                continue
+            lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
+            await asyncio.gather(*(self._lane(hook) for _ in range(lanes)))
+
+    async def _lane(self, hook: webhooks.Webhook) -> None:
+        """Claim and send batches one after another while the webhook has due rows."""
+        while True:
+            batch = await self.db.write(functools.partial(outbox.claim, hook=hook))
+            if batch is None:
+                return
+            if not await self._send(hook, batch):
+                return  # failed: the batch waits for its retry; ordered queues stop behind it
+
+    async def _send(self, hook: webhooks.Webhook, batch: outbox.Batch) -> bool:
+        assert self.client is not None
+        body = formats.render_batch(hook.format, batch.items)
+        async with self._requests:
+            result = await sender.post_batch(self.client, hook, body, batch.message_id,
+                                             allow_private=self.allow_private)
+        await self.db.write(functools.partial(_record, hook=hook, batch=batch, result=result))
+        if result.delivered:
+            self.metrics.inc("linkhub_webhook_events_delivered_total", len(batch.row_ids))
+        else:
+            self.metrics.inc("linkhub_webhook_failures_total")
+            log.warning("delivery of %d events to webhook %s failed: %s", len(batch.row_ids), hook.id, result.error)
+        return result.delivered
+
+
+def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome) -> None:
+    """The outcome of one POST, in one transaction: rows, attempt log, and the webhook's status on 410."""
+    outbox.log_attempt(conn, hook.id, batch.message_id, len(batch.row_ids), result.status_code,
+                       result.duration_ms, result.error)
+    if result.delivered:
+        outbox.delivered(conn, batch)
+        return
+    attempts = max(attempt for _, attempt in batch.items)
+    delay = outbox.retry_delay(hook, attempts)
+    if result.retry_after_s is not None:
+        delay = min(result.retry_after_s, MAX_RETRY_AFTER_S)
+    outbox.failed(conn, batch, result.error or "failed", delay)
+    if result.status_code == 410:
+        conn.execute(
+            "UPDATE webhooks SET status = 'disabled', status_reason = ?, updated_at = ? WHERE id = ?",
+            (f"receiver answered 410 Gone at {now_rfc3339()}; events are kept pending", now_rfc3339(), hook.id),
+        )
+        log.warning("webhook %s disabled: receiver answered 410 Gone", hook.id)

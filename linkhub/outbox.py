@@ -1,0 +1,281 @@
+"""The outbox: one row per (event, webhook) still to deliver, and every state change of it.
+
+All functions here take a connection and run inside the caller's transaction (in the
+server, the writer's), so the delivery loop never holds state that exists only in memory:
+a row is 'pending' until a batch carrying it is claimed ('sending', attempts + 1), then
+'delivered' after the receiver's 2xx, back to 'pending' with a later `next_attempt_at`
+after a failure, or 'dead' once it is older than the webhook's max_age_s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from . import events, webhooks
+from .events import Event
+from .timeutil import now_rfc3339, to_rfc3339
+
+EXPONENTIAL_FIRST_S = 10.0
+EXPONENTIAL_CAP_S = 3600.0
+# Expiry is checked at the head of each queue in slices, so a huge backlog never makes
+# one write transaction long (clicks are waiting on the same writer).
+EXPIRY_SLICE = 1000
+
+_QUEUE = "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at) VALUES (?, ?, ?, ?)"
+
+
+class Stored(msgspec.Struct):
+    accepted: int
+    duplicates: int
+    queued: int  # outbox rows written: deliveries that are now due
+
+
+def store_events(conn: sqlite3.Connection, batch: list[Event]) -> Stored:
+    """Store events and queue each for the account's matching active webhooks, in one transaction.
+
+    An event whose id the account already has is a duplicate: neither stored nor queued again.
+    """
+    accepted = duplicates = 0
+    queue: list[tuple[str, int, str, str]] = []
+    subscribers: dict[str, list[webhooks.Webhook]] = {}
+    now = now_rfc3339()
+    for event in batch:
+        seq = events.insert(conn, event)
+        if seq is None:
+            duplicates += 1
+            continue
+        accepted += 1
+        hooks = subscribers.get(event.account_id)
+        if hooks is None:
+            hooks = subscribers[event.account_id] = webhooks.active_for(conn, event.account_id)
+        queue.extend((hook.id, seq, now, now) for hook in hooks if hook.accepts(event.type))
+    if queue:
+        conn.executemany(_QUEUE, queue)
+    return Stored(accepted=accepted, duplicates=duplicates, queued=len(queue))
+
+
+@dataclass(frozen=True)
+class Batch:
+    webhook_id: str
+    row_ids: tuple[int, ...]
+    items: list[tuple[Event, int]]  # (event, attempt number carried by this POST)
+
+    @property
+    def message_id(self) -> str:
+        """The same rows always make the same webhook-id, so a resent batch can be recognised."""
+        digest = hashlib.sha256(f"{self.webhook_id}:{','.join(map(str, self.row_ids))}".encode()).hexdigest()
+        return f"msg_{digest[:32]}"
+
+
+def _later(seconds: float) -> str:
+    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
+    """Move the oldest pending rows that outlived max_age_s to 'dead', keeping their last error."""
+    cutoff = _later(-hook.max_age_s)
+    cursor = conn.execute(
+        "UPDATE outbox SET state = 'dead',"
+        " last_error = 'expired: not delivered within ' || ? || ' s' || coalesce('; last error: ' || last_error, '')"
+        " WHERE id IN (SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+        "              ORDER BY id LIMIT ?)"
+        " AND state = 'pending' AND queued_at < ?",
+        (hook.max_age_s, hook.id, EXPIRY_SLICE, cutoff),
+    )
+    return cursor.rowcount
+
+
+def claim(conn: sqlite3.Connection, hook: webhooks.Webhook) -> Batch | None:
+    """Take the webhook's next batch: mark its rows 'sending' and count the attempt.
+
+    Ordered webhooks take the head of the queue whatever its schedule (the caller waits for
+    the head's next_attempt_at); unordered ones take the oldest rows that are due.
+    """
+    expire(conn, hook)
+    if hook.ordered:
+        rows = conn.execute(
+            "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') ORDER BY id LIMIT ?",
+            (hook.id, hook.batch_size),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+            " AND state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (hook.id, now_rfc3339(), hook.batch_size),
+        ).fetchall()
+    ids = [row[0] for row in rows]
+    if not ids:
+        return None
+    marks = ",".join("?" * len(ids))
+    conn.execute(
+        f"UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id IN ({marks})",
+        (now_rfc3339(), *ids),
+    )
+    found = conn.execute(
+        f"SELECT o.id AS outbox_id, o.attempts, {_event_columns('e')} FROM outbox o JOIN events e ON e.seq = o.event_seq"
+        f" WHERE o.id IN ({marks}) ORDER BY o.id",
+        ids,
+    ).fetchall()
+    return Batch(
+        webhook_id=hook.id,
+        row_ids=tuple(row["outbox_id"] for row in found),
+        items=[(events.from_row(row), row["attempts"]) for row in found],
+    )
+
+
+def _event_columns(alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in events.Event.__struct_fields__)
+
+
+def next_due(conn: sqlite3.Connection, hook: webhooks.Webhook) -> str | None:
+    """When the webhook's next batch may go: the head's time if ordered, the earliest pending row's if not."""
+    if hook.ordered:
+        row = conn.execute(
+            "SELECT state, next_attempt_at FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+            " ORDER BY id LIMIT 1",
+            (hook.id,),
+        ).fetchone()
+        if row is None or row["state"] == "sending":
+            return None
+        return row["next_attempt_at"]
+    row = conn.execute(
+        "SELECT min(next_attempt_at) FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+        " AND state = 'pending'",
+        (hook.id,),
+    ).fetchone()
+    return row[0]
+
+
+def retry_delay(hook: webhooks.Webhook, attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones, per the webhook's policy."""
+    if hook.retry_policy == "fixed":
+        return float(hook.retry_interval_s or EXPONENTIAL_FIRST_S)
+    delay = min(EXPONENTIAL_CAP_S, EXPONENTIAL_FIRST_S * 2 ** max(0, attempts - 1))
+    # ±20 % jitter keeps many webhooks that failed together from retrying in lock-step.
+    return min(EXPONENTIAL_CAP_S, delay * random.uniform(0.8, 1.2))
+
+
+def delivered(conn: sqlite3.Connection, batch: Batch) -> None:
+    marks = ",".join("?" * len(batch.row_ids))
+    conn.execute(
+        f"UPDATE outbox SET state = 'delivered', delivered_at = ?, last_error = NULL WHERE id IN ({marks})",
+        (now_rfc3339(), *batch.row_ids),
+    )
+
+
+def failed(conn: sqlite3.Connection, batch: Batch, error: str, delay_s: float) -> None:
+    """Back to 'pending', not before `delay_s` from now, remembering why."""
+    marks = ",".join("?" * len(batch.row_ids))
+    conn.execute(
+        f"UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? WHERE id IN ({marks})",
+        (_later(delay_s), error, *batch.row_ids),
+    )
+
+
+def log_attempt(conn: sqlite3.Connection, webhook_id: str, message_id: str, events_count: int,
+                status_code: int | None, duration_ms: int, error: str | None, *, test: bool = False) -> None:
+    conn.execute(
+        "INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms, error, test)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (webhook_id, message_id, now_rfc3339(), events_count, status_code, duration_ms, error, int(test)),
+    )
+
+
+def release_claims(conn: sqlite3.Connection) -> int:
+    """Rows left 'sending' by a stopped or killed process go back to 'pending' (to be sent again)."""
+    return conn.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount
+
+
+# -- reports and admin ------------------------------------------------------------------
+
+
+def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per webhook: pending, in flight, dead, age of the oldest pending event, last error."""
+    report = []
+    now = datetime.now(UTC)
+    for hook in webhooks.list_for(conn):
+        counts = dict(
+            conn.execute(
+                "SELECT state, count(*) FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+                " GROUP BY state",
+                (hook.id,),
+            ).fetchall()
+        )
+        dead = conn.execute(
+            "SELECT count(*) FROM outbox WHERE webhook_id = ? AND state = 'dead'", (hook.id,)
+        ).fetchone()[0]
+        oldest = conn.execute(
+            "SELECT min(queued_at) FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')", (hook.id,)
+        ).fetchone()[0]
+        last_error = conn.execute(
+            "SELECT attempted_at, error FROM deliveries WHERE webhook_id = ? AND error IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (hook.id,),
+        ).fetchone()
+        report.append({
+            "webhook_id": hook.id,
+            "account_id": hook.account_id,
+            "status": hook.status,
+            "pending": counts.get("pending", 0),
+            "in_flight": counts.get("sending", 0),
+            "dead": dead,
+            "oldest_pending_age_s": (
+                round((now - datetime.fromisoformat(oldest)).total_seconds(), 1) if oldest else None
+            ),
+            "last_error": dict(last_error) if last_error else None,
+        })
+    return report
+
+
+def replay(
+    conn: sqlite3.Connection,
+    hook: webhooks.Webhook,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    types: tuple[str, ...] = (),
+    dead_only: bool = False,
+    dry_run: bool = False,
+) -> int:
+    """Queue the account's matching events for this webhook again; return how many.
+
+    Events already waiting (pending or sending) are left alone. Dead or delivered rows go
+    back to 'pending'; events the webhook never had (stored while it was inactive) get a row.
+    """
+    where = ["e.account_id = ?"]
+    params: list[Any] = [hook.account_id]
+    if since:
+        where.append("e.occurred_at >= ?")
+        params.append(since)
+    if until:
+        where.append("e.occurred_at < ?")
+        params.append(until)
+    wanted = [t for t in (types or events.EVENT_TYPES) if hook.accepts(t)]
+    where.append(f"e.type IN ({','.join('?' * len(wanted))})")
+    params.extend(wanted)
+    if dead_only:
+        where.append("o.state = 'dead'")
+    else:
+        where.append("(o.state IS NULL OR o.state IN ('dead', 'delivered'))")
+    rows = conn.execute(
+        f"SELECT e.seq, o.id AS outbox_id FROM events e"
+        f" LEFT JOIN outbox o ON o.event_seq = e.seq AND o.webhook_id = ?"
+        f" WHERE {' AND '.join(where)} ORDER BY e.seq",
+        (hook.id, *params),
+    ).fetchall()
+    if dry_run or not rows:
+        return len(rows)
+    now = now_rfc3339()
+    conn.executemany(
+        "UPDATE outbox SET state = 'pending', queued_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ?",
+        [(now, now, row["outbox_id"]) for row in rows if row["outbox_id"] is not None],
+    )
+    conn.executemany(_QUEUE, [(hook.id, row["seq"], now, now) for row in rows if row["outbox_id"] is None])
+    return len(rows)
