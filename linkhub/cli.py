@@ -258,3 +258,13 @@ def filter_test(pattern: str, urls: tuple[str, ...], as_json: bool) -> None:
 
 def main() -> None:  # pragma: no cover - `python -m linkhub`
     cli()
+
+
+def _register() -> None:
+    # Sub-command groups live in modules of their own; they import helpers from here.
+    from .cli_outbox import outbox_group
+
+    cli.add_command(outbox_group)
+
+
+_register()

@@ -1,0 +1,74 @@
+"""`linkhub outbox …`: see what waits to be delivered, and queue events again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import outbox, webhooks
+from .cli import db_option, emit, json_option, open_db
+from .events import EVENT_TYPES
+from .timeutil import parse_rfc3339, to_rfc3339
+
+
+def _moment(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return to_rfc3339(parse_rfc3339(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """Inspect and replay webhook deliveries."""
+
+
+@outbox_group.command("status")
+@json_option
+@db_option
+def status(as_json: bool, db: Path) -> None:
+    """Per webhook: pending, in flight, dead, age of the oldest pending event, last error."""
+    with open_db(db) as conn:
+        report = outbox.status(conn)
+    lines = [f"{'webhook':<28} {'status':<9} {'pending':>8} {'in flight':>9} {'dead':>6} {'oldest':>9}  last error"]
+    for row in report:
+        age = f"{row['oldest_pending_age_s']:.0f}s" if row["oldest_pending_age_s"] is not None else "-"
+        error = row["last_error"]
+        last = f"{error['attempted_at']} {error['error']}" if error else "-"
+        lines.append(f"{row['webhook_id']:<28} {row['status']:<9} {row['pending']:>8} {row['in_flight']:>9}"
+                     f" {row['dead']:>6} {age:>9}  {last}")
+    emit(as_json, report, "\n".join(lines) if report else "no webhooks")
+
+
+@outbox_group.command("replay")
+@click.option("--webhook", "webhook_id", required=True, help="Webhook to queue the events for.")
+@click.option("--since", default=None, help="Only events that occurred at or after this RFC 3339 time.")
+@click.option("--until", default=None, help="Only events that occurred before this RFC 3339 time.")
+@click.option("--type", "types", multiple=True, type=click.Choice(EVENT_TYPES), help="Only this type (repeatable).")
+@click.option("--dead-only", is_flag=True, help="Only events whose delivery to this webhook is dead.")
+@click.option("--dry-run", is_flag=True, help="Print how many events would be queued; change nothing.")
+@json_option
+@db_option
+def replay(webhook_id: str, since: str | None, until: str | None, types: tuple[str, ...], dead_only: bool,
+           dry_run: bool, as_json: bool, db: Path) -> None:
+    """Queue matching events for a webhook again (delivered and dead ones included)."""
+    since_at, until_at = _moment(since, "--since"), _moment(until, "--until")
+    with open_db(db) as conn:
+        hook = webhooks.get(conn, webhook_id)
+        if hook is None:
+            raise click.ClickException(f"no webhook with id {webhook_id!r}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = outbox.replay(conn, hook, since=since_at, until=until_at, types=types,
+                                  dead_only=dead_only, dry_run=dry_run)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    verb = "would be queued" if dry_run else "queued"
+    note = "" if dry_run or hook.status == "active" else f" (webhook is {hook.status}: they wait until it is active)"
+    emit(as_json, {"webhook_id": webhook_id, "events": count, "dry_run": dry_run},
+         f"{count} events {verb} for {webhook_id}{note}")
