@@ -67,6 +67,7 @@ SELECT
     json_extract(e.details, '$.device') AS device,
     json_extract(e.details, '$.os') AS os,
     json_extract(e.details, '$.browser') AS browser,
+    coalesce(json_extract(e.details, '$.bot'), 0) AS bot,
     json_extract(e.details, '$.referer') AS referer
 FROM events e
 WHERE e.type = 'click';
