@@ -263,8 +263,10 @@ def main() -> None:  # pragma: no cover - `python -m linkhub`
 def _register() -> None:
     # Sub-command groups live in modules of their own; they import helpers from here.
     from .cli_outbox import outbox_group
+    from .cli_webhooks import webhooks_group
 
     cli.add_command(outbox_group)
+    cli.add_command(webhooks_group)
 
 
 _register()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import re
+import secrets
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from . import formats
+from .events import EVENT_TYPES
+from .timeutil import now_rfc3339
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_AGE_S = 259_200  # three days, as Optimizely keeps undelivered events
@@ -99,3 +107,381 @@ def active_for(conn: sqlite3.Connection, account_id: str) -> list[Webhook]:
     """The account's active webhooks: those that new events are queued for."""
     rows = conn.execute(f"SELECT {_COLUMNS} FROM webhooks WHERE account_id = ? AND status = 'active'", (account_id,))
     return [from_row(row) for row in rows]
+
+
+# -- create / update requests ---------------------------------------------------------------
+#
+# The API and the CLI both turn their input into these Structs, so one set of rules decides what
+# a valid webhook is. msgspec checks shapes and ranges; the _check_* functions add what a type cannot say.
+
+MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 1000
+MAX_CREDENTIAL_LENGTH = 4096
+# Headers linkhub sets itself on every POST: an auth header must not replace them, or a webhook
+# could forge its own signature or break the framing. Authorization is the auth connectors' own.
+RESERVED_HEADERS = frozenset({
+    "content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection",
+    "webhook-id", "webhook-timestamp", "webhook-signature",
+})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+
+
+class InvalidWebhook(ValueError):
+    """A create/update request that cannot be stored; `field` names where (e.g. 'batch_size', 'auth.name')."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class WebhookNotFound(LookupError):
+    pass
+
+
+class WebhookActive(Exception):
+    """The operation needs an inactive webhook (delete)."""
+
+
+class NoAuth(msgspec.Struct, tag_field="type", tag="none", forbid_unknown_fields=True):
+    pass
+
+
+class BasicAuth(msgspec.Struct, tag_field="type", tag="basic", forbid_unknown_fields=True):
+    username: str
+    password: str
+
+
+class BearerAuth(msgspec.Struct, tag_field="type", tag="bearer", forbid_unknown_fields=True):
+    token: str
+
+
+class HeaderAuth(msgspec.Struct, tag_field="type", tag="header", forbid_unknown_fields=True):
+    name: str
+    value: str
+
+
+Auth = NoAuth | BasicAuth | BearerAuth | HeaderAuth
+
+
+class ExponentialRetry(msgspec.Struct, tag_field="policy", tag="exponential", forbid_unknown_fields=True):
+    pass
+
+
+class FixedRetry(msgspec.Struct, tag_field="policy", tag="fixed", forbid_unknown_fields=True):
+    interval_s: Annotated[int, msgspec.Meta(ge=1)]
+
+
+Retry = ExponentialRetry | FixedRetry
+BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+MaxAge = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class WebhookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """POST /v1/webhooks: a new webhook. `verify` is the caller's request to test the URL first."""
+
+    url: str
+    types: list[str] | None = None
+    format: str = "linkhub"
+    auth: Auth = msgspec.field(default_factory=NoAuth)
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE
+    retry: Retry = msgspec.field(default_factory=ExponentialRetry)
+    max_age_s: MaxAge = DEFAULT_MAX_AGE_S
+    ordered: bool = True
+    description: str | None = None
+    active: bool = False
+    verify: bool = False
+
+
+class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """PATCH /v1/webhooks/{id}: only the fields present change; `types`/`description` null clears them."""
+
+    url: str | UnsetType = UNSET
+    types: list[str] | None | UnsetType = UNSET
+    format: str | UnsetType = UNSET
+    auth: Auth | UnsetType = UNSET
+    batch_size: BatchSize | UnsetType = UNSET
+    retry: Retry | UnsetType = UNSET
+    max_age_s: MaxAge | UnsetType = UNSET
+    ordered: bool | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    # Accepted only to say where status changes are made, rather than "unknown field".
+    active: bool | UnsetType = UNSET
+
+
+S = TypeVar("S", WebhookSpec, WebhookChanges)
+
+
+_NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]*)`")
+
+
+def _field_of(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec's 'Expected … - at `$.auth.name`' → ('Expected …', 'auth.name').
+
+    A missing or unknown field is reported at its object; the field itself is the more useful name.
+    """
+    message, _, path = str(exc).partition(" - at `")
+    parts = [path.rstrip("`").removeprefix("$").removeprefix(".")]
+    named = _NAMED_FIELD.search(message)
+    if named:
+        parts.append(named[1])
+    return message, ".".join(p for p in parts if p) or "$"
+
+
+def parse(kind: type[S], data: bytes | dict[str, Any]) -> S:
+    """Decode and check a request (JSON bytes from the API, a dict from the CLI).
+
+    Raises InvalidWebhook naming the field; msgspec.DecodeError for bytes that are not JSON.
+    """
+    try:
+        if isinstance(data, bytes):
+            spec = msgspec.json.decode(data, type=kind)
+        else:
+            spec = msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        message, field = _field_of(exc)
+        raise InvalidWebhook(message, field) from None
+    if isinstance(spec, WebhookChanges) and spec.active is not UNSET:
+        raise InvalidWebhook("status is changed with POST /v1/webhooks/{id}/activate or /deactivate", "active")
+    return spec
+
+
+def check_url(url: str) -> str:
+    """An absolute http(s) URL with a host; credentials belong in `auth`, where they are never shown."""
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhook(f"url is longer than {MAX_URL_LENGTH} characters", "url")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise InvalidWebhook("url must not contain whitespace or control characters", "url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise InvalidWebhook(f"url is not a valid URL: {exc}", "url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhook("url must be an absolute http:// or https:// URL with a host", "url")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhook("url must not carry credentials; use auth {\"type\": \"basic\", …}", "url")
+    if parts.fragment:
+        raise InvalidWebhook("url must not have a #fragment (it is never sent)", "url")
+    return url
+
+
+def _check_types(types: list[str] | None, fmt: str) -> tuple[str, ...]:
+    if not types:
+        return ()
+    for index, event_type in enumerate(types):
+        if event_type not in EVENT_TYPES:
+            raise InvalidWebhook(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}",
+                                 f"types[{index}]")
+    chosen = tuple(t for t in EVENT_TYPES if t in types)  # canonical order, no duplicates
+    if not any(t in formats.SUPPORTED_TYPES[fmt] for t in chosen):
+        # Such a webhook would never receive anything: surely not what was meant.
+        raise InvalidWebhook(f"the {fmt} format can express none of {', '.join(chosen)}; it supports "
+                             f"{', '.join(t for t in EVENT_TYPES if t in formats.SUPPORTED_TYPES[fmt])}", "types")
+    return chosen
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in formats.FORMATS:
+        raise InvalidWebhook(f"unknown format {fmt!r}; known: {', '.join(formats.FORMATS)}", "format")
+    return fmt
+
+
+def _credential(value: str, field: str, *, empty_ok: bool = False) -> None:
+    if not value and not empty_ok:
+        raise InvalidWebhook(f"{field} must not be empty", field)
+    if len(value) > MAX_CREDENTIAL_LENGTH:
+        raise InvalidWebhook(f"{field} is longer than {MAX_CREDENTIAL_LENGTH} characters", field)
+    # A CR/LF would let the value start a header of its own; other controls are not valid in a header.
+    if any(ord(ch) < 0x20 and ch != "\t" or ord(ch) == 0x7F for ch in value):
+        raise InvalidWebhook(f"{field} must not contain control characters", field)
+
+
+def _check_auth(auth: Auth) -> dict[str, Any]:
+    if isinstance(auth, BasicAuth):
+        _credential(auth.username, "auth.username")
+        if ":" in auth.username:
+            raise InvalidWebhook("auth.username must not contain ':' (RFC 7617)", "auth.username")
+        _credential(auth.password, "auth.password", empty_ok=True)
+    elif isinstance(auth, BearerAuth):
+        _credential(auth.token, "auth.token")
+    elif isinstance(auth, HeaderAuth):
+        if not _TOKEN.fullmatch(auth.name):
+            raise InvalidWebhook(f"auth.name {auth.name!r} is not a valid HTTP header name", "auth.name")
+        if auth.name.lower() in RESERVED_HEADERS:
+            raise InvalidWebhook(f"auth.name {auth.name!r} is a header linkhub sets itself", "auth.name")
+        _credential(auth.value, "auth.value")
+    stored: dict[str, Any] = msgspec.to_builtins(auth)  # {"type": …, credentials}: the `auth` column
+    return stored
+
+
+def _check_description(description: str | None) -> str | None:
+    if description is None or not description.strip():
+        return None
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidWebhook(f"description is longer than {MAX_DESCRIPTION_LENGTH} characters", "description")
+    return description.strip()
+
+
+def _retry_columns(retry: Retry) -> tuple[str, int | None]:
+    return ("fixed", retry.interval_s) if isinstance(retry, FixedRetry) else ("exponential", None)
+
+
+# -- writes (each runs inside the caller's transaction) ----------------------------------------
+
+
+def new_secret() -> str:
+    """A Standard Webhooks signing secret: 'whsec_' + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def draft(account_id: str, spec: WebhookSpec) -> Webhook:
+    """The webhook `spec` describes, checked, with a new id and secret, not yet stored.
+
+    Kept apart from `insert` so that a verify-on-create can sign with the very secret that is stored.
+    """
+    fmt = _check_format(spec.format)
+    policy, interval = _retry_columns(spec.retry)
+    now = now_rfc3339()
+    return Webhook(
+        id="wh_" + secrets.token_hex(12),
+        account_id=account_id,
+        url=check_url(spec.url),
+        types=_check_types(spec.types, fmt),
+        format=fmt,
+        auth=_check_auth(spec.auth),
+        secret=new_secret(),
+        batch_size=spec.batch_size,
+        retry_policy=policy,
+        retry_interval_s=interval,
+        max_age_s=spec.max_age_s,
+        ordered=spec.ordered,
+        description=_check_description(spec.description),
+        status="active" if spec.active else "inactive",
+        status_reason=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _row_values(webhook: Webhook) -> tuple[Any, ...]:
+    return (
+        webhook.id, webhook.account_id, webhook.url, msgspec.json.encode(list(webhook.types)).decode(),
+        webhook.format, msgspec.json.encode(webhook.auth).decode(), webhook.secret, webhook.batch_size,
+        webhook.retry_policy, webhook.retry_interval_s, webhook.max_age_s, int(webhook.ordered),
+        webhook.description, webhook.status, webhook.status_reason, webhook.created_at, webhook.updated_at,
+    )
+
+
+def insert(conn: sqlite3.Connection, webhook: Webhook) -> Webhook:
+    conn.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row_values(webhook))
+    stored = get(conn, webhook.id)
+    assert stored is not None
+    return stored
+
+
+def create(conn: sqlite3.Connection, account_id: str, spec: WebhookSpec) -> tuple[Webhook, str]:
+    """Store a new webhook; return it with its signing secret (shown to the caller once)."""
+    webhook = insert(conn, draft(account_id, spec))
+    return webhook, webhook.secret
+
+
+def apply(webhook: Webhook, changes: WebhookChanges) -> Webhook:
+    """`webhook` with `changes` applied and the result checked as a whole (e.g. types against format)."""
+    values: dict[str, Any] = {}
+    fmt = _check_format(changes.format) if changes.format is not UNSET else webhook.format
+    values["format"] = fmt
+    if changes.url is not UNSET:
+        values["url"] = check_url(changes.url)
+    if changes.types is not UNSET or changes.format is not UNSET:
+        types = changes.types if changes.types is not UNSET else list(webhook.types)
+        values["types"] = _check_types(types, fmt)
+    if changes.auth is not UNSET:
+        values["auth"] = _check_auth(changes.auth)
+    if changes.batch_size is not UNSET:
+        values["batch_size"] = changes.batch_size
+    if changes.retry is not UNSET:
+        values["retry_policy"], values["retry_interval_s"] = _retry_columns(changes.retry)
+    if changes.max_age_s is not UNSET:
+        values["max_age_s"] = changes.max_age_s
+    if changes.ordered is not UNSET:
+        values["ordered"] = changes.ordered
+    if changes.description is not UNSET:
+        values["description"] = _check_description(changes.description)
+    return dataclasses.replace(webhook, **values, updated_at=now_rfc3339())
+
+
+def update(conn: sqlite3.Connection, webhook: Webhook, changes: WebhookChanges) -> Webhook:
+    """Store `changes` to `webhook` (as read in this transaction). Status and secret are not touched here."""
+    changed = apply(webhook, changes)
+    values = _row_values(changed)
+    conn.execute(
+        "UPDATE webhooks SET url = ?, types = ?, format = ?, auth = ?, batch_size = ?, retry_policy = ?,"
+        " retry_interval_s = ?, max_age_s = ?, ordered = ?, description = ?, updated_at = ? WHERE id = ?",
+        (values[2], values[3], values[4], values[5], values[7], values[8], values[9], values[10], values[11],
+         values[12], changed.updated_at, webhook.id),
+    )
+    stored = get(conn, webhook.id)
+    if stored is None:
+        raise WebhookNotFound(webhook.id)
+    return stored
+
+
+def set_status(conn: sqlite3.Connection, webhook_id: str, status: str, reason: str | None = None) -> Webhook:
+    """Make the webhook active, inactive or disabled (with why); events are queued only while active."""
+    if status not in ("active", "inactive", "disabled"):
+        raise ValueError(f"unknown webhook status {status!r}")
+    cursor = conn.execute("UPDATE webhooks SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                          (status, reason, now_rfc3339(), webhook_id))
+    webhook = get(conn, webhook_id) if cursor.rowcount else None
+    if webhook is None:
+        raise WebhookNotFound(webhook_id)
+    return webhook
+
+
+def rotate_secret(conn: sqlite3.Connection, webhook_id: str) -> str:
+    """Replace the signing secret; deliveries from now on are signed with the new one. Returns it."""
+    secret = new_secret()
+    cursor = conn.execute("UPDATE webhooks SET secret = ?, updated_at = ? WHERE id = ?",
+                          (secret, now_rfc3339(), webhook_id))
+    if not cursor.rowcount:
+        raise WebhookNotFound(webhook_id)
+    return secret
+
+
+def delete(conn: sqlite3.Connection, webhook_id: str) -> None:
+    """Delete an inactive (or disabled) webhook with its queue and delivery log (ON DELETE CASCADE).
+
+    Refusing active ones, as Optimizely does, means queued events are never dropped by a stray call.
+    """
+    # One statement checks and deletes, so nothing can activate it in between.
+    cursor = conn.execute("DELETE FROM webhooks WHERE id = ? AND status != 'active'", (webhook_id,))
+    if cursor.rowcount:
+        return
+    if get(conn, webhook_id) is None:
+        raise WebhookNotFound(webhook_id)
+    raise WebhookActive(f"webhook {webhook_id} is active: deactivate it first (only inactive webhooks can be"
+                        " deleted, so that events queued for it are never dropped by accident)")
+
+
+# -- the delivery log ---------------------------------------------------------------------------
+
+
+def record_delivery(conn: sqlite3.Connection, webhook_id: str, message_id: str, attempted_at: str, events: int,
+                    status_code: int | None, duration_ms: int, error: str | None, *, test: bool) -> None:
+    conn.execute(
+        "INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms, error, test)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (webhook_id, message_id, attempted_at, events, status_code, duration_ms, error, int(test)),
+    )
+
+
+def recent_deliveries(conn: sqlite3.Connection, webhook_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest POSTs to the webhook, newest first: time, events, status, duration, error."""
+    rows = conn.execute(
+        "SELECT id, message_id, attempted_at, events, status_code, duration_ms, error, test FROM deliveries"
+        " WHERE webhook_id = ? ORDER BY id DESC LIMIT ?",
+        (webhook_id, limit),
+    )
+    return [{**dict(row), "test": bool(row["test"])} for row in rows]

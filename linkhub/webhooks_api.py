@@ -1,5 +1,308 @@
-"""REST API for webhooks under /v1/webhooks (stub: being written)."""
+"""REST API for webhooks under /v1/webhooks: create, list, show, update, verify, (de)activate, rotate, delete.
 
+Every call is scoped to the account of its Bearer key; another account's webhook is 404, as if
+it did not exist. Secrets and credentials appear in an answer only when they are created.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-routes: list[Route] = []
+from . import sender, webhook_verify, webhooks
+from .accounts import Account
+from .auth import account_of, unauthorized
+from .responses import JSON, BodyTooLarge, error, read_body, validation_error
+from .state import State
+from .webhooks import Webhook
+
+log = logging.getLogger("linkhub.webhooks")
+
+MAX_BODY = 64 * 1024
+DEFAULT_DELIVERIES = 50
+MAX_DELIVERIES = 1000
+
+Handler = Callable[[Request, State, Account], Awaitable[Response]]
+
+
+def _authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        account = account_of(request)
+        if account is None:
+            return unauthorized()
+        return await handler(request, request.app.state.linkhub, account)
+
+    return endpoint
+
+
+def _not_found(webhook_id: str) -> JSON:
+    return error(404, "not_found", f"no webhook {webhook_id!r}")
+
+
+def _invalid(exc: webhooks.InvalidWebhook) -> JSON:
+    return error(422, "invalid_webhook", exc.message, field=exc.field)
+
+
+async def _body(request: Request, kind: type[webhooks.S]) -> webhooks.S | Response:
+    try:
+        raw = await read_body(request, MAX_BODY)
+    except BodyTooLarge:
+        return error(413, "body_too_large", f"request body is over {MAX_BODY} bytes")
+    try:
+        return webhooks.parse(kind, raw)
+    except webhooks.InvalidWebhook as exc:
+        return _invalid(exc)
+    except msgspec.DecodeError as exc:
+        return validation_error(exc)
+
+
+async def _target_refused(state: State, url: str) -> JSON | None:
+    """SSRF guard at create/update: a URL resolving to a non-public address is refused (unless allowed)."""
+    try:
+        await sender.resolve_target(url, allow_private=state.settings.allow_private_targets)
+    except sender.TargetRefused as exc:
+        return error(422, "target_refused", str(exc), field="url")
+    return None
+
+
+async def _verify(state: State, webhook: Webhook) -> webhook_verify.VerifyResult:
+    assert state.http is not None, "the HTTP client is opened by the app's lifespan"
+    return await webhook_verify.send(state.http, webhook, allow_private=state.settings.allow_private_targets)
+
+
+def _verify_failed(result: webhook_verify.VerifyResult) -> JSON:
+    return error(422, "verify_failed", f"the receiver did not accept the verify batch: {result.describe()}",
+                 verify=result.public())
+
+
+def _wants_verify(request: Request) -> bool | None:
+    value = request.query_params.get("verify", "false").lower()
+    return {"true": True, "1": True, "false": False, "0": False}.get(value)
+
+
+def _mine(state: State, request: Request, account: Account) -> Webhook | None:
+    return webhooks.get(state.db.reader(), request.path_params["webhook_id"], account.id)
+
+
+def _owned(conn: sqlite3.Connection, webhook_id: str, account_id: str) -> Webhook:
+    """Inside a write: the webhook as it is now, if still the account's."""
+    webhook = webhooks.get(conn, webhook_id, account_id)
+    if webhook is None:
+        raise webhooks.WebhookNotFound(webhook_id)
+    return webhook
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+@_authenticated
+async def create_webhook(request: Request, state: State, account: Account) -> Response:
+    spec = await _body(request, webhooks.WebhookSpec)
+    if isinstance(spec, Response):
+        return spec
+    try:
+        draft = webhooks.draft(account.id, spec)
+    except webhooks.InvalidWebhook as exc:
+        return _invalid(exc)
+    if (refused := await _target_refused(state, draft.url)) is not None:
+        return refused
+    result = None
+    if spec.verify:  # eSputnik's check on save: nothing is stored unless the receiver says 2xx
+        result = await _verify(state, draft)
+        if not result.ok:
+            return _verify_failed(result)
+
+    def store(conn: sqlite3.Connection) -> Webhook:
+        stored = webhooks.insert(conn, draft)
+        if result is not None:
+            result.record(conn, stored.id)
+        return stored
+
+    webhook = await state.db.write(store)
+    log.info("webhook %s created for account %s (%s)", webhook.id, account.id, webhook.status)
+    document = {**webhook.public(), "secret": webhook.secret}
+    if result is not None:
+        document["verify"] = result.public()
+    return JSON(document, status_code=201)
+
+
+@_authenticated
+async def list_webhooks(request: Request, state: State, account: Account) -> Response:
+    return JSON({"webhooks": [w.public() for w in webhooks.list_for(state.db.reader(), account.id)]})
+
+
+@_authenticated
+async def show_webhook(request: Request, state: State, account: Account) -> Response:
+    webhook = _mine(state, request, account)
+    if webhook is None:
+        return _not_found(request.path_params["webhook_id"])
+    return JSON(webhook.public())
+
+
+@_authenticated
+async def update_webhook(request: Request, state: State, account: Account) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    current = _mine(state, request, account)
+    if current is None:
+        return _not_found(webhook_id)
+    changes = await _body(request, webhooks.WebhookChanges)
+    if isinstance(changes, Response):
+        return changes
+    try:
+        changed = webhooks.apply(current, changes)  # checked before any network or write
+    except webhooks.InvalidWebhook as exc:
+        return _invalid(exc)
+    if changes.url is not msgspec.UNSET and (refused := await _target_refused(state, changed.url)) is not None:
+        return refused
+
+    def store(conn: sqlite3.Connection) -> Webhook:
+        return webhooks.update(conn, _owned(conn, webhook_id, account.id), changes)
+
+    try:
+        webhook = await state.db.write(store)
+    except webhooks.WebhookNotFound:
+        return _not_found(webhook_id)
+    except webhooks.InvalidWebhook as exc:  # changed concurrently into something these changes do not fit
+        return _invalid(exc)
+    log.info("webhook %s updated", webhook.id)
+    return JSON(webhook.public())
+
+
+@_authenticated
+async def delete_webhook(request: Request, state: State, account: Account) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    if _mine(state, request, account) is None:
+        return _not_found(webhook_id)
+
+    def remove(conn: sqlite3.Connection) -> None:
+        webhooks.delete(conn, _owned(conn, webhook_id, account.id).id)
+
+    try:
+        await state.db.write(remove)
+    except webhooks.WebhookNotFound:
+        return _not_found(webhook_id)
+    except webhooks.WebhookActive as exc:
+        return error(409, "webhook_active", str(exc))
+    log.info("webhook %s deleted", webhook_id)
+    return Response(status_code=204)
+
+
+@_authenticated
+async def verify_webhook(request: Request, state: State, account: Account) -> Response:
+    webhook = _mine(state, request, account)
+    if webhook is None:
+        return _not_found(request.path_params["webhook_id"])
+    result = await _verify(state, webhook)
+    try:
+        await state.db.write(functools.partial(_record_if_exists, result=result, webhook_id=webhook.id))
+    except sqlite3.Error as exc:  # the log is a convenience: the caller still gets the receiver's answer
+        log.warning("could not log verify attempt of webhook %s: %s", webhook.id, exc)
+    return JSON(result.public())
+
+
+def _record_if_exists(conn: sqlite3.Connection, *, result: webhook_verify.VerifyResult, webhook_id: str) -> None:
+    if webhooks.get(conn, webhook_id) is not None:  # it may have been deleted while we waited on the receiver
+        result.record(conn, webhook_id)
+
+
+@_authenticated
+async def activate_webhook(request: Request, state: State, account: Account) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    webhook = _mine(state, request, account)
+    if webhook is None:
+        return _not_found(webhook_id)
+    verify = _wants_verify(request)
+    if verify is None:
+        return error(422, "invalid_parameter", "verify must be true or false", field="verify")
+    result = await _verify(state, webhook) if verify else None
+
+    def store(conn: sqlite3.Connection) -> Webhook | None:
+        current = _owned(conn, webhook_id, account.id)
+        if result is not None:
+            result.record(conn, current.id)
+            if not result.ok:
+                return None
+        return webhooks.set_status(conn, current.id, "active", None)
+
+    try:
+        activated = await state.db.write(store)
+    except webhooks.WebhookNotFound:
+        return _not_found(webhook_id)
+    if activated is None:
+        assert result is not None
+        return _verify_failed(result)
+    log.info("webhook %s activated", webhook_id)
+    document = activated.public()
+    if result is not None:
+        document["verify"] = result.public()
+    return JSON(document)
+
+
+@_authenticated
+async def deactivate_webhook(request: Request, state: State, account: Account) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    if _mine(state, request, account) is None:
+        return _not_found(webhook_id)
+
+    def store(conn: sqlite3.Connection) -> Webhook:
+        return webhooks.set_status(conn, _owned(conn, webhook_id, account.id).id, "inactive", None)
+
+    try:
+        webhook = await state.db.write(store)
+    except webhooks.WebhookNotFound:
+        return _not_found(webhook_id)
+    log.info("webhook %s deactivated", webhook_id)
+    return JSON(webhook.public())
+
+
+@_authenticated
+async def rotate_secret(request: Request, state: State, account: Account) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    if _mine(state, request, account) is None:
+        return _not_found(webhook_id)
+
+    def store(conn: sqlite3.Connection) -> str:
+        return webhooks.rotate_secret(conn, _owned(conn, webhook_id, account.id).id)
+
+    try:
+        secret = await state.db.write(store)
+    except webhooks.WebhookNotFound:
+        return _not_found(webhook_id)
+    log.info("webhook %s: signing secret rotated", webhook_id)
+    return JSON({"id": webhook_id, "secret": secret})
+
+
+@_authenticated
+async def list_deliveries(request: Request, state: State, account: Account) -> Response:
+    webhook = _mine(state, request, account)
+    if webhook is None:
+        return _not_found(request.path_params["webhook_id"])
+    raw = request.query_params.get("limit", str(DEFAULT_DELIVERIES))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DELIVERIES:
+        return error(422, "invalid_parameter", f"limit must be an integer from 1 to {MAX_DELIVERIES}",
+                     field="limit")
+    return JSON({"deliveries": webhooks.recent_deliveries(state.db.reader(), webhook.id, int(raw))})
+
+
+_ONE = "/v1/webhooks/{webhook_id}"
+
+routes: list[Route] = [
+    Route("/v1/webhooks", create_webhook, methods=["POST"]),
+    Route("/v1/webhooks", list_webhooks, methods=["GET"]),
+    Route(_ONE, show_webhook, methods=["GET"]),
+    Route(_ONE, update_webhook, methods=["PATCH"]),
+    Route(_ONE, delete_webhook, methods=["DELETE"]),
+    Route(f"{_ONE}/verify", verify_webhook, methods=["POST"]),
+    Route(f"{_ONE}/activate", activate_webhook, methods=["POST"]),
+    Route(f"{_ONE}/deactivate", deactivate_webhook, methods=["POST"]),
+    Route(f"{_ONE}/rotate-secret", rotate_secret, methods=["POST"]),
+    Route(f"{_ONE}/deliveries", list_deliveries, methods=["GET"]),
+]

@@ -1,0 +1,378 @@
+"""`linkhub webhooks …`: the /v1/webhooks API for operators, straight on the SQLite file.
+
+The CLI is its own process with its own connection; each change runs in one IMMEDIATE
+transaction, so a running server's writer simply waits for it (busy timeout) and then sees it.
+The rules are the API's: the same request Structs, the same SSRF check, the same verify batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import accounts, formats, sender, webhook_verify, webhooks
+from .cli import db_option, emit, json_option, open_db
+from .events import EVENT_TYPES
+from .webhooks import Webhook
+
+AUTH_TYPES = ("none", "basic", "bearer", "header")
+
+
+# -- shared options and helpers --------------------------------------------------------------
+
+
+def _allow_private_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--allow-private-targets", envvar="LINKHUB_ALLOW_PRIVATE_TARGETS", is_flag=True,
+                        help="Allow loopback/private receiver addresses [env LINKHUB_ALLOW_PRIVATE_TARGETS=1].")(fn)
+
+
+def _account_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    help_text = "The owning account." if required else "Only if the webhook belongs to this account."
+    # No explicit default: with click 8.2+ a default of None would satisfy required=True.
+    return click.option("--account", "account_id", required=required, help=help_text)
+
+
+def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The webhook's settings, as options of create and update (absent = default / unchanged)."""
+    options = [
+        click.option("--url", default=None, help="Receiver URL (http or https)."),
+        click.option("--type", "types", multiple=True, type=click.Choice(EVENT_TYPES),
+                     help="Event type to deliver (repeat); none given = every type."),
+        click.option("--format", "fmt", default=None, type=click.Choice(formats.FORMATS),
+                     help="Payload format [create default: linkhub]."),
+        click.option("--auth", "auth_type", default=None, type=click.Choice(AUTH_TYPES),
+                     help="How linkhub authenticates to the receiver [create default: none]."),
+        click.option("--username", default=None, help="For --auth basic."),
+        click.option("--password", default=None, envvar="LINKHUB_WEBHOOK_PASSWORD",
+                     help="For --auth basic [env LINKHUB_WEBHOOK_PASSWORD, which keeps it out of `ps`]."),
+        click.option("--token", default=None, envvar="LINKHUB_WEBHOOK_TOKEN",
+                     help="For --auth bearer [env LINKHUB_WEBHOOK_TOKEN]."),
+        click.option("--header-name", default=None, help="For --auth header, e.g. X-Api-Key."),
+        click.option("--header-value", default=None, envvar="LINKHUB_WEBHOOK_HEADER_VALUE",
+                     help="For --auth header [env LINKHUB_WEBHOOK_HEADER_VALUE]."),
+        click.option("--batch-size", type=int, default=None, help="Events per POST, 1-1000 [create default: 100]."),
+        click.option("--retry", "retry_policy", default=None, type=click.Choice(("exponential", "fixed")),
+                     help="Retry policy [create default: exponential]."),
+        click.option("--retry-interval", type=int, default=None,
+                     help="Seconds between retries; implies --retry fixed."),
+        click.option("--max-age", "max_age_s", type=int, default=None,
+                     help="Seconds before an undelivered event is dead [create default: 259200]."),
+        click.option("--ordered/--unordered", default=None, help="Strict FIFO delivery [create default: ordered]."),
+        click.option("--description", default=None, help="Free text; an empty string clears it."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type: str | None,
+             username: str | None, password: str | None, token: str | None, header_name: str | None,
+             header_value: str | None, batch_size: int | None, retry_policy: str | None,
+             retry_interval: int | None, max_age_s: int | None, ordered: bool | None,
+             description: str | None) -> dict[str, Any]:
+    """The given options as an API request body: only what was given, so update changes only that."""
+    body: dict[str, Any] = {}
+    for key, value in (("url", url), ("format", fmt), ("batch_size", batch_size), ("max_age_s", max_age_s),
+                       ("ordered", ordered), ("description", description)):
+        if value is not None:
+            body[key] = value
+    if types:
+        body["types"] = list(types)
+    if auth_type is not None:
+        given = {"username": username, "password": password, "token": token,
+                 "name": header_name, "value": header_value}
+        wanted = {"none": (), "basic": ("username", "password"), "bearer": ("token",),
+                  "header": ("name", "value")}[auth_type]
+        body["auth"] = {"type": auth_type, **{k: given[k] for k in wanted if given[k] is not None}}
+    elif any(v is not None for v in (username, token, header_name)):
+        raise click.UsageError("credentials need --auth basic, bearer or header")
+    if retry_interval is not None and retry_policy == "exponential":
+        raise click.UsageError("--retry-interval goes with --retry fixed")
+    if retry_policy == "fixed" or retry_interval is not None:
+        body["retry"] = {"policy": "fixed", **({"interval_s": retry_interval} if retry_interval is not None else {})}
+    elif retry_policy == "exponential":
+        body["retry"] = {"policy": "exponential"}
+    return body
+
+
+def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
+    return click.ClickException(f"invalid webhook ({exc.field}): {exc.message}")
+
+
+def _check_target(url: str, allow_private: bool) -> None:
+    try:
+        asyncio.run(sender.resolve_target(url, allow_private=allow_private))
+    except sender.TargetRefused as exc:
+        raise click.ClickException(f"refused target (url): {exc}") from None
+
+
+def _verify(webhook: Webhook, allow_private: bool) -> webhook_verify.VerifyResult:
+    async def run() -> webhook_verify.VerifyResult:
+        async with sender.new_client() as client:
+            return await webhook_verify.send(client, webhook, allow_private=allow_private)
+
+    return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One IMMEDIATE transaction: the check and the change it guards commit together."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _find(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) -> Webhook:
+    webhook = webhooks.get(conn, webhook_id, account_id)
+    if webhook is None:
+        where = f" in account {account_id!r}" if account_id else ""
+        raise click.ClickException(f"no webhook {webhook_id!r}{where}")
+    return webhook
+
+
+def _summary(w: Webhook) -> str:
+    types = ",".join(w.types) or "all"
+    reason = f" ({w.status_reason})" if w.status_reason else ""
+    return f"{w.id}  {w.status}{reason}  {w.format}  {w.url}  types={types}  account={w.account_id}"
+
+
+def _details(document: dict[str, Any]) -> str:
+    def text(key: str, value: Any) -> str:
+        if key == "types":
+            return ", ".join(value) or "all"
+        if isinstance(value, dict):
+            return " ".join(f"{k}={v}" for k, v in value.items())
+        return "-" if value is None else str(value)
+
+    return "\n".join(f"  {key + ':':<15}{text(key, value)}" for key, value in document.items())
+
+
+def _verify_text(result: webhook_verify.VerifyResult) -> str:
+    doc = result.public()
+    verdict = "accepted" if result.ok else f"NOT accepted: {doc['error']}"
+    return (f"verify batch of {result.events} test events {verdict}\n"
+            f"  status: {doc['status_code']}  latency: {doc['latency_ms']} ms\n  body: {doc['body'][:200]!r}")
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Create and manage webhook subscriptions (the CLI side of /v1/webhooks)."""
+
+
+@webhooks_group.command("create")
+@_account_option(required=True)
+@_spec_options
+@click.option("--active", is_flag=True, help="Start delivering at once (default: created inactive).")
+@click.option("--verify", is_flag=True, help="Send the verify batch first; store nothing unless it answers 2xx.")
+@_allow_private_option
+@json_option
+@db_option
+def create(account_id: str, active: bool, verify: bool, allow_private_targets: bool, as_json: bool, db: Path,
+           **options: Any) -> None:
+    """Create a webhook: prints it with its signing secret (shown only now)."""
+    if options["url"] is None:
+        raise click.UsageError("--url is required")
+    body = {**_request(**options), "active": active}
+    try:
+        draft = webhooks.draft(account_id, webhooks.parse(webhooks.WebhookSpec, body))
+    except webhooks.InvalidWebhook as exc:
+        raise _invalid(exc) from None
+    _check_target(draft.url, allow_private_targets)
+    with open_db(db) as conn:
+        if accounts.get(conn, account_id) is None:
+            raise click.ClickException(f"no account with id {account_id!r}")
+        result = _verify(draft, allow_private_targets) if verify else None
+        if result is not None and not result.ok:
+            emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
+            raise click.ClickException("the receiver did not accept the verify batch: nothing was stored")
+        with _transaction(conn):
+            webhook = webhooks.insert(conn, draft)
+            if result is not None:
+                result.record(conn, webhook.id)
+    document = {**webhook.public(), "secret": webhook.secret}
+    if result is not None:
+        document["verify"] = result.public()
+    emit(as_json, document,
+         f"Created webhook {webhook.id} ({webhook.status})\n{_details(webhook.public())}\n"
+         f"  secret:        {webhook.secret}\n"
+         f"                 (shown only now: store it; `linkhub webhooks rotate-secret` issues a new one)")
+
+
+@webhooks_group.command("list")
+@_account_option(required=False)
+@json_option
+@db_option
+def list_(account_id: str | None, as_json: bool, db: Path) -> None:
+    """List webhooks (secrets and credentials are never shown)."""
+    with open_db(db) as conn:
+        found = webhooks.list_for(conn, account_id)
+    emit(as_json, [w.public() for w in found], "\n".join(map(_summary, found)) or "no webhooks")
+
+
+@webhooks_group.command("show")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@json_option
+@db_option
+def show(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
+    """Show one webhook."""
+    with open_db(db) as conn:
+        webhook = _find(conn, webhook_id, account_id)
+    emit(as_json, webhook.public(), f"Webhook {webhook.id}\n{_details(webhook.public())}")
+
+
+@webhooks_group.command("update")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@_spec_options
+@click.option("--all-types", is_flag=True, help="Deliver every event type (clears --type).")
+@_allow_private_option
+@json_option
+@db_option
+def update(webhook_id: str, account_id: str | None, all_types: bool, allow_private_targets: bool, as_json: bool,
+           db: Path, **options: Any) -> None:
+    """Change a webhook's settings; a running server delivers with them from its next batch."""
+    if all_types and options["types"]:
+        raise click.UsageError("--type and --all-types exclude each other")
+    body = _request(**options)
+    if all_types:
+        body["types"] = []
+    if body.get("description") == "":
+        body["description"] = None
+    try:
+        changes = webhooks.parse(webhooks.WebhookChanges, body)
+    except webhooks.InvalidWebhook as exc:
+        raise _invalid(exc) from None
+    with open_db(db) as conn:
+        try:
+            # Check first (no lock held while DNS answers), then apply to the row as it is in the transaction.
+            checked = webhooks.apply(_find(conn, webhook_id, account_id), changes)
+            if "url" in body:
+                _check_target(checked.url, allow_private_targets)
+            with _transaction(conn):
+                webhook = webhooks.update(conn, _find(conn, webhook_id, account_id), changes)
+        except webhooks.InvalidWebhook as exc:
+            raise _invalid(exc) from None
+    emit(as_json, webhook.public(), f"Updated webhook {webhook.id}\n{_details(webhook.public())}")
+
+
+def _set_status(db: Path, webhook_id: str, account_id: str | None, status: str,
+                result: webhook_verify.VerifyResult | None = None) -> Webhook:
+    with open_db(db) as conn, _transaction(conn):
+        webhook = _find(conn, webhook_id, account_id)
+        if result is not None:
+            result.record(conn, webhook.id)
+            if not result.ok:
+                return webhook
+        return webhooks.set_status(conn, webhook.id, status, None)
+
+
+@webhooks_group.command("activate")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@click.option("--verify", is_flag=True, help="Send the verify batch first; activate only if it answers 2xx.")
+@_allow_private_option
+@json_option
+@db_option
+def activate(webhook_id: str, account_id: str | None, verify: bool, allow_private_targets: bool, as_json: bool,
+             db: Path) -> None:
+    """Start queueing and delivering events to the webhook (also re-enables a disabled one)."""
+    result = None
+    if verify:
+        with open_db(db) as conn:
+            current = _find(conn, webhook_id, account_id)
+        result = _verify(current, allow_private_targets)
+    webhook = _set_status(db, webhook_id, account_id, "active", result)
+    if result is not None and not result.ok:
+        emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
+        raise click.ClickException(f"the receiver did not accept the verify batch: {webhook.id} stays {webhook.status}")
+    document = {**webhook.public(), **({"verify": result.public()} if result is not None else {})}
+    emit(as_json, document, f"Webhook {webhook.id} is {webhook.status}")
+
+
+@webhooks_group.command("deactivate")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@json_option
+@db_option
+def deactivate(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
+    """Stop queueing new events for the webhook; it can be activated again later."""
+    webhook = _set_status(db, webhook_id, account_id, "inactive")
+    emit(as_json, webhook.public(), f"Webhook {webhook.id} is {webhook.status}")
+
+
+@webhooks_group.command("verify")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@_allow_private_option
+@json_option
+@db_option
+def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool, as_json: bool, db: Path) -> None:
+    """POST a batch of test events to the receiver and show its answer; exit 1 unless it answered 2xx."""
+    with open_db(db) as conn:
+        webhook = _find(conn, webhook_id, account_id)
+        result = _verify(webhook, allow_private_targets)
+        with _transaction(conn):
+            if webhooks.get(conn, webhook.id) is not None:
+                result.record(conn, webhook.id)
+    emit(as_json, result.public(), _verify_text(result))
+    if not result.ok:
+        sys.exit(1)
+
+
+@webhooks_group.command("rotate-secret")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@json_option
+@db_option
+def rotate_secret(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
+    """Issue a new signing secret; deliveries from now on are signed with it."""
+    with open_db(db) as conn, _transaction(conn):
+        secret = webhooks.rotate_secret(conn, _find(conn, webhook_id, account_id).id)
+    emit(as_json, {"id": webhook_id, "secret": secret},
+         f"New signing secret for {webhook_id} (shown only now):\n  {secret}")
+
+
+@webhooks_group.command("delete")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@json_option
+@db_option
+def delete(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
+    """Delete an inactive webhook, with its queue and delivery log."""
+    with open_db(db) as conn:
+        try:
+            with _transaction(conn):
+                webhooks.delete(conn, _find(conn, webhook_id, account_id).id)
+        except webhooks.WebhookActive as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(as_json, {"id": webhook_id, "deleted": True}, f"Deleted webhook {webhook_id}")
+
+
+@webhooks_group.command("deliveries")
+@click.argument("webhook_id")
+@_account_option(required=False)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@json_option
+@db_option
+def deliveries(webhook_id: str, account_id: str | None, limit: int, as_json: bool, db: Path) -> None:
+    """The latest POSTs to the webhook, newest first."""
+    with open_db(db) as conn:
+        found = webhooks.recent_deliveries(conn, _find(conn, webhook_id, account_id).id, limit)
+    lines = [f"{d['attempted_at']}  events={d['events']}  status={d['status_code'] or '-'}  {d['duration_ms']} ms"
+             f"{'  test' if d['test'] else ''}{'  ' + d['error'] if d['error'] else ''}" for d in found]
+    emit(as_json, found, "\n".join(lines) or "no deliveries yet")

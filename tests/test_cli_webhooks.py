@@ -1,0 +1,201 @@
+"""`linkhub webhooks …`: the CLI on a real SQLite file, verify against real local receivers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import standardwebhooks
+from click.testing import CliRunner, Result
+from conftest import create_account, query
+
+from linkhub.cli import cli
+
+pytest_plugins = ("receiver",)  # the make_receiver fixture
+
+PUBLIC_URL = "http://93.184.215.14/hook"  # a public literal: no DNS, never contacted without --verify
+
+
+def run(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, ["webhooks", *args, "--db", str(db_path)], env=env, catch_exceptions=False)
+
+
+def run_json(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    result = run(db_path, *args, "--json", env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_full_lifecycle(db_path: Path, account: Any) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--type", "open",
+                    "--type", "click", "--format", "optimizely", "--batch-size", "50", "--retry-interval", "10",
+                    "--max-age", "3600", "--unordered", "--description", "CRM")
+    assert made["id"].startswith("wh_") and made["secret"].startswith("whsec_")
+    assert made["types"] == ["open", "click"] and made["format"] == "optimizely"
+    assert made["batch_size"] == 50 and made["retry"] == {"policy": "fixed", "interval_s": 10}
+    assert made["max_age_s"] == 3600 and made["ordered"] is False and made["status"] == "inactive"
+    hook = made["id"]
+
+    listed = run_json(db_path, "list")
+    assert [w["id"] for w in listed] == [hook] and "secret" not in listed[0]
+    assert run_json(db_path, "list", "--account", "someone-else") == []
+    shown = run_json(db_path, "show", hook)
+    assert shown == {k: v for k, v in made.items() if k != "secret"}
+
+    updated = run_json(db_path, "update", hook, "--all-types", "--format", "linkhub", "--retry", "exponential",
+                       "--ordered", "--description", "")
+    assert updated["types"] == [] and updated["retry"] == {"policy": "exponential"}
+    assert updated["ordered"] is True and updated["description"] is None and updated["batch_size"] == 50
+
+    assert run_json(db_path, "activate", hook)["status"] == "active"
+    refused = run(db_path, "delete", hook)
+    assert refused.exit_code == 1 and "deactivate it first" in refused.output
+    assert run_json(db_path, "deactivate", hook)["status"] == "inactive"
+
+    rotated = run_json(db_path, "rotate-secret", hook)
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != made["secret"]
+    assert run_json(db_path, "deliveries", hook) == []
+
+    assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True}
+    missing = run(db_path, "show", hook)
+    assert missing.exit_code == 1 and "no webhook" in missing.output
+
+
+def test_text_output(db_path: Path, account: Any) -> None:
+    created = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
+    assert created.exit_code == 0 and "whsec_" in created.output and "shown only now" in created.output
+    assert "inactive" in run(db_path, "list").output
+    assert run(db_path, "list", "--account", "nobody").output.strip() == "no webhooks"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch-size", "0"], "batch_size"),
+    (["--batch-size", "1001"], "batch_size"),
+    (["--retry", "fixed"], "retry.interval_s"),
+    (["--retry-interval", "0"], "retry.interval_s"),
+    (["--max-age", "0"], "max_age_s"),
+    (["--auth", "basic", "--username", "u"], "auth.password"),
+    (["--auth", "header", "--header-name", "Content-Type", "--header-value", "x"], "auth.name"),
+    (["--auth", "header", "--header-name", "webhook-id", "--header-value", "x"], "auth.name"),
+    (["--format", "arpoone", "--type", "sent"], "types"),
+])
+def test_invalid_create_names_the_field(db_path: Path, account: Any, args: list[str], message: str) -> None:
+    result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
+    assert result.exit_code == 1, result.output
+    assert f"invalid webhook ({message})" in result.output
+    assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+
+def test_usage_errors(db_path: Path, account: Any) -> None:
+    assert run(db_path, "create", "--account", account.id).exit_code == 2  # no --url
+    assert run(db_path, "create", "--url", PUBLIC_URL).exit_code == 2  # no --account
+    unknown = run(db_path, "create", "--account", "nope", "--url", PUBLIC_URL)
+    assert unknown.exit_code == 1 and "no account" in unknown.output
+    assert run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--token", "t").exit_code == 2
+
+
+def test_credentials_from_the_environment_are_stored_but_never_shown(db_path: Path, account: Any) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--auth", "basic",
+                    "--username", "crm", env={"LINKHUB_WEBHOOK_PASSWORD": "pw-from-env"})
+    assert made["auth"] == {"type": "basic", "username": "crm"}
+    [row] = query(db_path, "SELECT auth FROM webhooks")
+    assert json.loads(row["auth"]) == {"type": "basic", "username": "crm", "password": "pw-from-env"}
+    for args in (["list"], ["show", made["id"]], ["update", made["id"], "--batch-size", "7"]):
+        output = run(db_path, *args, "--json").output
+        assert "pw-from-env" not in output and made["secret"] not in output
+
+
+def test_account_scoping(db_path: Path, account: Any) -> None:
+    other = create_account(db_path)
+    hook = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)["id"]
+    for args in (["show", hook], ["activate", hook], ["delete", hook], ["rotate-secret", hook],
+                 ["update", hook, "--batch-size", "5"], ["deliveries", hook]):
+        result = run(db_path, *args, "--account", other.id)
+        assert result.exit_code == 1 and "no webhook" in result.output, args
+    assert run_json(db_path, "show", hook, "--account", account.id)["id"] == hook
+
+
+def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("LINKHUB_ALLOW_PRIVATE_TARGETS", raising=False)
+    for url in ("http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]/", "http://10.0.0.1/",
+                "http://169.254.169.254/"):
+        refused = run(db_path, "create", "--account", account.id, "--url", url)
+        assert refused.exit_code == 1 and "refused target" in refused.output, url
+    assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+    hook = run_json(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/",
+                    "--allow-private-targets")["id"]
+    run_json(db_path, "create", "--account", account.id, "--url", "http://10.0.0.1/",
+             env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "1"})
+    refused = run(db_path, "update", hook, "--url", "http://169.254.169.254/")
+    assert refused.exit_code == 1 and "refused target" in refused.output
+    assert run_json(db_path, "update", hook, "--url", "http://127.0.0.2:9/", "--allow-private-targets")["url"] \
+        == "http://127.0.0.2:9/"
+
+
+def test_verify_sends_a_signed_test_batch(db_path: Path, account: Any, make_receiver: Any) -> None:
+    receiver = make_receiver(body=b"hello")
+    made = run_json(db_path, "create", "--account", account.id, "--url", receiver.url, "--allow-private-targets",
+                    "--auth", "bearer", "--token", "tok-1")
+    result = run_json(db_path, "verify", made["id"], "--allow-private-targets")
+    assert result["ok"] is True and result["status_code"] == 200 and result["body"] == "hello"
+    [request] = receiver.wait_for(1)
+    events = standardwebhooks.Webhook(made["secret"]).verify(request.body, request.headers)
+    assert events and all(e["test"] is True for e in events)
+    assert request.headers["authorization"] == "Bearer tok-1"
+    [logged] = run_json(db_path, "deliveries", made["id"])
+    assert logged["test"] is True and logged["status_code"] == 200
+    assert query(db_path, "SELECT count(*) FROM events")[0][0] == 0
+
+    receiver.status = 500
+    failed = run(db_path, "verify", made["id"], "--allow-private-targets", "--json")
+    assert failed.exit_code == 1
+    assert json.loads(failed.output)["status_code"] == 500
+
+    # Without the override the receiver (on 127.0.0.1) is refused at send time.
+    refused = run(db_path, "verify", made["id"], "--json", env={"LINKHUB_ALLOW_PRIVATE_TARGETS": ""})
+    assert refused.exit_code == 1 and "refused target" in json.loads(refused.output)["error"]
+    assert len(receiver.requests) == 2
+
+
+def test_create_and_activate_with_verify(db_path: Path, account: Any, make_receiver: Any) -> None:
+    receiver = make_receiver(status=500, body=b"not yet")
+    refused = run(db_path, "create", "--account", account.id, "--url", receiver.url, "--verify",
+                  "--allow-private-targets")
+    assert refused.exit_code == 1 and "nothing was stored" in refused.output and "not yet" in refused.output
+    assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+    hook = run_json(db_path, "create", "--account", account.id, "--url", receiver.url,
+                    "--allow-private-targets")["id"]
+    refused = run(db_path, "activate", hook, "--verify", "--allow-private-targets")
+    assert refused.exit_code == 1 and "stays inactive" in refused.output
+    receiver.status = 200
+    activated = run_json(db_path, "activate", hook, "--verify", "--allow-private-targets")
+    assert activated["status"] == "active" and activated["verify"]["ok"] is True
+    assert [d["status_code"] for d in run_json(db_path, "deliveries", hook)] == [200, 500]
+
+    made = run_json(db_path, "create", "--account", account.id, "--url", receiver.url, "--verify", "--active",
+                    "--allow-private-targets")
+    assert made["status"] == "active" and made["verify"]["ok"] is True
+
+
+def test_cli_changes_are_seen_by_a_running_server(make_server: Any, db_path: Path, account: Any) -> None:
+    server = make_server()
+    hook = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)["id"]
+    with server.client() as client:
+        headers = {"Authorization": f"Bearer {account.api_key}"}
+        assert client.get(f"/v1/webhooks/{hook}", headers=headers).json()["status"] == "inactive"
+        run_json(db_path, "activate", hook)
+        assert client.get(f"/v1/webhooks/{hook}", headers=headers).json()["status"] == "active"
+        assert client.post(f"/v1/webhooks/{hook}/deactivate", headers=headers).status_code == 200
+    assert run_json(db_path, "show", hook)["status"] == "inactive"
+
+
+def test_registered_on_the_linkhub_command(db_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "linkhub", "webhooks", "list", "--db", str(db_path), "--json"],
+                            capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
