@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import standardwebhooks
 from conftest import create_account, query, start_server
-from receiver import Receiver
 
 from linkhub.db import connect
 from linkhub.schema import migrate
@@ -503,7 +502,7 @@ def test_receiver_helper_records_json(make_receiver: Any) -> None:
     # The helper itself: what the other tests rely on.
     import httpx
 
-    receiver: Receiver = make_receiver(status=202, body=b"{}")
+    receiver = make_receiver(status=202, body=b"{}")
     answer = httpx.post(receiver.url, content=json.dumps([1]).encode(), headers={"X-A": "b"})
     assert answer.status_code == 202
     assert receiver.requests[0].body == b"[1]" and receiver.requests[0].headers["x-a"] == "b"
