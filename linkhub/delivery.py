@@ -128,9 +128,11 @@ class Deliverer:
         assert self.client is not None
         body = formats.render_batch(hook.format, batch.items)
         async with self._requests:
+            attempted_at = now_rfc3339()
             result = await sender.post_batch(self.client, hook, body, batch.message_id,
                                              allow_private=self.allow_private)
-        await self.db.write(functools.partial(_record, hook=hook, batch=batch, result=result))
+        await self.db.write(functools.partial(_record, hook=hook, batch=batch, result=result,
+                                              attempted_at=attempted_at))
         if result.delivered:
             self.metrics.inc("linkhub_webhook_events_delivered_total", len(batch.row_ids))
         else:
@@ -139,10 +141,13 @@ class Deliverer:
         return result.delivered
 
 
-def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome) -> None:
+def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome,
+            attempted_at: str) -> None:
     """The outcome of one POST, in one transaction: rows, attempt log, and the webhook's status on 410."""
-    outbox.log_attempt(conn, hook.id, batch.message_id, len(batch.row_ids), result.status_code,
-                       result.duration_ms, result.error)
+    if webhooks.get(conn, hook.id) is None:
+        return  # deleted while the batch was in flight; its outbox rows went with it
+    webhooks.record_delivery(conn, hook.id, batch.message_id, attempted_at, len(batch.row_ids),
+                             result.status_code, result.duration_ms, result.error, test=False)
     if result.delivered:
         outbox.delivered(conn, batch)
         return

@@ -68,12 +68,11 @@ class Invalid(Exception):
 def _from_msgspec(exc: msgspec.ValidationError) -> Invalid:
     message, _, path = str(exc).partition(" - at `")
     match = _PATH.match(path.rstrip("`"))
-    if match:
-        return Invalid(int(match[1]), match[2], message)
-    field = None
-    if message.startswith("Object missing required field"):
-        field = message.rsplit("`", 2)[-2]
-    return Invalid(None, field, message)
+    index = int(match[1]) if match else None
+    field = match[2] if match else None
+    if field is None and message.startswith("Object missing required field"):
+        field = message.rsplit("`", 2)[-2]  # "Object missing required field `occurred_at`"
+    return Invalid(index, field, message)
 
 
 def _check(index: int, item: EventIn) -> None:

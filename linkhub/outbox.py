@@ -179,15 +179,6 @@ def failed(conn: sqlite3.Connection, batch: Batch, error: str, delay_s: float) -
     )
 
 
-def log_attempt(conn: sqlite3.Connection, webhook_id: str, message_id: str, events_count: int,
-                status_code: int | None, duration_ms: int, error: str | None, *, test: bool = False) -> None:
-    conn.execute(
-        "INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms, error, test)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (webhook_id, message_id, now_rfc3339(), events_count, status_code, duration_ms, error, int(test)),
-    )
-
-
 def release_claims(conn: sqlite3.Connection) -> int:
     """Rows left 'sending' by a stopped or killed process go back to 'pending' (to be sent again)."""
     return conn.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount

@@ -92,25 +92,35 @@ class Link:
     original: str  # the link as written in the email
 
 
-def choose_links(account: Account, payload: Payload) -> list[Link]:
-    """The links of this call that we replace, in order, each once."""
+@dataclass(frozen=True)
+class Choice:
+    links: list[Link]  # the links of this call that we replace, in order, each once
+    timed_out: int  # links left out because the filter could not decide in time
+
+
+def choose_links(account: Account, payload: Payload) -> Choice:
     original_of: dict[str, str] = {}
     for original, current in payload.meta.urls.items():
         original_of.setdefault(current, original)
     deadline = time.monotonic() + FILTER_BUDGET_S
     chosen: dict[str, Link] = {}
+    timed_out = 0
     for value in payload.data:
         if value in chosen or not replaceable(value):
             continue
         original = original_of.get(value, value)
         if account.link_filter:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not linkfilter.matches(
-                account.link_filter, original, timeout=min(linkfilter.MATCH_TIMEOUT_S, remaining)
-            ):
+            verdict = (
+                linkfilter.matches(account.link_filter, original, timeout=min(linkfilter.MATCH_TIMEOUT_S, remaining))
+                if remaining > 0 else None
+            )
+            if verdict is None:
+                timed_out += 1
+            if not verdict:
                 continue
         chosen[value] = Link(target=value, original=original)
-    return list(chosen.values())
+    return Choice(links=list(chosen.values()), timed_out=timed_out)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,10 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     except msgspec.DecodeError as exc:
         return validation_error(exc)
 
-    links = outreach.choose_links(account, payload)
+    choice = outreach.choose_links(account, payload)
+    links = choice.links
+    if choice.timed_out:
+        state.metrics.inc("linkhub_filter_timeouts_total", choice.timed_out)
     who = outreach.recipient(account, payload)
     codes = outreach.existing_codes(state.db.reader(), who, [link.target for link in links])
     missing = [link for link in links if link.target not in codes]

@@ -35,8 +35,9 @@ class Webhook:
     url: str
     types: tuple[str, ...]  # empty = every type
     format: str
-    auth: dict[str, Any]  # {"type": "none" | "basic" | "bearer" | "header", …credentials}
-    secret: str  # 'whsec_…'
+    # {"type": "none" | "basic" | "bearer" | "header", …credentials}; never in reprs or logs
+    auth: dict[str, Any] = dataclasses.field(repr=False)
+    secret: str = dataclasses.field(repr=False)  # 'whsec_…'
     batch_size: int
     retry_policy: str  # 'exponential' | 'fixed'
     retry_interval_s: int | None
