@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import sender
 from .config import Settings
-from .db import Database
+from .db import Database, DatabaseClosed, WriteTimeout
 from .outreach_api import replace_links
 from .redirect import RedirectApp
 from .responses import JSON, error
@@ -35,6 +36,24 @@ async def healthz(request: Request) -> Response:
     if not state.db.writer_alive():
         return error(503, "unavailable", "database writer is not running")
     return JSON({"status": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Unknown paths and wrong methods answer in the same JSON shape as every other error.
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    response = error(exc.status_code, code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("store unavailable for %s %s: %r", request.method, request.url.path, exc)
+    return error(503, "unavailable", "the database did not answer; try again")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return error(500, "internal_error", "unexpected error; it has been logged")
 
 
 async def metrics(request: Request) -> Response:
@@ -64,6 +83,13 @@ class LinkhubApp:
                 *webhook_routes,
             ],
             lifespan=self._lifespan,
+            exception_handlers={
+                HTTPException: _http_error,
+                sqlite3.Error: _store_unavailable,
+                WriteTimeout: _store_unavailable,
+                DatabaseClosed: _store_unavailable,
+                500: _server_error,
+            },
         )
         self.starlette.state.linkhub = self.state
 

@@ -56,9 +56,10 @@ def from_row(row: sqlite3.Row) -> Event:
     return Event(**values)
 
 
-def public(event: Event) -> dict[str, Any]:
-    """An event as the read API shows it."""
+def public(event: Event, seq: int) -> dict[str, Any]:
+    """An event as the read API shows it; `seq` lets a client resume (?cursor=seq) after the last page."""
     return {
+        "seq": seq,
         "id": event.id,
         "type": event.type,
         "occurred_at": event.occurred_at,

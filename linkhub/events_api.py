@@ -11,12 +11,11 @@ import regex
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from . import events, ids, outbox
 from .auth import account_of, unauthorized
-from .db import WriteTimeout
-from .responses import JSON, BodyTooLarge, error, read_body
+from .db import DatabaseClosed, WriteTimeout
+from .responses import JSON, BodyTooLarge, error, int_param, read_body, route
 from .state import State
 from .timeutil import now_rfc3339, parse_rfc3339, to_rfc3339
 
@@ -136,8 +135,10 @@ async def ingest(request: Request) -> Response:
         return error(400, "malformed_json", str(exc), path="$")
     try:
         stored = await state.db.write(functools.partial(outbox.store_events, batch=batch), timeout=STORE_DEADLINE_S)
-    except (WriteTimeout, sqlite3.Error) as exc:
-        return error(503, "unavailable", f"the event store did not accept the batch: {exc}; nothing was stored")
+    except (WriteTimeout, DatabaseClosed, sqlite3.Error) as exc:
+        # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
+        return error(503, "unavailable", f"the event store did not confirm the batch in time ({exc}); "
+                                         "retry it — events with an id are never stored twice")
     if stored.queued:
         state.deliverer.wake()
     return JSON({"accepted": stored.accepted, "duplicates": stored.duplicates}, status_code=202)
@@ -160,16 +161,16 @@ def _query_filters(request: Request) -> tuple[list[str], list[Any], int]:
             except ValueError as exc:
                 raise Invalid(None, name, str(exc)) from None
             where.append(f"occurred_at {op} ?")
-    cursor = params.get("cursor")
-    if cursor:
-        if not cursor.isdigit():
+    if params.get("cursor"):
+        cursor = int_param(request, "cursor", 0, 0, 2**63 - 1)
+        if cursor is None:
             raise Invalid(None, "cursor", "not a cursor returned by this API")
         where.append("seq > ?")
-        values.append(int(cursor))
-    limit_text = params.get("limit", str(DEFAULT_LIMIT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_EVENTS:
+        values.append(cursor)
+    limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_EVENTS)
+    if limit is None:
         raise Invalid(None, "limit", f"limit must be an integer from 1 to {MAX_EVENTS}")
-    return where, values, int(limit_text)
+    return where, values, limit
 
 
 async def list_events(request: Request) -> Response:
@@ -180,7 +181,7 @@ async def list_events(request: Request) -> Response:
     try:
         where, values, limit = _query_filters(request)
     except Invalid as exc:
-        return error(400, "invalid_query", str(exc.reason), field=exc.field)
+        return error(422, "invalid_parameter", exc.reason, field=exc.field)
     sql = (
         f"SELECT {events.PUBLIC_COLUMNS} FROM events WHERE {' AND '.join(['account_id = ?', *where])}"
         " ORDER BY seq LIMIT ?"
@@ -192,10 +193,7 @@ async def list_events(request: Request) -> Response:
     rows = await run_in_threadpool(read)  # may scan: keep it off the event loop
     page = rows[:limit]
     next_cursor = str(page[-1]["seq"]) if len(rows) > limit else None
-    return JSON({"events": [events.public(events.from_row(row)) for row in page], "next_cursor": next_cursor})
+    return JSON({"events": [events.public(events.from_row(row), row["seq"]) for row in page], "next_cursor": next_cursor})
 
 
-routes = [
-    Route("/v1/events", ingest, methods=["POST"]),
-    Route("/v1/events", list_events, methods=["GET"]),
-]
+routes = [route("/v1/events", GET=list_events, POST=ingest)]

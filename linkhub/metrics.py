@@ -12,6 +12,12 @@ HELP = {
     "linkhub_outreach_requests_total": "Link-replacement calls, by HTTP status answered.",
     "linkhub_links_minted_total": "Short links created.",
     "linkhub_filter_timeouts_total": "Links left out because the account's filter timed out.",
+    "linkhub_webhook_events_delivered_total": "Events delivered to webhooks (receiver answered 2xx).",
+    "linkhub_webhook_failures_total": "Webhook POSTs that failed (non-2xx, timeout, connection error).",
+    "linkhub_write_transactions_total": "Transactions committed by the database writer.",
+    "linkhub_write_jobs_total": "Pieces of work committed by the writer (several share one transaction).",
+    "linkhub_write_failed_commits_total": "Writer transactions that failed as a whole.",
+    "linkhub_write_largest_batch": "Most pieces of work committed in one transaction so far.",
 }
 
 

@@ -161,8 +161,10 @@ def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str])
     return found
 
 
-def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> dict[str, str]:
-    """Insert codes for links that have none (runs in the writer's transaction); return target → code.
+def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
+    """Insert codes for links that have none (runs in the writer's transaction).
+
+    Returns target → code, and how many links this call created.
 
     A concurrent call for the same recipient may have minted some meanwhile: ON CONFLICT
     keeps theirs, and we read back whatever won. A random code that collides with another
@@ -171,7 +173,9 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> dict[st
     now = now_rfc3339()
     codes = existing_codes(conn, who, [link.target for link in links])
     missing = [link for link in links if link.target not in codes]
+    created = 0
     while missing:
+        before = conn.total_changes
         conn.executemany(
             "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
             " prospect_email, user_id, user_email, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -182,6 +186,7 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> dict[st
                 for link in missing
             ],
         )
+        created += conn.total_changes - before
         codes.update(existing_codes(conn, who, [link.target for link in missing]))
         missing = [link for link in missing if link.target not in codes]
-    return codes
+    return codes, created

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -52,3 +58,23 @@ def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> JSON
     if isinstance(exc, msgspec.ValidationError):
         return error(400, "invalid_body", message, path=path or "$")
     return error(400, "malformed_json", message, path=path or "$")
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int | None:
+    """A query parameter as an int within [low, high]; None if it is anything else."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        return None
+    return int(raw)
+
+
+def route(path: str, **handlers: Endpoint) -> Route:
+    """One route for all of a path's methods (`route(p, GET=f, POST=g)`), so a 405 lists every allowed one."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, endpoint, methods=list(handlers))

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from . import sender, webhook_verify, webhooks
 from .accounts import Account
 from .auth import account_of, unauthorized
-from .responses import JSON, BodyTooLarge, error, read_body, validation_error
+from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, validation_error
 from .state import State
 from .webhooks import Webhook
 
@@ -285,21 +285,18 @@ async def list_deliveries(request: Request, state: State, account: Account) -> R
     webhook = _mine(state, request, account)
     if webhook is None:
         return _not_found(request.path_params["webhook_id"])
-    raw = request.query_params.get("limit", str(DEFAULT_DELIVERIES))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DELIVERIES:
+    limit = int_param(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)
+    if limit is None:
         return error(422, "invalid_parameter", f"limit must be an integer from 1 to {MAX_DELIVERIES}",
                      field="limit")
-    return JSON({"deliveries": webhooks.recent_deliveries(state.db.reader(), webhook.id, int(raw))})
+    return JSON({"deliveries": webhooks.recent_deliveries(state.db.reader(), webhook.id, limit)})
 
 
 _ONE = "/v1/webhooks/{webhook_id}"
 
 routes: list[Route] = [
-    Route("/v1/webhooks", create_webhook, methods=["POST"]),
-    Route("/v1/webhooks", list_webhooks, methods=["GET"]),
-    Route(_ONE, show_webhook, methods=["GET"]),
-    Route(_ONE, update_webhook, methods=["PATCH"]),
-    Route(_ONE, delete_webhook, methods=["DELETE"]),
+    route("/v1/webhooks", GET=list_webhooks, POST=create_webhook),
+    route(_ONE, GET=show_webhook, PATCH=update_webhook, DELETE=delete_webhook),
     Route(f"{_ONE}/verify", verify_webhook, methods=["POST"]),
     Route(f"{_ONE}/activate", activate_webhook, methods=["POST"]),
     Route(f"{_ONE}/deactivate", deactivate_webhook, methods=["POST"]),
