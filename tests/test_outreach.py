@@ -8,10 +8,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import create_account, outreach_body, post_links, query, sign
+from conftest import create_account, outreach_body, post_links, query, sign, start_server
 
 from linkhub import accounts
 from linkhub.db import connect
+from linkhub.schema import migrate
 
 CODE = re.compile(r"^[A-Za-z0-9_-]+$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -22,8 +23,41 @@ def _code(short: str, base: str) -> str:
     return short[len(base) + 3 :]
 
 
-def _links_count(db_path) -> int:
-    return query(db_path, "SELECT count(*) FROM links")[0][0]
+def _links_count(db_path, account) -> int:
+    return query(db_path, "SELECT count(*) FROM links WHERE account_id = ?", (account.id,))[0][0]
+
+
+def _links(db_path, account) -> list[dict]:
+    return [dict(r) for r in query(db_path, "SELECT * FROM links WHERE account_id = ? ORDER BY code", (account.id,))]
+
+
+# One server for the module (a server per test would make the suite slow); each test gets an
+# account of its own on it, so tests cannot see each other's links. Tests that need a server
+# with other settings, or that lock its database, start their own with `make_server`.
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    path = tmp_path_factory.mktemp("outreach") / "linkhub.db"
+    conn = connect(path)
+    migrate(conn)
+    conn.close()
+    server = start_server(path)
+    yield server
+    assert server.stop() == 0
+
+
+@pytest.fixture
+def server(shared_server):
+    return shared_server
+
+
+@pytest.fixture
+def db(shared_server):
+    return shared_server.db_path
+
+
+@pytest.fixture
+def account(db):
+    return create_account(db)
 
 
 # -- signature and account -------------------------------------------------------------
@@ -37,10 +71,10 @@ def test_good_signature_is_answered(server, account):
     assert list(answer.json()["data"]) == ["https://example.com/"]
 
 
-def test_wrong_missing_signature_and_unknown_account_get_the_same_401(server, account, db_path):
+def test_wrong_missing_signature_and_unknown_account_get_the_same_401(server, account, db):
     body = outreach_body(["https://example.com/"])
     raw = json.dumps(body).encode()
-    other = create_account(db_path, secret="another-secret")
+    other = create_account(db, secret="another-secret")
     with server.client() as client:
         answers = {
             "missing": post_links(client, account, raw, signature=None),
@@ -62,7 +96,7 @@ def test_wrong_missing_signature_and_unknown_account_get_the_same_401(server, ac
     first = bodies["missing"]
     assert "error" in first
     assert all(b == first for b in bodies.values()), bodies
-    assert _links_count(db_path) == 0
+    assert _links_count(db, account) == 0
 
 
 def test_non_ascii_signature_header_is_401_not_a_crash(server, account):
@@ -117,7 +151,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("raw", "path"), MALFORMED)
-def test_malformed_body_is_400_naming_where(server, account, db_path, raw, path):
+def test_malformed_body_is_400_naming_where(server, account, db, raw, path):
     with server.client() as client:
         answer = post_links(client, account, raw)
     assert answer.status_code == 400, answer.text
@@ -126,7 +160,7 @@ def test_malformed_body_is_400_naming_where(server, account, db_path, raw, path)
     assert problem["path"] == path, problem
     assert problem["error"] in ("malformed_json", "invalid_body")
     assert isinstance(problem["message"], str) and problem["message"]
-    assert _links_count(db_path) == 0
+    assert _links_count(db, account) == 0
 
 
 def test_missing_field_message_names_the_field(server, account):
@@ -149,12 +183,12 @@ def test_unknown_extra_fields_are_ignored(server, account):
     assert list(answer.json()["data"]) == ["https://example.com/a"]
 
 
-def test_optional_user_and_prospect_email_may_be_absent(server, account, db_path):
+def test_optional_user_and_prospect_email_may_be_absent(server, account, db):
     raw = json.dumps({"data": ["https://example.com/a"], "meta": {"mailing": {"id": "m"}, "prospect": {"id": "p"}}})
     with server.client() as client:
         answer = post_links(client, account, raw.encode())
     assert answer.status_code == 200, answer.text
-    row = query(db_path, "SELECT * FROM links")[0]
+    [row] = _links(db, account)
     assert row["prospect_email"] is None and row["user_id"] is None and row["user_email"] is None
 
 
@@ -181,21 +215,23 @@ def test_body_of_exactly_one_mib_is_accepted(server, account):
     assert list(answer.json()["data"]) == ["https://example.com/big"]
 
 
-def test_body_over_one_mib_is_413(server, account, db_path):
+def test_body_over_one_mib_is_413(server, account, db):
     raw = _padded(MIB + 1)
     with server.client() as client:
         answer = post_links(client, account, raw)
-        assert answer.status_code == 413
-        assert answer.headers["content-type"].startswith("application/json")
-        assert "error" in answer.json()
-        # Without a Content-Length (chunked), the limit holds as the body streams in.
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("application/json")
+    assert "error" in answer.json()
+    # Without a Content-Length (chunked), the limit holds as the body streams in. On a fresh
+    # connection: Hypercorn closes one whose request body was left unread.
+    with server.client() as client:
         chunked = client.post(
             f"/outreach/{account.id}/links",
             content=(raw[i : i + 65536] for i in range(0, len(raw), 65536)),
             headers={"Outreach-Webhook-Signature": sign(account.secret, raw), "Content-Type": "application/json"},
         )
         assert chunked.status_code == 413
-    assert _links_count(db_path) == 0
+    assert _links_count(db, account) == 0
 
 
 # -- which links are replaced -----------------------------------------------------------
@@ -227,7 +263,7 @@ REPLACED = [
 ]
 
 
-def test_only_absolute_http_and_https_links_with_a_host_are_replaced(server, account, db_path):
+def test_only_absolute_http_and_https_links_with_a_host_are_replaced(server, account, db):
     with server.client() as client:
         answer = post_links(client, account, outreach_body(NOT_REPLACED + REPLACED))
     assert answer.status_code == 200, answer.text
@@ -235,27 +271,27 @@ def test_only_absolute_http_and_https_links_with_a_host_are_replaced(server, acc
     assert sorted(data) == sorted(REPLACED)
     for short in data.values():
         assert short.startswith(server.url + "/r/")
-    stored = {row["target_url"] for row in query(db_path, "SELECT target_url FROM links")}
+    stored = {row["target_url"] for row in _links(db, account)}
     assert stored == set(REPLACED)
 
 
-def test_no_replaceable_links_answers_empty_data(server, account, db_path):
+def test_no_replaceable_links_answers_empty_data(server, account, db):
     with server.client() as client:
         answer = post_links(client, account, outreach_body(["mailto:a@example.com"]))
         empty = post_links(client, account, outreach_body([]))
     assert answer.status_code == 200 and answer.json() == {"data": {}}
     assert empty.status_code == 200 and empty.json() == {"data": {}}
-    assert _links_count(db_path) == 0
+    assert _links_count(db, account) == 0
 
 
-def test_duplicates_are_answered_once(server, account, db_path):
+def test_duplicates_are_answered_once(server, account, db):
     data = ["https://example.com/a", "https://example.com/b", "https://example.com/a", "https://example.com/a"]
     with server.client() as client:
         answer = post_links(client, account, outreach_body(data))
     assert answer.status_code == 200
     assert answer.text.count("https://example.com/a") == 1
     assert sorted(answer.json()["data"]) == ["https://example.com/a", "https://example.com/b"]
-    assert _links_count(db_path) == 2
+    assert _links_count(db, account) == 2
 
 
 def test_answer_keys_are_exactly_the_data_strings(server, account):
@@ -278,8 +314,8 @@ def test_answer_keys_are_exactly_the_data_strings(server, account):
 # -- the link filter ---------------------------------------------------------------------
 
 
-def test_filter_is_matched_against_the_original_url(server, db_path):
-    account = create_account(db_path, link_filter=r"^https://www\.google\.com/")
+def test_filter_is_matched_against_the_original_url(server, db):
+    account = create_account(db, link_filter=r"^https://www\.google\.com/")
     data = [
         "https://bit.ly/33zYFqH",       # original www.google.com → replaced
         "https://yhoo.it/35tPtX6",      # original www.yahoo.com → left out
@@ -295,15 +331,15 @@ def test_filter_is_matched_against_the_original_url(server, db_path):
         answer = post_links(client, account, outreach_body(data, urls=urls))
     assert answer.status_code == 200, answer.text
     assert sorted(answer.json()["data"]) == ["https://bit.ly/33zYFqH", "https://www.google.com/maps"]
-    rows = {r["target_url"]: r["original_url"] for r in query(db_path, "SELECT * FROM links")}
+    rows = {r["target_url"]: r["original_url"] for r in _links(db, account)}
     assert rows == {
         "https://bit.ly/33zYFqH": "https://www.google.com/",
         "https://www.google.com/maps": "https://www.google.com/maps",
     }
 
 
-def test_filter_does_not_match_on_the_current_url(server, db_path):
-    account = create_account(db_path, link_filter=r"bit\.ly")
+def test_filter_does_not_match_on_the_current_url(server, db):
+    account = create_account(db, link_filter=r"bit\.ly")
     urls = {"https://www.example.com/": "https://bit.ly/x"}
     with server.client() as client:
         answer = post_links(client, account, outreach_body(["https://bit.ly/x", "https://bit.ly/y"], urls=urls))
@@ -312,18 +348,26 @@ def test_filter_does_not_match_on_the_current_url(server, db_path):
     assert list(answer.json()["data"]) == ["https://bit.ly/y"]
 
 
-def test_filter_uses_pcre_style_syntax(server, db_path):
+def test_filter_uses_pcre_style_syntax(server, db):
     # Possessive quantifiers and \d are Perl-style; `regex` supports them, `re` before 3.11 did not.
-    account = create_account(db_path, link_filter=r"(?i)^https://shop\.example\.com/item/\d++$")
+    account = create_account(db, link_filter=r"(?i)^https://shop\.example\.com/item/\d++$")
     with server.client() as client:
         answer = post_links(client, account, outreach_body(
             ["https://SHOP.example.com/item/42", "https://shop.example.com/item/x", "https://example.com/item/1"]))
     assert list(answer.json()["data"]) == ["https://SHOP.example.com/item/42"]
 
 
-def test_catastrophic_filter_times_out_and_still_answers_quickly(server, db_path):
-    account = create_account(db_path, link_filter=r"(?:a|a)*$")
-    evil = "https://example.com/" + "a" * 30 + "!"
+def _metric(server, name: str) -> float:
+    with server.client() as client:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def test_catastrophic_filter_times_out_and_still_answers_quickly(server, db):
+    account = create_account(db, link_filter=r"(?:a|a)*$")
+    evil = f"https://example.com/{account.id}/" + "a" * 30 + "!"
     fine = "https://example.com/fine"
     with server.client() as client:
         started = time.monotonic()
@@ -335,33 +379,70 @@ def test_catastrophic_filter_times_out_and_still_answers_quickly(server, db_path
     assert elapsed < 1.0, f"took {elapsed:.2f}s"
     assert list(answer.json()["data"]) == [fine]
     assert health.status_code == 200
-    assert "timed out" in server.output  # the timeout is logged
+    # the timeout is logged, naming the link
+    assert any("timed out" in line and account.id in line for line in server.output.splitlines())
+
+
+def test_filter_timeouts_are_counted(server, db):
+    """/metrics documents linkhub_filter_timeouts_total: links left out because the filter timed out."""
+    account = create_account(db, link_filter=r"(?:a|a)*$")
+    before = _metric(server, "linkhub_filter_timeouts_total")
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://example.com/" + "a" * 30 + "!"]))
+    assert answer.json() == {"data": {}}
+    assert _metric(server, "linkhub_filter_timeouts_total") == before + 1
+
+
+def test_a_locked_store_answers_503_at_once(make_server, db_path):
+    """If new codes cannot be stored in time, a fast 503: Outreach then keeps the original links."""
+    server = make_server()  # its own: this test locks the database
+    account = create_account(db_path)
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200  # started up: its own start-up writes are done
+    blocker = connect(db_path)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with server.client() as client:
+            started = time.monotonic()
+            answer = post_links(client, account, outreach_body(["https://example.com/new"]))
+            elapsed = time.monotonic() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert elapsed < 1.8, f"took {elapsed:.2f}s; Outreach gives up after 2s"
+    with server.client() as client:
+        retry = post_links(client, account, outreach_body(["https://example.com/new"]))
+    assert retry.status_code == 200
+    assert list(retry.json()["data"]) == ["https://example.com/new"]
+    assert _links_count(db_path, account) == 1
 
 
 # -- idempotence and attribution --------------------------------------------------------
 
 
-def test_same_call_twice_answers_the_same_codes_and_writes_nothing_new(server, account, db_path):
+def test_same_call_twice_answers_the_same_codes_and_writes_nothing_new(server, account, db):
     body = outreach_body(["https://example.com/a", "https://example.com/b"])
     with server.client() as client:
         first = post_links(client, account, body)
-        rows_after_first = query(db_path, "SELECT * FROM links ORDER BY code")
+        rows_after_first = _links(db, account)
         second = post_links(client, account, body)
-        rows_after_second = query(db_path, "SELECT * FROM links ORDER BY code")
+        rows_after_second = _links(db, account)
         # A retry that adds a link keeps the old codes and mints only the new one.
         third = post_links(client, account, outreach_body(["https://example.com/b", "https://example.com/c"]))
     assert first.status_code == second.status_code == third.status_code == 200
     assert first.json() == second.json()
-    assert [dict(r) for r in rows_after_second] == [dict(r) for r in rows_after_first]
+    assert rows_after_second == rows_after_first
     assert third.json()["data"]["https://example.com/b"] == first.json()["data"]["https://example.com/b"]
-    assert _links_count(db_path) == 3
+    assert _links_count(db, account) == 3
 
 
-def test_ids_as_ints_are_accepted_and_stored_as_text(server, account, db_path):
+def test_ids_as_ints_are_accepted_and_stored_as_text(server, account, db):
     with server.client() as client:
         answer = post_links(client, account, outreach_body(["https://example.com/a"], mailing=123, prospect=456))
     assert answer.status_code == 200, answer.text
-    row = query(db_path, "SELECT mailing_id, prospect_id FROM links")[0]
+    [row] = _links(db, account)
     assert (row["mailing_id"], row["prospect_id"]) == ("123", "456")
 
 
@@ -376,8 +457,8 @@ def test_another_prospect_or_mailing_gets_other_codes(server, account):
     assert again == p1
 
 
-def test_another_account_gets_other_codes(server, db_path):
-    first, second = create_account(db_path, secret="s1"), create_account(db_path, secret="s2")
+def test_another_account_gets_other_codes(server, db):
+    first, second = create_account(db, secret="s1"), create_account(db, secret="s2")
     body = outreach_body(["https://example.com/a"])
     with server.client() as client:
         a = post_links(client, first, body).json()["data"]
@@ -385,7 +466,7 @@ def test_another_account_gets_other_codes(server, db_path):
     assert a != b
 
 
-def test_concurrent_identical_calls_agree_on_one_code(server, account, db_path):
+def test_concurrent_identical_calls_agree_on_one_code(server, account, db):
     """Outreach retries and parallel sends: racing calls for the same recipient share codes."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -400,7 +481,7 @@ def test_concurrent_identical_calls_agree_on_one_code(server, account, db_path):
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(call, range(16)))
     assert all(a == answers[0] for a in answers)
-    assert _links_count(db_path) == 20
+    assert _links_count(db, account) == 20
 
 
 # -- codes -----------------------------------------------------------------------------
@@ -423,7 +504,8 @@ def test_codes_are_url_safe_long_enough_and_distinct(server, account):
 
 
 def test_account_public_url_overrides_the_server_one(make_server, db_path):
-    server = make_server("--public-url", "https://links.example.net/")
+    # The flag wins over the environment; an account's own public URL wins over both.
+    server = make_server("--public-url", "https://links.example.net/", env={"LINKHUB_PUBLIC_URL": "https://env.example.org"})
     custom = create_account(db_path, public_url="https://go.example.com")
     plain = create_account(db_path, secret="other")
     body = outreach_body(["https://example.com/a"])
@@ -434,30 +516,25 @@ def test_account_public_url_overrides_the_server_one(make_server, db_path):
     assert re.fullmatch(r"https://links\.example\.net/r/[A-Za-z0-9_-]{8,}", plain_link), plain_link
 
 
-def test_public_url_from_the_environment_and_the_flag_wins(make_server, db_path, account):
-    body = outreach_body(["https://example.com/a"])
-    from_env = make_server(env={"LINKHUB_PUBLIC_URL": "https://env.example.org"})
-    with from_env.client() as client:
-        link = post_links(client, account, body).json()["data"]["https://example.com/a"]
+def test_public_url_from_the_environment(make_server, db_path):
+    server = make_server(env={"LINKHUB_PUBLIC_URL": "https://env.example.org"})
+    account = create_account(db_path)
+    with server.client() as client:
+        link = post_links(client, account, outreach_body(["https://example.com/a"])).json()["data"]["https://example.com/a"]
     assert link.startswith("https://env.example.org/r/")
-    from_env.stop()
-    flag = make_server("--public-url", "https://flag.example.org", env={"LINKHUB_PUBLIC_URL": "https://env.example.org"})
-    with flag.client() as client:
-        link = post_links(client, account, body).json()["data"]["https://example.com/a"]
-    assert link.startswith("https://flag.example.org/r/")
 
 
 # -- account changes reach the running server -------------------------------------------
 
 
-def test_account_changes_take_effect_without_restart(server, db_path):
-    account = create_account(db_path, link_filter=r"keep")
+def test_account_changes_take_effect_without_restart(server, db):
+    account = create_account(db, link_filter=r"keep")
     body = outreach_body(["https://example.com/keep", "https://example.com/drop"])
     with server.client() as client:
         before = post_links(client, account, body)
         assert list(before.json()["data"]) == ["https://example.com/keep"]
 
-        conn = connect(db_path)  # as `linkhub accounts update` does, from another process's point of view
+        conn = connect(db)  # as `linkhub accounts update` does, from another process's point of view
         try:
             accounts.update(conn, account.id, link_filter=None, public_url="https://custom.example.com",
                             outreach_secret="rotated-secret")
@@ -477,9 +554,9 @@ def test_account_changes_take_effect_without_restart(server, db_path):
         before.json()["data"]["https://example.com/keep"], server.url)
 
 
-def test_account_created_while_running_is_served_at_once(server, db_path):
+def test_account_created_while_running_is_served_at_once(server, db):
     with server.client() as client:
-        late = create_account(db_path, secret="late")
+        late = create_account(db, secret="late")
         answer = post_links(client, late, outreach_body(["https://example.com/"]))
     assert answer.status_code == 200
 
@@ -487,16 +564,14 @@ def test_account_created_while_running_is_served_at_once(server, db_path):
 # -- what is stored ----------------------------------------------------------------------
 
 
-def test_stored_link_row(server, account, db_path):
+def test_stored_link_row(server, account, db):
     body = outreach_body(["https://bit.ly/x"], mailing="mail-9", prospect="pros-7", email="Pat@Example.com",
                          urls={"https://www.example.com/landing": "https://bit.ly/x"})
     before = datetime.now(UTC) - timedelta(seconds=1)
     with server.client() as client:
         short = post_links(client, account, body).json()["data"]["https://bit.ly/x"]
     after = datetime.now(UTC) + timedelta(seconds=1)
-    rows = query(db_path, "SELECT * FROM links")
-    assert len(rows) == 1
-    row = dict(rows[0])
+    [row] = _links(db, account)
     assert row["code"] == _code(short, server.url)
     assert row["account_id"] == account.id
     assert row["target_url"] == "https://bit.ly/x"

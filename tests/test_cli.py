@@ -1,0 +1,273 @@
+"""The real `linkhub` command, run as a subprocess on a database in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import query
+
+
+def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")}
+    return subprocess.run(
+        [sys.executable, "-m", "linkhub", *args],
+        capture_output=True, text=True, timeout=60, env={**base, **(env or {})}, cwd=cwd,
+    )
+
+
+def ok(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    result = linkhub(*args, **kwargs)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+def create(db: Path, name: str = "Acme", secret: str = "outreach-s3cret", *extra: str) -> dict:
+    result = ok("accounts", "create", name, "--outreach-secret", secret, *extra, "--json", "--db", str(db))
+    return json.loads(result.stdout)  # the whole of stdout is one JSON document
+
+
+def every_value(db: Path) -> list[str]:
+    """Every text value stored in every table of the database."""
+    values: list[str] = []
+    for (table,) in query(db, "SELECT name FROM sqlite_master WHERE type = 'table'"):
+        for row in query(db, f'SELECT * FROM "{table}"'):
+            values.extend(str(v) for v in tuple(row) if v is not None)
+    return values
+
+
+# -- accounts create ---------------------------------------------------------------------
+
+
+def test_accounts_create_json_prints_exactly_one_object(db):
+    result = ok("accounts", "create", "Acme Inc", "--outreach-secret", "s3cret", "--json", "--db", str(db))
+    document = json.loads(result.stdout)
+    assert isinstance(document, dict)
+    assert set(document) == {"id", "name", "api_key", "outreach_url"}
+    assert document["name"] == "Acme Inc"
+    assert document["id"] and document["api_key"]
+    assert document["outreach_url"] == f"http://127.0.0.1:8080/outreach/{document['id']}/links"
+    assert "s3cret" not in result.stdout
+
+
+def test_accounts_create_text_shows_id_key_and_outreach_url(db):
+    result = ok("accounts", "create", "Acme", "--outreach-secret", "s3cret", "--db", str(db))
+    [row] = query(db, "SELECT id FROM accounts")
+    assert row["id"] in result.stdout
+    assert f"/outreach/{row['id']}/links" in result.stdout
+    assert "s3cret" not in result.stdout
+
+
+def test_outreach_url_uses_the_public_url(db):
+    own = create(db, "Own", "s", "--public-url", "https://track.example.com/")
+    assert own["outreach_url"] == f"https://track.example.com/outreach/{own['id']}/links"
+    server_wide = json.loads(ok("accounts", "create", "Env", "--outreach-secret", "s", "--json", "--db", str(db),
+                                env={"LINKHUB_PUBLIC_URL": "https://links.example.org"}).stdout)
+    assert server_wide["outreach_url"] == f"https://links.example.org/outreach/{server_wide['id']}/links"
+
+
+def test_api_key_is_not_stored_in_clear(db):
+    account = create(db)
+    key = account["api_key"]
+    assert len(key) >= 32
+    values = every_value(db)
+    assert not any(key in value for value in values)
+    [row] = query(db, "SELECT api_key_sha256 FROM accounts WHERE id = ?", (account["id"],))
+    assert row["api_key_sha256"] == hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("--outreach-secret", "s", "--link-filter", "("), "--link-filter"),
+    (("--outreach-secret", "s", "--public-url", "ftp://example.com"), "--public-url"),
+    (("--outreach-secret", "   "), "secret"),
+    ((), "--outreach-secret"),
+])
+def test_accounts_create_refuses_bad_input(db, args, fragment):
+    result = linkhub("accounts", "create", "Acme", *args, "--db", str(db))
+    assert result.returncode != 0
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    if db.exists():
+        assert query(db, "SELECT count(*) FROM accounts")[0][0] == 0
+
+
+# -- accounts list -----------------------------------------------------------------------
+
+
+def test_accounts_list_json_never_shows_secrets(db):
+    a = create(db, "A", "first-secret-value", "--link-filter", r"example\.com")
+    b = create(db, "B", "second-secret-value")
+    result = ok("accounts", "list", "--json", "--db", str(db))
+    listed = json.loads(result.stdout)
+    assert a["id"] != b["id"] and a["api_key"] != b["api_key"]
+    assert [item["id"] for item in listed] == [a["id"], b["id"]]
+    assert listed[0]["link_filter"] == r"example\.com"
+    assert listed[0]["name"] == "A"
+    for secret in ("first-secret-value", "second-secret-value", a["api_key"], b["api_key"]):
+        assert secret not in result.stdout
+    [digest] = query(db, "SELECT api_key_sha256 FROM accounts WHERE id = ?", (a["id"],))
+    assert digest[0] not in result.stdout
+    for item in listed:
+        assert not {"outreach_secret", "api_key", "api_key_sha256"} & set(item)
+    text = ok("accounts", "list", "--db", str(db)).stdout
+    assert a["id"] in text and b["id"] in text
+    assert "first-secret-value" not in text and a["api_key"] not in text
+
+
+def test_accounts_list_empty(db):
+    assert json.loads(ok("accounts", "list", "--json", "--db", str(db)).stdout) == []
+
+
+# -- accounts update ---------------------------------------------------------------------
+
+
+def _account_row(db: Path, account_id: str):
+    return query(db, "SELECT * FROM accounts WHERE id = ?", (account_id,))[0]
+
+
+def test_update_link_filter_and_clear_it(db):
+    account = create(db)
+    ok("accounts", "update", account["id"], "--link-filter", r"^https://www\.example\.com/", "--db", str(db))
+    assert _account_row(db, account["id"])["link_filter"] == r"^https://www\.example\.com/"
+    ok("accounts", "update", account["id"], "--clear-link-filter", "--db", str(db))
+    assert _account_row(db, account["id"])["link_filter"] is None
+
+
+def test_update_with_an_invalid_filter_is_refused_clearly(db):
+    account = create(db, "A", "s", "--link-filter", "keep")
+    result = linkhub("accounts", "update", account["id"], "--link-filter", "(unclosed", "--db", str(db))
+    assert result.returncode != 0
+    assert "--link-filter" in result.stderr
+    assert "invalid" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    assert _account_row(db, account["id"])["link_filter"] == "keep"  # unchanged
+
+
+def test_update_secret_and_public_url(db):
+    account = create(db)
+    before = _account_row(db, account["id"])
+    result = ok("accounts", "update", account["id"], "--outreach-secret", "new-secret",
+                "--public-url", "https://go.example.com", "--json", "--db", str(db))
+    assert "new-secret" not in result.stdout
+    after = _account_row(db, account["id"])
+    assert after["outreach_secret"] == "new-secret"
+    assert after["public_url"] == "https://go.example.com"
+    assert after["updated_at"] >= before["updated_at"]
+    assert json.loads(result.stdout)["outreach_url"] == f"https://go.example.com/outreach/{account['id']}/links"
+
+
+def test_unknown_account_is_refused_by_update_and_rotate_key(db):
+    for args in (("update", "no-such-id", "--outreach-secret", "x"), ("rotate-key", "no-such-id")):
+        result = linkhub("accounts", *args, "--db", str(db))
+        assert result.returncode != 0, args
+        assert "no-such-id" in result.stderr, args
+        assert "Traceback" not in result.stderr
+
+
+def test_filter_and_clear_filter_exclude_each_other(db):
+    result = linkhub("accounts", "update", "some-id", "--link-filter", "a", "--clear-link-filter", "--db", str(db))
+    assert result.returncode != 0
+    assert "--clear-link-filter" in result.stderr
+
+
+# -- rotate-key --------------------------------------------------------------------------
+
+
+def test_rotate_key_changes_the_digest(db):
+    account = create(db)
+    before = _account_row(db, account["id"])["api_key_sha256"]
+    result = ok("accounts", "rotate-key", account["id"], "--json", "--db", str(db))
+    rotated = json.loads(result.stdout)
+    assert rotated["id"] == account["id"]
+    assert rotated["api_key"] != account["api_key"]
+    after = _account_row(db, account["id"])["api_key_sha256"]
+    assert after != before
+    assert after == hashlib.sha256(rotated["api_key"].encode()).hexdigest()
+    assert not any(rotated["api_key"] in value for value in every_value(db))
+
+
+# -- filter test -------------------------------------------------------------------------
+
+
+def test_filter_test_prints_match_or_no_match_per_url(tmp_path):
+    urls = ["https://www.example.com/a", "https://other.example.org/", "https://www.example.com/b"]
+    result = ok("filter", "test", r"^https://www\.example\.com/", *urls, cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    verdicts = [line.split(urls[i])[0].strip() for i, line in enumerate(lines)]
+    assert verdicts == ["match", "no match", "match"]
+    for url, line in zip(urls, lines, strict=True):
+        assert line.rstrip().endswith(url)
+
+
+def test_filter_test_json(tmp_path):
+    result = ok("filter", "test", "b", "https://a.example/", "https://b.example/", "--json", cwd=tmp_path)
+    assert json.loads(result.stdout) == [
+        {"url": "https://a.example/", "match": False},
+        {"url": "https://b.example/", "match": True},
+    ]
+
+
+def test_filter_test_reports_a_timeout(tmp_path):
+    result = ok("filter", "test", r"(?:a|a)*$", "https://example.com/" + "a" * 30 + "!", "--json", cwd=tmp_path)
+    assert json.loads(result.stdout)[0]["match"] is None
+
+
+def test_filter_test_with_an_invalid_pattern_fails_clearly(tmp_path):
+    result = linkhub("filter", "test", "(unclosed", "https://example.com/", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "invalid" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+# -- migrate -----------------------------------------------------------------------------
+
+
+def test_migrate_twice(db):
+    first = ok("migrate", "--db", str(db))
+    assert "applied 0001_accounts_links_events" in first.stdout
+    applied = query(db, "SELECT version FROM schema_migrations ORDER BY version")
+    assert [r[0] for r in applied][0] == 1
+    second = ok("migrate", "--db", str(db))
+    assert "up to date" in second.stdout
+    assert "applied" not in second.stdout
+    assert query(db, "SELECT version FROM schema_migrations ORDER BY version") == applied
+
+
+# -- --db and LINKHUB_DB -----------------------------------------------------------------
+
+
+def test_linkhub_db_env_var_is_used_when_no_flag(tmp_path):
+    env_db = tmp_path / "from-env.db"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    result = ok("accounts", "create", "Env", "--outreach-secret", "s", "--json",
+                env={"LINKHUB_DB": str(env_db)}, cwd=elsewhere)
+    account = json.loads(result.stdout)
+    assert [r["id"] for r in query(env_db, "SELECT id FROM accounts")] == [account["id"]]
+    assert not (elsewhere / "linkhub.db").exists()
+
+
+def test_db_flag_wins_over_the_env_var(tmp_path):
+    env_db, flag_db = tmp_path / "env.db", tmp_path / "flag.db"
+    result = ok("accounts", "create", "Flag", "--outreach-secret", "s", "--json", "--db", str(flag_db),
+                env={"LINKHUB_DB": str(env_db)}, cwd=tmp_path)
+    account = json.loads(result.stdout)
+    assert [r["id"] for r in query(flag_db, "SELECT id FROM accounts")] == [account["id"]]
+    assert not env_db.exists()
+
+
+def test_default_db_is_linkhub_db_in_the_working_directory(tmp_path):
+    ok("migrate", cwd=tmp_path)
+    assert (tmp_path / "linkhub.db").exists()
