@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -30,8 +31,10 @@ GLOBAL_CONCURRENCY = 64
 PER_WEBHOOK_CONCURRENCY = 4
 # How often the supervisor looks for work nobody told it about (CLI replays, retries coming due).
 POLL_INTERVAL_S = 1.0
-# Retry-After is honoured up to this long; beyond it the webhook's own policy decides.
+# Retry-After is honoured, up to this long.
 MAX_RETRY_AFTER_S = 3600.0
+# How often queues of paused (inactive, disabled) webhooks are checked for expired rows.
+EXPIRY_INTERVAL_S = 10.0
 
 
 class Deliverer:
@@ -66,9 +69,13 @@ class Deliverer:
         await self.db.write(outbox.release_claims)
 
     async def _supervise(self) -> None:
+        last_expiry = 0.0
         while True:
             self._wake.clear()
             try:
+                if time.monotonic() - last_expiry >= EXPIRY_INTERVAL_S:
+                    last_expiry = time.monotonic()
+                    await self._expire_paused()
                 for webhook_id in self._webhooks_with_work():
                     if webhook_id not in self._workers:
                         task = asyncio.create_task(self._work(webhook_id), name=f"linkhub-delivery-{webhook_id}")
@@ -85,6 +92,8 @@ class Deliverer:
         self._workers.pop(webhook_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
+            # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until restart.
+            asyncio.create_task(self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
         else:
             # It may have stopped just as new rows arrived: let the supervisor look again.
             self._wake.set()
@@ -95,6 +104,17 @@ class Deliverer:
             " SELECT 1 FROM outbox o WHERE o.webhook_id = w.id AND o.state IN ('pending', 'sending'))"
         )
         return [row[0] for row in rows]
+
+    async def _expire_paused(self) -> None:
+        """Queued rows of inactive or disabled webhooks still expire (their workers do it for active ones)."""
+        rows = self.db.reader().execute(
+            "SELECT w.id FROM webhooks w WHERE w.status != 'active' AND EXISTS ("
+            " SELECT 1 FROM outbox o WHERE o.webhook_id = w.id AND o.state IN ('pending', 'sending'))"
+        ).fetchall()
+        for (webhook_id,) in rows:
+            hook = webhooks.get(self.db.reader(), webhook_id)
+            if hook is not None:
+                await self.db.write(functools.partial(outbox.expire, hook=hook))
 
     async def _work(self, webhook_id: str) -> None:
         """Deliver one webhook's queue until it is empty, the webhook stops being active, or nothing is due."""
@@ -113,24 +133,30 @@ class Deliverer:
                 await asyncio.sleep(wait)
                 continue
             lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
-            await asyncio.gather(*(self._lane(hook) for _ in range(lanes)))
+            await asyncio.gather(*(self._lane(webhook_id) for _ in range(lanes)))
 
-    async def _lane(self, hook: webhooks.Webhook) -> None:
-        """Claim and send batches one after another while the webhook has due rows."""
+    async def _lane(self, webhook_id: str) -> None:
+        """Claim and send batches one after another while the webhook is active and has due rows."""
         while True:
-            batch = await self.db.write(functools.partial(outbox.claim, hook=hook))
+            batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id))
             if batch is None:
                 return
-            if not await self._send(hook, batch):
+            if not await self._send(batch):
                 return  # failed: the batch waits for its retry; ordered queues stop behind it
 
-    async def _send(self, hook: webhooks.Webhook, batch: outbox.Batch) -> bool:
+    async def _send(self, batch: outbox.Batch) -> bool:
         assert self.client is not None
-        body = formats.render_batch(hook.format, batch.items)
-        async with self._requests:
-            attempted_at = now_rfc3339()
-            result = await sender.post_batch(self.client, hook, body, batch.message_id,
-                                             allow_private=self.allow_private)
+        hook = batch.hook
+        attempted_at = now_rfc3339()
+        try:
+            body = formats.render_batch(hook.format, batch.items)
+            async with self._requests:
+                attempted_at = now_rfc3339()
+                result = await sender.post_batch(self.client, hook, body, batch.message_id,
+                                                 allow_private=self.allow_private)
+        except Exception as exc:  # a bug of ours must not strand the claimed rows: retry them later
+            log.exception("could not send a batch to webhook %s", hook.id)
+            result = sender.Outcome(None, 0, f"linkhub could not send the batch: {exc!r}", "", None)
         await self.db.write(functools.partial(_record, hook=hook, batch=batch, result=result,
                                               attempted_at=attempted_at))
         if result.delivered:

@@ -63,14 +63,14 @@ def store_events(conn: sqlite3.Connection, batch: list[Event]) -> Stored:
 
 @dataclass(frozen=True)
 class Batch:
-    webhook_id: str
+    hook: webhooks.Webhook  # the webhook as it was when the batch was claimed
     row_ids: tuple[int, ...]
     items: list[tuple[Event, int]]  # (event, attempt number carried by this POST)
 
     @property
     def message_id(self) -> str:
         """The same rows always make the same webhook-id, so a resent batch can be recognised."""
-        digest = hashlib.sha256(f"{self.webhook_id}:{','.join(map(str, self.row_ids))}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{self.hook.id}:{','.join(map(str, self.row_ids))}".encode()).hexdigest()
         return f"msg_{digest[:32]}"
 
 
@@ -92,41 +92,59 @@ def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
     return cursor.rowcount
 
 
-def claim(conn: sqlite3.Connection, hook: webhooks.Webhook) -> Batch | None:
+def claim(conn: sqlite3.Connection, webhook_id: str) -> Batch | None:
     """Take the webhook's next batch: mark its rows 'sending' and count the attempt.
 
-    Ordered webhooks take the head of the queue whatever its schedule (the caller waits for
-    the head's next_attempt_at); unordered ones take the oldest rows that are due.
+    The webhook is read afresh here, so a deactivation, a new URL or secret applies from
+    the next batch on. Ordered webhooks take the head of the queue whatever its schedule
+    (the caller waits for the head's next_attempt_at); unordered ones take the oldest rows
+    that are due. Rows whose type the webhook no longer takes (its types or format changed
+    since they were queued) become 'dead' with the reason, rather than blocking the queue.
     """
-    expire(conn, hook)
-    if hook.ordered:
-        rows = conn.execute(
-            "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') ORDER BY id LIMIT ?",
-            (hook.id, hook.batch_size),
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
-            " AND state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (hook.id, now_rfc3339(), hook.batch_size),
-        ).fetchall()
-    ids = [row[0] for row in rows]
-    if not ids:
+    hook = webhooks.get(conn, webhook_id)
+    if hook is None or hook.status != "active":
         return None
-    marks = ",".join("?" * len(ids))
+    expire(conn, hook)
+    while True:
+        # `state IN ('pending', 'sending')` matches the partial index outbox_queue, so it can be used.
+        if hook.ordered:
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') ORDER BY id LIMIT ?",
+                (hook.id, hook.batch_size),
+            )]
+        else:
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+                " AND state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                (hook.id, now_rfc3339(), hook.batch_size),
+            )]
+        if not ids:
+            return None
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            f"SELECT o.id AS outbox_id, o.attempts, {_event_columns('e')} FROM outbox o"
+            f" JOIN events e ON e.seq = o.event_seq WHERE o.id IN ({marks}) ORDER BY o.id",
+            ids,
+        ).fetchall()
+        refused = [row for row in rows if not hook.accepts(row["type"])]
+        conn.executemany(
+            "UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
+            [(f"not sent: this webhook no longer takes {row['type']} events (its types or format changed)",
+              row["outbox_id"]) for row in refused],
+        )
+        kept = [row for row in rows if hook.accepts(row["type"])]
+        if kept:
+            break
+    kept_ids = [row["outbox_id"] for row in kept]
     conn.execute(
-        f"UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id IN ({marks})",
-        (now_rfc3339(), *ids),
+        f"UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?"
+        f" WHERE id IN ({','.join('?' * len(kept_ids))})",
+        (now_rfc3339(), *kept_ids),
     )
-    found = conn.execute(
-        f"SELECT o.id AS outbox_id, o.attempts, {_event_columns('e')} FROM outbox o JOIN events e ON e.seq = o.event_seq"
-        f" WHERE o.id IN ({marks}) ORDER BY o.id",
-        ids,
-    ).fetchall()
     return Batch(
-        webhook_id=hook.id,
-        row_ids=tuple(row["outbox_id"] for row in found),
-        items=[(events.from_row(row), row["attempts"]) for row in found],
+        hook=hook,
+        row_ids=tuple(kept_ids),
+        items=[(events.from_row(row), row["attempts"] + 1) for row in kept],
     )
 
 
@@ -179,9 +197,19 @@ def failed(conn: sqlite3.Connection, batch: Batch, error: str, delay_s: float) -
     )
 
 
-def release_claims(conn: sqlite3.Connection) -> int:
-    """Rows left 'sending' by a stopped or killed process go back to 'pending' (to be sent again)."""
-    return conn.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount
+def release_claims(conn: sqlite3.Connection, webhook_id: str | None = None) -> int:
+    """Rows left 'sending' (by a stopped or killed process, or a failed worker) go back to 'pending'."""
+    # Written so that only the partial index of queued rows is read, never the delivered history.
+    if webhook_id is None:
+        return conn.execute(
+            "UPDATE outbox SET state = 'pending' WHERE id IN"
+            " (SELECT id FROM outbox WHERE state IN ('pending', 'sending') AND state = 'sending')"
+        ).rowcount
+    return conn.execute(
+        "UPDATE outbox SET state = 'pending' WHERE id IN (SELECT id FROM outbox WHERE webhook_id = ?"
+        " AND state IN ('pending', 'sending') AND state = 'sending')",
+        (webhook_id,),
+    ).rowcount
 
 
 # -- reports and admin ------------------------------------------------------------------
