@@ -73,6 +73,7 @@ class LinkhubApp:
 
     def __init__(self, settings: Settings) -> None:
         self.state = State(settings=settings, db=Database(settings.db))
+        self.stopping = False
         self.redirects = RedirectApp(self.state)
         self.starlette = Starlette(
             routes=[
@@ -109,11 +110,34 @@ class LinkhubApp:
             await state.db.close()
             log.info("database writer drained and closed")
 
+    def begin_shutdown(self) -> None:
+        """Called on SIGTERM/SIGINT, as Hypercorn starts closing connections.
+
+        Requests already running finish normally. One that starts from now on is refused
+        with a 503 and has no effect: Hypercorn may close its connection before any answer
+        could reach the client, and a click must never be stored for a redirect that was
+        not delivered.
+        """
+        self.stopping = True
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/r/"):
+        if scope["type"] == "http" and self.stopping:
+            await _refuse_while_stopping(send)
+        elif scope["type"] == "http" and scope["path"].startswith("/r/"):
             await self.redirects(scope, receive, send)
         else:
             await self.starlette(scope, receive, send)
+
+
+async def _refuse_while_stopping(send: Any) -> None:
+    body = b'{"error":"unavailable","message":"server is shutting down; retry"}'
+    await send({
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"1"), (b"connection", b"close"), (b"cache-control", b"no-store")],
+    })
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings) -> LinkhubApp:

@@ -13,7 +13,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from . import db, schema
-from .app import create_app
+from .app import LinkhubApp, create_app
 from .config import Settings
 
 log = logging.getLogger("linkhub.server")
@@ -66,11 +66,16 @@ def run(settings: Settings) -> None:
     _run_loop(_serve(app, config))
 
 
-async def _serve(app: object, config: Config) -> None:
+async def _serve(app: LinkhubApp, config: Config) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def shut_down() -> None:
+        app.begin_shutdown()
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, shut_down)
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     log.info("linkhub stopped")
 
