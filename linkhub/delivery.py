@@ -49,10 +49,8 @@ class Deliverer:
         self._supervisor: asyncio.Task[None] | None = None
 
     async def start(self, client: httpx.AsyncClient) -> None:
+        """Start delivering. Rows an earlier run left 'sending' must have been released (server.run does it)."""
         self.client = client
-        released = await self.db.write(outbox.release_claims)
-        if released:
-            log.info("%d outbox rows of an interrupted run will be sent again", released)
         self._supervisor = asyncio.create_task(self._supervise(), name="linkhub-delivery")
 
     def wake(self) -> None:

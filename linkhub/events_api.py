@@ -15,7 +15,7 @@ from starlette.responses import Response
 from . import events, ids, outbox
 from .auth import account_of, unauthorized
 from .db import DatabaseClosed, WriteTimeout
-from .responses import JSON, BodyTooLarge, error, int_param, read_body, route
+from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, too_large
 from .state import State
 from .timeutil import now_rfc3339, parse_rfc3339, to_rfc3339
 
@@ -126,7 +126,7 @@ async def ingest(request: Request) -> Response:
     try:
         body = await read_body(request, MAX_BODY)
     except BodyTooLarge:
-        return error(413, "body_too_large", f"request body is over {MAX_BODY} bytes")
+        return too_large(MAX_BODY)
     try:
         batch = parse_batch(body, account.id)
     except Invalid as exc:

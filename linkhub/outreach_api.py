@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from . import accounts, outreach
 from .db import WriteTimeout
-from .responses import JSON, BodyTooLarge, error, read_body, validation_error
+from .responses import JSON, BodyTooLarge, error, read_body, too_large, validation_error
 from .state import State
 
 log = logging.getLogger("linkhub.outreach")
@@ -38,7 +38,7 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     try:
         body = await read_body(request, MAX_BODY)
     except BodyTooLarge:
-        return error(413, "body_too_large", f"request body is over {MAX_BODY} bytes")
+        return too_large(MAX_BODY)
 
     account = accounts.get(state.db.reader(), request.path_params["account_id"])
     signature = request.headers.get(outreach.SIGNATURE_HEADER)

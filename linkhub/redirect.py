@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import time
 from typing import Any
+from urllib.parse import quote
 
 import regex
 
@@ -31,10 +32,16 @@ _NOT_FOUND = (
     b"<!doctype html><html><head><meta charset=utf-8><title>Link not found</title></head>"
     b"<body><h1>Link not found</h1><p>This link does not exist or is no longer valid.</p></body></html>"
 )
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _LOOKUP = (
     "SELECT account_id, target_url, original_url, mailing_id, prospect_id, prospect_email"
     " FROM links WHERE code = ?"
 )
+
+
+def _location(url: str) -> bytes:
+    # Header values must be ASCII: percent-encode anything else (IRIs), as browsers expect.
+    return (url if url.isascii() else quote(url, safe=_URL_SAFE)).encode("ascii")
 
 
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes, head: bool) -> None:
@@ -65,7 +72,7 @@ class RedirectApp:
             await self._record_click(code, link, scope)
             self.state.metrics.inc("linkhub_redirects_total")
         headers = [
-            (b"location", link["target_url"].encode("utf-8")),
+            (b"location", _location(link["target_url"])),
             (b"cache-control", b"no-store"),
         ]
         await _send(send, 302, headers, b"", head)

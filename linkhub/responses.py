@@ -33,6 +33,13 @@ class BodyTooLarge(Exception):
     pass
 
 
+def too_large(limit: int) -> JSON:
+    response = error(413, "body_too_large", f"request body is over {limit} bytes")
+    # The unread rest of the body makes the connection unusable: tell the client not to reuse it.
+    response.headers["Connection"] = "close"
+    return response
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")

@@ -12,7 +12,7 @@ import sys
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from . import db, schema
+from . import db, outbox, schema
 from .app import LinkhubApp, create_app
 from .config import Settings
 
@@ -49,6 +49,10 @@ def run(settings: Settings) -> None:
     try:
         for migration in schema.migrate(conn):
             log.info("applied migration %04d_%s", migration.version, migration.name)
+        # Batches a killed process had in flight were never confirmed: send them again.
+        released = outbox.release_claims(conn)
+        if released:
+            log.info("%d outbox rows of an interrupted run will be sent again", released)
     finally:
         conn.close()
 

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from . import sender, webhook_verify, webhooks
 from .accounts import Account
 from .auth import account_of, unauthorized
-from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, validation_error
+from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, too_large, validation_error
 from .state import State
 from .webhooks import Webhook
 
@@ -55,7 +55,7 @@ async def _body(request: Request, kind: type[webhooks.S]) -> webhooks.S | Respon
     try:
         raw = await read_body(request, MAX_BODY)
     except BodyTooLarge:
-        return error(413, "body_too_large", f"request body is over {MAX_BODY} bytes")
+        return too_large(MAX_BODY)
     try:
         return webhooks.parse(kind, raw)
     except webhooks.InvalidWebhook as exc:
