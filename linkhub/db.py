@@ -33,6 +33,11 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
 # Upper bound of work items in one transaction, so one commit cannot grow without limit.
 MAX_BATCH = 2000
+MMAP_BYTES = 256 * 1024 * 1024
+CACHE_KIB = 64 * 1024
+# The server checkpoints the WAL from a thread of its own this often, so that no commit (and
+# no redirect waiting on it) pays for a checkpoint.
+CHECKPOINT_INTERVAL_S = 1.0
 
 
 class WriteTimeout(Exception):
@@ -49,6 +54,10 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Reads through the OS page cache without a read() per page, and a larger page cache:
+    # the hot indexes of a big database stay in memory.
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:
@@ -90,6 +99,8 @@ class Database:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._local = threading.local()
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     # -- readers -------------------------------------------------------------
 
@@ -107,8 +118,25 @@ class Database:
         if self._thread is not None:
             return
         conn = connect(self.path)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
         self._thread = threading.Thread(target=self._run, args=(conn,), name="linkhub-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="linkhub-checkpointer",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = connect(self.path)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    # PASSIVE never blocks the writer or readers; it copies what it can.
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed (will retry): %s", exc)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, timeout: float | None = None) -> T:
         """Run `fn(conn)` inside the writer's next transaction; return once it is committed.
@@ -123,11 +151,13 @@ class Database:
         self._queue.put(job)
         if timeout is None:
             return await job.future
+        # One timer that fails the caller's future; the writer still runs the job and, finding
+        # the future already done, only reports a late failure (cheaper than wait_for + shield).
+        deadline = loop.call_later(timeout, _expire, job.future, timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout)
-        except TimeoutError:
-            job.future.add_done_callback(_report_late_failure)
-            raise WriteTimeout(f"not committed within {timeout:.3f}s") from None
+            return await job.future
+        finally:
+            deadline.cancel()
 
     def writer_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -142,6 +172,9 @@ class Database:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
 
     def _run(self, conn: sqlite3.Connection) -> None:
         try:
@@ -168,15 +201,11 @@ class Database:
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.fn(conn)
-                except Exception as exc:  # the job's own failure; its neighbours go on
-                    conn.execute("ROLLBACK TO job")
-                    job.error = exc
-                conn.execute("RELEASE job")
+            if not self._run_jobs(conn, batch, isolated=False):
+                # A job failed: undo the whole transaction and run the batch again with a
+                # savepoint around each job, so only the failing one is refused. Jobs are
+                # functions of the connection alone, so running them twice is safe.
+                self._run_jobs(conn, batch, isolated=True)
             conn.execute("COMMIT")
         except Exception as exc:
             # BEGIN or COMMIT failed (database locked past the busy timeout, disk full…):
@@ -194,10 +223,31 @@ class Database:
         _wake(batch)
 
 
-def _report_late_failure(future: asyncio.Future[Any]) -> None:
-    # Nobody awaits a write after its deadline: say here if it finally failed.
-    if not future.cancelled() and future.exception() is not None:
-        log.error("a write that missed its deadline has failed: %s", future.exception())
+    @staticmethod
+    def _run_jobs(conn: sqlite3.Connection, batch: list[_Job[Any]], *, isolated: bool) -> bool:
+        """Run the batch in a new transaction. Not isolated: stop and roll back at the first
+        failure (returns False). Isolated: each job in a savepoint; failures are kept per job."""
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            job.error = None
+            if isolated:
+                conn.execute("SAVEPOINT job")
+            try:
+                job.result = job.fn(conn)
+            except Exception as exc:
+                if not isolated:
+                    conn.execute("ROLLBACK")
+                    return False
+                conn.execute("ROLLBACK TO job")
+                job.error = exc
+            if isolated:
+                conn.execute("RELEASE job")
+        return True
+
+
+def _expire(future: asyncio.Future[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(WriteTimeout(f"not committed within {timeout:.3f}s"))
 
 
 def _wake(batch: list[_Job[Any]]) -> None:
@@ -214,6 +264,9 @@ def _wake(batch: list[_Job[Any]]) -> None:
 def _resolve(jobs: list[_Job[Any]]) -> None:
     for job in jobs:
         if job.future.done():
+            if job.error is not None and not job.future.cancelled():
+                # The caller stopped waiting at its deadline: say here that the write finally failed.
+                log.error("a write that missed its deadline has failed: %s", job.error)
             continue
         if job.error is not None:
             job.future.set_exception(job.error)
