@@ -152,7 +152,20 @@ def parse(raw: str) -> Profile:
     return prof
 
 
+# Source as it was when the servers started (bench/run.py snapshots linkhub/ then): the
+# tree may be edited while the bench runs, and py-spy's line numbers are the loaded code's.
+SOURCES: dict[str, list[str]] = {}
+
+
+def snapshot_sources(root: Path, package: str = "linkhub") -> None:
+    for file in (root / package).rglob("*.py"):
+        SOURCES[str(file.relative_to(root))] = file.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
 def _source(path: str, line: int) -> str:
+    if path in SOURCES:
+        lines = SOURCES[path]
+        return lines[line - 1].strip() if 0 < line <= len(lines) else ""
     roots = [Path(__file__).resolve().parent.parent, *(Path(p) for p in sys.path if p)]
     for root in roots:
         candidate = root / path

@@ -569,6 +569,10 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
         dbs[label] = (path, links, account_id, secret, codes_file)
 
     # 2. Servers: all up at once (idle ones cost nothing), then loaded one at a time.
+    if args.profile:
+        from profile_report import snapshot_sources
+
+        snapshot_sources(ROOT)  # the code the servers load now, for the profile's line texts
     small_codes = dbs["small"][4]
     configs: list[tuple[str, Server, Path]] = []
     ceiling = servers.start("ceiling", [py, str(CEILING), "--codes", str(small_codes)])
@@ -636,7 +640,7 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     links_after = count(mint_server.db_path, "SELECT count(*) FROM links")
 
     # 6. Durability check: stop each linkhub gracefully, then count its click rows.
-    durability: list[tuple[str, int, int, int, int, float | None]] = []
+    durability: list[tuple[str, int, int, int, int, float | None, float, float]] = []
     for label, server in linkhubs.items():
         assert server.db_path is not None
         m = metrics(server)
@@ -645,11 +649,14 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
         stats = writer_stats[label]
         commits = stats.get("linkhub_write_transactions_total", 0)
         per_commit = stats.get("linkhub_write_jobs_total", 0) / commits if commits else None
+        wal_path = Path(f"{server.db_path}-wal")
+        wal_mb = wal_path.stat().st_size / 1e6 if wal_path.exists() else 0.0  # before the stop checkpoints it
+        db_mb = server.db_path.stat().st_size / 1e6
         code = server.stop()
         if code != 0:
             log(f"{server.name} exited with {code} on SIGTERM")
         clicks = count(server.db_path, "SELECT count(*) FROM events WHERE type = 'click'")
-        durability.append((label, wrk_redirects[label], server_302, clicks, unconfirmed, per_commit))
+        durability.append((label, wrk_redirects[label], server_302, clicks, unconfirmed, per_commit, db_mb, wal_mb))
     servers.stop_all()
 
     # 7. The table.
@@ -703,18 +710,19 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     out.append("### Durability: click rows vs 302s answered (every run incl. warm-ups, counted after a graceful stop)")
     out.append("")
     out.append("| linkhub | 302s counted by wrk | 302s answered (server's count) | click rows in db | equal? | "
-               "answered before commit | clicks per commit |")
-    out.append("|---|---:|---:|---:|---|---:|---:|")
-    for label, by_wrk, by_server, clicks, unconfirmed, per_commit in durability:
+               "answered before commit | clicks per commit | db / WAL file at the end |")
+    out.append("|---|---:|---:|---:|---|---:|---:|---:|")
+    for label, by_wrk, by_server, clicks, unconfirmed, per_commit, db_mb, wal_mb in durability:
         ok = clicks == by_server and by_wrk <= by_server and unconfirmed == 0
         out.append(f"| {label_of(args, label).removeprefix('linkhub, ')} | {by_wrk:,} | {by_server:,} | {clicks:,} | "
                    f"{'✅ yes' if ok else '❌ NO'} | {unconfirmed} | "
-                   f"{'-' if per_commit is None else f'{per_commit:.1f}'} |")
+                   f"{'-' if per_commit is None else f'{per_commit:.1f}'} | {db_mb:,.0f} MB / {wal_mb:,.0f} MB |")
     out.append("")
     out.append("wrk stops counting at its deadline, so it misses the answers still in flight then (≤ 1 per "
                "connection per run); the server's count (`linkhub_redirects_total`) and the rows must match "
                "exactly, with 0 redirects answered before their click was committed "
-               "(`linkhub_clicks_unconfirmed_total`).")
+               "(`linkhub_clicks_unconfirmed_total`). Clicks per commit: writer jobs ÷ transactions before link "
+               "replacement ran. The WAL's size is taken before the stop (which checkpoints it away).")
     out.append("")
     out.append(f"### Link replacement: {args.links_per_email}-link emails, {args.senders} concurrent senders, "
                f"every link new (on the {args.big:,}-link database)")

@@ -18,6 +18,8 @@ will break when those change; they are sketches, not designs (no error handling 
     seqid        time-ordered click event ids, so events_by_id inserts append
     loopwriter   clicks committed on the event-loop thread, one transaction per loop pass
                  (no writer-thread hand-off, no GIL ping-pong); other writes unchanged
+    restart      a thread runs PRAGMA wal_checkpoint(RESTART) every second (bounds the WAL,
+                 which otherwise grows without end under constant reads: checkpoint starvation)
     trace        writes per-click commit-path timings to $LH_GCSTATS.trace at exit
 GC time and collections per generation are written to $LH_GCSTATS (JSON) at exit.
 """
@@ -159,6 +161,21 @@ if "ckpt" in patches:  # checkpoints off the writer's path: a thread of their ow
                 c.execute("PRAGMA wal_checkpoint(PASSIVE)")
         threading.Thread(target=checkpointer, name="linkhub-checkpointer", daemon=True).start()
     db.Database.start = start
+if "restart" in patches:
+    import threading
+    orig_start = db.Database.start
+    def start_with_restart(self):
+        orig_start(self)
+        def restarter():
+            c = db.connect(self.path)
+            while True:
+                time.sleep(1.0)
+                try:
+                    c.execute("PRAGMA wal_checkpoint(RESTART)")
+                except Exception as exc:  # busy: try again next second
+                    print("checkpoint:", exc, file=sys.stderr)
+        threading.Thread(target=restarter, name="linkhub-checkpointer", daemon=True).start()
+    db.Database.start = start_with_restart
 if "seqid" in patches:  # time-ordered click ids: events_by_id inserts append instead of landing on random pages
     import secrets
     import linkhub.ids as ids
