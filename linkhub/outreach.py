@@ -162,31 +162,34 @@ def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str])
 
 
 def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
-    """Insert codes for links that have none (runs in the writer's transaction).
+    """Create codes for the links (runs in the writer's transaction); return target → code and how many were new.
 
-    Returns target → code, and how many links this call created.
-
-    A concurrent call for the same recipient may have minted some meanwhile: ON CONFLICT
-    keeps theirs, and we read back whatever won. A random code that collides with another
-    link's is simply drawn again.
+    One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING per chunk. A link a concurrent
+    call minted meanwhile conflicts and is read back (theirs wins); a random code that
+    collides with another link's is drawn again.
     """
     now = now_rfc3339()
-    codes = existing_codes(conn, who, [link.target for link in links])
-    missing = [link for link in links if link.target not in codes]
+    codes: dict[str, str] = {}
     created = 0
+    missing = links
     while missing:
-        before = conn.total_changes
-        conn.executemany(
-            "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
-            " prospect_email, user_id, user_email, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [
-                (ids.link_code(), who.account_id, link.target, link.original, who.mailing_id, who.prospect_id,
-                 who.prospect_email, who.user_id, who.user_email, now)
-                for link in missing
-            ],
-        )
-        created += conn.total_changes - before
-        codes.update(existing_codes(conn, who, [link.target for link in missing]))
+        for start in range(0, len(missing), _CHUNK // 10):
+            chunk = missing[start : start + _CHUNK // 10]
+            values: list[str | None] = []
+            for link in chunk:
+                values += [ids.link_code(), who.account_id, link.target, link.original, who.mailing_id,
+                           who.prospect_id, who.prospect_email, who.user_id, who.user_email, now]
+            rows = conn.execute(
+                "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
+                " prospect_email, user_id, user_email, created_at) VALUES "
+                + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING target_url, code",
+                values,
+            ).fetchall()
+            created += len(rows)
+            codes.update((row[0], row[1]) for row in rows)
         missing = [link for link in missing if link.target not in codes]
+        if missing:
+            codes.update(existing_codes(conn, who, [link.target for link in missing]))
+            missing = [link for link in missing if link.target not in codes]
     return codes, created

@@ -61,13 +61,14 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     if missing:
         remaining = ANSWER_DEADLINE_S - (time.monotonic() - started)
         try:
-            codes, created = await state.db.write(
-                functools.partial(outreach.mint, who=who, links=links), timeout=max(remaining, 0.001)
+            minted, created = await state.db.write(
+                functools.partial(outreach.mint, who=who, links=missing), timeout=max(remaining, 0.001)
             )
         except (WriteTimeout, sqlite3.Error) as exc:
             log.warning("link store failed (%s): answered 503 to account %s; Outreach keeps the original links",
                         exc, account.id)
             return error(503, "unavailable", "the link store did not answer in time; try again")
+        codes.update(minted)
         state.metrics.inc("linkhub_links_minted_total", created)
 
     base = account.public_url or state.settings.base_url
