@@ -1,0 +1,223 @@
+"""Events in, webhooks out: ingest rate, end-to-end delivery rate, and delivery lag.
+
+    python bench/events.py [--repeats 3] [--events 50000] [--lag-seconds 20]
+
+Every run starts a fresh `linkhub serve` on a fresh database and a receiver process
+(bench/sink.py) on 127.0.0.1, and stops both. Prints a Markdown table (medians of the
+repeats) and appends it to bench/results/events.md.
+
+- ingest: POST /v1/events, batches of 1000, one client, back to back; with no webhook, and
+  with one active webhook (its outbox rows written in the same transaction, deliveries
+  running meanwhile).
+- end to end: one webhook, batches of 100, `--events` events posted as fast as possible;
+  the rate is events ÷ (first POST → last event received by the receiver).
+- lag: a steady 1,000 events/s (100 every 100 ms) for `--lag-seconds`; for every event,
+  time from its POST being answered (the event is stored) to its arrival at the receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+_READY = re.compile(r"linkhub: serving on (http://\S+)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def sink() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py"), str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "sink listening on PORT"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def linkhub(workdir: Path) -> Iterator[tuple[str, str]]:
+    """A fresh server and account; yields (base URL, API key)."""
+    db = workdir / "bench.db"
+    env = {**os.environ, "LINKHUB_DB": str(db)}
+    created = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "Bench",
+                              "--outreach-secret", "s", "--json"], env=env, check=True,
+                             capture_output=True, text=True)
+    key = __import__("json").loads(created.stdout)["api_key"]
+    proc = subprocess.Popen([sys.executable, "-m", "linkhub", "serve", "--port", "0", "--allow-private-targets"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        url = None
+        for line in proc.stderr:
+            match = _READY.search(line)
+            if match:
+                url = match[1]
+                break
+        if url is None:
+            raise RuntimeError("linkhub did not start")
+        yield url, key
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def batch(prefix: str, count: int) -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}-{i}", "type": "click", "occurred_at": "2026-11-23T09:15:02.481Z",
+             "email": f"person{i}@example.com", "recipient_id": str(i), "mailing_id": "m-1",
+             "url": "https://example.com/pricing",
+             "details": {"ip": "203.0.113.7", "device": "iPhone", "os": "iOS 17.0", "browser": "Mobile Safari 17.0"}}
+            for i in range(count)]
+
+
+def add_webhook(client: httpx.Client, receiver: str) -> None:
+    answer = client.post("/v1/webhooks", json={"url": receiver + "/hook", "batch_size": 100, "active": True})
+    answer.raise_for_status()
+
+
+def stats(receiver: str) -> dict[str, Any]:
+    return httpx.get(receiver + "/stats", timeout=30).json()
+
+
+def wait_received(receiver: str, count: int, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = stats(receiver)
+        if current["events"] >= count or time.monotonic() > deadline:
+            return current
+        time.sleep(0.2)  # polling a separate process's counter; not a test
+
+
+def ingest_rate(events: int, with_webhook: bool) -> float:
+    with tempfile.TemporaryDirectory() as tmp, sink() as receiver, linkhub(Path(tmp)) as (url, key):
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            if with_webhook:
+                add_webhook(client, receiver)
+            bodies = [batch(f"b{n}", 1000) for n in range(events // 1000)]
+            started = time.perf_counter()
+            for body in bodies:
+                client.post("/v1/events", json=body).raise_for_status()
+            return events / (time.perf_counter() - started)
+
+
+def end_to_end(events: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp, sink() as receiver, linkhub(Path(tmp)) as (url, key):
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            add_webhook(client, receiver)
+            bodies = [batch(f"e{n}", 1000) for n in range(events // 1000)]
+            started = time.time()
+            for body in bodies:
+                client.post("/v1/events", json=body).raise_for_status()
+            done = wait_received(receiver, events)
+        if done["events"] < events:
+            raise RuntimeError(f"only {done['events']} of {events} events arrived")
+        return events / (done["last"] - started), events / (done["last"] - done["first"])
+
+
+def lag(seconds: int, rate: int = 1000, tick: float = 0.1) -> list[float]:
+    per_tick = int(rate * tick)
+    with tempfile.TemporaryDirectory() as tmp, sink() as receiver, linkhub(Path(tmp)) as (url, key):
+        stored: dict[str, float] = {}
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            add_webhook(client, receiver)
+            start = time.monotonic()
+            ticks = int(seconds / tick)
+            for n in range(ticks):
+                body = batch(f"l{n}", per_tick)
+                client.post("/v1/events", json=body).raise_for_status()
+                now = time.time()
+                stored.update((event["id"], now) for event in body)
+                pause = start + (n + 1) * tick - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)  # pacing the load generator to a steady rate
+            arrived = wait_received(receiver, len(stored))["arrivals"]
+        missing = set(stored) - set(arrived)
+        if missing:
+            raise RuntimeError(f"{len(missing)} events never arrived")
+        return [arrived[event_id] - at for event_id, at in stored.items()]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--lag-seconds", type=int, default=20)
+    args = parser.parse_args()
+
+    plain, hooked, e2e, drain, lag_p50, lag_p99, lag_max = [], [], [], [], [], [], []
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits every figure alike
+        plain.append(ingest_rate(args.events, with_webhook=False))
+        hooked.append(ingest_rate(args.events, with_webhook=True))
+        total, delivery_only = end_to_end(args.events)
+        e2e.append(total)
+        drain.append(delivery_only)
+        lags = lag(args.lag_seconds)
+        lag_p50.append(percentile(lags, 50) * 1000)
+        lag_p99.append(percentile(lags, 99) * 1000)
+        lag_max.append(max(lags) * 1000)
+
+    med = statistics.median
+    lines = [
+        f"### Events and webhooks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"{os.cpu_count()} cores shared by linkhub, the client and the receiver; medians of {args.repeats} "
+        f"interleaved runs ({args.events:,} events per throughput run, {args.lag_seconds} s per lag run).",
+        "",
+        "| measure | median | runs | goal |",
+        "|---|---:|---|---|",
+        f"| ingest, batches of 1000, no webhook (events/s) | {med(plain):,.0f} | "
+        f"{', '.join(f'{v:,.0f}' for v in plain)} | ≥ 20,000 |",
+        f"| ingest, batches of 1000, one active webhook (events/s) | {med(hooked):,.0f} | "
+        f"{', '.join(f'{v:,.0f}' for v in hooked)} | ≥ 20,000 |",
+        f"| end to end, one webhook, batches of 100: first POST → last received (events/s) | {med(e2e):,.0f} | "
+        f"{', '.join(f'{v:,.0f}' for v in e2e)} | ≥ 10,000 |",
+        f"| delivery alone: first → last received (events/s) | {med(drain):,.0f} | "
+        f"{', '.join(f'{v:,.0f}' for v in drain)} | |",
+        f"| lag at a steady 1,000 events/s, p50 (ms) | {med(lag_p50):.0f} | "
+        f"{', '.join(f'{v:.0f}' for v in lag_p50)} | |",
+        f"| lag at a steady 1,000 events/s, p99 (ms) | {med(lag_p99):.0f} | "
+        f"{', '.join(f'{v:.0f}' for v in lag_p99)} | ≤ 1,000 |",
+        f"| lag at a steady 1,000 events/s, max (ms) | {med(lag_max):.0f} | "
+        f"{', '.join(f'{v:.0f}' for v in lag_max)} | |",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / "events.md", "a") as out:
+        out.write(table + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
