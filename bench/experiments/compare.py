@@ -50,15 +50,19 @@ try:
             rest = sum(after[t] - before.get(t, 0) for t in after if t != s.proc.pid) / w.requests * 1e6
             w.main_us, w.rest_us = main, rest
             res[v].append(w); print(f"{v:20s} {w.rps:7.0f} p50 {w.p50_ms:6.1f} p99 {w.p99_ms:6.1f} main {main:5.0f}us other threads {rest:5.0f}us", flush=True)
+    wal = {}
+    for i, v in enumerate(variants):
+        path = work / f"v{i}.db-wal"
+        wal[v] = path.stat().st_size / 1e6 if path.exists() else 0.0
     servers.stop_all()
-    print("\nmedians:\n| variant | main µs/req | other threads µs/req | req/s | vs first | p50 ms | p99 ms | GC |")
+    print("\nmedians:\n| variant | main µs/req | other threads µs/req | req/s | vs first | p50 ms | p99 ms | WAL MB at end | GC |")
     b = statistics.median(x.rps for x in res[variants[0]])  # first variant is the reference
     for i, v in enumerate(variants):
         rps = statistics.median(x.rps for x in res[v]); p99 = statistics.median(x.p99_ms for x in res[v])
         gcs = json.loads((work / f"v{i}.gc.json").read_text()) if (work / f"v{i}.gc.json").exists() else {}
         total = sum(x.requests for x in res[v])
         mu = statistics.median(x.main_us for x in res[v]); ru = statistics.median(x.rest_us for x in res[v])
-        print(f"| {v} | {mu:.0f} | {ru:.0f} | {rps:,.0f} | {rps / b - 1:+.0%} | {statistics.median(x.p50_ms for x in res[v]):.1f} | {p99:.1f} | gc {gcs.get('time', 0):.2f}s {gcs.get('n')} |")
+        print(f"| {v} | {mu:.0f} | {ru:.0f} | {rps:,.0f} | {rps / b - 1:+.0%} | {statistics.median(x.p50_ms for x in res[v]):.1f} | {p99:.1f} | {wal[v]:,.0f} | gc {gcs.get('time', 0):.2f}s {gcs.get('n')} |")
         trace = work / f"v{i}.gc.json.trace"
         if trace.exists():
             print(f"  {v} commit path: {trace.read_text()}")

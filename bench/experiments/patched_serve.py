@@ -120,7 +120,7 @@ if "loopwriter" in patches:  # SKETCH: commit clicks on the event-loop thread it
         conn = conns.get("c")
         if conn is None:
             conn = conns["c"] = db.connect(self.path)
-            if "ckpt" in patches:
+            if "ckpt" in patches or hasattr(db.Database, "_checkpoint_loop"):  # a thread checkpoints
                 conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             conn.execute("BEGIN IMMEDIATE")
