@@ -35,9 +35,12 @@ BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 2000
 MMAP_BYTES = 256 * 1024 * 1024
 CACHE_KIB = 64 * 1024
-# The server checkpoints the WAL from a thread of its own this often, so that no commit (and
-# no redirect waiting on it) pays for a checkpoint.
-CHECKPOINT_INTERVAL_S = 1.0
+# SQLite checkpoints the WAL into the database after the commit that takes it past 1000
+# pages (its default), in the writer thread: between two transactions, so the checkpoint
+# completes and the WAL starts over. (A checkpointer thread of its own, tried first, could
+# never complete under steady writes, and the WAL grew to gigabytes.) Past this size the
+# WAL file is truncated back after a checkpoint.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 class WriteTimeout(Exception):
@@ -66,14 +69,18 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         # transaction survives the process being killed (it is in the WAL, in the OS),
         # and only an OS crash or power cut can lose the last commits.
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
 
 
 @dataclass(eq=False)
 class _Job(Generic[T]):
-    fn: Callable[[sqlite3.Connection], T]
+    # Either fn(conn) -> result, or many(conn, [item, …]) -> [result, …] for jobs that can be merged.
+    fn: Callable[[sqlite3.Connection], T] | None
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
+    many: Callable[[sqlite3.Connection, list[Any]], list[T]] | None = None
+    item: Any = None
     result: Any = None
     error: BaseException | None = None
 
@@ -99,8 +106,6 @@ class Database:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._local = threading.local()
-        self._checkpointer: threading.Thread | None = None
-        self._stop_checkpoints = threading.Event()
 
     # -- readers -------------------------------------------------------------
 
@@ -118,25 +123,8 @@ class Database:
         if self._thread is not None:
             return
         conn = connect(self.path)
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
         self._thread = threading.Thread(target=self._run, args=(conn,), name="linkhub-writer", daemon=True)
         self._thread.start()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="linkhub-checkpointer",
-                                              daemon=True)
-        self._checkpointer.start()
-
-    def _checkpoint_loop(self) -> None:
-        conn = connect(self.path)
-        try:
-            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
-                try:
-                    # PASSIVE never blocks the writer or readers; it copies what it can.
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    log.warning("WAL checkpoint failed (will retry): %s", exc)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, timeout: float | None = None) -> T:
         """Run `fn(conn)` inside the writer's next transaction; return once it is committed.
@@ -144,10 +132,24 @@ class Database:
         Raises `WriteTimeout` if the commit has not happened within `timeout`
         seconds; the work is not withdrawn and may still commit later.
         """
+        loop = asyncio.get_running_loop()
+        return await self._submit(_Job(fn=fn, future=loop.create_future(), loop=loop), timeout)
+
+    async def add(self, many: Callable[[sqlite3.Connection, list[Any]], list[T]], item: Any, *,
+                  timeout: float | None = None) -> T:
+        """Like `write`, for work that merges: queued items with the same `many` function are
+        handed to ONE call, `many(conn, [item, …])`, which returns one result per item.
+
+        Concurrent clicks become one multi-row INSERT instead of one statement each.
+        """
+        loop = asyncio.get_running_loop()
+        return await self._submit(_Job(fn=None, future=loop.create_future(), loop=loop, many=many, item=item),
+                                  timeout)
+
+    async def _submit(self, job: _Job[T], timeout: float | None) -> T:
         if self._closed:
             raise DatabaseClosed("the database writer is closed")
-        loop = asyncio.get_running_loop()
-        job = _Job(fn=fn, future=loop.create_future(), loop=loop)
+        loop = job.loop
         self._queue.put(job)
         if timeout is None:
             return await job.future
@@ -172,9 +174,6 @@ class Database:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
-        self._stop_checkpoints.set()
-        if self._checkpointer is not None:
-            await asyncio.to_thread(self._checkpointer.join)
 
     def _run(self, conn: sqlite3.Connection) -> None:
         try:
@@ -225,24 +224,52 @@ class Database:
 
     @staticmethod
     def _run_jobs(conn: sqlite3.Connection, batch: list[_Job[Any]], *, isolated: bool) -> bool:
-        """Run the batch in a new transaction. Not isolated: stop and roll back at the first
-        failure (returns False). Isolated: each job in a savepoint; failures are kept per job."""
+        """Run the batch in a new transaction.
+
+        Not isolated: consecutive mergeable jobs share one call; stop and roll back at the
+        first failure (returns False). Isolated: each job alone, in a savepoint, so a
+        failure is kept by the job that caused it.
+        """
         conn.execute("BEGIN IMMEDIATE")
-        for job in batch:
-            job.error = None
+        groups = [[job] for job in batch] if isolated else _merge(batch)
+        for group in groups:
             if isolated:
                 conn.execute("SAVEPOINT job")
             try:
-                job.result = job.fn(conn)
+                _call(conn, group)
             except Exception as exc:
                 if not isolated:
                     conn.execute("ROLLBACK")
                     return False
                 conn.execute("ROLLBACK TO job")
-                job.error = exc
+                group[0].error = exc
             if isolated:
                 conn.execute("RELEASE job")
         return True
+
+
+def _merge(batch: list[_Job[Any]]) -> list[list[_Job[Any]]]:
+    """Consecutive jobs with the same `many` function form one group; others stay alone."""
+    groups: list[list[_Job[Any]]] = []
+    for job in batch:
+        if job.many is not None and groups and groups[-1][0].many is job.many:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _call(conn: sqlite3.Connection, group: list[_Job[Any]]) -> None:
+    for job in group:
+        job.error = None
+    first = group[0]
+    if first.many is None:
+        assert first.fn is not None
+        first.result = first.fn(conn)
+        return
+    results = first.many(conn, [job.item for job in group])
+    for job, result in zip(group, results, strict=True):
+        job.result = result
 
 
 def _expire(future: asyncio.Future[Any], timeout: float) -> None:

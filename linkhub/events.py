@@ -38,11 +38,12 @@ class Event(msgspec.Struct, kw_only=True):
     details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-_INSERT = (
+_INSERT_HEAD = (
     "INSERT INTO events (id, account_id, type, occurred_at, received_at, source, email, recipient_id,"
-    " mailing_id, message_id, url, code, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (account_id, id) DO NOTHING"
+    " mailing_id, message_id, url, code, details) VALUES "
 )
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_TAIL = " ON CONFLICT (account_id, id) DO NOTHING RETURNING account_id, id, seq"
 _encode = msgspec.json.Encoder().encode
 _decode_details = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -75,10 +76,27 @@ def public(event: Event, seq: int) -> dict[str, Any]:
     }
 
 
-def insert(conn: sqlite3.Connection, event: Event) -> int | None:
-    """Insert one event in the caller's transaction; its seq, or None if the account already has its id."""
-    cursor = conn.execute(_INSERT, _params(event))
-    return cursor.lastrowid if cursor.rowcount else None
+# Rows per INSERT statement: 13 parameters each, far below SQLite's 32766.
+_ROWS_PER_STATEMENT = 500
+
+
+def insert_many(conn: sqlite3.Connection, batch: list[Event]) -> dict[tuple[str, str], int]:
+    """Insert events in the caller's transaction, skipping ids the account already has.
+
+    Returns (account_id, id) → seq of the rows inserted. Within the batch, the first of two
+    events with the same id is the one stored.
+    """
+    inserted: dict[tuple[str, str], int] = {}
+    for start in range(0, len(batch), _ROWS_PER_STATEMENT):
+        chunk = batch[start : start + _ROWS_PER_STATEMENT]
+        values: list[Any] = []
+        for event in chunk:
+            values.extend(_params(event))
+        rows = conn.execute(
+            _INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL, values
+        ).fetchall()
+        inserted.update(((row[0], row[1]), row[2]) for row in rows)
+    return inserted
 
 
 def _params(event: Event) -> tuple[Any, ...]:

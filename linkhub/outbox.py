@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from . import events, webhooks
 from .events import Event
 from .timeutil import now_rfc3339, to_rfc3339
@@ -31,34 +29,32 @@ EXPIRY_SLICE = 1000
 _QUEUE = "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at) VALUES (?, ?, ?, ?)"
 
 
-class Stored(msgspec.Struct):
-    accepted: int
-    duplicates: int
-    queued: int  # outbox rows written: deliveries that are now due
+def store_events(conn: sqlite3.Connection, batch: list[Event]) -> list[int | None]:
+    """Store events and queue each for its account's matching active webhooks, in the caller's transaction.
 
-
-def store_events(conn: sqlite3.Connection, batch: list[Event]) -> Stored:
-    """Store events and queue each for the account's matching active webhooks, in one transaction.
-
-    An event whose id the account already has is a duplicate: neither stored nor queued again.
+    Returns, per event, how many deliveries were queued for it — or None for a duplicate (an
+    id the account already has, or had earlier in the batch): neither stored nor queued again.
     """
-    accepted = duplicates = 0
+    inserted = events.insert_many(conn, batch)  # (account_id, id) → (seq, type)
+    results: list[int | None] = []
     queue: list[tuple[str, int, str, str]] = []
     subscribers: dict[str, list[webhooks.Webhook]] = {}
     now = now_rfc3339()
     for event in batch:
-        seq = events.insert(conn, event)
-        if seq is None:
-            duplicates += 1
+        stored = inserted.pop((event.account_id, event.id), None)
+        if stored is None:
+            results.append(None)
             continue
-        accepted += 1
         hooks = subscribers.get(event.account_id)
         if hooks is None:
             hooks = subscribers[event.account_id] = webhooks.active_for(conn, event.account_id)
-        queue.extend((hook.id, seq, now, now) for hook in hooks if hook.accepts(event.type))
+        rows = [(hook.id, stored, now, now) for hook in hooks if hook.accepts(event.type)]
+        queue.extend(rows)
+        results.append(len(rows))
     if queue:
+        queue.sort(key=lambda row: row[1])  # outbox order follows event order
         conn.executemany(_QUEUE, queue)
-    return Stored(accepted=accepted, duplicates=duplicates, queued=len(queue))
+    return results
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,13 @@ one click handed to the group-commit writer, one 302.
 
 from __future__ import annotations
 
-import functools
 import logging
+import re
 import sqlite3
 import time
 from typing import Any
 from urllib.parse import quote
 
-import regex
 
 from . import events, ids, outbox
 from .clientip import client_ip
@@ -27,7 +26,7 @@ log = logging.getLogger("linkhub.redirect")
 # A click that is not committed by then is answered anyway (the visitor must get to the
 # page) and counted in linkhub_clicks_unconfirmed_total; it stays queued for the writer.
 CLICK_DEADLINE_S = 0.5
-_CODE = regex.compile(r"[A-Za-z0-9_-]{6,32}")
+_CODE = re.compile(r"[A-Za-z0-9_-]{6,32}")
 _NOT_FOUND = (
     b"<!doctype html><html><head><meta charset=utf-8><title>Link not found</title></head>"
     b"<body><h1>Link not found</h1><p>This link does not exist or is no longer valid.</p></body></html>"
@@ -120,8 +119,7 @@ class RedirectApp:
             details=details,
         )
         try:
-            stored = await self.state.db.write(functools.partial(outbox.store_events, batch=[click]),
-                                               timeout=CLICK_DEADLINE_S)
+            queued = await self.state.db.add(outbox.store_events, click, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",
@@ -131,5 +129,5 @@ class RedirectApp:
             log.error("click on %s could not be stored (%s); redirected anyway, click LOST", code, exc)
         else:
             self.state.metrics.inc("linkhub_clicks_recorded_total")
-            if stored.queued:
+            if queued:
                 self.state.deliverer.wake()

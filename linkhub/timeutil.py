@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,13 @@ def now_rfc3339() -> str:
 
 def format_ms(epoch_ms: int) -> str:
     seconds, ms = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+    return f"{_second(seconds)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(epoch_s: int) -> str:
+    # Every click is stamped: format each second once, not once per click.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
 
 
 def parse_rfc3339(text: str) -> datetime:

@@ -1,0 +1,117 @@
+"""The database writer: group commit, merged work, failures kept to their own caller, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from linkhub.db import Database, WriteTimeout, connect
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    conn = connect(tmp_path / "t.db")
+    conn.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+    conn.close()
+    return tmp_path / "t.db"
+
+
+def rows(path: Path) -> list[int]:
+    conn = connect(path, readonly=True)
+    try:
+        return [row[0] for row in conn.execute("SELECT v FROM t ORDER BY v")]
+    finally:
+        conn.close()
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_concurrent_adds_share_one_call_and_one_transaction(path: Path) -> None:
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def block(conn: sqlite3.Connection) -> None:
+        gate.wait(10)  # holds the writer so the adds below queue up together
+
+    def insert_many(conn: sqlite3.Connection, values: list[int]) -> list[int]:
+        calls.append(values)
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [(v,) for v in values])
+        return [v * 10 for v in values]
+
+    async def main() -> list[int]:
+        db = Database(path)
+        db.start()
+        first = asyncio.ensure_future(db.write(block))
+        await asyncio.sleep(0)  # let the blocking job reach the writer first
+        adds = [asyncio.ensure_future(db.add(insert_many, v)) for v in range(1, 6)]
+        await asyncio.sleep(0)
+        gate.set()
+        await first
+        results = await asyncio.gather(*adds)
+        transactions = db.stats.transactions
+        await db.close()
+        assert transactions <= 2
+        return results
+
+    assert run(main()) == [10, 20, 30, 40, 50]
+    assert sum(len(c) for c in calls) == 5 and len(calls) <= 2
+    assert rows(path) == [1, 2, 3, 4, 5]
+
+
+def test_a_failing_item_fails_only_its_own_caller(path: Path) -> None:
+    def insert_many(conn: sqlite3.Connection, values: list[int]) -> list[None]:
+        for v in values:
+            if v == 3:
+                raise ValueError("three is refused")
+            conn.execute("INSERT INTO t (v) VALUES (?)", (v,))
+        return [None] * len(values)
+
+    async def main() -> list[object]:
+        db = Database(path)
+        db.start()
+        results = await asyncio.gather(*(db.add(insert_many, v) for v in range(1, 6)), return_exceptions=True)
+        await db.close()
+        return results
+
+    results = run(main())
+    assert [type(r).__name__ for r in results] == ["NoneType", "NoneType", "ValueError", "NoneType", "NoneType"]
+    assert rows(path) == [1, 2, 4, 5]
+
+
+def test_a_missed_deadline_raises_but_the_write_still_commits(path: Path) -> None:
+    gate = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        gate.wait(10)
+        conn.execute("INSERT INTO t (v) VALUES (7)")
+
+    async def main() -> None:
+        db = Database(path)
+        db.start()
+        with pytest.raises(WriteTimeout):
+            await db.write(slow, timeout=0.05)
+        gate.set()
+        await db.close()  # close commits what is queued or running
+
+    run(main())
+    assert rows(path) == [7]
+
+
+def test_close_commits_everything_queued(path: Path) -> None:
+    async def main() -> None:
+        db = Database(path)
+        db.start()
+        pending = [asyncio.ensure_future(db.write(lambda c, v=v: c.execute("INSERT INTO t (v) VALUES (?)", (v,))))
+                   for v in range(100)]
+        await asyncio.sleep(0)
+        await db.close()
+        await asyncio.gather(*pending)
+
+    run(main())
+    assert rows(path) == list(range(100))
