@@ -70,12 +70,14 @@ def run(settings: Settings) -> None:
     _run_loop(_serve(app, config))
 
 
-async def _serve(app: LinkhubApp, config: Config) -> None:
+async def _serve(app: object, config: Config) -> None:
+    """Serve `app` until SIGTERM/SIGINT; a LinkhubApp is told first, so it refuses late requests."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def shut_down() -> None:
-        app.begin_shutdown()
+        if isinstance(app, LinkhubApp):
+            app.begin_shutdown()
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
