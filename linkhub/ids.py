@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import time
@@ -10,8 +11,13 @@ import time
 CODE_BYTES = 8
 
 
-def link_code() -> str:
-    return secrets.token_urlsafe(CODE_BYTES)
+def link_codes(count: int) -> list[str]:
+    """`count` codes from one read of the OS's random source (one syscall, not one per code)."""
+    pool = secrets.token_bytes(CODE_BYTES * count)
+    return [
+        base64.urlsafe_b64encode(pool[i : i + CODE_BYTES]).rstrip(b"=").decode()
+        for i in range(0, len(pool), CODE_BYTES)
+    ]
 
 
 def account_id() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ FILTER_BUDGET_S = 0.25
 _CHUNK = 500
 
 Id = str | int
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 class Mailing(msgspec.Struct):
@@ -77,7 +79,7 @@ def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
 
 def replaceable(url: str) -> bool:
     """Only absolute http(s) URLs with a host; anything else is left for Outreach to keep."""
-    if not url or url != url.strip() or any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+    if not url or _SPACE_OR_CONTROL.search(url):
         return False
     try:
         parts = urlsplit(url)
@@ -176,8 +178,8 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[d
         for start in range(0, len(missing), _CHUNK // 10):
             chunk = missing[start : start + _CHUNK // 10]
             values: list[str | None] = []
-            for link in chunk:
-                values += [ids.link_code(), who.account_id, link.target, link.original, who.mailing_id,
+            for link, code in zip(chunk, ids.link_codes(len(chunk)), strict=True):
+                values += [code, who.account_id, link.target, link.original, who.mailing_id,
                            who.prospect_id, who.prospect_email, who.user_id, who.user_email, now]
             rows = conn.execute(
                 "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
