@@ -181,8 +181,6 @@ def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.B
         delay = min(result.retry_after_s, MAX_RETRY_AFTER_S)
     outbox.failed(conn, batch, result.error or "failed", delay)
     if result.status_code == 410:
-        conn.execute(
-            "UPDATE webhooks SET status = 'disabled', status_reason = ?, updated_at = ? WHERE id = ?",
-            (f"receiver answered 410 Gone at {now_rfc3339()}; events are kept pending", now_rfc3339(), hook.id),
-        )
+        webhooks.set_status(conn, hook.id, "disabled",
+                            f"receiver answered 410 Gone at {now_rfc3339()}; events are kept pending")
         log.warning("webhook %s disabled: receiver answered 410 Gone", hook.id)
