@@ -134,15 +134,20 @@ class Deliverer:
             await asyncio.gather(*(self._lane(webhook_id) for _ in range(lanes)))
 
     async def _lane(self, webhook_id: str) -> None:
-        """Claim and send batches one after another while the webhook is active and has due rows."""
-        while True:
-            batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id))
-            if batch is None:
-                return
-            if not await self._send(batch):
-                return  # failed: the batch waits for its retry; ordered queues stop behind it
+        """Claim and send batches one after another while the webhook is active and has due rows.
 
-    async def _send(self, batch: outbox.Batch) -> bool:
+        Recording a batch's outcome and claiming the next one share one write, so a busy
+        writer (a large ingest in progress) costs the queue one wait per batch, not two.
+        After a failure nothing is claimed: the batch waits for its retry, and an ordered
+        queue waits behind it.
+        """
+        batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id))
+        while batch is not None:
+            result, attempted_at = await self._send(batch)
+            batch = await self.db.write(functools.partial(_record_then_claim, batch=batch, result=result,
+                                                          attempted_at=attempted_at))
+
+    async def _send(self, batch: outbox.Batch) -> tuple[sender.Outcome, str]:
         assert self.client is not None
         hook = batch.hook
         attempted_at = now_rfc3339()
@@ -155,19 +160,24 @@ class Deliverer:
         except Exception as exc:  # a bug of ours must not strand the claimed rows: retry them later
             log.exception("could not send a batch to webhook %s", hook.id)
             result = sender.Outcome(None, 0, f"linkhub could not send the batch: {exc!r}", "", None)
-        await self.db.write(functools.partial(_record, hook=hook, batch=batch, result=result,
-                                              attempted_at=attempted_at))
         if result.delivered:
             self.metrics.inc("linkhub_webhook_events_delivered_total", len(batch.row_ids))
         else:
             self.metrics.inc("linkhub_webhook_failures_total")
             log.warning("delivery of %d events to webhook %s failed: %s", len(batch.row_ids), hook.id, result.error)
-        return result.delivered
+        return result, attempted_at
+
+
+def _record_then_claim(conn: sqlite3.Connection, *, batch: outbox.Batch, result: sender.Outcome,
+                       attempted_at: str) -> outbox.Batch | None:
+    """Record the outcome of one POST; after a success, claim the webhook's next batch (same transaction)."""
+    _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
+    return outbox.claim(conn, batch.hook.id) if result.delivered else None
 
 
 def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome,
             attempted_at: str) -> None:
-    """The outcome of one POST, in one transaction: rows, attempt log, and the webhook's status on 410."""
+    """The outcome of one POST: rows, attempt log, and the webhook's status on 410."""
     if webhooks.get(conn, hook.id) is None:
         return  # deleted while the batch was in flight; its outbox rows went with it
     webhooks.record_delivery(conn, hook.id, batch.message_id, attempted_at, len(batch.row_ids),
