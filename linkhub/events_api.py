@@ -138,7 +138,7 @@ async def ingest(request: Request) -> Response:
                                        timeout=STORE_DEADLINE_S)
     except (WriteTimeout, DatabaseClosed, sqlite3.Error) as exc:
         # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
-        return error(503, "unavailable", f"the event store did not confirm the batch in time ({exc}); "
+        return error(503, "unavailable", f"the event store did not confirm the batch ({exc}); "
                                          "retry it — events with an id are never stored twice")
     duplicates = results.count(None)
     if any(results):

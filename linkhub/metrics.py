@@ -41,5 +41,5 @@ class Metrics:
             lines.append(f"# TYPE {name} {'counter' if name.endswith('_total') else 'gauge'}")
             samples = {k: v for k, v in series.items() if k.split("{", 1)[0] == name}
             for key, value in sorted(samples.items()) or [(name, 0)]:
-                lines.append(f"{key} {value:g}")
+                lines.append(f"{key} {int(value) if float(value).is_integer() else value}")
         return "\n".join(lines) + "\n"

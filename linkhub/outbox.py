@@ -35,7 +35,7 @@ def store_events(conn: sqlite3.Connection, batch: list[Event]) -> list[int | Non
     Returns, per event, how many deliveries were queued for it — or None for a duplicate (an
     id the account already has, or had earlier in the batch): neither stored nor queued again.
     """
-    inserted = events.insert_many(conn, batch)  # (account_id, id) → (seq, type)
+    inserted = events.insert_many(conn, batch)  # (account_id, id) → seq
     results: list[int | None] = []
     queue: list[tuple[str, int, str, str]] = []
     subscribers: dict[str, list[webhooks.Webhook]] = {}

@@ -31,6 +31,10 @@ _NOT_FOUND = (
     b"<!doctype html><html><head><meta charset=utf-8><title>Link not found</title></head>"
     b"<body><h1>Link not found</h1><p>This link does not exist or is no longer valid.</p></body></html>"
 )
+_UNAVAILABLE = (
+    b"<!doctype html><html><head><meta charset=utf-8><title>Try again</title></head>"
+    b"<body><h1>Try again in a moment</h1><p>This link cannot be opened right now.</p></body></html>"
+)
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _LOOKUP = (
     "SELECT account_id, target_url, original_url, mailing_id, prospect_id, prospect_email"
@@ -61,7 +65,13 @@ class RedirectApp:
                         b"Method Not Allowed", False)
             return
         code = scope["path"][3:]
-        link = self._lookup(code) if _CODE.fullmatch(code) else None
+        try:
+            link = self._lookup(code) if _CODE.fullmatch(code) else None
+        except sqlite3.Error as exc:
+            log.error("link look-up failed: %s", exc)
+            await _send(send, 503, [(b"content-type", b"text/html; charset=utf-8"), (b"retry-after", b"1"),
+                                    (b"cache-control", b"no-store")], _UNAVAILABLE, head)
+            return
         if link is None:
             self.state.metrics.inc("linkhub_redirects_not_found_total")
             await _send(send, 404, [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")],

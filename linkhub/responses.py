@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-_DIGITS = re.compile(r"[0-9]{1,18}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 _encode = msgspec.json.Encoder().encode
 
