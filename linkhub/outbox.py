@@ -77,6 +77,12 @@ def _later(seconds: float) -> str:
 def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
     """Move the oldest pending rows that outlived max_age_s to 'dead', keeping their last error."""
     cutoff = _later(-hook.max_age_s)
+    head = conn.execute(
+        "SELECT queued_at FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') ORDER BY id LIMIT 1",
+        (hook.id,),
+    ).fetchone()
+    if head is None or head[0] >= cutoff:  # the common case, checked on one row: the head is not that old
+        return 0
     cursor = conn.execute(
         "UPDATE outbox SET state = 'dead',"
         " last_error = 'expired: not delivered within ' || ? || ' s' || coalesce('; last error: ' || last_error, '')"
