@@ -38,7 +38,10 @@ def _authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]
         account = account_of(request)
         if account is None:
             return unauthorized()
-        return await handler(request, request.app.state.linkhub, account)
+        try:
+            return await handler(request, request.app.state.linkhub, account)
+        except webhooks.WebhookNotFound:  # absent, or another account's: the same answer
+            return _not_found(request.path_params.get("webhook_id", ""))
 
     return endpoint
 
@@ -88,8 +91,9 @@ def _wants_verify(request: Request) -> bool | None:
     return {"true": True, "1": True, "false": False, "0": False}.get(value)
 
 
-def _mine(state: State, request: Request, account: Account) -> Webhook | None:
-    return webhooks.get(state.db.reader(), request.path_params["webhook_id"], account.id)
+def _mine(state: State, request: Request, account: Account) -> Webhook:
+    """The webhook of the path, if it is the account's; raises WebhookNotFound (→ 404) otherwise."""
+    return _owned(state.db.reader(), request.path_params["webhook_id"], account.id)
 
 
 def _owned(conn: sqlite3.Connection, webhook_id: str, account_id: str) -> Webhook:
@@ -141,18 +145,13 @@ async def list_webhooks(request: Request, state: State, account: Account) -> Res
 
 @_authenticated
 async def show_webhook(request: Request, state: State, account: Account) -> Response:
-    webhook = _mine(state, request, account)
-    if webhook is None:
-        return _not_found(request.path_params["webhook_id"])
-    return JSON(webhook.public())
+    return JSON(_mine(state, request, account).public())
 
 
 @_authenticated
 async def update_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = request.path_params["webhook_id"]
     current = _mine(state, request, account)
-    if current is None:
-        return _not_found(webhook_id)
     changes = await _body(request, webhooks.WebhookChanges)
     if isinstance(changes, Response):
         return changes
@@ -168,8 +167,6 @@ async def update_webhook(request: Request, state: State, account: Account) -> Re
 
     try:
         webhook = await state.db.write(store)
-    except webhooks.WebhookNotFound:
-        return _not_found(webhook_id)
     except webhooks.InvalidWebhook as exc:  # changed concurrently into something these changes do not fit
         return _invalid(exc)
     log.info("webhook %s updated", webhook.id)
@@ -178,17 +175,13 @@ async def update_webhook(request: Request, state: State, account: Account) -> Re
 
 @_authenticated
 async def delete_webhook(request: Request, state: State, account: Account) -> Response:
-    webhook_id = request.path_params["webhook_id"]
-    if _mine(state, request, account) is None:
-        return _not_found(webhook_id)
+    webhook_id = _mine(state, request, account).id
 
     def remove(conn: sqlite3.Connection) -> None:
         webhooks.delete(conn, _owned(conn, webhook_id, account.id).id)
 
     try:
         await state.db.write(remove)
-    except webhooks.WebhookNotFound:
-        return _not_found(webhook_id)
     except webhooks.WebhookActive as exc:
         return error(409, "webhook_active", str(exc))
     log.info("webhook %s deleted", webhook_id)
@@ -198,8 +191,6 @@ async def delete_webhook(request: Request, state: State, account: Account) -> Re
 @_authenticated
 async def verify_webhook(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
-    if webhook is None:
-        return _not_found(request.path_params["webhook_id"])
     result = await _verify(state, webhook)
     try:
         await state.db.write(functools.partial(_record_if_exists, result=result, webhook_id=webhook.id))
@@ -215,10 +206,8 @@ def _record_if_exists(conn: sqlite3.Connection, *, result: webhook_verify.Verify
 
 @_authenticated
 async def activate_webhook(request: Request, state: State, account: Account) -> Response:
-    webhook_id = request.path_params["webhook_id"]
     webhook = _mine(state, request, account)
-    if webhook is None:
-        return _not_found(webhook_id)
+    webhook_id = webhook.id
     verify = _wants_verify(request)
     if verify is None:
         return error(422, "invalid_parameter", "verify must be true or false", field="verify")
@@ -232,10 +221,7 @@ async def activate_webhook(request: Request, state: State, account: Account) -> 
                 return None
         return webhooks.set_status(conn, current.id, "active", None)
 
-    try:
-        activated = await state.db.write(store)
-    except webhooks.WebhookNotFound:
-        return _not_found(webhook_id)
+    activated = await state.db.write(store)
     if activated is None:
         assert result is not None
         return _verify_failed(result)
@@ -248,34 +234,24 @@ async def activate_webhook(request: Request, state: State, account: Account) -> 
 
 @_authenticated
 async def deactivate_webhook(request: Request, state: State, account: Account) -> Response:
-    webhook_id = request.path_params["webhook_id"]
-    if _mine(state, request, account) is None:
-        return _not_found(webhook_id)
+    webhook_id = _mine(state, request, account).id
 
     def store(conn: sqlite3.Connection) -> Webhook:
         return webhooks.set_status(conn, _owned(conn, webhook_id, account.id).id, "inactive", None)
 
-    try:
-        webhook = await state.db.write(store)
-    except webhooks.WebhookNotFound:
-        return _not_found(webhook_id)
+    webhook = await state.db.write(store)
     log.info("webhook %s deactivated", webhook_id)
     return JSON(webhook.public())
 
 
 @_authenticated
 async def rotate_secret(request: Request, state: State, account: Account) -> Response:
-    webhook_id = request.path_params["webhook_id"]
-    if _mine(state, request, account) is None:
-        return _not_found(webhook_id)
+    webhook_id = _mine(state, request, account).id
 
     def store(conn: sqlite3.Connection) -> str:
         return webhooks.rotate_secret(conn, _owned(conn, webhook_id, account.id).id)
 
-    try:
-        secret = await state.db.write(store)
-    except webhooks.WebhookNotFound:
-        return _not_found(webhook_id)
+    secret = await state.db.write(store)
     log.info("webhook %s: signing secret rotated", webhook_id)
     return JSON({"id": webhook_id, "secret": secret})
 
@@ -283,8 +259,6 @@ async def rotate_secret(request: Request, state: State, account: Account) -> Res
 @_authenticated
 async def list_deliveries(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
-    if webhook is None:
-        return _not_found(request.path_params["webhook_id"])
     limit = int_param(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)
     if limit is None:
         return error(422, "invalid_parameter", f"limit must be an integer from 1 to {MAX_DELIVERIES}",

@@ -121,6 +121,22 @@ def server(make_server: Any) -> Server:
     return make_server()
 
 
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a whole test module (a server per test would make the suite slow).
+
+    Modules that use it give each test an account of its own on it, so tests cannot see
+    each other's data; tests that need other settings start their own with `make_server`.
+    """
+    path = tmp_path_factory.mktemp("shared") / "linkhub.db"
+    conn = connect(path)
+    migrate(conn)
+    conn.close()
+    server = start_server(path)
+    yield server
+    assert server.stop() == 0
+
+
 @dataclass
 class Account:
     id: str

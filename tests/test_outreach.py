@@ -8,11 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import create_account, outreach_body, post_links, query, sign, start_server
+from conftest import create_account, outreach_body, post_links, query, sign
 
 from linkhub import accounts
 from linkhub.db import connect
-from linkhub.schema import migrate
 
 CODE = re.compile(r"^[A-Za-z0-9_-]+$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -31,20 +30,7 @@ def _links(db_path, account) -> list[dict]:
     return [dict(r) for r in query(db_path, "SELECT * FROM links WHERE account_id = ? ORDER BY code", (account.id,))]
 
 
-# One server for the module (a server per test would make the suite slow); each test gets an
-# account of its own on it, so tests cannot see each other's links. Tests that need a server
-# with other settings, or that lock its database, start their own with `make_server`.
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("outreach") / "linkhub.db"
-    conn = connect(path)
-    migrate(conn)
-    conn.close()
-    server = start_server(path)
-    yield server
-    assert server.stop() == 0
-
-
+# Each test gets an account of its own on the module's shared server (see conftest.shared_server).
 @pytest.fixture
 def server(shared_server):
     return shared_server

@@ -8,10 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import create_account, outreach_body, post_links, query, start_server
+from conftest import create_account, outreach_body, post_links, query
 
 from linkhub.db import connect
-from linkhub.schema import migrate
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IPHONE_SAFARI = (
@@ -42,19 +41,7 @@ def clicks(db_path, account) -> list[dict]:
     return result
 
 
-# One server for the module (a server per test would make the suite slow); each test gets an
-# account of its own on it. Tests that need other settings, or lock the database, start their own.
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("redirect") / "linkhub.db"
-    conn = connect(path)
-    migrate(conn)
-    conn.close()
-    server = start_server(path)
-    yield server
-    assert server.stop() == 0
-
-
+# Each test gets an account of its own on the module's shared server (see conftest.shared_server).
 @pytest.fixture
 def server(shared_server):
     return shared_server
