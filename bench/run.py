@@ -19,7 +19,10 @@ What it measures, side by side in one run (issue #2, "Performance"):
   its click rows are counted against the 302s it answered.
 * Link replacement, POST /outreach/{account}/links: 50-link emails from 32 concurrent senders
   (a raw-socket asyncio client, keep-alive, one connection per sender), each call a new
-  (mailing, prospect) so every link is minted; p50/p99 and links minted per second.
+  (mailing, prospect) so every link is minted; p50/p99 and links minted per second. That closed
+  loop measures saturation (latency ≈ senders ÷ throughput), so it is followed by an open loop
+  at each --mint-rates offered load (default 50,100,150 calls/s): the 32 senders start calls on a
+  fixed schedule whatever the answers, latency counted from each call's scheduled start.
 
 Every server started here is stopped before the script exits, on error or Ctrl-C too.
 """
@@ -33,6 +36,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import platform
 import random
@@ -356,6 +360,157 @@ def mint_load(server: Server, *, senders: int, links: int, duration: float) -> M
     return uvloop.run(coro)
 
 
+@dataclass
+class OpenMintResult:
+    """One open-loop run: calls started on a fixed schedule, latency counted from the scheduled start."""
+
+    offered_per_s: float
+    scheduled: int  # calls the schedule started
+    answered: int  # calls that got an HTTP answer (any status)
+    failures: int  # non-200, wrong number of links, connection error or timeout
+    ok: int  # 200 answers with every link replaced
+    links: int  # links in those answers
+    elapsed_s: float  # first scheduled start → last answer
+    latencies_ms: list[float]  # per answered call, from its scheduled start (queueing included)
+    start_lag_ms: list[float]  # how late the client itself wrote each request (its own overhead)
+    connections: int  # connections opened over the run (32 if every sender kept up on one)
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies_ms, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies_ms, 99)
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.latencies_ms, default=float("nan"))
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.ok / self.elapsed_s
+
+    @property
+    def links_per_s(self) -> float:
+        return self.links / self.elapsed_s
+
+
+OPEN_CALL_TIMEOUT_S = 30.0
+
+
+async def _open_mint_load(host: str, port: int, account_id: str, secret: str, *, senders: int, links: int,
+                          rate: float, duration: float, run: str) -> OpenMintResult:
+    """Open loop: sender i starts its k-th call at t0 + i/rate + k·senders/rate, whether or not its earlier
+    calls have been answered (phases staggered so the calls arrive evenly, one every 1/rate s overall).
+    A call goes out on one of its sender's idle keep-alive connections, or on a new one (then kept for the
+    sender's later calls) when all of them are busy. Requests are built before the clock starts."""
+    period = senders / rate
+    # Sender i's k-th call is scheduled at t0 + i/rate + k·period; those scheduled before `duration` are sent.
+    per_sender = [max(0, math.ceil((duration - i / rate) / period)) for i in range(senders)]
+    path = f"/outreach/{account_id}/links"
+    n = 0
+    requests: list[list[bytes]] = []
+    for count_ in per_sender:
+        mine = []
+        for _ in range(count_):
+            body = email_body(run, n, links)
+            n += 1
+            signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            mine.append((f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\nOutreach-Webhook-Signature: {signature}\r\n\r\n"
+                         ).encode() + body)
+        requests.append(mine)
+
+    latencies: list[float] = []
+    lags: list[float] = []
+    failures = 0
+    answered = 0
+    ok = 0
+    opened = 0
+    last_answer = 0.0
+
+    async def call(idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], request: bytes,
+                   scheduled: float) -> None:
+        nonlocal failures, answered, ok, opened, last_answer
+        conn = None
+        try:
+            if idle:
+                conn = idle.pop()
+            else:
+                opened += 1
+                conn = await asyncio.open_connection(host, port)
+            reader, writer = conn
+            lags.append((time.perf_counter() - scheduled) * 1000)  # incl. connecting, for a new one
+            writer.write(request)
+
+            async def answer() -> tuple[bytes, bytes]:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head)[1])  # type: ignore[index]
+                return head, await reader.readexactly(length)
+
+            head, payload = await asyncio.wait_for(answer(), OPEN_CALL_TIMEOUT_S)
+            last_answer = time.perf_counter()
+            latencies.append((last_answer - scheduled) * 1000)
+            answered += 1
+            status = int(head.split(b" ", 2)[1])
+            if status == 200 and len(json.loads(payload)["data"]) == links:
+                ok += 1
+            else:
+                failures += 1
+                if failures <= 3:
+                    log(f"link replacement (open loop) answered {status}: {payload[:200]!r}")
+            if re.search(rb"(?im)^connection:\s*close", head) is None:
+                idle.append(conn)
+                conn = None
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+            failures += 1
+            if failures <= 3:
+                log(f"link replacement (open loop) failed: {exc!r}")
+        finally:
+            if conn is not None:
+                conn[1].close()
+
+    tasks: list[asyncio.Task[None]] = []
+    idles: list[list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = [[] for _ in range(senders)]
+    for idle in idles:  # each sender's own keep-alive connection, opened before the clock starts
+        idle.append(await asyncio.open_connection(host, port))
+        opened += 1
+
+    t0 = time.perf_counter() + 0.05
+
+    async def sender(i: int) -> None:
+        for k, request in enumerate(requests[i]):
+            scheduled = t0 + i / rate + k * period
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(call(idles[i], request, scheduled)))
+
+    await asyncio.gather(*(sender(i) for i in range(senders)))
+    await asyncio.gather(*tasks)
+    for idle in idles:
+        for _, writer in idle:
+            writer.close()
+    scheduled_calls = sum(per_sender)
+    return OpenMintResult(offered_per_s=rate, scheduled=scheduled_calls, answered=answered, failures=failures,
+                          ok=ok, links=ok * links, elapsed_s=max(last_answer, t0 + duration) - t0,
+                          latencies_ms=latencies, start_lag_ms=lags, connections=opened)
+
+
+def open_mint_load(server: Server, *, senders: int, links: int, rate: float, duration: float) -> OpenMintResult:
+    host, port = server.host_port
+    assert server.account_id and server.secret
+    run = "open" + secrets.token_hex(4)
+    coro = _open_mint_load(host, port, server.account_id, server.secret, senders=senders, links=links,
+                           rate=rate, duration=duration, run=run)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 # -- profile -------------------------------------------------------------------------------
 
 
@@ -488,12 +643,21 @@ def main() -> int:
     parser.add_argument("--links-per-email", type=int, default=50)
     parser.add_argument("--mint-duration", type=float, default=None,
                         help="seconds per link-replacement run (default: --duration)")
+    parser.add_argument("--mint-rates", default="50,100,150",
+                        help="offered link-replacement calls/s for the open-loop runs, comma-separated "
+                             "(default 50,100,150; one run of --mint-duration each)")
     parser.add_argument("--no-asgi-floor", action="store_true", help="skip the plain-ASGI reference row")
     parser.add_argument("--profile", action="store_true",
                         help="after the runs, py-spy the ceiling and linkhub (big db) under wrk; breakdown appended")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, logs)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args()
+    try:
+        args.mint_rates = [float(r) for r in args.mint_rates.split(",") if r.strip()]
+    except ValueError:
+        parser.error(f"--mint-rates: comma-separated numbers expected, got {args.mint_rates!r}")
+    if any(r <= 0 for r in args.mint_rates):
+        parser.error("--mint-rates: every rate must be > 0")
 
     if shutil.which("wrk") is None:
         print(f"bench: wrk is not installed. Install it with:\n\n    {WRK_INSTALL}\n", file=sys.stderr)
@@ -636,7 +800,18 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
         mints.append(result)
         log(f"link replacement {repeat + 1}/{args.repeats}: {result.calls} calls, p50 {result.p50_ms:.1f} ms, "
             f"p99 {result.p99_ms:.1f} ms, {result.links_per_s:.0f} links/s, failures {result.failures}")
-    links_minted_expected = sum(m.links for m in [warm_mint, *mints])
+    # Open loop: a fixed offered load, latency from each call's scheduled start (queueing counts).
+    open_mints: list[OpenMintResult] = []
+    for rate in args.mint_rates:
+        if not mint_server.alive():
+            raise RuntimeError(f"{mint_server.name} died:\n" + "".join(mint_server.lines[-40:]))
+        o = open_mint_load(mint_server, senders=args.senders, links=args.links_per_email, rate=rate,
+                           duration=mint_duration)
+        open_mints.append(o)
+        log(f"link replacement at {rate:g} calls/s offered: {o.calls_per_s:.0f} achieved, p50 {o.p50_ms:.1f} ms, "
+            f"p99 {o.p99_ms:.1f} ms, max {o.max_ms:.1f} ms, failures {o.failures}, connections {o.connections}, "
+            f"client write lag p99 {percentile(o.start_lag_ms, 99):.1f} ms")
+    links_minted_expected = sum(m.links for m in [warm_mint, *mints]) + sum(o.links for o in open_mints)
     links_after = count(mint_server.db_path, "SELECT count(*) FROM links")
 
     # 6. Durability check: stop each linkhub gracefully, then count its click rows.
@@ -741,6 +916,29 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
                f"{args.senders} ÷ calls/s = {args.senders / calls_s * 1000:.0f} ms by Little's law: p99 ≤ 50 ms here "
                f"needs ≥ {args.senders / 0.05:.0f} calls/s, i.e. ≤ {0.05 / args.senders * 1e6:.0f} µs of server "
                "time per 50-link call.")
+    out.append("")
+    out.append(f"### Link replacement at a fixed offered load: {args.senders} senders, each starting one "
+               f"{args.links_per_email}-link email every {args.senders} ÷ rate seconds (open loop)")
+    out.append("")
+    out.append("| offered calls/s | achieved calls/s | links minted/s | p50 ms | p99 ms (goal ≤ 50) | max ms | "
+               "failures |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for o in open_mints:
+        out.append(f"| {o.offered_per_s:,g} | {o.calls_per_s:,.0f} | {o.links_per_s:,.0f} | {o.p50_ms:.1f} | "
+                   f"{o.p99_ms:.1f} {'✅' if o.p99_ms <= 50 else '❌'} | {o.max_ms:.1f} | {o.failures} |")
+    out.append("")
+    out.append("The closed loop above measures saturation (its latency is just senders ÷ throughput), while this "
+               "open loop keeps sending on schedule whatever the answers, as Outreach does, so its latencies are "
+               "what Outreach would see at that traffic.")
+    out.append(f"One {mint_duration:g} s run per rate, after the closed-loop runs; sender i starts its k-th call at "
+               f"i/rate + k·{args.senders}/rate s (arrivals evenly spread), on an idle keep-alive connection of its "
+               "own or a new one if all its connections are busy; latency is counted from the scheduled start, so "
+               "queueing (in the server or the client) is included; achieved = calls answered 200 ÷ time from the "
+               "first scheduled start to the last answer; a call with no answer (connection error, or none within "
+               f"{OPEN_CALL_TIMEOUT_S:g} s) counts as a failure, not in the latencies. Connections used per rate: "
+               + ", ".join(f"{o.offered_per_s:g}/s → {o.connections}" for o in open_mints)
+               + "; client write lag p99 (scheduled start → request written): "
+               + ", ".join(f"{percentile(o.start_lag_ms, 99):.1f} ms" for o in open_mints) + ".")
     grown = links_after - links_before
     out.append(f"Links table grew by {grown:,}; {links_minted_expected:,} links were answered "
                f"({'match ✅' if grown == links_minted_expected else 'MISMATCH ❌'}).")
