@@ -64,6 +64,8 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds between retries; implies --retry fixed."),
         click.option("--max-age", "max_age_s", type=int, default=None,
                      help="Seconds before an undelivered event is dead [create default: 259200]."),
+        click.option("--timeout", "timeout_s", type=int, default=None,
+                     help="Seconds a receiver has to answer a POST, 1-60 [create default: 10]."),
         click.option("--ordered/--unordered", default=None, help="Strict FIFO delivery [create default: ordered]."),
         click.option("--description", default=None, help="Free text; an empty string clears it."),
     ]
@@ -75,12 +77,12 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type: str | None,
              username: str | None, password: str | None, token: str | None, header_name: str | None,
              header_value: str | None, batch_size: int | None, retry_policy: str | None,
-             retry_interval: int | None, max_age_s: int | None, ordered: bool | None,
+             retry_interval: int | None, max_age_s: int | None, timeout_s: int | None, ordered: bool | None,
              description: str | None) -> dict[str, Any]:
     """The given options as an API request body: only what was given, so update changes only that."""
     body: dict[str, Any] = {}
     for key, value in (("url", url), ("format", fmt), ("batch_size", batch_size), ("max_age_s", max_age_s),
-                       ("ordered", ordered), ("description", description)):
+                       ("timeout_s", timeout_s), ("ordered", ordered), ("description", description)):
         if value is not None:
             body[key] = value
     if types:

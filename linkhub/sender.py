@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from . import __version__
-from .webhooks import DEFAULT_TIMEOUT_S, Webhook
+from .webhooks import MAX_TIMEOUT_S, Webhook
 
 USER_AGENT = f"linkhub/{__version__}"
 EXCERPT_BYTES = 1024
@@ -132,9 +132,11 @@ async def post_batch(
     message_id: str,
     *,
     allow_private: bool,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> Outcome:
-    """POST `body` (a JSON array) to the webhook. Never raises for the receiver's faults."""
+    """POST `body` (a JSON array) to the webhook within `timeout` seconds (default: the webhook's
+    own timeout_s). Never raises for the receiver's faults."""
+    timeout = float(webhook.timeout_s) if timeout is None else timeout
     started = time.monotonic()
 
     def outcome(status: int | None, error: str | None, excerpt: str = "", retry_after: float | None = None) -> Outcome:
@@ -183,6 +185,7 @@ def new_client(max_connections: int = 100) -> httpx.AsyncClient:
     """The one connection pool shared by every delivery (redirects are never followed)."""
     return httpx.AsyncClient(
         follow_redirects=False,
-        timeout=httpx.Timeout(DEFAULT_TIMEOUT_S),
+        # Each POST has its webhook's own deadline (asyncio.timeout above); this only bounds each step.
+        timeout=httpx.Timeout(MAX_TIMEOUT_S),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )

@@ -20,12 +20,17 @@ from .timeutil import now_rfc3339
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_AGE_S = 259_200  # three days, as Optimizely keeps undelivered events
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 10  # seconds for a whole POST; a webhook may set 1-60
+MAX_TIMEOUT_S = 60
 
-_COLUMNS = (
-    "id, account_id, url, types, format, auth, secret, batch_size, retry_policy, retry_interval_s,"
-    " max_age_s, ordered, description, status, status_reason, created_at, updated_at"
+_COLUMN_NAMES = (
+    "id", "account_id", "url", "types", "format", "auth", "secret", "batch_size", "retry_policy", "retry_interval_s",
+    "max_age_s", "timeout_s", "ordered", "description", "status", "status_reason", "created_at", "updated_at",
 )
+_COLUMNS = ", ".join(_COLUMN_NAMES)
+# What PATCH may change; id, account, secret, status and created_at have calls of their own.
+_CHANGEABLE = ("url", "types", "format", "auth", "batch_size", "retry_policy", "retry_interval_s", "max_age_s",
+               "timeout_s", "ordered", "description", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Webhook:
     retry_policy: str  # 'exponential' | 'fixed'
     retry_interval_s: int | None
     max_age_s: int
+    timeout_s: int
     ordered: bool
     description: str | None
     status: str  # 'active' | 'inactive' | 'disabled'
@@ -67,6 +73,7 @@ class Webhook:
             "retry": ({"policy": "fixed", "interval_s": self.retry_interval_s}
                       if self.retry_policy == "fixed" else {"policy": "exponential"}),
             "max_age_s": self.max_age_s,
+            "timeout_s": self.timeout_s,
             "ordered": self.ordered,
             "description": self.description,
             "status": self.status,
@@ -176,6 +183,7 @@ class FixedRetry(msgspec.Struct, tag_field="policy", tag="fixed", forbid_unknown
 Retry = ExponentialRetry | FixedRetry
 BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 MaxAge = Annotated[int, msgspec.Meta(ge=1)]
+Timeout = Annotated[int, msgspec.Meta(ge=1, le=MAX_TIMEOUT_S)]
 
 
 class WebhookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -188,6 +196,7 @@ class WebhookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     batch_size: BatchSize = DEFAULT_BATCH_SIZE
     retry: Retry = msgspec.field(default_factory=ExponentialRetry)
     max_age_s: MaxAge = DEFAULT_MAX_AGE_S
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
     ordered: bool = True
     description: str | None = None
     active: bool = False
@@ -204,6 +213,7 @@ class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     batch_size: BatchSize | UnsetType = UNSET
     retry: Retry | UnsetType = UNSET
     max_age_s: MaxAge | UnsetType = UNSET
+    timeout_s: Timeout | UnsetType = UNSET
     ordered: bool | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
     # Accepted only to say where status changes are made, rather than "unknown field".
@@ -357,6 +367,7 @@ def draft(account_id: str, spec: WebhookSpec) -> Webhook:
         retry_policy=policy,
         retry_interval_s=interval,
         max_age_s=spec.max_age_s,
+        timeout_s=spec.timeout_s,
         ordered=spec.ordered,
         description=_check_description(spec.description),
         status="active" if spec.active else "inactive",
@@ -366,17 +377,18 @@ def draft(account_id: str, spec: WebhookSpec) -> Webhook:
     )
 
 
-def _row_values(webhook: Webhook) -> tuple[Any, ...]:
-    return (
-        webhook.id, webhook.account_id, webhook.url, msgspec.json.encode(list(webhook.types)).decode(),
-        webhook.format, msgspec.json.encode(webhook.auth).decode(), webhook.secret, webhook.batch_size,
-        webhook.retry_policy, webhook.retry_interval_s, webhook.max_age_s, int(webhook.ordered),
-        webhook.description, webhook.status, webhook.status_reason, webhook.created_at, webhook.updated_at,
-    )
+def _row_values(webhook: Webhook) -> dict[str, Any]:
+    """The webhook as column → value for the webhooks table."""
+    values = {name: getattr(webhook, name) for name in _COLUMN_NAMES}
+    values["types"] = msgspec.json.encode(list(webhook.types)).decode()
+    values["auth"] = msgspec.json.encode(webhook.auth).decode()
+    values["ordered"] = int(webhook.ordered)
+    return values
 
 
 def insert(conn: sqlite3.Connection, webhook: Webhook) -> Webhook:
-    conn.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row_values(webhook))
+    conn.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES ({', '.join(':' + n for n in _COLUMN_NAMES)})",
+                 _row_values(webhook))
     stored = get(conn, webhook.id)
     assert stored is not None
     return stored
@@ -406,6 +418,8 @@ def apply(webhook: Webhook, changes: WebhookChanges) -> Webhook:
         values["retry_policy"], values["retry_interval_s"] = _retry_columns(changes.retry)
     if changes.max_age_s is not UNSET:
         values["max_age_s"] = changes.max_age_s
+    if changes.timeout_s is not UNSET:
+        values["timeout_s"] = changes.timeout_s
     if changes.ordered is not UNSET:
         values["ordered"] = changes.ordered
     if changes.description is not UNSET:
@@ -416,12 +430,9 @@ def apply(webhook: Webhook, changes: WebhookChanges) -> Webhook:
 def update(conn: sqlite3.Connection, webhook: Webhook, changes: WebhookChanges) -> Webhook:
     """Store `changes` to `webhook` (as read in this transaction). Status and secret are not touched here."""
     changed = apply(webhook, changes)
-    values = _row_values(changed)
     conn.execute(
-        "UPDATE webhooks SET url = ?, types = ?, format = ?, auth = ?, batch_size = ?, retry_policy = ?,"
-        " retry_interval_s = ?, max_age_s = ?, ordered = ?, description = ?, updated_at = ? WHERE id = ?",
-        (values[2], values[3], values[4], values[5], values[7], values[8], values[9], values[10], values[11],
-         values[12], changed.updated_at, webhook.id),
+        f"UPDATE webhooks SET {', '.join(f'{n} = :{n}' for n in _CHANGEABLE)} WHERE id = :id",
+        _row_values(changed),
     )
     stored = get(conn, webhook.id)
     if stored is None:

@@ -14,6 +14,7 @@ CREATE TABLE webhooks (
     retry_policy TEXT NOT NULL DEFAULT 'exponential' CHECK (retry_policy IN ('exponential', 'fixed')),
     retry_interval_s INTEGER CHECK (retry_interval_s IS NULL OR retry_interval_s >= 1), -- 'fixed' only
     max_age_s INTEGER NOT NULL DEFAULT 259200 CHECK (max_age_s >= 1),
+    timeout_s INTEGER NOT NULL DEFAULT 10 CHECK (timeout_s BETWEEN 1 AND 60), -- whole POST, connect to last byte
     ordered INTEGER NOT NULL DEFAULT 1 CHECK (ordered IN (0, 1)),
     description TEXT,
     status TEXT NOT NULL DEFAULT 'inactive' CHECK (status IN ('active', 'inactive', 'disabled')),

@@ -63,9 +63,10 @@ def test_create_list_show_patch_delete(api: Any, db_path: Path) -> None:
     assert made["secret"].startswith("whsec_")
     assert len(base64.b64decode(made["secret"].removeprefix("whsec_"))) == 32
     assert {k: made[k] for k in ("url", "types", "format", "auth", "batch_size", "retry", "max_age_s",
-                                 "ordered", "description", "status", "status_reason")} == {
+                                 "timeout_s", "ordered", "description", "status", "status_reason")} == {
         "url": "https://example.com/hook", "types": [], "format": "linkhub", "auth": {"type": "none"},
-        "batch_size": 100, "retry": {"policy": "exponential"}, "max_age_s": 259200, "ordered": True,
+        "batch_size": 100, "retry": {"policy": "exponential"}, "max_age_s": 259200, "timeout_s": 10,
+        "ordered": True,
         "description": None, "status": "inactive", "status_reason": None,
     }
 
@@ -77,13 +78,14 @@ def test_create_list_show_patch_delete(api: Any, db_path: Path) -> None:
 
     patched = client.patch(f"/v1/webhooks/{made['id']}", headers=bearer(account), json={
         "batch_size": 10, "retry": {"policy": "fixed", "interval_s": 10}, "types": ["open", "click", "open"],
-        "format": "optimizely", "description": "CRM", "ordered": False, "max_age_s": 60,
+        "format": "optimizely", "description": "CRM", "ordered": False, "max_age_s": 60, "timeout_s": 30,
     })
     assert patched.status_code == 200, patched.text
     body = patched.json()
     assert body["batch_size"] == 10 and body["retry"] == {"policy": "fixed", "interval_s": 10}
     assert body["types"] == ["open", "click"]  # canonical order, no duplicates
     assert (body["format"], body["description"], body["ordered"], body["max_age_s"]) == ("optimizely", "CRM", False, 60)
+    assert body["timeout_s"] == 30
     assert body["url"] == "https://example.com/hook"  # untouched fields stay
     assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).json() == body
 
@@ -161,6 +163,8 @@ INVALID_CREATE = [
     ({**OK, "retry": {"policy": "fixed"}}, "retry.interval_s"),
     ({**OK, "retry": {"policy": "fixed", "interval_s": 0}}, "retry.interval_s"),
     ({**OK, "max_age_s": 0}, "max_age_s"),
+    ({**OK, "timeout_s": 0}, "timeout_s"),
+    ({**OK, "timeout_s": 61}, "timeout_s"),
     ({**OK, "ordered": "yes"}, "ordered"),
     ({**OK, "active": 1}, "active"),
     ({**OK, "description": "x" * 1001}, "description"),
