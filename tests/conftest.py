@@ -24,6 +24,9 @@ from linkhub import accounts
 from linkhub.db import connect
 from linkhub.schema import migrate
 
+# Real local HTTP receivers for webhook tests: the make_sink and make_receiver fixtures.
+pytest_plugins = ("sink",)
+
 _READY = re.compile(r"linkhub: serving on (http://\S+)")
 START_TIMEOUT_S = 30
 

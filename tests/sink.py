@@ -228,3 +228,18 @@ def make_sink() -> Iterator[Callable[..., Sink]]:
     yield make
     for sink in made:
         sink.stop()
+
+
+@pytest.fixture
+def make_receiver(make_sink: Callable[..., Sink]) -> Callable[..., Sink]:
+    """Factory: a sink answering every request with `status` and `body`, for tests that need no script.
+
+    Change its answer later with `sink.default = Answer(…)`.
+    """
+
+    def make(status: int = 200, body: bytes = b"ok") -> Sink:
+        sink = make_sink()
+        sink.default = Answer(status, body=body)
+        return sink
+
+    return make

@@ -12,10 +12,10 @@ import pytest
 import standardwebhooks
 from click.testing import CliRunner, Result
 from conftest import create_account, query
+from sink import Answer
 
 from linkhub.cli import cli
 
-pytest_plugins = ("receiver",)  # the make_receiver fixture
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public literal: no DNS, never contacted without --verify
 
@@ -151,7 +151,7 @@ def test_verify_sends_a_signed_test_batch(db_path: Path, account: Any, make_rece
     assert logged["test"] is True and logged["status_code"] == 200
     assert query(db_path, "SELECT count(*) FROM events")[0][0] == 0
 
-    receiver.status = 500
+    receiver.default = Answer(500)
     failed = run(db_path, "verify", made["id"], "--allow-private-targets", "--json")
     assert failed.exit_code == 1
     assert json.loads(failed.output)["status_code"] == 500
@@ -173,7 +173,7 @@ def test_create_and_activate_with_verify(db_path: Path, account: Any, make_recei
                     "--allow-private-targets")["id"]
     refused = run(db_path, "activate", hook, "--verify", "--allow-private-targets")
     assert refused.exit_code == 1 and "stays inactive" in refused.output
-    receiver.status = 200
+    receiver.default = Answer(200)
     activated = run_json(db_path, "activate", hook, "--verify", "--allow-private-targets")
     assert activated["status"] == "active" and activated["verify"]["ok"] is True
     assert [d["status_code"] for d in run_json(db_path, "deliveries", hook)] == [200, 500]

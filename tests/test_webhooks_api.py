@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import standardwebhooks
 from conftest import create_account, query, start_server
+from sink import Answer
 
 from linkhub.db import connect
 from linkhub.schema import migrate
 
-pytest_plugins = ("receiver",)  # the make_receiver fixture
 
 PRIVATE = "--allow-private-targets"
 # A public address literal: accepted without a DNS lookup, and never contacted (no verify).
@@ -320,7 +320,7 @@ def test_activate_with_verify(api: Any, make_receiver: Any) -> None:
     assert refused.json()["error"] == "verify_failed" and "maintenance" in refused.json()["message"]
     assert client.get(path, headers=bearer(account)).json()["status"] == "inactive"
 
-    receiver.status = 204
+    receiver.default = Answer(204)
     receiver.body = b""
     activated = client.post(f"{path}/activate?verify=true", headers=bearer(account))
     assert activated.status_code == 200, activated.text
