@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import sqlite3
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +12,12 @@ import click
 
 from . import __version__, accounts, linkfilter, schema
 from .config import Settings, normalize_public_url, parse_networks
+from .cli_common import db_option, emit, json_option, open_db
+from .cli_outbox import outbox_group
+from .cli_webhooks import webhooks_group
 from .db import connect
 
 # -- shared options -------------------------------------------------------------------
-
-
-def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        envvar="LINKHUB_DB",
-        default="linkhub.db",
-        show_default=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="SQLite database file [env LINKHUB_DB].",
-    )(fn)
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
 
 
 def _public_url(value: str | None) -> str | None:
@@ -54,17 +38,6 @@ def _link_filter(value: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--link-filter") from None
 
 
-@contextlib.contextmanager
-def open_db(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection to an up-to-date database (pending migrations are applied first)."""
-    conn = connect(path)
-    try:
-        schema.migrate(conn)
-        yield conn
-    finally:
-        conn.close()
-
-
 def env_settings() -> Settings:
     """Server settings as a running server sees them, from LINKHUB_* (for URLs the CLI prints)."""
     return Settings(
@@ -77,10 +50,6 @@ def env_settings() -> Settings:
 def outreach_url(account: accounts.Account) -> str:
     base = account.public_url or env_settings().base_url
     return f"{base}/outreach/{account.id}/links"
-
-
-def emit(as_json: bool, document: Any, text: str) -> None:
-    click.echo(json.dumps(document, indent=2) if as_json else text)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -256,17 +225,5 @@ def filter_test(pattern: str, urls: tuple[str, ...], as_json: bool) -> None:
     emit(as_json, results, "\n".join(f"{label(r['match'])}  {r['url']}" for r in results))
 
 
-def main() -> None:  # pragma: no cover - `python -m linkhub`
-    cli()
-
-
-def _register() -> None:
-    # Sub-command groups live in modules of their own; they import helpers from here.
-    from .cli_outbox import outbox_group
-    from .cli_webhooks import webhooks_group
-
-    cli.add_command(outbox_group)
-    cli.add_command(webhooks_group)
-
-
-_register()
+cli.add_command(outbox_group)
+cli.add_command(webhooks_group)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
 from . import outbox, webhooks
-from .cli import db_option, emit, json_option, open_db
+from .cli_common import db_option, emit, json_option, open_db, transaction
 from .events import EVENT_TYPES
 from .timeutil import parse_rfc3339, to_rfc3339
 
@@ -60,15 +61,29 @@ def replay(webhook_id: str, since: str | None, until: str | None, types: tuple[s
         hook = webhooks.get(conn, webhook_id)
         if hook is None:
             raise click.ClickException(f"no webhook with id {webhook_id!r}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             count = outbox.replay(conn, hook, since=since_at, until=until_at, types=types,
                                   dead_only=dead_only, dry_run=dry_run)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
     verb = "would be queued" if dry_run else "queued"
     note = "" if dry_run or hook.status == "active" else f" (webhook is {hook.status}: they wait until it is active)"
     emit(as_json, {"webhook_id": webhook_id, "events": count, "dry_run": dry_run},
          f"{count} events {verb} for {webhook_id}{note}")
+
+
+@outbox_group.command("prune")
+@click.option("--older-than", "days", type=click.IntRange(1), required=True, metavar="DAYS",
+              help="Delete delivered rows and delivery-log entries older than this many days.")
+@json_option
+@db_option
+def prune(days: int, as_json: bool, db: Path) -> None:
+    """Forget old successful deliveries (outbox rows and the attempt log); events and dead rows stay."""
+    before = to_rfc3339(datetime.now(UTC) - timedelta(days=days))
+    total = 0
+    with open_db(db) as conn:
+        while True:
+            with transaction(conn):  # one short transaction per chunk: a running server keeps writing
+                removed = outbox.prune_chunk(conn, before)
+            total += removed
+            if not removed:
+                break
+    emit(as_json, {"before": before, "rows_deleted": total}, f"deleted {total} rows older than {before}")

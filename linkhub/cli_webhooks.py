@@ -8,17 +8,16 @@ The rules are the API's: the same request Structs, the same SSRF check, the same
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import accounts, formats, sender, webhook_verify, webhooks
-from .cli import db_option, emit, json_option, open_db
+from .cli_common import db_option, emit, json_option, open_db, transaction
 from .events import EVENT_TYPES
 from .webhooks import Webhook
 
@@ -123,18 +122,6 @@ def _verify(webhook: Webhook, allow_private: bool) -> webhook_verify.VerifyResul
     return asyncio.run(run())
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction: the check and the change it guards commit together."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def _find(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) -> Webhook:
     webhook = webhooks.get(conn, webhook_id, account_id)
     if webhook is None:
@@ -201,7 +188,7 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
         if result is not None and not result.ok:
             emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
             raise click.ClickException("the receiver did not accept the verify batch: nothing was stored")
-        with _transaction(conn):
+        with transaction(conn):
             webhook = webhooks.insert(conn, draft)
             if result is not None:
                 result.record(conn, webhook.id)
@@ -265,7 +252,7 @@ def update(webhook_id: str, account_id: str | None, all_types: bool, allow_priva
             checked = webhooks.apply(_find(conn, webhook_id, account_id), changes)
             if "url" in body:
                 _check_target(checked.url, allow_private_targets)
-            with _transaction(conn):
+            with transaction(conn):
                 webhook = webhooks.update(conn, _find(conn, webhook_id, account_id), changes)
         except webhooks.InvalidWebhook as exc:
             raise _invalid(exc) from None
@@ -274,7 +261,7 @@ def update(webhook_id: str, account_id: str | None, all_types: bool, allow_priva
 
 def _set_status(db: Path, webhook_id: str, account_id: str | None, status: str,
                 result: webhook_verify.VerifyResult | None = None) -> Webhook:
-    with open_db(db) as conn, _transaction(conn):
+    with open_db(db) as conn, transaction(conn):
         webhook = _find(conn, webhook_id, account_id)
         if result is not None:
             result.record(conn, webhook.id)
@@ -328,7 +315,7 @@ def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool
     with open_db(db) as conn:
         webhook = _find(conn, webhook_id, account_id)
         result = _verify(webhook, allow_private_targets)
-        with _transaction(conn):
+        with transaction(conn):
             if webhooks.get(conn, webhook.id) is not None:
                 result.record(conn, webhook.id)
     emit(as_json, result.public(), _verify_text(result))
@@ -343,7 +330,7 @@ def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool
 @db_option
 def rotate_secret(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
     """Issue a new signing secret; deliveries from now on are signed with it."""
-    with open_db(db) as conn, _transaction(conn):
+    with open_db(db) as conn, transaction(conn):
         secret = webhooks.rotate_secret(conn, _find(conn, webhook_id, account_id).id)
     emit(as_json, {"id": webhook_id, "secret": secret},
          f"New signing secret for {webhook_id} (shown only now):\n  {secret}")
@@ -358,7 +345,7 @@ def delete(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> 
     """Delete an inactive webhook, with its queue and delivery log."""
     with open_db(db) as conn:
         try:
-            with _transaction(conn):
+            with transaction(conn):
                 webhooks.delete(conn, _find(conn, webhook_id, account_id).id)
         except webhooks.WebhookActive as exc:
             raise click.ClickException(str(exc)) from None

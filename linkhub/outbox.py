@@ -300,3 +300,24 @@ def replay(
     )
     conn.executemany(_QUEUE, [(hook.id, row["seq"], now, now) for row in rows if row["outbox_id"] is None])
     return len(rows)
+
+
+PRUNE_CHUNK = 5000
+
+
+def prune_chunk(conn: sqlite3.Connection, before: str) -> int:
+    """Delete up to PRUNE_CHUNK delivered outbox rows and delivery-log rows older than `before`.
+
+    Dead and waiting rows are never pruned, nor are events (the event store keeps them). Called
+    in a loop of short transactions so a running server's writer never waits long for the lock.
+    """
+    rows = conn.execute(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state = 'delivered' AND delivered_at < ?"
+        " ORDER BY id LIMIT ?)",
+        (before, PRUNE_CHUNK),
+    ).rowcount
+    rows += conn.execute(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE attempted_at < ? ORDER BY id LIMIT ?)",
+        (before, PRUNE_CHUNK),
+    ).rowcount
+    return rows

@@ -10,7 +10,7 @@ pytest.register_assert_rewrite("sink", "delivery_support")
 from delivery_support import (  # noqa: E402
     bearer, create_webhook, event, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
 )
-from sink import Answer, make_sink  # noqa: E402, F401
+from sink import Answer  # noqa: E402, F401
 from standardwebhooks.webhooks import Webhook as Verifier  # noqa: E402
 from standardwebhooks.webhooks import WebhookVerificationError  # noqa: E402
 

@@ -13,7 +13,12 @@ pytest.register_assert_rewrite("sink", "delivery_support")
 from delivery_support import (
     all_in, bearer, cli, create_webhook, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
 )
-from sink import Answer, make_sink  # noqa: F401
+from sink import Answer  # noqa: F401
+
+from conftest import query
+from linkhub import events as event_store
+from linkhub import webhooks as webhook_store
+from linkhub.db import connect
 
 
 def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_sink, db_path):
@@ -103,3 +108,26 @@ def test_sigterm_mid_delivery_stops_promptly_and_resends_after_restart(make_serv
     assert ids_of(sink.wait_events(3)) == ids_of(sent)
     assert sink.requests[1].headers["webhook-id"] == first.headers["webhook-id"]
     wait_until(all_in(db_path, hook["id"], "delivered", 3), what="3 delivered rows")
+
+
+def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(account, db_path):
+    conn = connect(db_path)
+    hook = webhook_store.insert(conn, webhook_store.draft(
+        account.id, webhook_store.parse(webhook_store.WebhookSpec, {"url": "https://example.com/hook"})))
+    long_ago, recently = "2020-01-01T00:00:00.000Z", "2999-01-01T00:00:00.000Z"
+    stored = event_store.insert_many(conn, [
+        event_store.Event(id=f"p-{n}", account_id=account.id, type="open", occurred_at=long_ago,
+                          received_at=long_ago, source="api", email="a@example.com") for n in range(4)])
+    rows = [("delivered", long_ago), ("delivered", long_ago), ("dead", None), ("delivered", recently)]
+    for seq, (state, delivered_at) in zip(sorted(stored.values()), rows, strict=True):
+        conn.execute("INSERT INTO outbox (webhook_id, event_seq, state, queued_at, next_attempt_at, delivered_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?)", (hook.id, seq, state, long_ago, long_ago, delivered_at))
+    conn.execute("INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms)"
+                 " VALUES (?, 'msg_1', ?, 2, 200, 5)", (hook.id, long_ago))
+    conn.close()
+
+    answer = cli("outbox", "prune", "--older-than", "30", "--json", "--db", str(db_path))
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["rows_deleted"] == 3  # two old delivered rows and the old log entry
+    assert sorted(states(db_path, hook.id)) == ["dead", "delivered"]  # dead rows and recent ones stay
+    assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4

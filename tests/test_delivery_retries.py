@@ -20,7 +20,7 @@ from delivery_support import (
     bearer, create_webhook, deliveries, event, events, get_webhook, hub, ids_of, outbox, post_events,  # noqa: F401
     states, wait_until,
 )
-from sink import Answer, Sink, closed_port, make_sink  # noqa: F401
+from sink import Answer, Sink, closed_port  # noqa: F401
 
 from linkhub import delivery, sender, webhooks
 
