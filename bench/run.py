@@ -259,13 +259,12 @@ def metrics(server: Server) -> dict[str, float]:
 # -- link replacement load (asyncio, raw HTTP/1.1) ---------------------------------------
 
 
-@dataclass
-class MintResult:
-    calls: int
-    failures: int
+class _Latencies:
+    """Percentiles and rates shared by both link-replacement results."""
+
+    latencies_ms: list[float]
     links: int
     elapsed_s: float
-    latencies_ms: list[float]
 
     @property
     def p50_ms(self) -> float:
@@ -278,6 +277,15 @@ class MintResult:
     @property
     def links_per_s(self) -> float:
         return self.links / self.elapsed_s
+
+
+@dataclass
+class MintResult(_Latencies):
+    calls: int
+    failures: int
+    links: int
+    elapsed_s: float
+    latencies_ms: list[float]
 
     @property
     def calls_per_s(self) -> float:
@@ -361,7 +369,7 @@ def mint_load(server: Server, *, senders: int, links: int, duration: float) -> M
 
 
 @dataclass
-class OpenMintResult:
+class OpenMintResult(_Latencies):
     """One open-loop run: calls started on a fixed schedule, latency counted from the scheduled start."""
 
     offered_per_s: float
@@ -376,24 +384,12 @@ class OpenMintResult:
     connections: int  # connections opened over the run (32 if every sender kept up on one)
 
     @property
-    def p50_ms(self) -> float:
-        return percentile(self.latencies_ms, 50)
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.latencies_ms, 99)
-
-    @property
     def max_ms(self) -> float:
         return max(self.latencies_ms, default=float("nan"))
 
     @property
     def calls_per_s(self) -> float:
         return self.ok / self.elapsed_s
-
-    @property
-    def links_per_s(self) -> float:
-        return self.links / self.elapsed_s
 
 
 OPEN_CALL_TIMEOUT_S = 30.0
