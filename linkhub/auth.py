@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
+from starlette.responses import Response
 
 from . import accounts
 from .accounts import Account
@@ -18,6 +22,22 @@ def account_of(request: Request) -> Account | None:
         return None
     state: State = request.app.state.linkhub
     return accounts.by_api_key(state.db.reader(), key.strip())
+
+
+Handler = Callable[[Request, State, Account], Awaitable[Response]]
+
+
+def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that answers 401 without a valid key, else calls `handler(request, state, account)`."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        account = account_of(request)
+        if account is None:
+            return unauthorized()
+        return await handler(request, request.app.state.linkhub, account)
+
+    return endpoint
 
 
 def unauthorized() -> JSON:

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import events, ids, outbox
-from .auth import account_of, unauthorized
+from .accounts import Account
+from .auth import authenticated
 from .db import DatabaseClosed, WriteTimeout
 from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, too_large
 from .state import State
@@ -118,11 +119,8 @@ def parse_batch(body: bytes, account_id: str) -> list[events.Event]:
     return batch
 
 
-async def ingest(request: Request) -> Response:
-    account = account_of(request)
-    if account is None:
-        return unauthorized()
-    state: State = request.app.state.linkhub
+@authenticated
+async def ingest(request: Request, state: State, account: Account) -> Response:
     try:
         body = await read_body(request, MAX_BODY)
     except BodyTooLarge:
@@ -175,11 +173,8 @@ def _query_filters(request: Request) -> tuple[list[str], list[Any], int]:
     return where, values, limit
 
 
-async def list_events(request: Request) -> Response:
-    account = account_of(request)
-    if account is None:
-        return unauthorized()
-    state: State = request.app.state.linkhub
+@authenticated
+async def list_events(request: Request, state: State, account: Account) -> Response:
     try:
         where, values, limit = _query_filters(request)
     except Invalid as exc:

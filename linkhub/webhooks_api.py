@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from . import sender, webhook_verify, webhooks
 from .accounts import Account
-from .auth import account_of, unauthorized
+from .auth import Handler, authenticated
 from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, too_large, validation_error
 from .state import State
 from .webhooks import Webhook
@@ -29,21 +29,17 @@ MAX_BODY = 64 * 1024
 DEFAULT_DELIVERIES = 50
 MAX_DELIVERIES = 1000
 
-Handler = Callable[[Request, State, Account], Awaitable[Response]]
-
-
 def _authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """`auth.authenticated`, plus: a webhook that is absent or another account's is a 404."""
+
     @functools.wraps(handler)
-    async def endpoint(request: Request) -> Response:
-        account = account_of(request)
-        if account is None:
-            return unauthorized()
+    async def scoped(request: Request, state: State, account: Account) -> Response:
         try:
-            return await handler(request, request.app.state.linkhub, account)
+            return await handler(request, state, account)
         except webhooks.WebhookNotFound:  # absent, or another account's: the same answer
             return _not_found(request.path_params.get("webhook_id", ""))
 
-    return endpoint
+    return authenticated(scoped)
 
 
 def _not_found(webhook_id: str) -> JSON:
