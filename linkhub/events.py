@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
-EVENT_TYPES = (
-    "sent",
-    "delivered",
-    "undelivered",
-    "open",
-    "click",
-    "bounce",
-    "unsubscribe",
-    "spamcomplaint",
+# The canonical types, in their canonical order: the type for validation, the tuple for everything else.
+EventType = Literal[
+    "sent", "delivered", "undelivered", "open", "click", "bounce", "unsubscribe", "spamcomplaint",
     "subscription_changed",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
 class Event(msgspec.Struct, kw_only=True):

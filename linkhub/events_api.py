@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import regex
@@ -26,10 +26,6 @@ MAX_BODY = 16 * 1024 * 1024
 STORE_DEADLINE_S = 10.0
 DEFAULT_LIMIT = 100
 
-EventType = Literal[
-    "sent", "delivered", "undelivered", "open", "click", "bounce", "unsubscribe", "spamcomplaint",
-    "subscription_changed",
-]
 Text = Annotated[str, msgspec.Meta(max_length=2048)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -37,7 +33,7 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     """An event in linkhub's native schema, as a sender posts it."""
 
-    type: EventType
+    type: events.EventType
     occurred_at: str
     id: Id | None = None
     email: Text | None = None
