@@ -35,11 +35,21 @@ BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 2000
 MMAP_BYTES = 256 * 1024 * 1024
 CACHE_KIB = 64 * 1024
-# SQLite checkpoints the WAL into the database after the commit that takes it past 1000
-# pages (its default), in the writer thread: between two transactions, so the checkpoint
-# completes and the WAL starts over. (A checkpointer thread of its own, tried first, could
-# never complete under steady writes, and the WAL grew to gigabytes.) Past this size the
-# WAL file is truncated back after a checkpoint.
+# Checkpoints (copying the WAL back into the database file, and the fsyncs that go with
+# them) take ~20 ms per 1000 pages on this kind of disk. SQLite's automatic checkpoint runs
+# inside the COMMIT that takes the WAL past 1000 pages, i.e. in the writer, and every click
+# waiting for the next commit waited for it too. So the server's writer does no automatic
+# checkpoints; a checkpointer thread with a connection of its own does them, PASSIVE, beside
+# the writer, every CHECKPOINT_INTERVAL_S while there are new commits.
+CHECKPOINT_INTERVAL_S = 0.1
+# A checkpoint beside a busy writer always ends a few commits short, and the WAL only starts
+# over from its beginning once everything in it is checkpointed. So once the WAL holds
+# RESTART_FRAMES pages, the checkpointer runs again until it is at most CATCH_UP_FRAMES
+# behind, and then the writer finishes the job between two transactions (a few ms): its
+# next transaction starts the WAL over. The WAL file stays around RESTART_FRAMES pages
+# (16 MB with 4 KiB pages); past WAL_SIZE_LIMIT it is truncated back when it starts over.
+RESTART_FRAMES = 4096
+CATCH_UP_FRAMES = 256
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
@@ -104,7 +114,12 @@ class Database:
         self.stats = WriterStats()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
         self._closed = False
+        self._stop_checkpoints = threading.Event()
+        # Plain attributes shared by the two threads: single reads and writes of them are atomic.
+        self._committed_since_checkpoint = False
+        self._catch_up = False
         self._local = threading.local()
 
     # -- readers -------------------------------------------------------------
@@ -123,8 +138,12 @@ class Database:
         if self._thread is not None:
             return
         conn = connect(self.path)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._thread = threading.Thread(target=self._run, args=(conn,), name="linkhub-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(connect(self.path),),
+                                              name="linkhub-checkpointer", daemon=True)
+        self._checkpointer.start()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, timeout: float | None = None) -> T:
         """Run `fn(conn)` inside the writer's next transaction; return once it is committed.
@@ -171,8 +190,12 @@ class Database:
         self._closed = True
         if self._thread is None:
             return
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         self._queue.put(_STOP)
-        await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self._thread.join)  # closing the last connection checkpoints the rest
         self._thread = None
 
     def _run(self, conn: sqlite3.Connection) -> None:
@@ -193,8 +216,31 @@ class Database:
                         break
                     batch.append(item)
                 self._commit_batch(conn, batch)
+                if self._catch_up:
+                    self._catch_up = False
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if stop:
                     return
+        finally:
+            conn.close()
+
+    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
+                if not self._committed_since_checkpoint:
+                    continue
+                self._committed_since_checkpoint = False
+                previous = None
+                while not self._stop_checkpoints.is_set():
+                    _busy, wal_frames, checkpointed = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if wal_frames < RESTART_FRAMES or checkpointed == previous:  # small, or held back by a reader
+                        break
+                    if wal_frames - checkpointed <= CATCH_UP_FRAMES:
+                        self._catch_up = True
+                        break
+                    previous = checkpointed
+        except sqlite3.Error as exc:  # the writer's own checkpoint at close still runs
+            log.error("checkpointer stopped: %s", exc)
         finally:
             conn.close()
 
@@ -216,6 +262,7 @@ class Database:
             for job in batch:
                 job.error = exc
         else:
+            self._committed_since_checkpoint = True
             self.stats.transactions += 1
             self.stats.jobs += len(batch)
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))

@@ -38,7 +38,7 @@ _INSERT_HEAD = (
     " mailing_id, message_id, url, code, details) VALUES "
 )
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_TAIL = " ON CONFLICT (account_id, id) DO NOTHING RETURNING account_id, id, seq"
+_INSERT_TAIL = " ON CONFLICT (account_id, id) DO NOTHING"
 _encode = msgspec.json.Encoder().encode
 _decode_details = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -75,23 +75,36 @@ def public(event: Event, seq: int) -> dict[str, Any]:
 _ROWS_PER_STATEMENT = 500
 
 
-def insert_many(conn: sqlite3.Connection, batch: list[Event]) -> dict[tuple[str, str], int]:
+def insert_many(conn: sqlite3.Connection, batch: list[Event]) -> list[int | None]:
     """Insert events in the caller's transaction, skipping ids the account already has.
 
-    Returns (account_id, id) → seq of the rows inserted. Within the batch, the first of two
+    Returns each event's seq, or None for a duplicate. Within the batch, the first of two
     events with the same id is the one stored.
+
+    No RETURNING: the sqlite3 module steps once per returned row and releases the GIL at
+    every step, and in the server each release can hand the GIL to the event loop and back.
+    A plain multi-row INSERT is one step; the seqs follow from it, because SQLite gives a
+    new row of an INTEGER PRIMARY KEY table the largest seq so far plus one, so the rows
+    one statement inserts have consecutive seqs ending at `lastrowid`.
     """
-    inserted: dict[tuple[str, str], int] = {}
+    seqs: list[int | None] = []
     for start in range(0, len(batch), _ROWS_PER_STATEMENT):
         chunk = batch[start : start + _ROWS_PER_STATEMENT]
         values: list[Any] = []
         for event in chunk:
             values.extend(_params(event))
-        rows = conn.execute(
-            _INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL, values
-        ).fetchall()
-        inserted.update(((row[0], row[1]), row[2]) for row in rows)
-    return inserted
+        cursor = conn.execute(_INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL, values)
+        inserted, last = cursor.rowcount, cursor.lastrowid
+        assert last is not None
+        if inserted == len(chunk):  # the usual case: no duplicates
+            seqs.extend(range(last - inserted + 1, last + 1))
+        elif inserted == 0:
+            seqs.extend([None] * len(chunk))
+        else:  # which ones were new: ask for the ids in the new seq range
+            new = {(row[0], row[1]): row[2] for row in conn.execute(
+                "SELECT account_id, id, seq FROM events WHERE seq BETWEEN ? AND ?", (last - inserted + 1, last))}
+            seqs.extend(new.pop((event.account_id, event.id), None) for event in chunk)
+    return seqs
 
 
 def _params(event: Event) -> tuple[Any, ...]:

@@ -128,16 +128,16 @@ async def ingest(request: Request, state: State, account: Account) -> Response:
     except msgspec.DecodeError as exc:
         return error(400, "malformed_json", str(exc), path="$")
     try:
-        results = await state.db.write(functools.partial(outbox.store_events, batch=batch),
-                                       timeout=STORE_DEADLINE_S)
+        stored, queued = await state.db.write(functools.partial(outbox.store_events, batch=batch),
+                                              timeout=STORE_DEADLINE_S)
     except (WriteTimeout, DatabaseClosed, sqlite3.Error) as exc:
         # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
         return error(503, "unavailable", f"the event store did not confirm the batch ({exc}); "
                                          "retry it — events with an id are never stored twice")
-    duplicates = results.count(None)
-    if any(results):
+    if queued:
         state.deliverer.wake()
-    return JSON({"accepted": len(results) - duplicates, "duplicates": duplicates}, status_code=202)
+    accepted = sum(stored)
+    return JSON({"accepted": accepted, "duplicates": len(stored) - accepted}, status_code=202)
 
 
 def _query_filters(request: Request) -> tuple[list[str], list[Any], int]:

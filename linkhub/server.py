@@ -20,6 +20,10 @@ log = logging.getLogger("linkhub.server")
 
 # In-flight requests get this long to finish after SIGTERM; then queued writes are committed.
 GRACEFUL_TIMEOUT_S = 10.0
+# Each time the database writer comes back from SQLite it needs the GIL, and waits until the
+# event loop lets go of it: at most Python's switch interval, 5 ms by default, which made
+# every commit wait behind a busy loop. 0.2 ms measured best (docs/performance.md).
+SWITCH_INTERVAL_S = 0.0002
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -67,6 +71,7 @@ def run(settings: Settings) -> None:
         file=sys.stderr,
         flush=True,
     )
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     _run_loop(_serve(app, config))
 
 

@@ -111,12 +111,6 @@ def list_for(conn: sqlite3.Connection, account_id: str | None = None) -> list[We
     return [from_row(row) for row in rows]
 
 
-def active_for(conn: sqlite3.Connection, account_id: str) -> list[Webhook]:
-    """The account's active webhooks: those that new events are queued for."""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM webhooks WHERE account_id = ? AND status = 'active'", (account_id,))
-    return [from_row(row) for row in rows]
-
-
 # -- create / update requests ---------------------------------------------------------------
 #
 # The API and the CLI both turn their input into these Structs, so one set of rules decides what

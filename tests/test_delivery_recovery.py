@@ -119,7 +119,7 @@ def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(acco
         event_store.Event(id=f"p-{n}", account_id=account.id, type="open", occurred_at=long_ago,
                           received_at=long_ago, source="api", email="a@example.com") for n in range(4)])
     rows = [("delivered", long_ago), ("delivered", long_ago), ("dead", None), ("delivered", recently)]
-    for seq, (state, delivered_at) in zip(sorted(stored.values()), rows, strict=True):
+    for seq, (state, delivered_at) in zip(stored, rows, strict=True):
         conn.execute("INSERT INTO outbox (webhook_id, event_seq, state, queued_at, next_attempt_at, delivered_at)"
                      " VALUES (?, ?, ?, ?, ?, ?)", (hook.id, seq, state, long_ago, long_ago, delivered_at))
     conn.execute("INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms)"
