@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from conftest import create_account, outreach_body, post_links, query
 
@@ -83,6 +85,24 @@ def test_redirect_target_is_the_data_value_not_the_original(server, account):
         answer = client.get(path)
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://bit.ly/abc"
+
+
+def test_concurrent_redirects_each_get_their_own_link(server, account, db):
+    """Codes asked for at the same moment are looked up together; each answer must still be its own."""
+    targets = [f"https://example.com/page-{n}" for n in range(12)]
+    paths = [mint(server, account, target) for target in targets]
+    asked = [*paths, *paths, "/r/nosuchcode1", paths[0]]  # repeats, an unknown code, and the same code twice
+
+    async def fetch_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            return await asyncio.gather(*(client.get(path) for path in asked))
+
+    answers = asyncio.run(fetch_all())
+    expected = [*targets, *targets, None, targets[0]]
+    assert [a.headers.get("location") for a in answers] == expected
+    assert [a.status_code for a in answers] == [302 if t else 404 for t in expected]
+    stored = [(c["code"], c["url"]) for c in clicks(db, account)]
+    assert sorted(stored) == sorted((p[3:], t) for p, t in zip(asked, expected, strict=True) if t)
 
 
 def test_every_get_is_a_click(server, account, db):
