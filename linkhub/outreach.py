@@ -166,9 +166,11 @@ def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str])
 def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
     """Create codes for the links (runs in the writer's transaction); return target → code and how many were new.
 
-    One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING per chunk. A link a concurrent
-    call minted meanwhile conflicts and is read back (theirs wins); a random code that
-    collides with another link's is drawn again.
+    One multi-row INSERT … ON CONFLICT DO NOTHING per chunk. When every row went in (the
+    usual case) the codes are the ones drawn; otherwise the chunk's links are read back: a
+    link a concurrent call minted meanwhile keeps that call's code, and a link whose random
+    code collided with another link's is drawn again. (No RETURNING: the sqlite3 module
+    steps, and releases the GIL, once per returned row.)
     """
     now = now_rfc3339()
     codes: dict[str, str] = {}
@@ -177,21 +179,22 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[d
     while missing:
         for start in range(0, len(missing), _CHUNK // 10):
             chunk = missing[start : start + _CHUNK // 10]
+            drawn = ids.link_codes(len(chunk))
             values: list[str | None] = []
-            for link, code in zip(chunk, ids.link_codes(len(chunk)), strict=True):
+            for link, code in zip(chunk, drawn, strict=True):
                 values += [code, who.account_id, link.target, link.original, who.mailing_id,
                            who.prospect_id, who.prospect_email, who.user_id, who.user_email, now]
-            rows = conn.execute(
+            inserted = conn.execute(
                 "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
                 " prospect_email, user_id, user_email, created_at) VALUES "
                 + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING target_url, code",
+                + " ON CONFLICT DO NOTHING",
                 values,
-            ).fetchall()
-            created += len(rows)
-            codes.update((row[0], row[1]) for row in rows)
+            ).rowcount
+            created += inserted
+            if inserted == len(chunk):
+                codes.update((link.target, code) for link, code in zip(chunk, drawn, strict=True))
+            else:
+                codes.update(existing_codes(conn, who, [link.target for link in chunk]))
         missing = [link for link in missing if link.target not in codes]
-        if missing:
-            codes.update(existing_codes(conn, who, [link.target for link in missing]))
-            missing = [link for link in missing if link.target not in codes]
     return codes, created
