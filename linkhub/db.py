@@ -43,6 +43,7 @@ CACHE_KIB = 64 * 1024
 # checkpoints; a checkpointer thread with a connection of its own does them, PASSIVE, beside
 # the writer, every CHECKPOINT_INTERVAL_S while there are new commits.
 CHECKPOINT_INTERVAL_S = 0.1
+CHECKPOINT_RETRY_S = 1.0
 # A checkpoint beside a busy writer always ends a few commits short, and the WAL only starts
 # over from its beginning once everything in it is checkpointed. So once the WAL holds
 # RESTART_FRAMES pages, the checkpointer runs again until it is at most CATCH_UP_FRAMES
@@ -237,27 +238,33 @@ class Database:
                 if not self._committed_since_checkpoint:
                     continue
                 self._committed_since_checkpoint = False
-                previous = None
-                while not self._stop_checkpoints.is_set():
-                    _busy, wal_frames, checkpointed = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    # SQLite syncs the database file only when a checkpoint reaches the end of the
-                    # WAL, which one beside a busy writer rarely does; the one that finally does
-                    # (the writer's, before the WAL starts over) would then flush everything copied
-                    # since, 100-280 ms with 1M links here. Synced here, it has a few pages left.
-                    os.fdatasync(database_file)
-                    if wal_frames < RESTART_FRAMES:
-                        break
-                    if wal_frames - checkpointed <= CATCH_UP_FRAMES or wal_frames >= 2 * RESTART_FRAMES:
-                        self._catch_up = wal_frames
-                        break
-                    if checkpointed == previous:  # held back by a reader: try again later
-                        break
-                    previous = checkpointed
-        except (sqlite3.Error, OSError) as exc:  # the writer's own checkpoint at close still runs
-            log.error("checkpointer stopped: %s", exc)
+                try:
+                    self._checkpoint_round(conn, database_file)
+                except (sqlite3.Error, OSError) as exc:  # disk full, I/O error…: the commits are safe in the WAL
+                    log.error("checkpoint failed, trying again in %.0f s: %s", CHECKPOINT_RETRY_S, exc)
+                    self._committed_since_checkpoint = True
+                    self._stop_checkpoints.wait(CHECKPOINT_RETRY_S)
         finally:
             os.close(database_file)
             conn.close()
+
+    def _checkpoint_round(self, conn: sqlite3.Connection, database_file: int) -> None:
+        previous = None
+        while not self._stop_checkpoints.is_set():
+            _busy, wal_frames, checkpointed = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            # SQLite syncs the database file only when a checkpoint reaches the end of the WAL,
+            # which one beside a busy writer rarely does; the one that finally does (the
+            # writer's, before the WAL starts over) would then flush everything copied since:
+            # 100-280 ms with 1M links here. Synced here, it has a few pages left.
+            os.fdatasync(database_file)
+            if wal_frames < RESTART_FRAMES:
+                return
+            if wal_frames - checkpointed <= CATCH_UP_FRAMES or wal_frames >= 2 * RESTART_FRAMES:
+                self._catch_up = wal_frames
+                return
+            if checkpointed == previous:  # held back by a reader: try again later
+                return
+            previous = checkpointed
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         try:
