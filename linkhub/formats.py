@@ -29,15 +29,6 @@ from .timeutil import format_naive_s, now_rfc3339, rfc3339_to_ms
 
 FORMATS = ("linkhub", "optimizely", "esputnik", "arpoone")
 
-# Which canonical event types each format can express; others are never queued for it.
-SUPPORTED_TYPES: dict[str, frozenset[str]] = {
-    "linkhub": frozenset(EVENT_TYPES),
-    "optimizely": frozenset({"sent", "open", "click", "bounce", "unsubscribe", "spamcomplaint"}),
-    "esputnik": frozenset({"delivered", "undelivered", "bounce", "open", "click", "unsubscribe",
-                           "spamcomplaint", "subscription_changed"}),
-    "arpoone": frozenset({"bounce", "click", "open", "spamcomplaint", "unsubscribe"}),
-}
-
 Getter = Callable[[Event], Any]
 Fields = tuple[tuple[str, Getter], ...]
 
@@ -219,6 +210,14 @@ _RENDERERS: dict[str, Callable[[Event], dict[str, Any]]] = {
     "optimizely": _optimizely,
     "esputnik": _esputnik,
     "arpoone": _arpoone,
+}
+# Which canonical event types each format can express: the types its mapping table names.
+# Others are never queued for it.
+SUPPORTED_TYPES: dict[str, frozenset[str]] = {
+    "linkhub": frozenset(EVENT_TYPES),
+    "optimizely": frozenset(_OPTIMIZELY_FIELDS),
+    "esputnik": frozenset(_ESPUTNIK_STATUS),
+    "arpoone": frozenset(_ARPOONE_TYPE),
 }
 
 
