@@ -159,7 +159,7 @@ class Servers:
 def seed(db_path: Path, links: int, sample: int) -> tuple[str, str, list[str]]:
     """A fresh linkhub database with one account and `links` links; returns
     (account id, its Outreach secret, `sample` of the stored codes chosen at random)."""
-    from linkhub import accounts
+    from linkhub import accounts, ids
     from linkhub.db import connect
     from linkhub.schema import migrate
 
@@ -169,7 +169,7 @@ def seed(db_path: Path, links: int, sample: int) -> tuple[str, str, list[str]]:
         secret = "bench-outreach-secret"
         account, _key = accounts.create(conn, "bench", secret)
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-        codes = [secrets.token_urlsafe(8) for _ in range(links)]  # as linkhub.ids.link_code mints them
+        codes = ids.link_codes(1, links)  # as linkhub mints them: numbered by rowid
 
         def rows() -> Iterator[tuple[Any, ...]]:
             # 50 links per email, 1000 prospects per mailing: realistic shape for the unique index.

@@ -168,9 +168,9 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[d
 
     One multi-row INSERT … ON CONFLICT DO NOTHING per chunk. When every row went in (the
     usual case) the codes are the ones drawn; otherwise the chunk's links are read back: a
-    link a concurrent call minted meanwhile keeps that call's code, and a link whose random
-    code collided with another link's is drawn again. (No RETURNING: the sqlite3 module
-    steps, and releases the GIL, once per returned row.)
+    link a concurrent call minted meanwhile keeps that call's code, and a link whose code
+    collided with another link's (54 random bits: in theory only) is drawn again. (No
+    RETURNING: the sqlite3 module steps, and releases the GIL, once per returned row.)
     """
     now = now_rfc3339()
     codes: dict[str, str] = {}
@@ -179,7 +179,9 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[d
     while missing:
         for start in range(0, len(missing), _CHUNK // 10):
             chunk = missing[start : start + _CHUNK // 10]
-            drawn = ids.link_codes(len(chunk))
+            # Numbered from the next rowid, so the chunk's codes sort together, after those minted before.
+            next_rowid = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
+            drawn = ids.link_codes(next_rowid, len(chunk))
             values: list[str | None] = []
             for link, code in zip(chunk, drawn, strict=True):
                 values += [code, who.account_id, link.target, link.original, who.mailing_id,

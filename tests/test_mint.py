@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import string
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,27 @@ def test_a_colliding_code_is_drawn_again(conn: sqlite3.Connection, monkeypatch: 
     taken, _ = outreach.mint(conn, other, links("https://a.example/x"))
     taken_code = taken["https://a.example/x"]
     draws = iter([[taken_code, "fresh-code-1"], ["fresh-code-2"]])
-    monkeypatch.setattr(ids, "link_codes", lambda count: next(draws)[:count])
+    monkeypatch.setattr(ids, "link_codes", lambda first, count: next(draws)[:count])
     codes, created = outreach.mint(conn, recipient(conn), links("https://a.example/1", "https://a.example/2"))
     assert created == 2
     assert codes == {"https://a.example/1": "fresh-code-2", "https://a.example/2": "fresh-code-1"}
     assert stored(conn)[("p0", "https://a.example/x")] == taken_code
+
+
+def test_codes_sort_in_the_order_they_were_minted(conn: sqlite3.Connection) -> None:
+    # New codes go in at one place of the code index instead of on random pages: this is what
+    # keeps the write-ahead log small when thousands of links are minted a second.
+    for n in range(70):  # past 64 rows, the numbers in the codes grow a digit
+        outreach.mint(conn, recipient(conn, prospect=f"p{n}"), links("https://a.example/1", "https://a.example/2"))
+    in_minting_order = [row[0] for row in conn.execute("SELECT code FROM links ORDER BY rowid")]
+    assert len(in_minting_order) == 140
+    assert sorted(in_minting_order) == in_minting_order
+
+
+def test_codes_with_the_same_number_differ_in_their_random_part() -> None:
+    drawn = [code for _ in range(1000) for code in ids.link_codes(4096, 1)]
+    random_parts = [code[-ids.RANDOM_CHARS :] for code in drawn]
+    assert {code[: -ids.RANDOM_CHARS] for code in drawn} == {drawn[0][: -ids.RANDOM_CHARS]}
+    assert len(set(random_parts)) == 1000
+    # 9,000 characters from a 64-letter alphabet: every letter turns up (all but certainly).
+    assert set("".join(random_parts)) == set(string.ascii_letters + string.digits + "-_")

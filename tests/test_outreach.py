@@ -483,7 +483,7 @@ def test_codes_are_url_safe_long_enough_and_distinct(server, account):
     assert len(set(codes)) == 300
     for code in codes:
         assert CODE.match(code), code
-        assert len(code) >= 8, code  # 8 base64url characters = 48 bits
+        assert len(code) >= 11, code  # a number of at least 2 characters, then 9 random (54 bits)
 
 
 # -- public URL --------------------------------------------------------------------------

@@ -71,6 +71,25 @@ def test_known_code_redirects_with_no_store(server, account):
     assert answer.headers["cache-control"] == "no-store"
 
 
+def test_a_code_minted_by_an_earlier_build_still_redirects(server, db, account):
+    # Earlier builds minted 11 random characters (no sequence number); those emails are out there.
+    conn = connect(db)
+    try:
+        conn.execute(
+            "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id, created_at)"
+            " VALUES ('q3J-x_9aZk0', ?, 'https://example.com/old', 'https://example.com/old', 'm0', 'p0',"
+            " '2026-01-02T03:04:05.000Z')",
+            (account.id,),
+        )
+    finally:
+        conn.close()
+    with server.client() as client:
+        answer = client.get("/r/q3J-x_9aZk0")
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "https://example.com/old"
+    assert [click["code"] for click in clicks(db, account)] == ["q3J-x_9aZk0"]
+
+
 def test_redirect_ignores_a_query_string(server, account):
     path = mint(server, account, "https://example.com/x")
     with server.client() as client:
