@@ -30,6 +30,7 @@ _CHUNK = 500
 
 Id = str | int
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_HTTP_AUTHORITY = re.compile(r"https?://([^/?#]*)", re.IGNORECASE)
 
 
 class Mailing(msgspec.Struct):
@@ -79,6 +80,22 @@ def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
 
 def replaceable(url: str) -> bool:
     """Only absolute http(s) URLs with a host; anything else is left for Outreach to keep."""
+    # The common case decided with string methods: urlsplit costs ~5 µs on a URL it has not
+    # seen (its cache never hits here), a quarter of a 50-link call's time on the event loop.
+    # For ASCII, isprintable() and no space is exactly "no \s and no control character"; an
+    # ASCII authority with no brackets is one urlsplit takes as it is and reads the host of
+    # as below. Anything else goes the long way.
+    if url.isascii():
+        if not url.isprintable() or " " in url:
+            return False
+        authority = _HTTP_AUTHORITY.match(url)
+        if authority and "[" not in authority[1] and "]" not in authority[1]:
+            return bool(authority[1].rpartition("@")[2].partition(":")[0])
+    return replaceable_by_urlsplit(url)
+
+
+def replaceable_by_urlsplit(url: str) -> bool:
+    """What replaceable() decides, the long way (and the definition its shortcut is tested against)."""
     if not url or _SPACE_OR_CONTROL.search(url):
         return False
     try:
@@ -150,17 +167,14 @@ def recipient(account: Account, payload: Payload) -> Recipient:
 
 def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str]) -> dict[str, str]:
     """Codes already minted for these targets and this recipient."""
-    found: dict[str, str] = {}
-    for start in range(0, len(targets), _CHUNK):
-        chunk = targets[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?"
-            f" AND target_url IN ({marks})",
-            (who.account_id, who.mailing_id, who.prospect_id, *chunk),
-        )
-        found.update((row[0], row[1]) for row in rows)
-    return found
+    # One range of the recipient index (a recipient's links are one email's), not a seek per
+    # target: a new email, the usual case, costs a single descent that finds nothing.
+    wanted = set(targets)
+    rows = conn.execute(
+        "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?",
+        (who.account_id, who.mailing_id, who.prospect_id),
+    )
+    return {target: code for target, code in rows if target in wanted}
 
 
 def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:

@@ -107,6 +107,22 @@ def test_not_replaceable(url):
     assert not outreach.replaceable(url)
 
 
+def test_replaceable_shortcut_agrees_with_urlsplit():
+    schemes = ["http", "https", "HTTPS", "hTtP", "ftp", "", "http:"]
+    separators = ["://", ":/", ":///", "//", ":"]
+    userinfo = ["", "u@", "u:p@", "@", "a@b@", ":@"]
+    hosts = ["example.com", "", "[::1]", "[::1", "::1]", "[v1.x]", "[nonsense]", "ex%41mple", "bücher.example"]
+    ports = ["", ":", ":80", ":x", "::"]
+    rests = ["", "/", "/a?b#c", "?q", "#f", "/a b", "/\t", "/\x7f", "/\x1f"]
+    urls = [scheme + sep + user + host + port + rest
+            for scheme in schemes for sep in separators for user in userinfo
+            for host in hosts for port in ports for rest in rests]
+    assert len(urls) > 50_000
+    disagree = [url for url in urls if outreach.replaceable(url) != outreach.replaceable_by_urlsplit(url)]
+    assert disagree == []
+    assert sum(map(outreach.replaceable, urls)) > 1000  # both answers occur
+
+
 # -- outreach.signature_ok ---------------------------------------------------------------
 
 
