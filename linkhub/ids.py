@@ -21,23 +21,17 @@ _ORDERED = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 RANDOM_CHARS = 9  # base64url characters of 6 random bits each
 
 
-def link_codes(first: int, count: int) -> list[str]:
-    """Codes numbered first … first + count - 1, from one read of the OS's random source
+def link_codes(number: int, count: int) -> list[str]:
+    """`count` codes that begin with `number` (≥ 1), from one read of the OS's random source
     (one system call, not one per code)."""
     # 3 bytes make 4 base64 characters with no padding.
     pool = base64.urlsafe_b64encode(secrets.token_bytes(3 * -(-count * RANDOM_CHARS // 4))).decode()
-    return [
-        _sortable(first + i) + pool[i * RANDOM_CHARS : (i + 1) * RANDOM_CHARS]
-        for i in range(count)
-    ]
-
-
-def _sortable(number: int) -> str:
     digits = []
     while number:
         digits.append(_ORDERED[number & 63])
         number >>= 6
-    return _ORDERED[len(digits)] + "".join(reversed(digits))
+    prefix = _ORDERED[len(digits)] + "".join(reversed(digits))
+    return [prefix + pool[i : i + RANDOM_CHARS] for i in range(0, count * RANDOM_CHARS, RANDOM_CHARS)]
 
 
 def account_id() -> str:
