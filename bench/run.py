@@ -51,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,9 +314,18 @@ def email_body(run: str, n: int, links: int) -> bytes:
     }).encode()
 
 
+def email_bodies(run: str, links: int) -> Callable[[int], bytes]:
+    """email_body(run, n, links) for any n, by one bytes.replace on a template: the load
+    generator shares the server's 2 cores, so it builds each email in ~10 µs, not ~65."""
+    marker = "NNNNNNNN"
+    template = email_body(run, marker, links)  # type: ignore[arg-type]  # n is only formatted
+    return lambda n: template.replace(marker.encode(), str(n).encode())
+
+
 async def _mint_load(host: str, port: int, account_id: str, secret: str, *, senders: int, links: int,
                      duration: float, run: str) -> MintResult:
     counter = iter(range(1 << 62))
+    body_for = email_bodies(run, links)
     latencies: list[float] = []
     failures = 0
     deadline = time.monotonic() + duration
@@ -327,8 +336,7 @@ async def _mint_load(host: str, port: int, account_id: str, secret: str, *, send
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while time.monotonic() < deadline:
-                n = next(counter)
-                body = email_body(run, n, links)
+                body = body_for(next(counter))
                 signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
                 request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                            f"Content-Length: {len(body)}\r\nOutreach-Webhook-Signature: {signature}\r\n\r\n"
