@@ -65,9 +65,16 @@ class DatabaseClosed(Exception):
     """The writer has stopped; no more writes are accepted."""
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+class Connection(sqlite3.Connection):
+    """sqlite3's connection, with room for what the writer remembers from one job to the next."""
+
+    # The number the next minted codes begin with (outreach.mint); None: ask the database.
+    next_link_number: int | None = None
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=Connection)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")

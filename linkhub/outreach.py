@@ -20,6 +20,7 @@ import msgspec
 
 from . import ids, linkfilter
 from .accounts import Account
+from .db import Connection
 from .timeutil import now_rfc3339
 
 SIGNATURE_HEADER = "outreach-webhook-signature"
@@ -178,7 +179,7 @@ def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str])
     return {target: code for target, code in rows if target in wanted}
 
 
-def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
+def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
     """Create codes for the links (runs in the writer's transaction); return target → code and how many were new.
 
     One multi-row INSERT … ON CONFLICT DO NOTHING per chunk. When every row went in (the
@@ -194,9 +195,13 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[d
     while missing:
         for start in range(0, len(missing), _CHUNK // 10):
             chunk = missing[start : start + _CHUNK // 10]
-            # Numbered with the next rowid: the chunk's codes sort together, after those minted before.
-            next_rowid = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
-            drawn = ids.link_codes(next_rowid, len(chunk))
+            # Numbered with the next rowid: the chunk's codes sort together, after those minted
+            # before. The connection keeps count, because a statement to ask for max(rowid)
+            # cost each call a wait for the GIL in the writer. (After a rolled-back transaction
+            # the count runs a little ahead of the rowids: the order is all that matters.)
+            number = conn.next_link_number or conn.execute(
+                "SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
+            drawn = ids.link_codes(number, len(chunk))
             values: list[str | None] = []
             for link, code in zip(chunk, drawn, strict=True):
                 values += [code, who.account_id, link.target, link.original, who.mailing_id,
@@ -208,6 +213,7 @@ def mint(conn: sqlite3.Connection, who: Recipient, links: list[Link]) -> tuple[d
                 + " ON CONFLICT DO NOTHING",
                 values,
             ).rowcount
+            conn.next_link_number = number + inserted
             created += inserted
             if inserted == len(chunk):
                 codes.update((link.target, code) for link, code in zip(chunk, drawn, strict=True))
