@@ -199,8 +199,9 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
             # before. The connection keeps count, because a statement to ask for max(rowid)
             # cost each call a wait for the GIL in the writer. (After a rolled-back transaction
             # the count runs a little ahead of the rowids: the order is all that matters.)
-            number = conn.next_link_number or conn.execute(
-                "SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
+            number = conn.next_link_number
+            if number is None:
+                number = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
             drawn = ids.link_codes(number, len(chunk))
             values: list[str | None] = []
             for link, code in zip(chunk, drawn, strict=True):
