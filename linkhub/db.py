@@ -50,8 +50,9 @@ CHECKPOINT_RETRY_S = 1.0
 # behind, and then the writer finishes the job between two transactions: its next
 # transaction starts the WAL over. That last checkpoint stalls the writer for a few ms to
 # tens of ms, so it is rare (every few seconds at full load) and waits for a moment when
-# no write is queued, unless the WAL has reached twice RESTART_FRAMES: a hard bound. The WAL file stays around 64 MiB (4 KiB pages), at
-# most ~128 MiB; past WAL_SIZE_LIMIT it is truncated back when it starts over.
+# no write is queued, unless the WAL has reached twice RESTART_FRAMES: a hard bound. The
+# WAL file stays around 64 MiB (4 KiB pages), at most ~128 MiB; past WAL_SIZE_LIMIT it is
+# truncated back when it starts over.
 RESTART_FRAMES = 16384
 CATCH_UP_FRAMES = 256
 WAL_SIZE_LIMIT = 192 * 1024 * 1024

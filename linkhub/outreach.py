@@ -27,8 +27,9 @@ SIGNATURE_HEADER = "outreach-webhook-signature"
 # Time for the link filter over a whole email, shared by its links, so a hostile pattern
 # costs one request at most this long.
 FILTER_BUDGET_S = 0.25
-# SQLite's limit on bound parameters is 32766; stay far below it per statement.
-_CHUNK = 500
+# Links per INSERT when minting: 10 bound parameters each, 500 a statement, far below
+# SQLite's limit (32766).
+_LINKS_PER_INSERT = 50
 
 Id = str | int
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -193,8 +194,8 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
     created = 0
     missing = links
     while missing:
-        for start in range(0, len(missing), _CHUNK // 10):
-            chunk = missing[start : start + _CHUNK // 10]
+        for start in range(0, len(missing), _LINKS_PER_INSERT):
+            chunk = missing[start : start + _LINKS_PER_INSERT]
             # Numbered with the next rowid: the chunk's codes sort together, after those minted
             # before. The connection keeps count, because a statement to ask for max(rowid)
             # cost each call a wait for the GIL in the writer. (After a rolled-back transaction
