@@ -103,8 +103,8 @@ def migrate(db: Path) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         conn.close()
-    for migration in done:
-        click.echo(f"applied {migration.version:04d}_{migration.name}")
+    for change in done:
+        click.echo(change)
     if not done:
         click.echo("database is up to date")
 

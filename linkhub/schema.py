@@ -46,8 +46,20 @@ def pending(conn: sqlite3.Connection) -> list[Migration]:
     return [m for m in available() if m.version not in done]
 
 
-def migrate(conn: sqlite3.Connection) -> list[Migration]:
-    """Apply pending migrations, each in its own transaction with its record; return those applied."""
+# Columns that an early build added to a migration after it had landed, by editing its file.
+# A database migrated before the edit lacks them, and a new migration adding them would fail on
+# every database created after it, so each is added here only where it is missing. This list
+# is closed: schema changes are new numbered migrations.
+_COLUMNS_ADDED_BY_EDITS = [
+    (2, "webhooks", "timeout_s", "INTEGER NOT NULL DEFAULT 10 CHECK (timeout_s BETWEEN 1 AND 60)"),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations, each in its own transaction with its record, then the repairs.
+
+    Returns one line per change made, for the caller to print or log.
+    """
     done = []
     for migration in pending(conn):
         # executescript cannot take parameters; the name comes from our own file name pattern.
@@ -66,5 +78,25 @@ def migrate(conn: sqlite3.Connection) -> list[Migration]:
             if migration.version in applied(conn):  # another process got there first
                 continue
             raise RuntimeError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from exc
-        done.append(migration)
+        done.append(f"applied {migration.version:04d}_{migration.name}")
+    return done + _add_missing_columns(conn)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> list[str]:
+    done = []
+    versions = applied(conn)
+    for version, table, column, definition in _COLUMNS_ADDED_BY_EDITS:
+        if version not in versions or _has_column(conn, table, column):
+            continue
+        try:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        except sqlite3.OperationalError:
+            if _has_column(conn, table, column):  # another process got there first
+                continue
+            raise
+        done.append(f"added {table}.{column}, missing from a database migrated before version {version} gained it")
     return done
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[0] == column for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,)))

@@ -51,8 +51,8 @@ def hypercorn_config(sock: socket.socket) -> Config:
 def run(settings: Settings) -> None:
     conn = db.connect(settings.db)
     try:
-        for migration in schema.migrate(conn):
-            log.info("applied migration %04d_%s", migration.version, migration.name)
+        for change in schema.migrate(conn):
+            log.info("schema: %s", change)
         # Batches a killed process had in flight were never confirmed: send them again.
         released = outbox.release_claims(conn)
         if released:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import regex
 from conftest import query
 
 
@@ -243,6 +245,44 @@ def test_migrate_twice(db):
     assert "up to date" in second.stdout
     assert "applied" not in second.stdout
     assert query(db, "SELECT version FROM schema_migrations ORDER BY version") == applied
+
+
+def test_migrate_adds_a_column_that_an_edit_of_a_landed_migration_added(db):
+    """0002 gained webhooks.timeout_s by an edit after it had landed; older databases lack it."""
+    migrations = Path(__file__).parent.parent / "migrations"
+    timeout_line = regex.compile(r"^ *timeout_s INTEGER[^\n]*\n", regex.M)
+    part_2, edits = timeout_line.subn("", (migrations / "0002_webhooks_outbox.sql").read_text())
+    assert edits == 1
+    conn = sqlite3.connect(db)
+    conn.executescript((migrations / "0001_accounts_links_events.sql").read_text() + part_2 + """
+        CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+        INSERT INTO schema_migrations VALUES (1, 'accounts_links_events', '2026-11-01T00:00:00.000Z'),
+                                             (2, 'webhooks_outbox', '2026-11-01T00:00:00.000Z');
+        INSERT INTO accounts VALUES ('acc_old', 'Old', 's', 'x', NULL, NULL, '2026-11-01T00:00:00.000Z',
+                                     '2026-11-01T00:00:00.000Z');
+        INSERT INTO webhooks (id, account_id, url, secret, created_at, updated_at)
+            VALUES ('wh_old', 'acc_old', 'http://93.184.215.14/hook', 'whsec_AAAA', '2026-11-01T00:00:00.000Z',
+                    '2026-11-01T00:00:00.000Z');
+    """)
+    conn.close()
+
+    # Any command repairs the schema before it reads it; the webhook made before keeps working.
+    listed = ok("webhooks", "list", "--json", "--db", str(db))
+    assert [(w["id"], w["timeout_s"]) for w in json.loads(listed.stdout)] == [("wh_old", 10)]
+    ok("webhooks", "update", "wh_old", "--timeout", "30", "--db", str(db))
+    shown = ok("webhooks", "show", "wh_old", "--json", "--db", str(db))
+    assert json.loads(shown.stdout)["timeout_s"] == 30
+    assert "up to date" in ok("migrate", "--db", str(db)).stdout
+
+
+def test_migrate_reports_the_repair_it_makes(db):
+    ok("migrate", "--db", str(db))
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE webhooks DROP COLUMN timeout_s")
+    conn.close()
+    assert "added webhooks.timeout_s" in ok("migrate", "--db", str(db)).stdout
+    assert "up to date" in ok("migrate", "--db", str(db)).stdout
+    assert any(r[0] == "timeout_s" for r in query(db, "SELECT name FROM pragma_table_info('webhooks')"))
 
 
 # -- --db and LINKHUB_DB -----------------------------------------------------------------
