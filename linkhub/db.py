@@ -72,6 +72,11 @@ class Connection(sqlite3.Connection):
     # The number the next minted codes begin with (outreach.mint); None: ask the database.
     next_link_number: int | None = None
 
+    def undo(self, savepoint: str | None = None) -> None:
+        """Undo the transaction (or back to the savepoint), and what the jobs remembered of it."""
+        self.execute("ROLLBACK" if savepoint is None else f"ROLLBACK TO {savepoint}")
+        self.next_link_number = None
+
 
 def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
@@ -210,7 +215,7 @@ class Database:
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def _run(self, conn: sqlite3.Connection) -> None:
+    def _run(self, conn: Connection) -> None:
         try:
             while True:
                 first = self._queue.get()
@@ -274,7 +279,7 @@ class Database:
                 return
             previous = checkpointed
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+    def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> None:
         try:
             if not self._run_jobs(conn, batch, isolated=False):
                 # A job failed: undo the whole transaction and run the batch again with a
@@ -288,7 +293,7 @@ class Database:
             log.error("write transaction of %d jobs failed: %s", len(batch), exc)
             self.stats.failed_commits += 1
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                conn.undo()
             for job in batch:
                 job.error = exc
         else:
@@ -300,7 +305,7 @@ class Database:
 
 
     @staticmethod
-    def _run_jobs(conn: sqlite3.Connection, batch: list[_Job[Any]], *, isolated: bool) -> bool:
+    def _run_jobs(conn: Connection, batch: list[_Job[Any]], *, isolated: bool) -> bool:
         """Run the batch in a new transaction.
 
         Not isolated: consecutive mergeable jobs share one call; stop and roll back at the
@@ -316,9 +321,9 @@ class Database:
                 _call(conn, group)
             except Exception as exc:
                 if not isolated:
-                    conn.execute("ROLLBACK")
+                    conn.undo()
                     return False
-                conn.execute("ROLLBACK TO job")
+                conn.undo("job")
                 group[0].error = exc
             if isolated:
                 conn.execute("RELEASE job")

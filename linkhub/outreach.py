@@ -198,8 +198,8 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
             chunk = missing[start : start + _LINKS_PER_INSERT]
             # Numbered with the next rowid: the chunk's codes sort together, after those minted
             # before. The connection keeps count, because a statement to ask for max(rowid)
-            # cost each call a wait for the GIL in the writer. (After a rolled-back transaction
-            # the count runs a little ahead of the rowids: the order is all that matters.)
+            # cost each call a wait for the GIL in the writer (which forgets the count when it
+            # rolls back).
             number = conn.next_link_number
             if number is None:
                 number = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]

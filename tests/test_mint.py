@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import string
+import threading
 from pathlib import Path
 
 import pytest
 
 from linkhub import accounts, ids, outreach, schema
-from linkhub.db import connect
+from linkhub.db import Database, connect
 
 
 @pytest.fixture
@@ -82,3 +84,39 @@ def test_codes_with_the_same_number_differ_in_their_random_part() -> None:
     assert len(set(random_parts)) == 1000
     # 9,000 characters from a 64-letter alphabet: every letter turns up (all but certainly).
     assert set("".join(random_parts)) == set(string.ascii_letters + string.digits + "-_")
+
+
+def test_codes_are_numbered_by_rowid_after_the_writer_undoes_a_batch(tmp_path: Path) -> None:
+    """A batch that fails is run again job by job; the mint it undid must not leave its count behind."""
+    path = tmp_path / "undo.db"
+    setup = connect(path)
+    list(schema.migrate(setup))
+    who = recipient(setup)
+    setup.close()
+    gate = threading.Event()
+
+    def refuse(conn: sqlite3.Connection) -> None:
+        raise ValueError("refused")
+
+    async def main() -> dict[str, str]:
+        db = Database(path)
+        db.start()
+        held = asyncio.ensure_future(db.write(lambda conn: gate.wait(10)))
+        await asyncio.sleep(0)  # the writer is held, so the next two are queued into one batch
+        minted = asyncio.ensure_future(db.write(lambda conn: outreach.mint(conn, who, links("https://a.example/1"))))
+        failed = asyncio.ensure_future(db.write(refuse))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(held, minted, failed, return_exceptions=True)
+        again, _ = await db.write(lambda conn: outreach.mint(conn, who, links("https://a.example/2")))
+        await db.close()
+        assert isinstance(failed.exception(), ValueError)
+        return {**minted.result()[0], **again}
+
+    codes = asyncio.run(main())
+    conn = connect(path)
+    rowid = dict(conn.execute("SELECT code, rowid FROM links").fetchall())
+    conn.close()
+    assert len(rowid) == 2
+    for code in codes.values():  # each code begins with its link's rowid, as a fresh server would number it
+        assert code[: -ids.RANDOM_CHARS] == ids.link_codes(rowid[code], 1)[0][: -ids.RANDOM_CHARS]
