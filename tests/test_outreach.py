@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import create_account, outreach_body, post_links, query, sign
+from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 from linkhub import accounts
 from linkhub.db import connect
@@ -28,22 +29,6 @@ def _links_count(db_path, account) -> int:
 
 def _links(db_path, account) -> list[dict]:
     return [dict(r) for r in query(db_path, "SELECT * FROM links WHERE account_id = ? ORDER BY code", (account.id,))]
-
-
-# Each test gets an account of its own on the module's shared server (see conftest.shared_server).
-@pytest.fixture
-def server(shared_server):
-    return shared_server
-
-
-@pytest.fixture
-def db(shared_server):
-    return shared_server.db_path
-
-
-@pytest.fixture
-def account(db):
-    return create_account(db)
 
 
 # -- signature and account -------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from conftest import create_account, outreach_body, post_links, query
+from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 from linkhub.db import connect
 
@@ -41,22 +42,6 @@ def clicks(db_path, account) -> list[dict]:
         event["details"] = json.loads(event["details"])
         result.append(event)
     return result
-
-
-# Each test gets an account of its own on the module's shared server (see conftest.shared_server).
-@pytest.fixture
-def server(shared_server):
-    return shared_server
-
-
-@pytest.fixture
-def db(shared_server):
-    return shared_server.db_path
-
-
-@pytest.fixture
-def account(db):
-    return create_account(db)
 
 
 # -- the redirect ------------------------------------------------------------------------
