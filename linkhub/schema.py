@@ -90,10 +90,10 @@ def _add_missing_columns(conn: sqlite3.Connection) -> list[str]:
             continue
         try:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        except sqlite3.OperationalError:
+        except sqlite3.Error as exc:
             if _has_column(conn, table, column):  # another process got there first
                 continue
-            raise
+            raise RuntimeError(f"adding {table}.{column} failed: {exc}") from exc
         done.append(f"added {table}.{column}, missing from a database migrated before version {version} gained it")
     return done
 
