@@ -326,14 +326,21 @@ def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool
 @webhooks_group.command("rotate-secret")
 @click.argument("webhook_id")
 @_account_option(required=False)
+@click.option("--expire-previous", is_flag=True,
+              help="Stop signing with the old secret at once (it leaked) instead of in a day.")
 @json_option
 @db_option
-def rotate_secret(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
-    """Issue a new signing secret; deliveries from now on are signed with it."""
+def rotate_secret(webhook_id: str, account_id: str | None, expire_previous: bool, as_json: bool, db: Path) -> None:
+    """Issue a new signing secret. Deliveries are signed with it from now on, and also with
+    the old one for a day, so the receiver can switch to the new one without rejecting any."""
     with open_db(db) as conn, transaction(conn):
-        secret = webhooks.rotate_secret(conn, _find(conn, webhook_id, account_id).id)
-    emit(as_json, {"id": webhook_id, "secret": secret},
-         f"New signing secret for {webhook_id} (shown only now):\n  {secret}")
+        webhook = webhooks.rotate_secret(conn, _find(conn, webhook_id, account_id).id,
+                                         expire_previous=expire_previous)
+    until = webhook.previous_secret_until
+    emit(as_json, {"id": webhook_id, "secret": webhook.secret, "previous_secret_until": until},
+         f"New signing secret for {webhook_id} (shown only now):\n  {webhook.secret}\n"
+         + (f"The previous secret also signs deliveries until {until}." if until
+            else "The previous secret no longer signs anything."))
 
 
 @webhooks_group.command("delete")

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from . import __version__
+from .timeutil import format_ms
 from .webhooks import MAX_TIMEOUT_S, Webhook
 
 USER_AGENT = f"linkhub/{__version__}"
@@ -153,7 +154,8 @@ async def post_batch(
         "User-Agent": USER_AGENT,
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(webhook.secret, message_id, timestamp, body),
+        "webhook-signature": " ".join(sign(secret, message_id, timestamp, body)
+                                      for secret in webhook.signing_secrets(format_ms(timestamp * 1000))),
         **auth_headers(webhook.auth),
         **extra_headers,
     }

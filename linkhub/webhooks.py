@@ -7,6 +7,7 @@ import dataclasses
 import re
 import secrets
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
@@ -16,16 +17,18 @@ from msgspec import UNSET, UnsetType
 
 from . import formats
 from .events import EVENT_TYPES
-from .timeutil import now_rfc3339
+from .timeutil import format_ms, now_rfc3339
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_AGE_S = 259_200  # three days, as Optimizely keeps undelivered events
 DEFAULT_TIMEOUT_S = 10  # seconds for a whole POST; a webhook may set 1-60
+PREVIOUS_SECRET_S = 86_400  # after a rotation, the old secret signs beside the new one for a day
 MAX_TIMEOUT_S = 60
 
 _COLUMN_NAMES = (
     "id", "account_id", "url", "types", "format", "auth", "secret", "batch_size", "retry_policy", "retry_interval_s",
     "max_age_s", "timeout_s", "ordered", "description", "status", "status_reason", "created_at", "updated_at",
+    "previous_secret", "previous_secret_until",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 # What PATCH may change; id, account, secret, status and created_at have calls of their own.
@@ -54,6 +57,15 @@ class Webhook:
     status_reason: str | None
     created_at: str
     updated_at: str
+    # The secret before the last rotation, which also signs deliveries until previous_secret_until.
+    previous_secret: str | None = dataclasses.field(default=None, repr=False)
+    previous_secret_until: str | None = None
+
+    def signing_secrets(self, now: str) -> list[str]:
+        """The secrets that sign a delivery made at `now` (UTC, RFC 3339): the current one first."""
+        if self.previous_secret and self.previous_secret_until and now < self.previous_secret_until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
     def accepts(self, event_type: str) -> bool:
         """Whether an event of this type is queued for this webhook: subscribed, and expressible in its format."""
@@ -80,6 +92,7 @@ class Webhook:
             "status_reason": self.status_reason,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "previous_secret_until": self.previous_secret_until,
         }
 
 
@@ -214,7 +227,13 @@ class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     active: bool | UnsetType = UNSET
 
 
-S = TypeVar("S", WebhookSpec, WebhookChanges)
+class SecretRotation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """POST /v1/webhooks/{id}/rotate-secret (the body is optional)."""
+
+    expire_previous: bool = False  # the old secret stops signing at once (it leaked), not in a day
+
+
+S = TypeVar("S", WebhookSpec, WebhookChanges, SecretRotation)
 
 
 _NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]*)`")
@@ -446,14 +465,24 @@ def set_status(conn: sqlite3.Connection, webhook_id: str, status: str, reason: s
     return webhook
 
 
-def rotate_secret(conn: sqlite3.Connection, webhook_id: str) -> str:
-    """Replace the signing secret; deliveries from now on are signed with the new one. Returns it."""
-    secret = new_secret()
-    cursor = conn.execute("UPDATE webhooks SET secret = ?, updated_at = ? WHERE id = ?",
-                          (secret, now_rfc3339(), webhook_id))
-    if not cursor.rowcount:
+def rotate_secret(conn: sqlite3.Connection, webhook_id: str, *, expire_previous: bool = False) -> Webhook:
+    """Sign with a new secret from now on; return the webhook with it.
+
+    The secret it replaces goes on signing beside it for PREVIOUS_SECRET_S, so receivers can
+    switch without rejecting a delivery; `expire_previous` (for a leaked secret) stops it at once.
+    A rotation within that window drops the older of the two.
+    """
+    now_ms = time.time_ns() // 1_000_000
+    until = None if expire_previous else format_ms(now_ms + PREVIOUS_SECRET_S * 1000)
+    cursor = conn.execute(
+        "UPDATE webhooks SET previous_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END,"
+        " previous_secret_until = ?, secret = ?, updated_at = ? WHERE id = ?",
+        (until, until, new_secret(), format_ms(now_ms), webhook_id),
+    )
+    webhook = get(conn, webhook_id) if cursor.rowcount else None
+    if webhook is None:
         raise WebhookNotFound(webhook_id)
-    return secret
+    return webhook
 
 
 def delete(conn: sqlite3.Connection, webhook_id: str) -> None:

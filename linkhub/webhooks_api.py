@@ -50,13 +50,13 @@ def _invalid(exc: webhooks.InvalidWebhook) -> JSON:
     return error(422, "invalid_webhook", exc.message, field=exc.field)
 
 
-async def _body(request: Request, kind: type[webhooks.S]) -> webhooks.S | Response:
+async def _body(request: Request, kind: type[webhooks.S], *, optional: bool = False) -> webhooks.S | Response:
     try:
         raw = await read_body(request, MAX_BODY)
     except BodyTooLarge:
         return too_large(MAX_BODY)
     try:
-        return webhooks.parse(kind, raw)
+        return webhooks.parse(kind, raw if raw.strip() or not optional else b"{}")
     except webhooks.InvalidWebhook as exc:
         return _invalid(exc)
     except msgspec.DecodeError as exc:
@@ -243,13 +243,18 @@ async def deactivate_webhook(request: Request, state: State, account: Account) -
 @_authenticated
 async def rotate_secret(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account).id
+    rotation = await _body(request, webhooks.SecretRotation, optional=True)
+    if isinstance(rotation, Response):
+        return rotation
 
-    def store(conn: sqlite3.Connection) -> str:
-        return webhooks.rotate_secret(conn, _owned(conn, webhook_id, account.id).id)
+    def store(conn: sqlite3.Connection) -> Webhook:
+        return webhooks.rotate_secret(conn, _owned(conn, webhook_id, account.id).id,
+                                      expire_previous=rotation.expire_previous)
 
-    secret = await state.db.write(store)
-    log.info("webhook %s: signing secret rotated", webhook_id)
-    return JSON({"id": webhook_id, "secret": secret})
+    webhook = await state.db.write(store)
+    log.info("webhook %s: signing secret rotated (previous secret signs until %s)", webhook_id,
+             webhook.previous_secret_until or "now")
+    return JSON({"id": webhook_id, "secret": webhook.secret, "previous_secret_until": webhook.previous_secret_until})
 
 
 @_authenticated

@@ -58,6 +58,13 @@ def test_full_lifecycle(db_path: Path, account: Any) -> None:
 
     rotated = run_json(db_path, "rotate-secret", hook)
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != made["secret"]
+    assert rotated["previous_secret_until"] > made["created_at"]  # the old one signs beside it for a day
+    assert run_json(db_path, "show", hook)["previous_secret_until"] == rotated["previous_secret_until"]
+    told = run(db_path, "rotate-secret", hook)
+    assert "shown only now" in told.output and "previous secret also signs deliveries until" in told.output
+    expired = run_json(db_path, "rotate-secret", hook, "--expire-previous")
+    assert expired["previous_secret_until"] is None
+    assert run_json(db_path, "show", hook)["previous_secret_until"] is None
     assert run_json(db_path, "deliveries", hook) == []
 
     assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True}

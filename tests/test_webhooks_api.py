@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -401,23 +402,84 @@ def test_secrets_and_credentials_are_never_shown_again_nor_logged(make_server: A
             assert value not in text
 
 
-def test_rotate_secret(api: Any, make_receiver: Any) -> None:
+def _verifies(secret: str, request: Any) -> bool:
+    try:
+        standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+    except standardwebhooks.webhooks.WebhookVerificationError:
+        return False
+    return True
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_for_a_day(api: Any, make_receiver: Any) -> None:
     client, account = api
     receiver = make_receiver()
     made = create(client, account, url=receiver.url)
     path = f"/v1/webhooks/{made['id']}"
     answer = client.post(f"{path}/rotate-secret", headers=bearer(account))
-    assert answer.status_code == 200
-    secret = answer.json()["secret"]
+    assert answer.status_code == 200, answer.text
+    secret, until = answer.json()["secret"], answer.json()["previous_secret_until"]
     assert answer.json()["id"] == made["id"]
     assert secret.startswith("whsec_") and secret != made["secret"]
-    assert "secret" not in client.get(path, headers=bearer(account)).json()
+    day_later = datetime.now(UTC) + timedelta(days=1)
+    assert abs(datetime.fromisoformat(until) - day_later) < timedelta(minutes=1)
+    shown = client.get(path, headers=bearer(account)).json()
+    assert shown["previous_secret_until"] == until and "secret" not in shown and "previous_secret" not in shown
 
     client.post(f"{path}/verify", headers=bearer(account))
     request = receiver.wait_for(1)[0]
-    standardwebhooks.Webhook(secret).verify(request.body, request.headers)
-    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
-        standardwebhooks.Webhook(made["secret"]).verify(request.body, request.headers)
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert _verifies(secret, request) and _verifies(made["secret"], request)
+
+    # A second rotation within the day keeps only the secret it replaces.
+    third = client.post(f"{path}/rotate-secret", headers=bearer(account)).json()["secret"]
+    client.post(f"{path}/verify", headers=bearer(account))
+    request = receiver.wait_for(2)[1]
+    assert [_verifies(s, request) for s in (third, secret, made["secret"])] == [True, True, False]
+
+
+def test_rotate_secret_can_expire_the_old_one_at_once(api: Any, make_receiver: Any) -> None:
+    client, account = api
+    receiver = make_receiver()
+    made = create(client, account, url=receiver.url)
+    path = f"/v1/webhooks/{made['id']}"
+    client.post(f"{path}/rotate-secret", headers=bearer(account))  # the old one would sign for a day…
+    answer = client.post(f"{path}/rotate-secret", json={"expire_previous": True}, headers=bearer(account))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["previous_secret_until"] is None
+    assert client.get(path, headers=bearer(account)).json()["previous_secret_until"] is None
+    client.post(f"{path}/verify", headers=bearer(account))
+    request = receiver.wait_for(1)[0]
+    assert request.headers["webhook-signature"].count("v1,") == 1
+    assert _verifies(answer.json()["secret"], request) and not _verifies(made["secret"], request)
+
+
+def test_the_old_secret_stops_signing_when_its_day_is_over(api: Any, make_receiver: Any, db_path: Path) -> None:
+    client, account = api
+    receiver = make_receiver()
+    made = create(client, account, url=receiver.url)
+    path = f"/v1/webhooks/{made['id']}"
+    secret = client.post(f"{path}/rotate-secret", headers=bearer(account)).json()["secret"]
+    conn = connect(db_path)
+    conn.execute("UPDATE webhooks SET previous_secret_until = '2026-01-01T00:00:00.000Z' WHERE id = ?",
+                 (made["id"],))
+    conn.close()
+    client.post(f"{path}/verify", headers=bearer(account))
+    request = receiver.wait_for(1)[0]
+    assert _verifies(secret, request) and not _verifies(made["secret"], request)
+
+
+def test_rotate_secret_refuses_a_bad_body(api: Any) -> None:
+    client, account = api
+    made = create(client, account, url=PUBLIC_URL)
+    path = f"/v1/webhooks/{made['id']}"
+    for body, status, where in [(b'{"expire_previous": "yes"}', 422, "expire_previous"),
+                                (b'{"expire": true}', 422, "expire"),
+                                (b'{"expire_previous": tru', 400, "$")]:
+        answer = client.post(f"{path}/rotate-secret", content=body,
+                             headers={**bearer(account), "Content-Type": "application/json"})
+        assert answer.status_code == status, (body, answer.text)
+        assert where in (answer.json().get("field") or answer.json().get("path")), (body, answer.text)
+    assert client.get(path, headers=bearer(account)).json()["previous_secret_until"] is None  # nothing rotated
 
 
 # -- account isolation ---------------------------------------------------------------------------
