@@ -20,6 +20,7 @@ from .db import Database, DatabaseClosed, WriteTimeout
 from .outreach_api import replace_links
 from .redirect import RedirectApp
 from .responses import JSON, error
+from .retention import Pruner
 from .events_api import routes as event_routes
 from .webhooks_api import routes as webhook_routes
 from .state import State
@@ -100,11 +101,15 @@ class LinkhubApp:
         state.db.start()
         state.http = sender.new_client()
         await state.deliverer.start(state.http)
+        pruner = Pruner(state.db, state.settings.keep_deliveries_days)
+        if state.settings.keep_deliveries_days:
+            pruner.start()
         try:
             yield
         finally:
             # Hypercorn has finished the in-flight requests: stop deliveries (unconfirmed batches
             # go back to the queue), then commit whatever the requests queued.
+            await pruner.stop()
             await state.deliverer.stop()
             await state.http.aclose()
             await state.db.close()

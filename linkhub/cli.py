@@ -75,8 +75,12 @@ def cli() -> None:
 @click.option("--allow-private-targets", envvar="LINKHUB_ALLOW_PRIVATE_TARGETS", is_flag=True,
               help="Let webhooks deliver to loopback/private addresses, for local set-ups and tests "
                    "[env LINKHUB_ALLOW_PRIVATE_TARGETS=1].")
+@click.option("--keep-deliveries-days", envvar="LINKHUB_KEEP_DELIVERIES_DAYS", default=30, show_default=True,
+              type=click.IntRange(0), metavar="DAYS",
+              help="Delete delivered outbox rows and delivery-log entries older than this, hourly; 0 keeps "
+                   "them [env LINKHUB_KEEP_DELIVERIES_DAYS]. Events are never deleted.")
 def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str,
-          allow_private_targets: bool) -> None:
+          allow_private_targets: bool, keep_deliveries_days: int) -> None:
     """Apply pending migrations and serve HTTP until SIGTERM/SIGINT."""
     from .server import run
 
@@ -89,7 +93,7 @@ def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxie
     # httpx logs every request at INFO; deliveries are recorded in the deliveries table instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     run(Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
-                 allow_private_targets=allow_private_targets))
+                 allow_private_targets=allow_private_targets, keep_deliveries_days=keep_deliveries_days))
 
 
 @cli.command()

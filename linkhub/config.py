@@ -18,6 +18,8 @@ class Settings:
     public_url: str | None = None
     trusted_proxies: tuple[Network, ...] = field(default_factory=tuple)
     allow_private_targets: bool = False
+    # Delivered outbox rows and delivery-log entries older than this are deleted hourly; 0 keeps them.
+    keep_deliveries_days: int = 30
 
     @property
     def base_url(self) -> str:

@@ -110,7 +110,8 @@ def test_sigterm_mid_delivery_stops_promptly_and_resends_after_restart(make_serv
     wait_until(all_in(db_path, hook["id"], "delivered", 3), what="3 delivered rows")
 
 
-def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(account, db_path):
+def _old_and_recent_deliveries(account, db_path):
+    """A webhook with two old delivered rows, an old dead row, a recent delivered row, an old log entry."""
     conn = connect(db_path)
     hook = webhook_store.insert(conn, webhook_store.draft(
         account.id, webhook_store.parse(webhook_store.WebhookSpec, {"url": "https://example.com/hook"})))
@@ -125,9 +126,23 @@ def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(acco
     conn.execute("INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms)"
                  " VALUES (?, 'msg_1', ?, 2, 200, 5)", (hook.id, long_ago))
     conn.close()
+    return hook
 
+
+def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(account, db_path):
+    hook = _old_and_recent_deliveries(account, db_path)
     answer = cli("outbox", "prune", "--older-than", "30", "--json", "--db", str(db_path))
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["rows_deleted"] == 3  # two old delivered rows and the old log entry
     assert sorted(states(db_path, hook.id)) == ["dead", "delivered"]  # dead rows and recent ones stay
     assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
+
+
+def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_server):
+    hook = _old_and_recent_deliveries(account, db_path)
+    server = make_server()  # default: keep 30 days of deliveries
+    wait_until(lambda: sorted(states(db_path, hook.id)) == ["dead", "delivered"], what="old delivered rows pruned")
+    wait_until(lambda: query(db_path, "SELECT count(*) FROM deliveries")[0][0] == 0, what="old log entry pruned")
+    assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
+    assert server.stop() == 0
+    assert "pruned 3 delivered outbox rows and delivery-log entries" in server.output
