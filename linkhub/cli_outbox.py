@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -77,7 +76,7 @@ def replay(webhook_id: str, since: str | None, until: str | None, types: tuple[s
 @db_option
 def prune(days: int, as_json: bool, db: Path) -> None:
     """Forget old successful deliveries (outbox rows and the attempt log); events and dead rows stay."""
-    before = to_rfc3339(datetime.now(UTC) - timedelta(days=days))
+    before = outbox.prune_cutoff(days)
     total = 0
     with open_db(db) as conn:
         while True:

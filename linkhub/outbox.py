@@ -323,6 +323,11 @@ def replay(
 PRUNE_CHUNK = 5000
 
 
+def prune_cutoff(days: int) -> str:
+    """The `before` of prune_chunk for keeping `days` days (the CLI's --older-than, serve's retention)."""
+    return _later(-days * 86_400)
+
+
 def prune_chunk(conn: sqlite3.Connection, before: str) -> int:
     """Delete up to PRUNE_CHUNK delivered outbox rows and delivery-log rows older than `before`.
 

@@ -11,11 +11,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 
 from . import outbox
 from .db import Database
-from .timeutil import format_ms
 
 log = logging.getLogger("linkhub.retention")
 
@@ -27,7 +25,7 @@ class Pruner:
 
     def __init__(self, db: Database, keep_days: int) -> None:
         self._db = db
-        self._keep_ms = keep_days * 86_400_000
+        self._keep_days = keep_days
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -42,7 +40,7 @@ class Pruner:
 
     async def prune(self) -> int:
         """Delete what is older than the retention period; return how many rows went."""
-        before = format_ms(time.time_ns() // 1_000_000 - self._keep_ms)
+        before = outbox.prune_cutoff(self._keep_days)
         total = 0
         while removed := await self._db.write(functools.partial(outbox.prune_chunk, before=before)):
             total += removed
