@@ -102,8 +102,7 @@ class LinkhubApp:
         state.http = sender.new_client()
         await state.deliverer.start(state.http)
         pruner = Pruner(state.db, state.settings.keep_deliveries_days)
-        if state.settings.keep_deliveries_days:
-            pruner.start()
+        pruner.start()
         try:
             yield
         finally:

@@ -485,6 +485,19 @@ def rotate_secret(conn: sqlite3.Connection, webhook_id: str, *, expire_previous:
     return webhook
 
 
+def forget_expired_secrets(conn: sqlite3.Connection, now: str) -> int:
+    """Erase the previous secrets that stopped signing at or before `now`; return how many.
+
+    Past previous_secret_until a secret signs nothing (`Webhook.signing_secrets`), so keeping
+    it in the row would only widen what a copy of the database gives away.
+    """
+    return conn.execute(
+        "UPDATE webhooks SET previous_secret = NULL, previous_secret_until = NULL"
+        " WHERE previous_secret_until IS NOT NULL AND previous_secret_until <= ?",
+        (now,),
+    ).rowcount
+
+
 def delete(conn: sqlite3.Connection, webhook_id: str) -> None:
     """Delete an inactive (or disabled) webhook with its queue and delivery log (ON DELETE CASCADE).
 

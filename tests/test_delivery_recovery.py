@@ -146,3 +146,25 @@ def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_serve
     assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
     assert server.stop() == 0
     assert "pruned 3 delivered outbox rows and delivery-log entries" in server.output
+
+
+def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_path, make_server):
+    conn = connect(db_path)
+    spec = webhook_store.parse(webhook_store.WebhookSpec, {"url": "https://example.com/hook"})
+    over, running = (webhook_store.insert(conn, webhook_store.draft(account.id, spec)) for _ in range(2))
+    for hook in (over, running):
+        webhook_store.rotate_secret(conn, hook.id)  # the replaced secret signs beside the new one for a day
+    conn.execute("UPDATE webhooks SET previous_secret_until = '2020-01-01T00:00:00.000Z' WHERE id = ?", (over.id,))
+    conn.close()
+
+    server = make_server("--keep-deliveries-days", "0")  # erased even when every delivery is kept
+
+    def previous(hook_id):
+        return tuple(query(db_path, "SELECT previous_secret, previous_secret_until FROM webhooks WHERE id = ?",
+                           (hook_id,))[0])
+
+    wait_until(lambda: previous(over.id) == (None, None), what="the expired previous secret erased")
+    kept_secret, kept_until = previous(running.id)
+    assert kept_secret == running.secret and kept_until > "2026"  # its day is not over: it still signs
+    assert server.stop() == 0
+    assert "erased the previous secret of 1 webhook(s)" in server.output
