@@ -20,6 +20,11 @@ def _version(family: str, *parts: str | None) -> str:
     return f"{family} {'.'.join(numbers)}" if numbers else family
 
 
+def load_rules() -> None:
+    """Load the parser's rules now (~0.16 s here) instead of during the first click's redirect."""
+    ua_parser.parse("Mozilla/5.0")
+
+
 # Mail clients and browsers repeat a small set of strings: a cache makes the parse almost free.
 @functools.lru_cache(maxsize=8192)
 def describe(user_agent: str) -> Client:
