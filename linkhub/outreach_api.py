@@ -55,20 +55,19 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     links = choice.links
     if choice.timed_out:
         state.metrics.inc("linkhub_filter_timeouts_total", choice.timed_out)
-    who = outreach.recipient(account, payload)
-    codes = outreach.existing_codes(state.db.reader(), who, [link.target for link in links])
-    missing = [link for link in links if link.target not in codes]
-    if missing:
+    codes: dict[str, str] = {}
+    if links:
+        # Straight to the writer, even for a retry: mint() finds the codes minted before.
         remaining = ANSWER_DEADLINE_S - (time.monotonic() - started)
+        who = outreach.recipient(account, payload)
         try:
-            minted, created = await state.db.write(
-                functools.partial(outreach.mint, who=who, links=missing), timeout=max(remaining, 0.001)
+            codes, created = await state.db.write(
+                functools.partial(outreach.mint, who=who, links=links), timeout=max(remaining, 0.001)
             )
         except (WriteTimeout, sqlite3.Error) as exc:
             log.warning("link store failed (%s): answered 503 to account %s; Outreach keeps the original links",
                         exc, account.id)
             return error(503, "unavailable", "the link store did not answer in time; try again")
-        codes.update(minted)
         state.metrics.inc("linkhub_links_minted_total", created)
 
     base = account.public_url or state.settings.base_url
