@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import __version__, accounts, linkfilter, schema
+from . import __version__, accounts, backup, linkfilter, schema
 from .config import Settings, normalize_public_url, parse_networks
 from .cli_common import db_option, emit, json_option, open_db
 from .cli_outbox import outbox_group
@@ -111,6 +111,24 @@ def migrate(db: Path) -> None:
         click.echo(change)
     if not done:
         click.echo("database is up to date")
+
+
+@cli.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@json_option
+def backup_command(dest: Path, db: Path, as_json: bool) -> None:
+    """Copy the database into the new file DEST, safely while the server runs.
+
+    DEST holds every commit up to the moment of the copy, in one file that `linkhub serve
+    --db DEST` can run on. An existing DEST is never overwritten.
+    """
+    try:
+        made = backup.backup(db, dest)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    emit(as_json, {"path": str(made.path), "bytes": made.bytes, "seconds": round(made.seconds, 3)},
+         f"backed up {db} to {made.path} ({made.bytes:,} bytes in {made.seconds:.1f} s)")
 
 
 # -- accounts ---------------------------------------------------------------------------
