@@ -26,6 +26,8 @@ from linkhub.schema import migrate
 
 # Real local HTTP receivers for webhook tests: the make_sink and make_receiver fixtures.
 pytest_plugins = ("sink",)
+# Helpers whose asserts should explain themselves when a test fails through them.
+pytest.register_assert_rewrite("delivery_support")
 
 _READY = re.compile(r"linkhub: serving on (http://\S+)")
 START_TIMEOUT_S = 30

@@ -13,13 +13,10 @@ from typing import Any
 
 import pytest
 
-pytest.register_assert_rewrite("sink", "delivery_support")
-
 from conftest import create_account, outreach_body, post_links, query
 from delivery_support import (
     bearer, create_webhook, event, events, hub, ids_of, outbox, post_events, wait_until,  # noqa: F401
 )
-
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 

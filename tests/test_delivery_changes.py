@@ -3,16 +3,12 @@ deactivation, a new URL, a rotated secret, a new format. Each change must apply 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.register_assert_rewrite("sink", "delivery_support")
-
-from delivery_support import (  # noqa: E402
+from delivery_support import (
     bearer, create_webhook, event, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
 )
-from sink import Answer  # noqa: E402, F401
-from standardwebhooks.webhooks import Webhook as Verifier  # noqa: E402
-from standardwebhooks.webhooks import WebhookVerificationError  # noqa: E402
+from sink import Answer  # noqa: F401
+from standardwebhooks.webhooks import Webhook as Verifier
+from standardwebhooks.webhooks import WebhookVerificationError
 
 
 def test_deactivation_stops_the_queue_after_the_batch_in_flight(hub, account, make_sink, db_path):

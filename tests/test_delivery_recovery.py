@@ -6,10 +6,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
-pytest.register_assert_rewrite("sink", "delivery_support")
-
 from delivery_support import (
     all_in, bearer, cli, create_webhook, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
 )

@@ -12,10 +12,6 @@ import time
 from email.utils import formatdate
 
 import httpx
-import pytest
-
-pytest.register_assert_rewrite("sink", "delivery_support")
-
 from delivery_support import (
     bearer, create_webhook, deliveries, event, events, get_webhook, hub, ids_of, outbox, post_events,  # noqa: F401
     states, wait_until,
