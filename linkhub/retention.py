@@ -65,7 +65,8 @@ class Pruner:
 
     async def _run(self) -> None:
         while True:
-            for what, step in (("pruning old deliveries", self.prune), ("erasing expired secrets", self.forget_secrets)):
+            rounds = (("pruning old deliveries", self.prune), ("erasing expired secrets", self.forget_secrets))
+            for what, step in rounds:
                 try:
                     await step()
                 except Exception as exc:  # the database may be busy or full: try again at the next round

@@ -84,7 +84,7 @@ def run(settings: Settings) -> None:
 
 def _tune_garbage_collector() -> None:
     """Prepare the garbage collector for a long-running server (docs/performance.md)."""
-    useragent.load_rules()
+    useragent.load_rules()  # before the freeze, and not during the first click
     # What exists now (modules, the user-agent rules: ~42,000 objects) lives as long as the
     # process. Frozen, it is left out of every later collection: the full ones, every few
     # seconds under load, took 20-40 ms (a pause of the event loop and of every request in
