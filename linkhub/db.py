@@ -63,7 +63,7 @@ class WriteTimeout(Exception):
 
 
 class DatabaseClosed(Exception):
-    """The writer has stopped; no more writes are accepted."""
+    """The writer has stopped (closed, or failed itself); no more writes are accepted."""
 
 
 class Connection(sqlite3.Connection):
@@ -133,6 +133,8 @@ class Database:
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._closed = False
+        # Why the writer thread itself failed, if it did (a bug: failed writes are caught batch by batch).
+        self._crashed: str | None = None
         self._stop_checkpoints = threading.Event()
         # Plain attributes shared by the two threads: single reads and writes of them are atomic.
         self._committed_since_checkpoint = False
@@ -183,10 +185,14 @@ class Database:
                                   timeout)
 
     async def _submit(self, job: _Job[T], timeout: float | None) -> T:
+        if self._crashed is not None:
+            raise DatabaseClosed(self._crashed)
         if self._closed:
             raise DatabaseClosed("the database writer is closed")
         loop = job.loop
         self._queue.put(job)
+        if self._crashed is not None:  # it failed meanwhile and will never take this job
+            self._fail_queued()
         if timeout is None:
             return await job.future
         # One timer that fails the caller's future; the writer still runs the job and, finding
@@ -198,7 +204,7 @@ class Database:
             deadline.cancel()
 
     def writer_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._crashed is None and self._thread is not None and self._thread.is_alive()
 
     async def close(self) -> None:
         """Commit everything queued so far, then stop the writer thread."""
@@ -216,6 +222,7 @@ class Database:
         self._thread = None
 
     def _run(self, conn: Connection) -> None:
+        unanswered: list[_Job[Any]] = []
         try:
             while True:
                 first = self._queue.get()
@@ -232,17 +239,44 @@ class Database:
                         stop = True
                         break
                     batch.append(item)
+                unanswered = batch
                 self._commit_batch(conn, batch)
+                unanswered = []
                 if self._catch_up and (self._queue.empty() or self._catch_up >= 2 * RESTART_FRAMES):
                     self._catch_up = 0
                     _checkpoint(conn)
                 if stop:
                     return
+        except BaseException as exc:
+            # Not a failed write but a fault of the writer itself. Every caller waiting, and every
+            # later one, hears it at once (a 503, a redirect without its click), instead of hanging
+            # until its deadline or for ever; /healthz reports the writer down.
+            log.critical("the database writer stopped: %r; nothing more can be stored until restart", exc,
+                         exc_info=True)
+            self._crashed = f"the database writer stopped: {exc!r}"
+            self._fail(unanswered)
+            self._fail_queued()
         finally:
             # Everything committed is copied into the database file before the writer goes, so
             # that file alone, copied after a stop, holds every event.
             _checkpoint(conn)
             conn.close()
+
+    def _fail_queued(self) -> None:
+        jobs: list[_Job[Any]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Job):
+                jobs.append(item)
+        self._fail(jobs)
+
+    def _fail(self, jobs: list[_Job[Any]]) -> None:
+        for job in jobs:
+            job.error = DatabaseClosed(self._crashed)
+        _wake(jobs)
 
     def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
         database_file = os.open(self.path, os.O_RDONLY)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import httpx
 
 from . import formats, outbox, sender, webhooks
-from .db import Database
+from .db import Database, DatabaseClosed
 from .metrics import Metrics
 from .timeutil import now_rfc3339
 
@@ -64,7 +64,10 @@ class Deliverer:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
         # Batches cut off mid-flight were not confirmed: they go out again after restart.
-        await self.db.write(outbox.release_claims)
+        try:
+            await self.db.write(outbox.release_claims)
+        except DatabaseClosed as exc:  # the writer has failed: `serve` releases them as it starts
+            log.error("claimed deliveries not released on the way out (%s)", exc)
 
     async def _supervise(self) -> None:
         last_expiry = 0.0

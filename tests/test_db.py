@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from linkhub import db as db_module
-from linkhub.db import Database, WriteTimeout, connect
+from linkhub.db import Database, DatabaseClosed, WriteTimeout, connect
 
 
 @pytest.fixture
@@ -168,3 +168,23 @@ def test_checkpoints_go_on_after_a_failure(path: Path, monkeypatch: pytest.Monke
     largest = largest_wal_under_steady_writes(path, monkeypatch)
     assert "checkpoint failed, trying again" in caplog.text
     assert largest < WAL_BOUND, f"WAL grew to {largest} bytes"
+
+
+def test_when_the_writer_itself_fails_every_write_fails_at_once(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Database, conn: sqlite3.Connection, batch: list) -> None:  # noqa: ANN001
+        raise RuntimeError("a bug in the writer")
+
+    async def main() -> None:
+        db = Database(path)
+        db.start()
+        monkeypatch.setattr(Database, "_commit_batch", broken)
+        # The write in flight, then any later one: an error at once, not a wait for ever.
+        with pytest.raises(DatabaseClosed, match="a bug in the writer"):
+            await asyncio.wait_for(db.write(lambda conn: conn.execute("INSERT INTO t (v) VALUES (1)")), 5)
+        with pytest.raises(DatabaseClosed, match="a bug in the writer"):
+            await asyncio.wait_for(db.add(lambda conn, items: items, 2), 5)
+        assert not db.writer_alive()  # what /healthz reports
+        await asyncio.wait_for(db.close(), 5)
+
+    run(main())
+    assert rows(path) == []
