@@ -1,6 +1,9 @@
 """The ceiling for linkhub's stack: a bare Starlette app answering GET /r/{code} with a 302
 from a Python dict, served exactly as `linkhub serve` serves linkhub (same socket set-up,
 same Hypercorn config, same uvloop run, same signal handling: see linkhub/server.py).
+It also answers POST /outreach/{account_id}/links as linkhub does, in shape only: the
+body parsed, every `data` value answered with a made-up short link (no signature check,
+no filter, nothing stored): what receiving an email's links and sending the answer costs.
 
 No database, no click recording: whatever linkhub does beyond this is linkhub's own cost.
 
@@ -15,11 +18,13 @@ Response objects): the floor of Hypercorn + uvloop alone, for reference.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -41,7 +46,15 @@ def starlette_app(targets: dict[str, str]) -> Starlette:
             return PlainTextResponse("not found", status_code=404)
         return RedirectResponse(target, status_code=302, headers={"cache-control": "no-store"})
 
-    return Starlette(routes=[Route("/r/{code}", redirect, methods=["GET"])])
+    numbers = itertools.count()
+
+    async def replace_links(request: Request) -> Response:
+        data = msgspec.json.decode(await request.body())["data"]
+        answer = {value: f"http://127.0.0.1/r/{next(numbers):011d}" for value in data}
+        return Response(msgspec.json.encode({"data": answer}), media_type="application/json")
+
+    return Starlette(routes=[Route("/r/{code}", redirect, methods=["GET"]),
+                             Route("/outreach/{account_id}/links", replace_links, methods=["POST"])])
 
 
 def asgi_app(targets: dict[str, str]) -> Any:

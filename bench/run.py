@@ -19,7 +19,9 @@ What it measures, side by side in one run (issue #2, "Performance"):
   its click rows are counted against the 302s it answered.
 * Link replacement, POST /outreach/{account}/links: 50-link emails from 32 concurrent senders
   (a raw-socket asyncio client, keep-alive, one connection per sender), each call a new
-  (mailing, prospect) so every link is minted; p50/p99 and links minted per second. That closed
+  (mailing, prospect) so every link is minted; p50/p99 and links minted per second. Its runs are
+  interleaved with the same load on bench/ceiling.py, which answers in shape only (no signature,
+  nothing stored): the stack's ceiling for these calls. That closed
   loop measures saturation (latency ≈ senders ÷ throughput), so it is followed by an open loop
   at each --mint-rates offered load (default 50,100,150 calls/s): the 32 senders start calls on a
   fixed schedule whatever the answers, latency counted from each call's scheduled start.
@@ -743,7 +745,10 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
         snapshot_sources(ROOT)  # the code the servers load now, for the profile's line texts
     small_codes = dbs["small"][4]
     configs: list[tuple[str, Server, Path]] = []
-    ceiling = servers.start("ceiling", [py, str(CEILING), "--codes", str(small_codes)])
+    # The ceiling answers link replacement too (unsigned, nothing stored); the big database's
+    # account is the one the load generator signs for, which the ceiling ignores.
+    ceiling = servers.start("ceiling", [py, str(CEILING), "--codes", str(small_codes)],
+                            account_id=dbs["big"][2], secret=dbs["big"][3])
     configs.append(("ceiling", ceiling, small_codes))
     linkhubs: dict[str, Server] = {}
     for label in ("small", "big"):
@@ -795,15 +800,23 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     mint_server = linkhubs["big"]
     assert mint_server.db_path is not None
     links_before = count(mint_server.db_path, "SELECT count(*) FROM links")
+    # Closed loop, interleaved with the same load on the ceiling: the machine's speed of the
+    # moment moves both alike, so their ratio says what linkhub's own work costs.
+    mint_servers = {"ceiling": ceiling, "big": mint_server}
     warm_mint = mint_load(mint_server, senders=args.senders, links=args.links_per_email,
                           duration=min(2.0, mint_duration))
-    log(f"warm-up link replacement: {warm_mint.calls_per_s:.0f} calls/s")
-    mints: list[MintResult] = []
+    warm_ceiling = mint_load(ceiling, senders=args.senders, links=args.links_per_email,
+                             duration=min(2.0, mint_duration))
+    log(f"warm-up link replacement: {warm_mint.calls_per_s:.0f} calls/s (ceiling {warm_ceiling.calls_per_s:.0f})")
+    closed: dict[str, list[MintResult]] = collections.defaultdict(list)
     for repeat in range(args.repeats):
-        result = mint_load(mint_server, senders=args.senders, links=args.links_per_email, duration=mint_duration)
-        mints.append(result)
-        log(f"link replacement {repeat + 1}/{args.repeats}: {result.calls} calls, p50 {result.p50_ms:.1f} ms, "
-            f"p99 {result.p99_ms:.1f} ms, {result.links_per_s:.0f} links/s, failures {result.failures}")
+        for name, server in mint_servers.items():
+            result = mint_load(server, senders=args.senders, links=args.links_per_email, duration=mint_duration)
+            closed[name].append(result)
+            log(f"link replacement {repeat + 1}/{args.repeats} {name:8s}: {result.calls} calls, "
+                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.links_per_s:.0f} links/s, "
+                f"failures {result.failures}")
+    mints = closed["big"]
     # Open loop: a fixed offered load, latency from each call's scheduled start (queueing counts).
     open_mints: list[OpenMintResult] = []
     for rate in args.mint_rates:
@@ -910,20 +923,32 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     out.append(f"### Link replacement: {args.links_per_email}-link emails, {args.senders} concurrent senders, "
                f"every link new (on the {args.big:,}-link database)")
     out.append("")
-    out.append("| calls | failed | p50 ms | p99 ms (goal ≤ 50) | calls/s | links minted/s | p99 of each run |")
-    out.append("|---:|---:|---:|---:|---:|---:|---|")
-    p99m = statistics.median(r.p99_ms for r in mints)
-    out.append(f"| {sum(r.calls for r in mints):,} | {sum(r.failures for r in mints)} | "
-               f"{statistics.median(r.p50_ms for r in mints):.1f} | {p99m:.1f} {'✅' if p99m <= 50 else '❌'} | "
-               f"{statistics.median(r.calls_per_s for r in mints):,.0f} | "
-               f"{statistics.median(r.links_per_s for r in mints):,.0f} | "
-               f"{', '.join(f'{r.p99_ms:.1f}' for r in mints)} |")
+    out.append("| server | calls | failed | p50 ms | p99 ms (goal ≤ 50) | calls/s | links minted/s | "
+               "calls/s ÷ ceiling | p99 ÷ ceiling | p99 of each run |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    mint_med = {name: {k: statistics.median(getattr(r, k) for r in runs)
+                       for k in ("p50_ms", "p99_ms", "calls_per_s", "links_per_s")}
+                for name, runs in closed.items()}
+    for name, runs in closed.items():
+        m = mint_med[name]
+        if name == "ceiling":
+            label, p99_s, links_s, ratios = "ceiling (unsigned, nothing stored)", f"{m['p99_ms']:.1f}", "-", "1.00× | 1.00×"
+        else:
+            label, links_s = label_of(args, name), f"{m['links_per_s']:,.0f}"
+            p99_s = f"{m['p99_ms']:.1f} {'✅' if m['p99_ms'] <= 50 else '❌'}"
+            ratios = (f"{fmt_ratio(m['calls_per_s'] / mint_med['ceiling']['calls_per_s'])} | "
+                      f"{fmt_ratio(m['p99_ms'] / mint_med['ceiling']['p99_ms'])}")
+        out.append(f"| {label} | {sum(r.calls for r in runs):,} | {sum(r.failures for r in runs)} | "
+                   f"{m['p50_ms']:.1f} | {p99_s} | {m['calls_per_s']:,.0f} | {links_s} | {ratios} | "
+                   f"{', '.join(f'{r.p99_ms:.1f}' for r in runs)} |")
     out.append("")
-    calls_s = statistics.median(r.calls_per_s for r in mints)
+    calls_s = mint_med["big"]["calls_per_s"]
     out.append(f"Each sender sends its next email as soon as the last is answered (closed loop), so latency ≈ "
                f"{args.senders} ÷ calls/s = {args.senders / calls_s * 1000:.0f} ms by Little's law: p99 ≤ 50 ms here "
                f"needs ≥ {args.senders / 0.05:.0f} calls/s, i.e. ≤ {0.05 / args.senders * 1e6:.0f} µs of server "
-               "time per 50-link call.")
+               "time per 50-link call. The ceiling is bench/ceiling.py answering the same calls in shape only "
+               "(body parsed, a made-up short link per `data` value; no signature, filter or database) on the same "
+               "Hypercorn set-up: what receiving the email and sending the answer cost on this machine now.")
     out.append("")
     out.append(f"### Link replacement at a fixed offered load: {args.senders} senders, each starting one "
                f"{args.links_per_email}-link email every {args.senders} ÷ rate seconds (open loop)")
