@@ -90,10 +90,10 @@ def replaceable(url: str) -> bool:
     """Only absolute http(s) URLs with a host; anything else is left for Outreach to keep."""
     # The common case is decided by string methods and one regex, not by urlsplit, which
     # costs ~5 µs on a URL it has not seen (its cache never hits here: every email's links
-    # differ), 50 times a call on the event loop. For ASCII, isprintable() with no space is exactly
-    # "no \s and no control character"; and for an ASCII authority without brackets urlsplit
-    # raises nothing and its host is what lies after the last '@' and before the next ':'.
-    # Anything else (mailto:, brackets, non-ASCII, …) goes the long way.
+    # differ), 50 times a call on the event loop. For ASCII, isprintable() with no space is
+    # exactly "no \s and no control character"; and for an ASCII authority without brackets
+    # urlsplit raises nothing and its host is what lies after the last '@' and before the
+    # next ':'. Anything else (mailto:, brackets, non-ASCII, …) goes the long way.
     if url.isascii():
         if not url.isprintable() or " " in url:
             return False

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from linkhub import linkfilter, outreach
+from linkhub.accounts import Account
 from linkhub.clientip import client_ip
 from linkhub.config import parse_networks
 from linkhub.timeutil import format_ms, now_rfc3339, parse_rfc3339, to_rfc3339
@@ -105,6 +107,40 @@ def test_replaceable(url):
 ])
 def test_not_replaceable(url):
     assert not outreach.replaceable(url)
+
+
+def _account(link_filter: str | None = None) -> Account:
+    return Account(id="acc", name="n", outreach_secret="s", public_url=None, link_filter=link_filter,
+                   created_at="2026-11-23T00:00:00.000Z", updated_at="2026-11-23T00:00:00.000Z")
+
+
+def _payload(data: list[str], urls: dict[str, str]) -> outreach.Payload:
+    return outreach.decode(json.dumps({"data": data, "meta": {"mailing": {"id": 1}, "prospect": {"id": 2},
+                                                               "urls": urls}}).encode())
+
+
+def test_choose_links_keeps_order_drops_duplicates_and_finds_originals():
+    payload = _payload(
+        ["https://t.example/2", "mailto:a@example.com", "https://t.example/1", "https://t.example/2", "/relative",
+         "https://plain.example/"],
+        # Two originals became the same current URL: the first one listed is the original.
+        {"https://orig.example/a": "https://t.example/1", "https://orig.example/b": "https://t.example/2",
+         "https://orig.example/c": "https://t.example/2"},
+    )
+    choice = outreach.choose_links(_account(), payload)
+    assert [(link.target, link.original) for link in choice.links] == [
+        ("https://t.example/2", "https://orig.example/b"),
+        ("https://t.example/1", "https://orig.example/a"),
+        ("https://plain.example/", "https://plain.example/"),  # not in meta.urls: its own original
+    ]
+    assert choice.timed_out == 0
+
+
+def test_choose_links_filters_on_the_original_url():
+    payload = _payload(["https://t.example/1", "https://t.example/2"],
+                       {"https://keep.example/x": "https://t.example/1", "https://drop.example/y": "https://t.example/2"})
+    choice = outreach.choose_links(_account(r"^https://keep\."), payload)
+    assert [link.target for link in choice.links] == ["https://t.example/1"]
 
 
 def test_replaceable_shortcut_agrees_with_urlsplit():
