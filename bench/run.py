@@ -68,6 +68,7 @@ PYSPY_INSTALL = f"{sys.executable} -m pip install py-spy"
 READY = re.compile(r"serving on (http://\S+)")
 START_TIMEOUT_S = 60
 LUA_CODES = 10_000  # codes the load generator chooses among
+MAILINGS = 20  # mailings the seeded links belong to
 
 
 def log(message: str) -> None:
@@ -174,9 +175,12 @@ def seed(db_path: Path, links: int, sample: int) -> tuple[str, str, list[str]]:
         codes = ids.link_codes(1, links)  # as linkhub mints them: numbered by rowid
 
         def rows() -> Iterator[tuple[Any, ...]]:
-            # 50 links per email, 1000 prospects per mailing: realistic shape for the unique index.
+            # 50 links per email, the emails dealt round-robin to 20 mailings (1,000 prospects
+            # each with 1 M links). Both databases spread their clicks over the same 20
+            # mailings, so the redirect runs differ only in the number of links stored.
             for i, code in enumerate(codes):
-                mailing, prospect, link = i // 50_000, (i // 50) % 1000, i % 50
+                email, link = divmod(i, 50)
+                prospect, mailing = divmod(email, MAILINGS)
                 url = f"https://www.example.com/blog/post-{link}?utm_source=outreach&utm_campaign=m{mailing}"
                 yield (code, account.id, url, url, f"m{mailing}", f"p{prospect}",
                        f"prospect{prospect}@example.org", "u1", "sender@example.com", now)
