@@ -1,4 +1,5 @@
-"""Unit tests for the pure pieces: client IP, which URLs are replaceable, signatures, filters, time."""
+"""Unit tests for the pure pieces: client IP, which URLs are replaceable and which links are
+chosen, signatures, filters, time."""
 
 from __future__ import annotations
 
@@ -109,6 +110,25 @@ def test_not_replaceable(url):
     assert not outreach.replaceable(url)
 
 
+def test_replaceable_shortcut_agrees_with_urlsplit():
+    schemes = ["http", "https", "HTTPS", "hTtP", "ftp", "", "http:"]
+    separators = ["://", ":/", ":///", "//", ":"]
+    userinfo = ["", "u@", "u:p@", "@", "a@b@", ":@"]
+    hosts = ["example.com", "", "[::1]", "[::1", "::1]", "[v1.x]", "[nonsense]", "ex%41mple", "bücher.example"]
+    ports = ["", ":", ":80", ":x", "::"]
+    rests = ["", "/", "/a?b#c", "?q", "#f", "/a b", "/\t", "/\x7f", "/\x1f"]
+    urls = [scheme + sep + user + host + port + rest
+            for scheme in schemes for sep in separators for user in userinfo
+            for host in hosts for port in ports for rest in rests]
+    assert len(urls) > 50_000
+    disagree = [url for url in urls if outreach.replaceable(url) != outreach.replaceable_by_urlsplit(url)]
+    assert disagree == []
+    assert sum(map(outreach.replaceable, urls)) > 1000  # both answers occur
+
+
+# -- outreach.choose_links ---------------------------------------------------------------
+
+
 def _account(link_filter: str | None = None) -> Account:
     return Account(id="acc", name="n", outreach_secret="s", public_url=None, link_filter=link_filter,
                    created_at="2026-11-23T00:00:00.000Z", updated_at="2026-11-23T00:00:00.000Z")
@@ -141,22 +161,6 @@ def test_choose_links_filters_on_the_original_url():
                        {"https://keep.example/x": "https://t.example/1", "https://drop.example/y": "https://t.example/2"})
     choice = outreach.choose_links(_account(r"^https://keep\."), payload)
     assert [link.target for link in choice.links] == ["https://t.example/1"]
-
-
-def test_replaceable_shortcut_agrees_with_urlsplit():
-    schemes = ["http", "https", "HTTPS", "hTtP", "ftp", "", "http:"]
-    separators = ["://", ":/", ":///", "//", ":"]
-    userinfo = ["", "u@", "u:p@", "@", "a@b@", ":@"]
-    hosts = ["example.com", "", "[::1]", "[::1", "::1]", "[v1.x]", "[nonsense]", "ex%41mple", "bücher.example"]
-    ports = ["", ":", ":80", ":x", "::"]
-    rests = ["", "/", "/a?b#c", "?q", "#f", "/a b", "/\t", "/\x7f", "/\x1f"]
-    urls = [scheme + sep + user + host + port + rest
-            for scheme in schemes for sep in separators for user in userinfo
-            for host in hosts for port in ports for rest in rests]
-    assert len(urls) > 50_000
-    disagree = [url for url in urls if outreach.replaceable(url) != outreach.replaceable_by_urlsplit(url)]
-    assert disagree == []
-    assert sum(map(outreach.replaceable, urls)) > 1000  # both answers occur
 
 
 # -- outreach.signature_ok ---------------------------------------------------------------
