@@ -151,7 +151,8 @@ def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
         return click.ClickException(f"invalid webhook ({exc.field}): {exc.message}")
     if "missing required field" in exc.message:
         return click.MissingParameter(param_hint=f"'{option}'", param_type="option")
-    return click.BadParameter(exc.message, param_hint=f"'{option}'")
+    # The domain's messages may name the field too ("auth.name 'Host' is …"): name the flag instead.
+    return click.BadParameter(exc.message.replace(exc.field, option), param_hint=f"'{option}'")
 
 
 def _refusal(message: str) -> str:

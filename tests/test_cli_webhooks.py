@@ -67,7 +67,7 @@ def test_full_lifecycle(db_path: Path, account: Any) -> None:
     assert run_json(db_path, "show", hook)["previous_secret_until"] is None
     assert run_json(db_path, "deliveries", hook) == []
 
-    assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True}
+    assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True, "dropped": {"pending": 0, "dead": 0}}
     missing = run(db_path, "show", hook)
     assert missing.exit_code == 1 and "no webhook" in missing.output
 
@@ -80,20 +80,22 @@ def test_text_output(db_path: Path, account: Any) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--batch-size", "0"], "batch_size"),
-    (["--batch-size", "1001"], "batch_size"),
-    (["--retry", "fixed"], "retry.interval_s"),
-    (["--retry-interval", "0"], "retry.interval_s"),
-    (["--max-age", "0"], "max_age_s"),
-    (["--auth", "basic", "--username", "u"], "auth.password"),
-    (["--auth", "header", "--header-name", "Content-Type", "--header-value", "x"], "auth.name"),
-    (["--auth", "header", "--header-name", "webhook-id", "--header-value", "x"], "auth.name"),
-    (["--format", "arpoone", "--type", "sent"], "types"),
+    (["--batch-size", "0"], "Invalid value for '--batch-size'"),
+    (["--batch-size", "1001"], "Invalid value for '--batch-size'"),
+    (["--retry", "fixed"], "Missing option '--retry-interval'"),
+    (["--retry-interval", "0"], "Invalid value for '--retry-interval'"),
+    (["--max-age", "0"], "Invalid value for '--max-age'"),
+    (["--timeout", "61"], "Invalid value for '--timeout'"),
+    (["--auth", "basic", "--username", "u"], "Missing option '--password'"),
+    (["--auth", "header", "--header-name", "Content-Type", "--header-value", "x"], "Invalid value for '--header-name'"),
+    (["--auth", "header", "--header-name", "webhook-id", "--header-value", "x"], "Invalid value for '--header-name'"),
+    (["--format", "arpoone", "--type", "sent"], "Invalid value for '--type'"),
 ])
-def test_invalid_create_names_the_field(db_path: Path, account: Any, args: list[str], message: str) -> None:
+def test_invalid_create_names_the_flag(db_path: Path, account: Any, args: list[str], message: str) -> None:
     result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
-    assert result.exit_code == 1, result.output
-    assert f"invalid webhook ({message})" in result.output
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "_s)" not in result.output and "auth." not in result.output  # never the JSON field's name
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
 
@@ -131,7 +133,7 @@ def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: A
     for url in ("http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]/", "http://10.0.0.1/",
                 "http://169.254.169.254/"):
         refused = run(db_path, "create", "--account", account.id, "--url", url)
-        assert refused.exit_code == 1 and "refused target" in refused.output, url
+        assert refused.exit_code == 2 and "Invalid value for '--url': refused target" in refused.output, url
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
     hook = run_json(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/",
@@ -139,7 +141,8 @@ def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: A
     run_json(db_path, "create", "--account", account.id, "--url", "http://10.0.0.1/",
              env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "1"})
     refused = run(db_path, "update", hook, "--url", "http://169.254.169.254/")
-    assert refused.exit_code == 1 and "refused target" in refused.output
+    assert refused.exit_code == 2 and "refused target" in refused.output
+    assert "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it" in refused.output
     assert run_json(db_path, "update", hook, "--url", "http://127.0.0.2:9/", "--allow-private-targets")["url"] \
         == "http://127.0.0.2:9/"
 
