@@ -48,6 +48,10 @@ class LinkhubGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`linkhub … | head`): stop quietly, and let nothing flush into the pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
         except sqlite3.Error as exc:
             raise click.ClickException(_sqlite_message(exc, ctx.meta.get(_DB_KEY))) from None
         except OSError as exc:
@@ -90,9 +94,12 @@ def open_db(path: Path, *, create: bool = False, readonly: bool = False,
 
     Only `create=True` callers (migrate, accounts create) make a new file; for every other command
     a missing file is an error. A writing command applies pending migrations first (unless it
-    applies them itself: `apply_migrations=False`); a `readonly` one changes nothing, so on a database that needs migrating it says so instead of reading.
+    applies them itself: `apply_migrations=False`); a `readonly` one changes nothing, so on a
+    database that needs migrating it says so instead of reading.
     """
-    click.get_current_context().meta[_DB_KEY] = path
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_DB_KEY] = path
     if path.is_dir():
         raise click.ClickException(f"{path} is a directory, not a database file")
     if not create and not path.exists():

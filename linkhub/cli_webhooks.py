@@ -311,6 +311,8 @@ def update(webhook_id: str, account_id: str | None, all_types: bool, allow_priva
     body = _request(**options)
     if all_types:
         body["types"] = []
+    if not body:
+        raise click.UsageError("nothing to change: give at least one setting (see --help)")
     if body.get("description") == "":
         body["description"] = None
     try:

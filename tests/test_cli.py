@@ -384,7 +384,8 @@ def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothi
     conn.executescript((Path(__file__).parent.parent / "migrations" / "0001_accounts_links_events.sql").read_text()
                        + "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                          " applied_at TEXT NOT NULL);"
-                         "INSERT INTO schema_migrations VALUES (1, 'accounts_links_events', '2026-11-01T00:00:00.000Z');")
+                         "INSERT INTO schema_migrations VALUES (1, 'accounts_links_events',"
+                         " '2026-11-01T00:00:00.000Z');")
     conn.close()
     before = db.read_bytes()
     line = one_line_error(linkhub("accounts", "list", "--db", str(db)))

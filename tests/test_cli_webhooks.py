@@ -361,3 +361,10 @@ def test_list_is_an_aligned_table(db_path: Path, account: Any) -> None:
     starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in shown.splitlines()[1:]}
     assert len(starts) == 1  # every value starts in one column
     assert "True" not in shown and "None" not in shown
+
+
+def test_update_with_nothing_to_change_is_refused(db_path: Path, account: Any) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
+    result = run(db_path, "update", made["id"])
+    assert result.exit_code == 2 and "nothing to change" in result.output
+    assert run_json(db_path, "show", made["id"])["updated_at"] == made["updated_at"]
