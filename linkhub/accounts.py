@@ -104,15 +104,17 @@ def update(
     *,
     name: str | None = None,
     outreach_secret: str | None = None,
-    public_url: str | None = None,
+    public_url: object = _UNSET,
     link_filter: object = _UNSET,
 ) -> Account:
-    """Change the given fields. `link_filter=None` clears the filter; leaving it out keeps it."""
+    """Change the given fields. `link_filter=None` or `public_url=None` clears it; leaving it out keeps it."""
     if get(conn, account_id) is None:
         raise AccountNotFound(account_id)
     new_filter = None if link_filter is _UNSET else link_filter
     assert new_filter is None or isinstance(new_filter, str)
-    checked_url = _check(outreach_secret, public_url, new_filter)
+    new_url = None if public_url is _UNSET else public_url
+    assert new_url is None or isinstance(new_url, str)
+    checked_url = _check(outreach_secret, new_url, new_filter)
     changes: dict[str, object] = {}
     if name is not None:
         if not name.strip():
@@ -120,7 +122,7 @@ def update(
         changes["name"] = name.strip()
     if outreach_secret is not None:
         changes["outreach_secret"] = outreach_secret
-    if public_url is not None:
+    if public_url is not _UNSET:
         changes["public_url"] = checked_url
     if link_filter is not _UNSET:
         changes["link_filter"] = new_filter

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import outbox, webhooks
-from .cli_common import db_option, emit, json_option, open_db, transaction
+from .cli_common import db_option, emit, json_option, open_db, plural, table, transaction
 from .events import EVENT_TYPES
 from .timeutil import parse_rfc3339, to_rfc3339
 
@@ -30,17 +30,20 @@ def outbox_group() -> None:
 @json_option
 @db_option
 def status(as_json: bool, db: Path) -> None:
-    """Per webhook: pending, in flight, dead, age of the oldest pending event, last error."""
-    with open_db(db) as conn:
+    """Per webhook: pending, in flight, dead, age of the oldest pending event, last success, next attempt
+    and last error."""
+    with open_db(db, readonly=True) as conn:
         report = outbox.status(conn)
-    lines = [f"{'webhook':<28} {'status':<9} {'pending':>8} {'in flight':>9} {'dead':>6} {'oldest':>9}  last error"]
+    rows = []
     for row in report:
-        age = f"{row['oldest_pending_age_s']:.0f}s" if row["oldest_pending_age_s"] is not None else "-"
+        age = f"{row['oldest_pending_age_s']:.0f} s" if row["oldest_pending_age_s"] is not None else "-"
         error = row["last_error"]
-        last = f"{error['attempted_at']} {error['error']}" if error else "-"
-        lines.append(f"{row['webhook_id']:<28} {row['status']:<9} {row['pending']:>8} {row['in_flight']:>9}"
-                     f" {row['dead']:>6} {age:>9}  {last}")
-    emit(as_json, report, "\n".join(lines) if report else "no webhooks")
+        rows.append([row["webhook_id"], row["status"], f"{row['pending']:,}", f"{row['in_flight']:,}",
+                     f"{row['dead']:,}", age, row["last_success_at"] or "-", row["next_attempt_at"] or "-",
+                     f"{error['attempted_at']} {error['error']}" if error else "-"])
+    header = ["webhook", "status", "pending", "in flight", "dead", "oldest", "last success", "next attempt",
+              "last error"]
+    emit(as_json, report, table(header, rows, right=frozenset({2, 3, 4, 5})) if rows else "no webhooks")
 
 
 @outbox_group.command("replay")
@@ -56,17 +59,21 @@ def replay(webhook_id: str, since: str | None, until: str | None, types: tuple[s
            dry_run: bool, as_json: bool, db: Path) -> None:
     """Queue matching events for a webhook again (delivered and dead ones included)."""
     since_at, until_at = _moment(since, "--since"), _moment(until, "--until")
-    with open_db(db) as conn:
+    with open_db(db, readonly=dry_run) as conn:  # a dry run only counts
         hook = webhooks.get(conn, webhook_id)
         if hook is None:
             raise click.ClickException(f"no webhook with id {webhook_id!r}")
-        with transaction(conn):
-            count = outbox.replay(conn, hook, since=since_at, until=until_at, types=types,
-                                  dead_only=dead_only, dry_run=dry_run)
+        if dry_run:
+            count = outbox.replay(conn, hook, since=since_at, until=until_at, types=types, dead_only=dead_only,
+                                  dry_run=True)
+        else:
+            with transaction(conn):
+                count = outbox.replay(conn, hook, since=since_at, until=until_at, types=types,
+                                      dead_only=dead_only)
     verb = "would be queued" if dry_run else "queued"
     note = "" if dry_run or hook.status == "active" else f" (webhook is {hook.status}: they wait until it is active)"
     emit(as_json, {"webhook_id": webhook_id, "events": count, "dry_run": dry_run},
-         f"{count} events {verb} for {webhook_id}{note}")
+         f"{plural(count, 'event')} {verb} for {webhook_id}{note}")
 
 
 @outbox_group.command("prune")
@@ -85,4 +92,4 @@ def prune(days: int, as_json: bool, db: Path) -> None:
             total += removed
             if not removed:
                 break
-    emit(as_json, {"before": before, "rows_deleted": total}, f"deleted {total} rows older than {before}")
+    emit(as_json, {"before": before, "rows_deleted": total}, f"deleted {plural(total, 'row')} older than {before}")

@@ -17,11 +17,24 @@ from typing import Any
 import click
 
 from . import accounts, formats, sender, webhook_verify, webhooks
-from .cli_common import db_option, emit, json_option, open_db, transaction
+from .cli_common import db_option, emit, json_option, open_db, plural, secret_value, table, transaction
 from .events import EVENT_TYPES
 from .webhooks import Webhook
 
 AUTH_TYPES = ("none", "basic", "bearer", "header")
+# Each credential option: its request field, and the --auth type it belongs to.
+CREDENTIALS = {"username": ("username", "basic"), "password": ("password", "basic"), "token": ("token", "bearer"),
+               "header_name": ("name", "header"), "header_value": ("value", "header")}
+SECRET_CREDENTIALS = ("password", "token", "header_value")
+# InvalidWebhook.field (the API's JSON field) → the option that sets it, so errors name the flag.
+OPTION_OF_FIELD = {
+    "url": "--url", "types": "--type", "format": "--format", "auth": "--auth", "auth.type": "--auth",
+    "auth.username": "--username", "auth.password": "--password", "auth.token": "--token",
+    "auth.name": "--header-name", "auth.value": "--header-value", "batch_size": "--batch-size",
+    "retry": "--retry", "retry.policy": "--retry", "retry.interval_s": "--retry-interval", "max_age_s": "--max-age",
+    "timeout_s": "--timeout", "ordered": "--ordered", "description": "--description", "active": "--active",
+}
+PRIVATE_TARGETS_HINT = "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it"
 
 
 # -- shared options and helpers --------------------------------------------------------------
@@ -50,12 +63,13 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="How linkhub authenticates to the receiver [create default: none]."),
         click.option("--username", default=None, help="For --auth basic."),
         click.option("--password", default=None, envvar="LINKHUB_WEBHOOK_PASSWORD",
-                     help="For --auth basic [env LINKHUB_WEBHOOK_PASSWORD, which keeps it out of `ps`]."),
+                     help="For --auth basic [env LINKHUB_WEBHOOK_PASSWORD, which keeps it out of `ps`; "
+                          "`-` reads it from stdin]."),
         click.option("--token", default=None, envvar="LINKHUB_WEBHOOK_TOKEN",
-                     help="For --auth bearer [env LINKHUB_WEBHOOK_TOKEN]."),
+                     help="For --auth bearer [env LINKHUB_WEBHOOK_TOKEN; `-` reads it from stdin]."),
         click.option("--header-name", default=None, help="For --auth header, e.g. X-Api-Key."),
         click.option("--header-value", default=None, envvar="LINKHUB_WEBHOOK_HEADER_VALUE",
-                     help="For --auth header [env LINKHUB_WEBHOOK_HEADER_VALUE]."),
+                     help="For --auth header [env LINKHUB_WEBHOOK_HEADER_VALUE; `-` reads it from stdin]."),
         click.option("--batch-size", type=int, default=None, help="Events per POST, 1-1000 [create default: 100]."),
         click.option("--retry", "retry_policy", default=None, type=click.Choice(("exponential", "fixed")),
                      help="Retry policy [create default: exponential]."),
@@ -87,13 +101,12 @@ def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type
     if types:
         body["types"] = list(types)
     if auth_type is not None:
-        given = {"username": username, "password": password, "token": token,
-                 "name": header_name, "value": header_value}
-        wanted = {"none": (), "basic": ("username", "password"), "bearer": ("token",),
-                  "header": ("name", "value")}[auth_type]
-        body["auth"] = {"type": auth_type, **{k: given[k] for k in wanted if given[k] is not None}}
-    elif any(v is not None for v in (username, token, header_name)):
-        raise click.UsageError("credentials need --auth basic, bearer or header")
+        given = _credentials(auth_type, {"username": username, "password": password, "token": token,
+                                         "header_name": header_name, "header_value": header_value})
+        body["auth"] = {"type": auth_type, **given}
+    else:
+        _credentials(None, {"username": username, "password": password, "token": token,
+                            "header_name": header_name, "header_value": header_value})
     if retry_interval is not None and retry_policy == "exponential":
         raise click.UsageError("--retry-interval goes with --retry fixed")
     if retry_policy == "fixed" or retry_interval is not None:
@@ -103,15 +116,55 @@ def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type
     return body
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _credentials(auth_type: str | None, values: dict[str, str | None]) -> dict[str, str]:
+    """The credential options that go with `auth_type`, as request fields; any other one given is an error.
+
+    A value that comes from an environment variable counts only where --auth asks for it, so an
+    exported LINKHUB_WEBHOOK_TOKEN does not make every other command fail.
+    """
+    ctx = click.get_current_context()
+    given: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        field, belongs_to = CREDENTIALS[name]
+        from_env = ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT
+        if belongs_to != auth_type:
+            if from_env:
+                continue
+            instead = f", not --auth {auth_type}" if auth_type else f": add --auth {belongs_to}"
+            raise click.UsageError(f"{_flag(name)} goes with --auth {belongs_to}{instead}")
+        secret = secret_value(value, _flag(name)) if name in SECRET_CREDENTIALS else value
+        assert secret is not None
+        given[field] = secret
+    return given
+
+
 def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
-    return click.ClickException(f"invalid webhook ({exc.field}): {exc.message}")
+    field = exc.field.split("[", 1)[0]  # types[2] → types
+    option = OPTION_OF_FIELD.get(field)
+    if option is None:
+        return click.ClickException(f"invalid webhook ({exc.field}): {exc.message}")
+    if "missing required field" in exc.message:
+        return click.MissingParameter(param_hint=f"'{option}'", param_type="option")
+    # The domain's messages may name the field too ("auth.name 'Host' is …"): name the flag instead.
+    return click.BadParameter(exc.message.replace(exc.field, option), param_hint=f"'{option}'")
+
+
+def _refusal(message: str) -> str:
+    """A refused target, and the setting that lifts it when it is only refused for being private."""
+    return f"{message}; {PRIVATE_TARGETS_HINT}" if "not a public address" in message else message
 
 
 def _check_target(url: str, allow_private: bool) -> None:
     try:
         asyncio.run(sender.resolve_target(url, allow_private=allow_private))
     except sender.TargetRefused as exc:
-        raise click.ClickException(f"refused target (url): {exc}") from None
+        raise click.BadParameter(f"refused target: {_refusal(str(exc))}", param_hint="'--url'") from None
 
 
 def _verify(webhook: Webhook, allow_private: bool) -> webhook_verify.VerifyResult:
@@ -130,10 +183,12 @@ def _find(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) -> 
     return webhook
 
 
-def _summary(w: Webhook) -> str:
-    types = ",".join(w.types) or "all"
-    reason = f" ({w.status_reason})" if w.status_reason else ""
-    return f"{w.id}  {w.status}{reason}  {w.format}  {w.url}  types={types}  account={w.account_id}"
+def _list_text(found: list[Webhook]) -> str:
+    if not found:
+        return "no webhooks"
+    rows = [[w.id, w.account_id, w.status + (f" ({w.status_reason})" if w.status_reason else ""), w.format,
+             ",".join(w.types) or "all", w.url] for w in found]
+    return table(["id", "account", "status", "format", "types", "url"], rows)
 
 
 def _details(document: dict[str, Any]) -> str:
@@ -142,16 +197,32 @@ def _details(document: dict[str, Any]) -> str:
             return ", ".join(value) or "all"
         if isinstance(value, dict):
             return " ".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, bool):
+            return "yes" if value else "no"
         return "-" if value is None else str(value)
 
-    return "\n".join(f"  {key + ':':<15}{text(key, value)}" for key, value in document.items())
+    width = max(map(len, document)) + 2
+    return "\n".join(f"  {key + ':':<{width}}{text(key, value)}" for key, value in document.items())
+
+
+def _verify_document(result: webhook_verify.VerifyResult) -> dict[str, Any]:
+    """The verify result as the API shows it, with a refused target's error saying what lifts it."""
+    doc = result.public()
+    if doc["error"]:
+        doc["error"] = _refusal(doc["error"])
+    return doc
 
 
 def _verify_text(result: webhook_verify.VerifyResult) -> str:
-    doc = result.public()
-    verdict = "accepted" if result.ok else f"NOT accepted: {doc['error']}"
-    return (f"verify batch of {result.events} test events {verdict}\n"
-            f"  status: {doc['status_code']}  latency: {doc['latency_ms']} ms\n  body: {doc['body'][:200]!r}")
+    doc = _verify_document(result)
+    why = doc["error"] or f"receiver answered HTTP {doc['status_code']}"
+    verdict = "accepted" if result.ok else f"NOT accepted: {why}"
+    lines = [f"verify batch of {plural(result.events, 'test event')}: {verdict}"]
+    if doc["status_code"] is not None:
+        lines.append(f"  status:  HTTP {doc['status_code']}")
+        lines.append(f"  latency: {doc['latency_ms']} ms")
+        lines.append(f"  body:    {doc['body'][:200]!r}" if doc["body"] else "  body:    (empty)")
+    return "\n".join(lines)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -186,7 +257,7 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
             raise click.ClickException(f"no account with id {account_id!r}")
         result = _verify(draft, allow_private_targets) if verify else None
         if result is not None and not result.ok:
-            emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
+            emit(as_json, {"error": "verify_failed", "verify": _verify_document(result)}, _verify_text(result))
             raise click.ClickException("the receiver did not accept the verify batch: nothing was stored")
         with transaction(conn):
             webhook = webhooks.insert(conn, draft)
@@ -194,11 +265,11 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
                 result.record(conn, webhook.id)
     document = {**webhook.public(), "secret": webhook.secret}
     if result is not None:
-        document["verify"] = result.public()
+        document["verify"] = _verify_document(result)
     emit(as_json, document,
          f"Created webhook {webhook.id} ({webhook.status})\n{_details(webhook.public())}\n"
-         f"  secret:        {webhook.secret}\n"
-         f"                 (shown only now: store it; `linkhub webhooks rotate-secret` issues a new one)")
+         f"  {'secret:':<23}{webhook.secret}\n"
+         f"  {'':<23}(shown only now: store it; `linkhub webhooks rotate-secret` issues a new one)")
 
 
 @webhooks_group.command("list")
@@ -207,9 +278,9 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
 @db_option
 def list_(account_id: str | None, as_json: bool, db: Path) -> None:
     """List webhooks (secrets and credentials are never shown)."""
-    with open_db(db) as conn:
+    with open_db(db, readonly=True) as conn:
         found = webhooks.list_for(conn, account_id)
-    emit(as_json, [w.public() for w in found], "\n".join(map(_summary, found)) or "no webhooks")
+    emit(as_json, [w.public() for w in found], _list_text(found))
 
 
 @webhooks_group.command("show")
@@ -219,7 +290,7 @@ def list_(account_id: str | None, as_json: bool, db: Path) -> None:
 @db_option
 def show(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
     """Show one webhook."""
-    with open_db(db) as conn:
+    with open_db(db, readonly=True) as conn:
         webhook = _find(conn, webhook_id, account_id)
     emit(as_json, webhook.public(), f"Webhook {webhook.id}\n{_details(webhook.public())}")
 
@@ -240,6 +311,8 @@ def update(webhook_id: str, account_id: str | None, all_types: bool, allow_priva
     body = _request(**options)
     if all_types:
         body["types"] = []
+    if not body:
+        raise click.UsageError("nothing to change: give at least one setting (see --help)")
     if body.get("description") == "":
         body["description"] = None
     try:
@@ -287,9 +360,9 @@ def activate(webhook_id: str, account_id: str | None, verify: bool, allow_privat
         result = _verify(current, allow_private_targets)
     webhook = _set_status(db, webhook_id, account_id, "active", result)
     if result is not None and not result.ok:
-        emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
+        emit(as_json, {"error": "verify_failed", "verify": _verify_document(result)}, _verify_text(result))
         raise click.ClickException(f"the receiver did not accept the verify batch: {webhook.id} stays {webhook.status}")
-    document = {**webhook.public(), **({"verify": result.public()} if result is not None else {})}
+    document = {**webhook.public(), **({"verify": _verify_document(result)} if result is not None else {})}
     emit(as_json, document, f"Webhook {webhook.id} is {webhook.status}")
 
 
@@ -318,7 +391,7 @@ def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool
         with transaction(conn):
             if webhooks.get(conn, webhook.id) is not None:
                 result.record(conn, webhook.id)
-    emit(as_json, result.public(), _verify_text(result))
+    emit(as_json, _verify_document(result), _verify_text(result))
     if not result.ok:
         sys.exit(1)
 
@@ -346,17 +419,29 @@ def rotate_secret(webhook_id: str, account_id: str | None, expire_previous: bool
 @webhooks_group.command("delete")
 @click.argument("webhook_id")
 @_account_option(required=False)
+@click.option("--force", is_flag=True, help="Delete even if events still wait for it or are dead (they are dropped).")
 @json_option
 @db_option
-def delete(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
-    """Delete an inactive webhook, with its queue and delivery log."""
+def delete(webhook_id: str, account_id: str | None, force: bool, as_json: bool, db: Path) -> None:
+    """Delete an inactive webhook, with its queue and delivery log.
+
+    Refused while events still wait for it (pending) or failed (dead), unless --force drops them.
+    """
     with open_db(db) as conn:
         try:
             with transaction(conn):
-                webhooks.delete(conn, _find(conn, webhook_id, account_id).id)
+                dropped = webhooks.delete(conn, _find(conn, webhook_id, account_id).id, force=force)
         except webhooks.WebhookActive as exc:
             raise click.ClickException(str(exc)) from None
-    emit(as_json, {"id": webhook_id, "deleted": True}, f"Deleted webhook {webhook_id}")
+        except webhooks.WebhookHasQueue as exc:
+            raise click.ClickException(f"{exc}; `linkhub webhooks delete {webhook_id} --force` drops them") from None
+    note = f", dropping {_dropped_text(dropped)}" if dropped.pending or dropped.dead else ""
+    emit(as_json, {"id": webhook_id, "deleted": True, "dropped": dropped.public()},
+         f"Deleted webhook {webhook_id}{note}")
+
+
+def _dropped_text(dropped: webhooks.Dropped) -> str:
+    return f"{plural(dropped.pending, 'pending event')} and {plural(dropped.dead, 'dead event')}"
 
 
 @webhooks_group.command("deliveries")
@@ -367,8 +452,9 @@ def delete(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> 
 @db_option
 def deliveries(webhook_id: str, account_id: str | None, limit: int, as_json: bool, db: Path) -> None:
     """The latest POSTs to the webhook, newest first."""
-    with open_db(db) as conn:
+    with open_db(db, readonly=True) as conn:
         found = webhooks.recent_deliveries(conn, _find(conn, webhook_id, account_id).id, limit)
-    lines = [f"{d['attempted_at']}  events={d['events']}  status={d['status_code'] or '-'}  {d['duration_ms']} ms"
-             f"{'  test' if d['test'] else ''}{'  ' + d['error'] if d['error'] else ''}" for d in found]
-    emit(as_json, found, "\n".join(lines) or "no deliveries yet")
+    rows = [[d["attempted_at"], "verify" if d["test"] else "delivery", str(d["events"]), str(d["status_code"] or "-"),
+             f"{d['duration_ms']} ms", d["error"] or "-"] for d in found]
+    text = table(["attempted at", "kind", "events", "status", "took", "error"], rows, right=frozenset({2, 4}))
+    emit(as_json, found, text if rows else "no deliveries yet")

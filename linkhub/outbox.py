@@ -236,7 +236,8 @@ def release_claims(conn: sqlite3.Connection, webhook_id: str | None = None) -> i
 
 
 def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Per webhook: pending, in flight, dead, age of the oldest pending event, last error."""
+    """Per webhook: pending, in flight, dead, age of the oldest pending event, last error, and beside it
+    the last successful delivery and when the next attempt is due, so a recovered queue reads as one."""
     report = []
     now = datetime.now(UTC)
     for hook in webhooks.list_for(conn):
@@ -258,6 +259,12 @@ def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             " ORDER BY id DESC LIMIT 1",
             (hook.id,),
         ).fetchone()
+        # The newest real (not verify) POST without an error: the receiver answered 2xx.
+        last_success = conn.execute(
+            "SELECT attempted_at FROM deliveries WHERE webhook_id = ? AND error IS NULL AND test = 0"
+            " ORDER BY id DESC LIMIT 1",
+            (hook.id,),
+        ).fetchone()
         report.append({
             "webhook_id": hook.id,
             "account_id": hook.account_id,
@@ -269,6 +276,8 @@ def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 round((now - datetime.fromisoformat(oldest)).total_seconds(), 1) if oldest else None
             ),
             "last_error": dict(last_error) if last_error else None,
+            "last_success_at": last_success[0] if last_success else None,
+            "next_attempt_at": next_due(conn, hook) if hook.status == "active" else None,
         })
     return report
 

@@ -100,3 +100,15 @@ def _add_missing_columns(conn: sqlite3.Connection) -> list[str]:
 
 def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
     return any(row[0] == column for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,)))
+
+
+def needed(conn: sqlite3.Connection) -> list[str]:
+    """What `migrate` would do, found without writing anything (for read-only callers); [] if nothing."""
+    has_log = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if has_log else set()
+    todo = [f"{m.version:04d}_{m.name} is pending" for m in available() if m.version not in done]
+    todo += [f"{table}.{column} is missing" for version, table, column, _ in _COLUMNS_ADDED_BY_EDITS
+             if version in done and not _has_column(conn, table, column)]
+    return todo

@@ -158,6 +158,30 @@ class WebhookActive(Exception):
     """The operation needs an inactive webhook (delete)."""
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """The deliveries a delete removed with its webhook: still waiting (pending or in flight), and dead."""
+
+    pending: int
+    dead: int
+
+    def public(self) -> dict[str, int]:
+        return {"pending": self.pending, "dead": self.dead}
+
+
+class WebhookHasQueue(Exception):
+    """Delete without force of a webhook that still has pending or dead deliveries; `queued` says how many."""
+
+    def __init__(self, webhook_id: str, queued: Dropped) -> None:
+        super().__init__(f"webhook {webhook_id} still has {_events(queued.pending, 'pending')} and "
+                         f"{_events(queued.dead, 'dead')}: deleting it would drop them")
+        self.queued = queued
+
+
+def _events(count: int, state: str) -> str:
+    return f"{count} {state} event{'' if count == 1 else 's'}"
+
+
 class NoAuth(msgspec.Struct, tag_field="type", tag="none", forbid_unknown_fields=True):
     pass
 
@@ -498,19 +522,37 @@ def forget_expired_secrets(conn: sqlite3.Connection, now: str) -> int:
     ).rowcount
 
 
-def delete(conn: sqlite3.Connection, webhook_id: str) -> None:
+def delete(conn: sqlite3.Connection, webhook_id: str, *, force: bool = False) -> Dropped:
     """Delete an inactive (or disabled) webhook with its queue and delivery log (ON DELETE CASCADE).
 
-    Refusing active ones, as Optimizely does, means queued events are never dropped by a stray call.
+    Refusing active ones, as Optimizely does, means queued events are never dropped by a stray call;
+    and one with pending or dead deliveries is refused too (WebhookHasQueue) unless `force`, since
+    those are events its receiver never got. Returns what was dropped. Run it in a transaction:
+    the count and the delete must see the same rows.
     """
+    queued = _queued(conn, webhook_id)
+    if (queued.pending or queued.dead) and not force:
+        webhook = get(conn, webhook_id)
+        if webhook is None:
+            raise WebhookNotFound(webhook_id)
+        if webhook.status != "active":
+            raise WebhookHasQueue(webhook_id, queued)
     # One statement checks and deletes, so nothing can activate it in between.
     cursor = conn.execute("DELETE FROM webhooks WHERE id = ? AND status != 'active'", (webhook_id,))
     if cursor.rowcount:
-        return
+        return queued
     if get(conn, webhook_id) is None:
         raise WebhookNotFound(webhook_id)
     raise WebhookActive(f"webhook {webhook_id} is active: deactivate it first (only inactive webhooks can be"
                         " deleted, so that events queued for it are never dropped by accident)")
+
+
+def _queued(conn: sqlite3.Connection, webhook_id: str) -> Dropped:
+    pending = conn.execute("SELECT count(*) FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')",
+                           (webhook_id,)).fetchone()[0]
+    dead = conn.execute("SELECT count(*) FROM outbox WHERE webhook_id = ? AND state = 'dead'",
+                        (webhook_id,)).fetchone()[0]
+    return Dropped(pending, dead)
 
 
 # -- the delivery log ---------------------------------------------------------------------------

@@ -68,7 +68,10 @@ async def _target_refused(state: State, url: str) -> JSON | None:
     try:
         await sender.resolve_target(url, allow_private=state.settings.allow_private_targets)
     except sender.TargetRefused as exc:
-        return error(422, "target_refused", str(exc), field="url")
+        message = str(exc)
+        if "not a public address" in message:
+            message += "; the server's --allow-private-targets (LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it"
+        return error(422, "target_refused", message, field="url")
     return None
 
 
@@ -82,8 +85,9 @@ def _verify_failed(result: webhook_verify.VerifyResult) -> JSON:
                  verify=result.public())
 
 
-def _wants_verify(request: Request) -> bool | None:
-    value = request.query_params.get("verify", "false").lower()
+def _bool_param(request: Request, name: str) -> bool | None:
+    """A true/false query parameter (false when absent); None if it is anything else."""
+    value = request.query_params.get(name, "false").lower()
     return {"true": True, "1": True, "false": False, "0": False}.get(value)
 
 
@@ -172,16 +176,22 @@ async def update_webhook(request: Request, state: State, account: Account) -> Re
 @_authenticated
 async def delete_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account).id
+    force = _bool_param(request, "force")
+    if force is None:
+        return error(422, "invalid_parameter", "force must be true or false", field="force")
 
-    def remove(conn: sqlite3.Connection) -> None:
-        webhooks.delete(conn, _owned(conn, webhook_id, account.id).id)
+    def remove(conn: sqlite3.Connection) -> webhooks.Dropped:
+        return webhooks.delete(conn, _owned(conn, webhook_id, account.id).id, force=force)
 
     try:
-        await state.db.write(remove)
+        dropped = await state.db.write(remove)
     except webhooks.WebhookActive as exc:
         return error(409, "webhook_active", str(exc))
-    log.info("webhook %s deleted", webhook_id)
-    return Response(status_code=204)
+    except webhooks.WebhookHasQueue as exc:
+        return error(409, "webhook_has_queue", f"{exc}; DELETE with ?force=true drops them", **exc.queued.public())
+    log.info("webhook %s deleted (dropped %d pending and %d dead deliveries)", webhook_id, dropped.pending,
+             dropped.dead)
+    return JSON({"id": webhook_id, "deleted": True, "dropped": dropped.public()})
 
 
 @_authenticated
@@ -204,7 +214,7 @@ def _record_if_exists(conn: sqlite3.Connection, *, result: webhook_verify.Verify
 async def activate_webhook(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
     webhook_id = webhook.id
-    verify = _wants_verify(request)
+    verify = _bool_param(request, "verify")
     if verify is None:
         return error(422, "invalid_parameter", "verify must be true or false", field="verify")
     result = await _verify(state, webhook) if verify else None

@@ -55,7 +55,7 @@ def test_accounts_create_json_prints_exactly_one_object(db):
     result = ok("accounts", "create", "Acme Inc", "--outreach-secret", "s3cret", "--json", "--db", str(db))
     document = json.loads(result.stdout)
     assert isinstance(document, dict)
-    assert set(document) == {"id", "name", "api_key", "outreach_url"}
+    assert set(document) == {"id", "name", "api_key", "outreach_url", "warning"}
     assert document["name"] == "Acme Inc"
     assert document["id"] and document["api_key"]
     assert document["outreach_url"] == f"http://127.0.0.1:8080/outreach/{document['id']}/links"
@@ -127,7 +127,9 @@ def test_accounts_list_json_never_shows_secrets(db):
 
 
 def test_accounts_list_empty(db):
+    ok("migrate", "--db", str(db))
     assert json.loads(ok("accounts", "list", "--json", "--db", str(db)).stdout) == []
+    assert ok("accounts", "list", "--db", str(db)).stdout.strip() == "no accounts"
 
 
 # -- accounts update ---------------------------------------------------------------------
@@ -169,6 +171,7 @@ def test_update_secret_and_public_url(db):
 
 
 def test_unknown_account_is_refused_by_update_and_rotate_key(db):
+    ok("migrate", "--db", str(db))
     for args in (("update", "no-such-id", "--outreach-secret", "x"), ("rotate-key", "no-such-id")):
         result = linkhub("accounts", *args, "--db", str(db))
         assert result.returncode != 0, args
@@ -266,10 +269,14 @@ def test_migrate_adds_a_column_that_an_edit_of_a_landed_migration_added(db):
     """)
     conn.close()
 
-    # Any command repairs the schema before it reads it; the webhook made before keeps working.
-    listed = ok("webhooks", "list", "--json", "--db", str(db))
-    assert [(w["id"], w["timeout_s"]) for w in json.loads(listed.stdout)] == [("wh_old", 10)]
+    # A command that only reads changes nothing and says what is needed; one that writes repairs the
+    # schema first; the webhook made before keeps working.
+    refused = linkhub("webhooks", "list", "--json", "--db", str(db))
+    assert refused.returncode == 1 and "linkhub migrate" in refused.stderr and "webhooks.timeout_s" in refused.stderr
+    assert "Traceback" not in refused.stderr
     ok("webhooks", "update", "wh_old", "--timeout", "30", "--db", str(db))
+    listed = ok("webhooks", "list", "--json", "--db", str(db))
+    assert [(w["id"], w["timeout_s"]) for w in json.loads(listed.stdout)] == [("wh_old", 30)]
     shown = ok("webhooks", "show", "wh_old", "--json", "--db", str(db))
     assert json.loads(shown.stdout)["timeout_s"] == 30
     assert "up to date" in ok("migrate", "--db", str(db)).stdout
@@ -311,3 +318,173 @@ def test_db_flag_wins_over_the_env_var(tmp_path):
 def test_default_db_is_linkhub_db_in_the_working_directory(tmp_path):
     ok("migrate", cwd=tmp_path)
     assert (tmp_path / "linkhub.db").exists()
+
+
+# -- failures are one line, never a traceback ---------------------------------------------------
+
+READERS = [("accounts", "list"), ("accounts", "show", "acc"), ("webhooks", "list"), ("webhooks", "show", "wh"),
+           ("webhooks", "deliveries", "wh"), ("outbox", "status"), ("outbox", "replay", "--webhook", "wh", "--dry-run")]
+WRITERS = [("accounts", "update", "acc", "--name", "N"), ("accounts", "rotate-key", "acc"),
+           ("webhooks", "create", "--account", "acc", "--url", "http://93.184.215.14/h"),
+           ("webhooks", "activate", "wh"), ("webhooks", "delete", "wh"), ("outbox", "prune", "--older-than", "1")]
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    return line
+
+
+@pytest.mark.parametrize("args", READERS + WRITERS, ids=" ".join)
+def test_commands_on_a_missing_database_say_how_to_create_one_and_create_nothing(tmp_path, args):
+    db = tmp_path / "none.db"
+    line = one_line_error(linkhub(*args, "--db", str(db)))
+    assert f"no database at {db}" in line and "linkhub migrate" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [("migrate",), ("accounts", "create", "A", "--outreach-secret", "s"),
+                                  ("accounts", "list"), ("webhooks", "list"), ("outbox", "status"),
+                                  ("webhooks", "delete", "wh")], ids=" ".join)
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path, args):
+    db = tmp_path / "notes.txt"
+    db.write_text("not a database, just some text that is long enough to fill a header. " * 20)
+    line = one_line_error(linkhub(*args, "--db", str(db)))
+    assert "is not a usable SQLite database" in line
+
+
+def test_a_directory_as_db_is_one_line(tmp_path):
+    for args in (("migrate",), ("accounts", "list")):
+        line = one_line_error(linkhub(*args, "--db", str(tmp_path)))
+        assert "is a directory" in line
+
+
+def test_a_missing_directory_is_one_line(tmp_path):
+    line = one_line_error(linkhub("accounts", "create", "A", "--outreach-secret", "s",
+                                  "--db", str(tmp_path / "no" / "such" / "x.db")))
+    assert "cannot open" in line
+
+
+def test_a_locked_database_is_one_line(db):
+    ok("migrate", "--db", str(db))
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode = WAL")
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+        line = one_line_error(linkhub("accounts", "create", "A", "--outreach-secret", "s", "--db", str(db)))
+        assert "is locked by another process" in line
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothing(db):
+    conn = sqlite3.connect(db)
+    conn.executescript((Path(__file__).parent.parent / "migrations" / "0001_accounts_links_events.sql").read_text()
+                       + "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                         " applied_at TEXT NOT NULL);"
+                         "INSERT INTO schema_migrations VALUES (1, 'accounts_links_events',"
+                         " '2026-11-01T00:00:00.000Z');")
+    conn.close()
+    before = db.read_bytes()
+    line = one_line_error(linkhub("accounts", "list", "--db", str(db)))
+    assert "needs `linkhub migrate`" in line and "0002_webhooks_outbox is pending" in line
+    assert db.read_bytes() == before
+    ok("migrate", "--db", str(db))
+    assert ok("accounts", "list", "--db", str(db)).stdout.strip() == "no accounts"
+
+
+def test_migrate_json(db):
+    first = json.loads(ok("migrate", "--json", "--db", str(db)).stdout)
+    assert first["created"] is True and first["up_to_date"] is False and first["path"] == str(db)
+    assert "applied 0001_accounts_links_events" in first["changes"]
+    second = json.loads(ok("migrate", "--json", "--db", str(db)).stdout)
+    assert second == {"path": str(db), "created": False, "changes": [], "up_to_date": True}
+
+
+# -- accounts: secrets out of ps, Outreach URL warning, show, clearing -------------------------------
+
+
+def test_outreach_secret_from_stdin_and_from_the_environment(db):
+    piped = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "Piped", "--outreach-secret", "-",
+                            "--json", "--db", str(db)], input="from-stdin\n", capture_output=True, text=True,
+                           timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")})
+    assert piped.returncode == 0, piped.stderr
+    from_env = json.loads(ok("accounts", "create", "Env", "--json", "--db", str(db),
+                             env={"LINKHUB_OUTREACH_SECRET": "from-env"}).stdout)
+    secrets = {r["id"]: r["outreach_secret"] for r in query(db, "SELECT id, outreach_secret FROM accounts")}
+    assert secrets == {json.loads(piped.stdout)["id"]: "from-stdin", from_env["id"]: "from-env"}
+    assert "from-stdin" not in piped.stdout
+
+    account_id = from_env["id"]
+    rotated = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "update", account_id,
+                              "--outreach-secret", "-", "--db", str(db)], input="rotated\n", capture_output=True,
+                             text=True, timeout=60)
+    assert rotated.returncode == 0 and "rotated" not in rotated.stdout
+    assert _account_row(db, account_id)["outreach_secret"] == "rotated"
+
+
+def test_outreach_secret_dash_with_empty_stdin_is_refused(db):
+    result = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "A", "--outreach-secret", "-",
+                             "--db", str(db)], input="", capture_output=True, text=True, timeout=60)
+    assert "--outreach-secret" in one_line_error(result) and not db.exists()
+
+
+def test_create_warns_when_the_outreach_url_is_local_or_not_https(db):
+    local = create(db, "Local", "s")
+    assert "public HTTPS URL" in local["warning"] and "LINKHUB_PUBLIC_URL" in local["warning"]
+    text = ok("accounts", "create", "Text", "--outreach-secret", "s", "--db", str(db)).stdout
+    assert "Warning:" in text and "this URL is local" in text
+    plain = create(db, "Plain", "s", "--public-url", "http://t.example.com")
+    assert "HTTPS" in plain["warning"]
+    good = create(db, "Good", "s", "--public-url", "https://t.example.com")
+    assert good["warning"] is None
+    server_wide = json.loads(ok("accounts", "create", "Env", "--outreach-secret", "s", "--json", "--db", str(db),
+                                env={"LINKHUB_PUBLIC_URL": "https://links.example.org"}).stdout)
+    assert server_wide["warning"] is None
+    assert "Warning" not in ok("accounts", "show", good["id"], "--db", str(db)).stdout
+
+
+def test_accounts_show(db):
+    account = create(db, "Shown", "show-secret", "--link-filter", "keep", "--public-url", "https://go.example.com")
+    shown = json.loads(ok("accounts", "show", account["id"], "--json", "--db", str(db)).stdout)
+    assert shown["id"] == account["id"] and shown["name"] == "Shown" and shown["link_filter"] == "keep"
+    assert shown["outreach_url"] == f"https://go.example.com/outreach/{account['id']}/links"
+    assert shown["warning"] is None
+    text = ok("accounts", "show", account["id"], "--db", str(db)).stdout
+    assert account["id"] in text and "https://go.example.com" in text and "keep" in text
+    for output in (json.dumps(shown), text):
+        assert "show-secret" not in output and account["api_key"] not in output
+    missing = one_line_error(linkhub("accounts", "show", "nope", "--db", str(db)))
+    assert "no account with id 'nope'" in missing
+
+
+@pytest.mark.parametrize("clear", [("--public-url", ""), ("--clear-public-url",)])
+def test_public_url_can_be_cleared(db, clear):
+    account = create(db, "A", "s", "--public-url", "https://go.example.com")
+    result = json.loads(ok("accounts", "update", account["id"], *clear, "--json", "--db", str(db)).stdout)
+    assert result["public_url"] is None and _account_row(db, account["id"])["public_url"] is None
+    assert result["outreach_url"] == f"http://127.0.0.1:8080/outreach/{account['id']}/links"
+    assert result["warning"]
+
+
+def test_update_with_nothing_to_change_is_refused(db):
+    account = create(db)
+    before = _account_row(db, account["id"])
+    result = linkhub("accounts", "update", account["id"], "--db", str(db))
+    assert result.returncode == 2 and "nothing to change" in one_line_error(result)
+    assert _account_row(db, account["id"]) == before
+    both = linkhub("accounts", "update", account["id"], "--public-url", "https://a.example", "--clear-public-url",
+                   "--db", str(db))
+    assert "--clear-public-url" in one_line_error(both)
+
+
+def test_accounts_list_text_is_aligned(db):
+    a = create(db, "A", "s")
+    b = create(db, "Longer name", "s", "--public-url", "https://go.example.com", "--link-filter", "x")
+    lines = ok("accounts", "list", "--db", str(db)).stdout.splitlines()
+    assert lines[0].split() == ["id", "name", "public", "URL", "link", "filter"]
+    assert lines[1].startswith(a["id"]) and lines[2].startswith(b["id"])
+    column = lines[0].index("public URL")
+    assert lines[1][column:].startswith("-") and lines[2][column:].startswith("https://go.example.com")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_full_lifecycle(db_path: Path, account: Any) -> None:
     assert run_json(db_path, "show", hook)["previous_secret_until"] is None
     assert run_json(db_path, "deliveries", hook) == []
 
-    assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True}
+    assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True, "dropped": {"pending": 0, "dead": 0}}
     missing = run(db_path, "show", hook)
     assert missing.exit_code == 1 and "no webhook" in missing.output
 
@@ -80,20 +81,22 @@ def test_text_output(db_path: Path, account: Any) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--batch-size", "0"], "batch_size"),
-    (["--batch-size", "1001"], "batch_size"),
-    (["--retry", "fixed"], "retry.interval_s"),
-    (["--retry-interval", "0"], "retry.interval_s"),
-    (["--max-age", "0"], "max_age_s"),
-    (["--auth", "basic", "--username", "u"], "auth.password"),
-    (["--auth", "header", "--header-name", "Content-Type", "--header-value", "x"], "auth.name"),
-    (["--auth", "header", "--header-name", "webhook-id", "--header-value", "x"], "auth.name"),
-    (["--format", "arpoone", "--type", "sent"], "types"),
+    (["--batch-size", "0"], "Invalid value for '--batch-size'"),
+    (["--batch-size", "1001"], "Invalid value for '--batch-size'"),
+    (["--retry", "fixed"], "Missing option '--retry-interval'"),
+    (["--retry-interval", "0"], "Invalid value for '--retry-interval'"),
+    (["--max-age", "0"], "Invalid value for '--max-age'"),
+    (["--timeout", "61"], "Invalid value for '--timeout'"),
+    (["--auth", "basic", "--username", "u"], "Missing option '--password'"),
+    (["--auth", "header", "--header-name", "Content-Type", "--header-value", "x"], "Invalid value for '--header-name'"),
+    (["--auth", "header", "--header-name", "webhook-id", "--header-value", "x"], "Invalid value for '--header-name'"),
+    (["--format", "arpoone", "--type", "sent"], "Invalid value for '--type'"),
 ])
-def test_invalid_create_names_the_field(db_path: Path, account: Any, args: list[str], message: str) -> None:
+def test_invalid_create_names_the_flag(db_path: Path, account: Any, args: list[str], message: str) -> None:
     result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
-    assert result.exit_code == 1, result.output
-    assert f"invalid webhook ({message})" in result.output
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "_s)" not in result.output and "auth." not in result.output  # never the JSON field's name
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
 
@@ -131,7 +134,7 @@ def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: A
     for url in ("http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]/", "http://10.0.0.1/",
                 "http://169.254.169.254/"):
         refused = run(db_path, "create", "--account", account.id, "--url", url)
-        assert refused.exit_code == 1 and "refused target" in refused.output, url
+        assert refused.exit_code == 2 and "Invalid value for '--url': refused target" in refused.output, url
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
     hook = run_json(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/",
@@ -139,7 +142,8 @@ def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: A
     run_json(db_path, "create", "--account", account.id, "--url", "http://10.0.0.1/",
              env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "1"})
     refused = run(db_path, "update", hook, "--url", "http://169.254.169.254/")
-    assert refused.exit_code == 1 and "refused target" in refused.output
+    assert refused.exit_code == 2 and "refused target" in refused.output
+    assert "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it" in refused.output
     assert run_json(db_path, "update", hook, "--url", "http://127.0.0.2:9/", "--allow-private-targets")["url"] \
         == "http://127.0.0.2:9/"
 
@@ -206,3 +210,161 @@ def test_registered_on_the_linkhub_command(db_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "linkhub", "webhooks", "list", "--db", str(db_path), "--json"],
                             capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
+
+
+# -- flags that would have no effect, secrets kept out of `ps` ----------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--password", "p"], "--password goes with --auth basic: add --auth basic"),
+    (["--username", "u"], "--username goes with --auth basic"),
+    (["--header-value", "v"], "--header-value goes with --auth header"),
+    (["--header-name", "X-Key"], "--header-name goes with --auth header"),
+    (["--token", "t"], "--token goes with --auth bearer"),
+    (["--auth", "basic", "--username", "u", "--password", "p", "--token", "t"],
+     "--token goes with --auth bearer, not --auth basic"),
+    (["--auth", "none", "--header-name", "X-Key", "--header-value", "v"], "goes with --auth header, not --auth none"),
+    (["--retry", "exponential", "--retry-interval", "5"], "--retry-interval goes with --retry fixed"),
+])
+def test_credential_flags_without_their_auth_are_refused(db_path: Path, account: Any, args: list[str],
+                                                         message: str) -> None:
+    for command in (["create", "--account", account.id, "--url", PUBLIC_URL], ["update", "wh_any"]):
+        result = run(db_path, *command, *args)
+        assert result.exit_code == 2 and message in result.output, (command, result.output)
+    assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+
+def test_a_credential_in_the_environment_counts_only_where_auth_asks_for_it(db_path: Path, account: Any) -> None:
+    env = {"LINKHUB_WEBHOOK_TOKEN": "env-token", "LINKHUB_WEBHOOK_PASSWORD": "env-password"}
+    plain = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, env=env)
+    assert plain["auth"] == {"type": "none"}
+    bearer = run_json(db_path, "update", plain["id"], "--auth", "bearer", env=env)
+    assert bearer["auth"] == {"type": "bearer"}
+    [row] = query(db_path, "SELECT auth FROM webhooks")
+    assert json.loads(row["auth"]) == {"type": "bearer", "token": "env-token"}
+
+
+@pytest.mark.parametrize(("args", "stored"), [
+    (["--auth", "basic", "--username", "crm", "--password", "-"], {"type": "basic", "username": "crm",
+                                                                  "password": "from-stdin"}),
+    (["--auth", "bearer", "--token", "-"], {"type": "bearer", "token": "from-stdin"}),
+    (["--auth", "header", "--header-name", "X-Key", "--header-value", "-"],
+     {"type": "header", "name": "X-Key", "value": "from-stdin"}),
+])
+def test_credentials_from_stdin(db_path: Path, account: Any, args: list[str], stored: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "linkhub", "webhooks", "create", "--account", account.id,
+                             "--url", PUBLIC_URL, *args, "--json", "--db", str(db_path)],
+                            input="from-stdin\n", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "from-stdin" not in result.stdout
+    [row] = query(db_path, "SELECT auth FROM webhooks")
+    assert json.loads(row["auth"]) == stored
+
+
+# -- the private-target setting: the same variable, parsed the same way, named when it refuses ----------
+
+
+@pytest.mark.parametrize(("value", "allowed"), [("1", True), ("true", True), ("yes", True), ("0", False),
+                                                ("false", False), ("", False)])
+def test_linkhub_allow_private_targets_is_read_like_serve_reads_it(db_path: Path, account: Any, value: str,
+                                                                   allowed: bool) -> None:
+    from linkhub.cli import serve
+    env = {"LINKHUB_ALLOW_PRIVATE_TARGETS": value}
+    # serve's own option, resolved from the same environment, without starting a server.
+    with pytest.MonkeyPatch.context() as patch:
+        for key, item in env.items():
+            patch.setenv(key, item)
+        ctx = serve.make_context("serve", [])
+        assert ctx.params["allow_private_targets"] is allowed
+    result = run(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/", env=env)
+    assert (result.exit_code == 0) is allowed, result.output
+    if not allowed:
+        assert "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it" in result.output
+
+
+def test_verify_of_a_refused_target_says_which_setting_lifts_it(db_path: Path, account: Any) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/",
+                    "--allow-private-targets")
+    text = run(db_path, "verify", made["id"], env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "0"})
+    assert text.exit_code == 1
+    assert "NOT accepted: refused target" in text.output
+    assert "LINKHUB_ALLOW_PRIVATE_TARGETS=1" in text.output
+    assert "None" not in text.output and "status:" not in text.output  # no HTTP answer, so no status line
+    answered = run(db_path, "verify", made["id"], "--json", env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "0"})
+    assert "--allow-private-targets" in json.loads(answered.output)["error"]
+
+
+def test_verify_text(db_path: Path, account: Any, make_receiver: Any) -> None:
+    receiver = make_receiver(body=b"")
+    made = run_json(db_path, "create", "--account", account.id, "--url", receiver.url, "--allow-private-targets",
+                    "--type", "open")
+    result = run(db_path, "verify", made["id"], "--allow-private-targets")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "verify batch of 1 test event: accepted"
+    assert lines[1].split() == ["status:", "HTTP", "200"] and lines[3].split() == ["body:", "(empty)"]
+
+
+# -- delete refuses to drop deliveries unless forced ----------------------------------------------------
+
+
+def queue_events(db_path: Path, account: Any, webhook_id: str, count: int) -> None:
+    """`count` stored events, queued for the (inactive) webhook by `linkhub outbox replay`."""
+    from linkhub import events
+    from linkhub.db import connect
+    from linkhub.timeutil import now_rfc3339
+
+    now = now_rfc3339()
+    conn = connect(db_path)
+    try:
+        events.insert_many(conn, [events.Event(id=f"e-{i}", account_id=account.id, type="open", occurred_at=now,
+                                               received_at=now, source="api") for i in range(count)])
+    finally:
+        conn.close()
+    replayed = CliRunner().invoke(cli, ["outbox", "replay", "--webhook", webhook_id, "--db", str(db_path)])
+    assert replayed.exit_code == 0 and replayed.output.startswith(f"{count} event"), replayed.output
+
+
+def test_delete_with_pending_or_dead_deliveries_needs_force(db_path: Path, account: Any) -> None:
+    hook = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)["id"]
+    queue_events(db_path, account, hook, 3)
+    conn = sqlite3.connect(db_path)  # one of them expired
+    conn.execute("UPDATE outbox SET state = 'dead' WHERE id = (SELECT min(id) FROM outbox)")
+    conn.commit()
+    conn.close()
+
+    refused = run(db_path, "delete", hook)
+    assert refused.exit_code == 1
+    assert "still has 2 pending events and 1 dead event" in refused.output and "--force" in refused.output
+    assert query(db_path, "SELECT count(*) FROM outbox")[0][0] == 3
+
+    forced = run_json(db_path, "delete", hook, "--force")
+    assert forced == {"id": hook, "deleted": True, "dropped": {"pending": 2, "dead": 1}}
+    assert query(db_path, "SELECT count(*) FROM outbox")[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+    someone = create_account(db_path)
+    other = run_json(db_path, "create", "--account", someone.id, "--url", PUBLIC_URL)["id"]
+    queue_events(db_path, someone, other, 1)
+    told = run(db_path, "delete", other, "--force")
+    assert told.output.strip() == f"Deleted webhook {other}, dropping 1 pending event and 0 dead events"
+
+
+def test_list_is_an_aligned_table(db_path: Path, account: Any) -> None:
+    run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--type", "open")
+    run_json(db_path, "create", "--account", account.id, "--url", "http://93.184.215.14/a/longer/path")
+    lines = run(db_path, "list").output.splitlines()
+    assert lines[0].split() == ["id", "account", "status", "format", "types", "url"]
+    url_column = lines[0].index("url")
+    assert [line[url_column:] for line in lines[1:]] == [PUBLIC_URL, "http://93.184.215.14/a/longer/path"]
+    shown = run(db_path, "show", json.loads(run(db_path, "list", "--json").output)[0]["id"]).output
+    starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in shown.splitlines()[1:]}
+    assert len(starts) == 1  # every value starts in one column
+    assert "True" not in shown and "None" not in shown
+
+
+def test_update_with_nothing_to_change_is_refused(db_path: Path, account: Any) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
+    result = run(db_path, "update", made["id"])
+    assert result.exit_code == 2 and "nothing to change" in result.output
+    assert run_json(db_path, "show", made["id"])["updated_at"] == made["updated_at"]

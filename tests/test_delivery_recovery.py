@@ -58,6 +58,35 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         wait_until(all_in(db_path, hook["id"], "delivered", 3), what="3 delivered rows")
         assert all(row["last_error"] is None for row in outbox(db_path, hook["id"]))
 
+        # Recovered: the last error is still shown, but beside a later success and no next attempt.
+        status = cli("outbox", "status", "--json", "--db", str(db_path))
+        [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
+        assert mine["last_success_at"] > mine["last_error"]["attempted_at"], mine
+        assert (mine["pending"], mine["dead"], mine["next_attempt_at"]) == (0, 0, None), mine
+        text = cli("outbox", "status", "--db", str(db_path)).stdout.splitlines()
+        assert text[0].split()[:9] == ["webhook", "status", "pending", "in", "flight", "dead", "oldest", "last",
+                                       "success"]
+        [line] = [line for line in text if line.startswith(hook["id"])]
+        assert mine["last_success_at"] in line and line.index(mine["last_success_at"]) == text[0].index("last success")
+
+
+def test_outbox_status_shows_when_the_next_attempt_is_due(hub, account, make_sink, db_path):
+    sink = make_sink()
+    sink.default = Answer(500)
+    with hub.client() as client:
+        hook = create_webhook(client, account, sink.url)
+        post_events(client, account, events("n", 1))
+        sink.wait_for(1)
+
+        def failed_once() -> dict | None:
+            status = cli("outbox", "status", "--json", "--db", str(db_path))
+            [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
+            return mine if mine["last_error"] and mine["next_attempt_at"] else None
+
+        mine = wait_until(failed_once, what="a failed attempt and the next one scheduled")
+        assert mine["pending"] + mine["in_flight"] == 1 and mine["last_success_at"] is None
+        assert mine["next_attempt_at"] > mine["last_error"]["attempted_at"]
+
 
 
 def test_sigkill_mid_delivery_resends_the_batch_after_restart(make_server, account, make_sink, db_path):

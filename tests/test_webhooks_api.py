@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,7 +97,9 @@ def test_create_list_show_patch_delete(api: Any, db_path: Path) -> None:
                            json={"types": None, "description": None}).json()
     assert cleared["types"] == [] and cleared["description"] is None
 
-    assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+    deleted = client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account))
+    assert deleted.status_code == 200
+    assert deleted.json() == {"id": made["id"], "deleted": True, "dropped": {"pending": 0, "dead": 0}}
     assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 404
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
@@ -114,8 +119,51 @@ def test_delete_active_is_409_saying_why_then_cascades(api: Any, db_path: Path, 
     deactivated = client.post(f"/v1/webhooks/{made['id']}/deactivate", headers=bearer(account))
     assert deactivated.status_code == 200 and deactivated.json()["status"] == "inactive"
     assert query(db_path, "SELECT count(*) FROM deliveries")[0][0] == 1
-    assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+    assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 200
     assert query(db_path, "SELECT count(*) FROM deliveries")[0][0] == 0  # ON DELETE CASCADE
+
+
+def test_delete_with_pending_or_dead_deliveries_is_409_unless_forced(shared: Any) -> None:
+    client, account, path = shared
+    made = create(client, account, url=PUBLIC_URL)  # inactive: nothing is ever sent to it
+    answer = client.post("/v1/events", headers=bearer(account), json=[
+        {"id": f"drop-{i}", "type": "open", "occurred_at": "2026-11-23T09:15:02Z", "email": "ann@example.com"}
+        for i in range(3)])
+    assert answer.status_code == 202, answer.text
+    replay = subprocess.run([sys.executable, "-m", "linkhub", "outbox", "replay", "--webhook", made["id"],
+                             "--db", str(path)], capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    conn = sqlite3.connect(path)  # one of them expired
+    conn.execute("UPDATE outbox SET state = 'dead' WHERE id = (SELECT min(id) FROM outbox WHERE webhook_id = ?)",
+                 (made["id"],))
+    conn.commit()
+    conn.close()
+    queued = query(path, "SELECT count(*) FROM outbox WHERE webhook_id = ?", (made["id"],))[0][0]
+    assert queued >= 3  # the shared account's earlier events are replayed too
+
+    refused = client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account))
+    assert refused.status_code == 409
+    body = refused.json()
+    assert (body["error"], body["pending"], body["dead"]) == ("webhook_has_queue", queued - 1, 1)
+    assert "force=true" in body["message"]
+    for bad in ("yes", "2", ""):
+        invalid = client.delete(f"/v1/webhooks/{made['id']}?force={bad}", headers=bearer(account))
+        assert invalid.status_code == 422 and invalid.json()["field"] == "force", bad
+    assert client.delete(f"/v1/webhooks/{made['id']}?force=false", headers=bearer(account)).status_code == 409
+    assert query(path, "SELECT count(*) FROM outbox WHERE webhook_id = ?", (made["id"],))[0][0] == queued
+
+    forced = client.delete(f"/v1/webhooks/{made['id']}?force=true", headers=bearer(account))
+    assert forced.status_code == 200
+    assert forced.json() == {"id": made["id"], "deleted": True, "dropped": {"pending": queued - 1, "dead": 1}}
+    assert query(path, "SELECT count(*) FROM outbox WHERE webhook_id = ?", (made["id"],))[0][0] == 0
+    assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 404
+
+
+def test_target_refused_says_which_server_setting_lifts_it(shared: Any) -> None:
+    client, account, _ = shared
+    answer = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:1/"}, headers=bearer(account))
+    assert answer.status_code == 422 and answer.json()["error"] == "target_refused"
+    assert "LINKHUB_ALLOW_PRIVATE_TARGETS=1" in answer.json()["message"]
 
 
 def test_activate_and_deactivate(api: Any) -> None:
@@ -551,7 +599,7 @@ def test_private_targets_are_refused_at_update(shared: Any) -> None:
         assert client.patch(f"/v1/webhooks/{made['id']}", json={"batch_size": 5},
                             headers=bearer(account)).status_code == 200
     finally:
-        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 200
 
 
 def test_patch_url_moves_the_webhook(api: Any, make_receiver: Any) -> None:
