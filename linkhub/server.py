@@ -104,14 +104,10 @@ def run(settings: Settings) -> None:
     config = hypercorn_config(sock)
     _raise_file_limit()
     _tune_garbage_collector()
-    print(
-        f"linkhub: serving on http://{settings.host}:{settings.port} "
-        f"(database {settings.db}, short links {settings.base_url}/r/…)",
-        file=sys.stderr,
-        flush=True,
-    )
+    banner = (f"linkhub: serving on http://{settings.host}:{settings.port} "
+              f"(database {settings.db}, short links {settings.base_url}/r/…)")
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    _run_loop(_serve(app, config))
+    _run_loop(_serve(app, config, banner))
 
 
 def _prepare_database(path: Path) -> None:
@@ -142,12 +138,13 @@ def _check_database_path(path: Path) -> None:
     if not directory.is_dir():
         raise StartupError(f"no directory {directory} for the database {path.name}: create it first (--db)")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise StartupError(f"{path} is read-only for this user: the server needs to write to it")
+        raise StartupError(f"{path} is read-only (its permissions or its file system): the server writes to it")
     # New files (the database itself, its -wal and -shm) are created beside it.
     needed = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if not p.exists()]
     if needed and not os.access(directory, os.W_OK | os.X_OK):
-        raise StartupError(f"cannot create {needed[0].name} in {directory}: the directory is read-only for "
-                           f"this user (SQLite keeps {path.name}-wal and {path.name}-shm beside the database)")
+        raise StartupError(f"cannot create {needed[0].name} in {directory}: the directory is read-only (its "
+                           f"permissions or its file system; SQLite keeps {path.name}-wal and {path.name}-shm "
+                           "beside the database)")
 
 
 def _database_failure(path: Path, exc: sqlite3.Error) -> str:
@@ -192,8 +189,12 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD)
 
 
-async def _serve(app: object, config: Config) -> None:
-    """Serve `app` until SIGTERM/SIGINT; a LinkhubApp is told first, so it refuses late requests."""
+async def _serve(app: object, config: Config, banner: str) -> None:
+    """Serve `app` until SIGTERM/SIGINT; a LinkhubApp is told first, so it refuses late requests.
+
+    `banner` is printed once the signals are handled: a SIGTERM sent as soon as it appears
+    (by a supervisor, a test) stops the server gracefully instead of killing it.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -204,6 +205,7 @@ async def _serve(app: object, config: Config) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shut_down)
+    print(banner, file=sys.stderr, flush=True)
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     log.info("linkhub stopped")
 
