@@ -12,6 +12,7 @@ import click
 
 from . import __version__, accounts, backup, linkfilter, schema
 from .config import Settings, normalize_public_url, parse_networks
+from .cli_check import check_command
 from .cli_common import db_option, emit, json_option, open_db
 from .cli_outbox import outbox_group
 from .cli_webhooks import webhooks_group
@@ -256,5 +257,6 @@ def filter_test(pattern: str, urls: tuple[str, ...], as_json: bool) -> None:
     emit(as_json, results, "\n".join(f"{label(r['match'])}  {r['url']}" for r in results))
 
 
+cli.add_command(check_command)
 cli.add_command(outbox_group)
 cli.add_command(webhooks_group)
