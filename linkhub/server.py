@@ -172,8 +172,13 @@ def _raise_file_limit() -> None:
     """Every connection holds a file descriptor: allow as many as the hard limit does (systemd
     starts services with a soft limit of 1024, which a few hundred slow clients would exhaust)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return
+    try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as exc:  # a sandbox that forbids it: serve within the soft limit
+        log.warning("open-file limit stays at %d (could not raise it to %d: %s)", soft, hard, exc)
+    else:
         log.info("open-file limit raised from %d to %d", soft, hard)
 
 
