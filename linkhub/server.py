@@ -49,9 +49,11 @@ class StartupError(Exception):
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    # A name is resolved to its IPv4 address, as an IPv6 one is written with colons; '' is every interface.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host or None, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: not even a valid host name
         raise StartupError(f"cannot listen on --host {host!r}: not an address of this machine nor a name "
                            f"that resolves ({exc})") from None
