@@ -23,6 +23,8 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('LINKHUB_PORT', '8080')}/healthz\", timeout=2).status == 200 else 1)"]
 
-# SIGTERM (docker stop) finishes in-flight requests and commits queued writes before exit.
+# SIGTERM (docker stop) finishes in-flight requests (up to 10 s) and commits queued writes
+# before exit: run with `docker run --stop-timeout 30` (Compose: stop_grace_period: 30s), as
+# Docker's default 10 s can SIGKILL it mid-drain (docs/deployment.md).
 STOPSIGNAL SIGTERM
 CMD ["linkhub", "serve", "--host", "0.0.0.0"]

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from . import sender
 from .config import Settings
 from .db import Database, DatabaseClosed, WriteTimeout
+from .deadline import BodyTimeout, body_timeout_response, within
 from .outreach_api import replace_links
 from .redirect import RedirectApp
 from .responses import JSON, error
@@ -43,7 +44,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     # Unknown paths and wrong methods answer in the same JSON shape as every other error.
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    response = error(exc.status_code, code, str(exc.detail))
+    message = str(exc.detail)
+    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
+        message += f" (linkhub's paths have no trailing slash: {request.url.path.rstrip('/')})"
+    response = error(exc.status_code, code, message)
     response.headers.update(exc.headers or {})
     return response
 
@@ -90,10 +94,14 @@ class LinkhubApp:
                 sqlite3.Error: _store_unavailable,
                 WriteTimeout: _store_unavailable,
                 DatabaseClosed: _store_unavailable,
+                BodyTimeout: body_timeout_response,
                 500: _server_error,
             },
         )
         self.starlette.state.linkhub = self.state
+        # `/healthz/` → a JSON 404, not a redirect: Starlette's would point at http:// behind a
+        # TLS proxy, and clients that POST do not follow redirects anyway.
+        self.starlette.router.redirect_slashes = False
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -129,6 +137,8 @@ class LinkhubApp:
             await _refuse_while_stopping(send)
         elif scope["type"] == "http" and scope["path"].startswith("/r/"):
             await self.redirects(scope, receive, send)
+        elif scope["type"] == "http":
+            await self.starlette(scope, within(receive, self.state.settings.body_timeout_s), send)
         else:
             await self.starlette(scope, receive, send)
 

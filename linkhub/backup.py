@@ -54,6 +54,11 @@ def backup(source: Path, dest: Path) -> Backup:
 
 
 def _copy(source: Path, target: Path) -> None:
+    # Owner-only before SQLite writes a page into it: the copy holds the same secrets (its
+    # -journal gets the same mode). A leftover from an interrupted backup is emptied and tightened.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    os.close(fd)
     src = connect(source, readonly=True)
     dst = sqlite3.connect(target, isolation_level=None)
     try:

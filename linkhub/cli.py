@@ -12,6 +12,7 @@ import click
 
 from . import __version__, accounts, backup, linkfilter, schema
 from .config import Settings, normalize_public_url, parse_networks
+from .cli_check import check_command
 from .cli_common import LinkhubGroup, db_option, emit, json_option, open_db, secret_value, table
 from .cli_outbox import outbox_group
 from .cli_webhooks import webhooks_group
@@ -105,10 +106,14 @@ def cli() -> None:
               type=click.IntRange(0), metavar="DAYS",
               help="Delete delivered outbox rows and delivery-log entries older than this, hourly; 0 keeps "
                    "them [env LINKHUB_KEEP_DELIVERIES_DAYS]. Events are never deleted.")
+@click.option("--body-timeout", envvar="LINKHUB_BODY_TIMEOUT", default=Settings.body_timeout_s, show_default=True,
+              type=click.FloatRange(0.1, 3600), metavar="SECONDS",
+              help="A request body must have arrived this long after its headers, or the request is answered "
+                   "408 and its connection closed [env LINKHUB_BODY_TIMEOUT].")
 def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str,
-          allow_private_targets: bool, keep_deliveries_days: int) -> None:
+          allow_private_targets: bool, keep_deliveries_days: int, body_timeout: float) -> None:
     """Apply pending migrations and serve HTTP until SIGTERM/SIGINT."""
-    from .server import run
+    from .server import StartupError, run
 
     try:
         proxies = parse_networks(trusted_proxies)
@@ -118,8 +123,13 @@ def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxie
                         stream=sys.stderr)
     # httpx logs every request at INFO; deliveries are recorded in the deliveries table instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run(Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
-                 allow_private_targets=allow_private_targets, keep_deliveries_days=keep_deliveries_days))
+    settings = Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
+                        allow_private_targets=allow_private_targets, keep_deliveries_days=keep_deliveries_days,
+                        body_timeout_s=body_timeout)
+    try:
+        run(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -304,5 +314,6 @@ def filter_test(pattern: str, urls: tuple[str, ...], as_json: bool) -> None:
     emit(as_json, results, "\n".join(f"{label(r['match'])}  {r['url']}" for r in results))
 
 
+cli.add_command(check_command)
 cli.add_command(outbox_group)
 cli.add_command(webhooks_group)

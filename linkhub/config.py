@@ -20,6 +20,8 @@ class Settings:
     allow_private_targets: bool = False
     # Delivered outbox rows and delivery-log entries older than this are deleted hourly; 0 keeps them.
     keep_deliveries_days: int = 30
+    # A request body must have arrived this many seconds after its headers (then 408).
+    body_timeout_s: float = 30.0
 
     @property
     def base_url(self) -> str:

@@ -80,6 +80,7 @@ class Connection(sqlite3.Connection):
 
 def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
+    _create_private(str(path))
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=Connection)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -98,6 +99,17 @@ def connect(path: str | Path, *, readonly: bool = False) -> Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
+
+
+def _create_private(path: str) -> None:
+    """Create a missing database file readable by its owner only (0600), before SQLite creates it
+    with the umask's mode: it holds secrets, and SQLite gives its -wal and -shm files its mode."""
+    if path in ("", ":memory:") or path.startswith("file:") or os.path.exists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it appeared meanwhile, or cannot be created: SQLite opens it or says why
+        pass
 
 
 @dataclass(eq=False)
