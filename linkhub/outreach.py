@@ -171,14 +171,16 @@ def recipient(account: Account, payload: Payload) -> Recipient:
 
 
 def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str]) -> dict[str, str]:
-    """Codes already minted for these targets and this recipient."""
-    # One range of the recipient index (a recipient's links are one email's), not a seek per target.
-    wanted = set(targets)
+    """Codes already minted for these targets (one chunk's, at most _LINKS_PER_INSERT) and this recipient."""
+    # A seek per target in the unique index links_by_recipient, not the recipient's whole range:
+    # a retried call reads back every chunk, and reading all of a 45,000-link email's rows
+    # for each of its 900 chunks made a retry quadratic, holding the writer for minutes.
     rows = conn.execute(
-        "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?",
-        (who.account_id, who.mailing_id, who.prospect_id),
+        "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?"
+        f" AND target_url IN ({','.join('?' * len(targets))})",
+        (who.account_id, who.mailing_id, who.prospect_id, *targets),
     )
-    return {target: code for target, code in rows if target in wanted}
+    return dict(rows.fetchall())
 
 
 def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:

@@ -7,6 +7,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from conftest import create_account, outreach_body, post_links, query, sign
 from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
@@ -407,6 +408,42 @@ def test_same_call_twice_answers_the_same_codes_and_writes_nothing_new(server, a
     assert rows_after_second == rows_after_first
     assert third.json()["data"]["https://example.com/b"] == first.json()["data"]["https://example.com/b"]
     assert _links_count(db, account) == 3
+
+
+def _largest_body(make_link) -> tuple[dict, list[str]]:
+    """The body with the most links that still fits the 1 MiB limit."""
+    low, high = 1, 200_000
+    while low < high:  # the largest n whose body fits
+        n = (low + high + 1) // 2
+        if len(json.dumps(outreach_body([make_link(i) for i in range(n)]))) <= 1024 * 1024:
+            low = n
+        else:
+            high = n - 1
+    data = [make_link(i) for i in range(low)]
+    return outreach_body(data), data
+
+
+def test_a_retried_call_as_large_as_the_limit_allows_answers_the_same_codes(server, account, db):
+    """Finding the codes of a retry costs a seek per link, not a read of the recipient's every link per chunk."""
+    body, data = _largest_body(lambda i: f"https://e.io/{i}")
+    assert len(data) > 40_000
+    with server.client() as client:
+        client.timeout = httpx.Timeout(60)
+        post_links(client, account, body)  # may answer 503 if slower than Outreach waits; it still commits
+        deadline = time.monotonic() + 60
+        while _links_count(db, account) < len(data) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _links_count(db, account) == len(data)
+        minted = {r["target_url"]: r["code"] for r in query(
+            db, "SELECT target_url, code FROM links WHERE account_id = ?", (account.id,))}
+        # A retry answers in time: a few tries allow for a busy machine, none for a quadratic cost.
+        for _ in range(3):
+            retry = post_links(client, account, body)
+            if retry.status_code == 200:
+                break
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["data"] == {target: f"{server.url}/r/{minted[target]}" for target in data}
+    assert _links_count(db, account) == len(data)  # the retries created nothing
 
 
 def test_ids_as_ints_are_accepted_and_stored_as_text(server, account, db):
