@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -353,6 +354,59 @@ def test_catastrophic_filter_times_out_and_still_answers_quickly(server, db):
     assert health.status_code == 200
     # the timeout is logged, naming the link
     assert any("timed out" in line and account.id in line for line in server.output.splitlines())
+
+
+def test_concurrent_calls_with_a_catastrophic_filter_stall_neither_redirects_nor_health(server, db):
+    # The filter compiles at once but backtracks without end on these links: each call spends
+    # its whole matching budget. Matching runs in threads of its own, off the event loop.
+    hostile = create_account(db, link_filter=r"(a|aa)+$")
+    plain = create_account(db)
+    with server.client() as client:
+        short = post_links(client, plain, outreach_body(["https://example.com/landing"])).json()["data"]
+    redirect_path = short["https://example.com/landing"][len(server.url):]
+    body = outreach_body([f"https://example.com/{i}/" + "a" * 40 + "!" for i in range(200)])
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def flood() -> None:
+        with server.client() as client:
+            while not stop.is_set():
+                statuses.append(post_links(client, hostile, body).status_code)
+
+    callers = [threading.Thread(target=flood) for _ in range(12)]
+    for caller in callers:
+        caller.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not statuses and time.monotonic() < deadline:  # the flood is under way
+            time.sleep(0.01)
+        # A liveness check, not a timing one: a stalled event loop would not answer at all in 2 s.
+        with httpx.Client(base_url=server.url, timeout=2) as probe:
+            for _ in range(20):
+                assert probe.get("/healthz").status_code == 200
+                redirect = probe.get(redirect_path)
+                assert redirect.status_code == 302
+                assert redirect.headers["location"] == "https://example.com/landing"
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join(timeout=60)
+    assert statuses and set(statuses) == {200}
+
+
+def test_a_stored_filter_that_does_not_compile_leaves_every_link_out(server, db):
+    # Only a hand-edited database can hold one (a filter is compiled when it is set): the
+    # safe answer is to replace nothing, so Outreach keeps every original link.
+    account = create_account(db)
+    conn = connect(db)
+    with conn:
+        conn.execute("UPDATE accounts SET link_filter = '(unclosed' WHERE id = ?", (account.id,))
+    conn.close()
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://example.com/a"]))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"data": {}}
+    assert any("does not compile" in line for line in server.output.splitlines())
 
 
 def test_filter_timeouts_are_counted(server, db):
