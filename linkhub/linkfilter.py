@@ -35,12 +35,15 @@ COMPILE_MEMORY_BYTES = 64 * 1024 * 1024
 # JSON on stdout. The address-space limit is set after `regex` is imported, so it counts
 # the compile only.
 _COMPILE_CHILD = """
-import json, resource, sys
+import json, sys
 import regex
-limit = int(sys.argv[1])
-with open("/proc/self/statm") as statm:
-    used = int(statm.read().split()[0]) * resource.getpagesize()
-resource.setrlimit(resource.RLIMIT_AS, (used + limit, used + limit))
+try:
+    import resource
+    with open("/proc/self/statm") as statm:
+        used = int(statm.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + int(sys.argv[1]), resource.RLIM_INFINITY))
+except (ImportError, OSError, ValueError):
+    pass  # no such limit on this system: the timeout still bounds the compile
 pattern = json.loads(sys.stdin.read())
 try:
     regex.compile(pattern)
@@ -63,22 +66,28 @@ def validate(pattern: str) -> str:
         raise InvalidFilter(f"invalid link filter: the pattern is longer than {MAX_PATTERN_LENGTH} characters")
     try:
         child = subprocess.run(
-            [sys.executable, "-I", "-c", _COMPILE_CHILD, str(COMPILE_MEMORY_BYTES)],
+            [sys.executable, "-P", "-c", _COMPILE_CHILD, str(COMPILE_MEMORY_BYTES)],
             input=json.dumps(pattern), capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False,
         )
     except subprocess.TimeoutExpired:
         raise InvalidFilter(f"invalid link filter: compiling the pattern takes more than {COMPILE_TIMEOUT_S:g} s"
                             " (nested repeats?)") from None
+    except OSError as exc:
+        raise InvalidFilter(f"cannot check the link filter: {exc}") from None
     try:
         verdict = json.loads(child.stdout)
     except ValueError:
-        # The child died without a verdict: the limit stopped it outside Python's reach.
+        # No verdict: the limit stopped the child outside Python's reach, or it could not run.
+        if child.returncode >= 0 and "MemoryError" not in child.stderr:
+            last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+            raise InvalidFilter(f"cannot check the link filter: the compile check failed: {last}") from None
         verdict = {"ok": False, "memory": True}
     if verdict.get("memory"):
         raise InvalidFilter(f"invalid link filter: compiling the pattern needs more than "
                             f"{COMPILE_MEMORY_BYTES // 2**20} MiB (nested repeats?)")
     if not verdict["ok"]:
-        raise InvalidFilter(f"invalid link filter {pattern!r}: {verdict['error']}")
+        shown = f" {pattern!r}" if len(pattern) <= 80 else ""  # an error message stays one readable line
+        raise InvalidFilter(f"invalid link filter{shown}: {verdict['error']}")
     return pattern
 
 

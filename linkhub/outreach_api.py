@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 
+import anyio
 import anyio.to_thread
 import msgspec
 from starlette.requests import Request
@@ -55,13 +56,15 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     if account.link_filter:
         # In a worker thread: a catastrophic pattern may take its whole budget, which must not
         # stall the event loop (redirects, /healthz). The filters' own limiter bounds how many
-        # threads they hold, so a flood of such calls cannot take those other handlers use; a
-        # call that waits for a thread spends its budget waiting, and then matches nothing.
+        # threads they hold, so a flood of such calls cannot take those other handlers use, and
+        # one account's calls take one of them at a time, so its flood leaves the others to the
+        # other accounts. A call that waits spends its budget waiting, and then matches nothing.
         deadline = time.monotonic() + outreach.FILTER_BUDGET_S
-        choice = await anyio.to_thread.run_sync(
-            functools.partial(outreach.choose_links, account, payload, deadline=deadline),
-            limiter=state.filter_limiter,
-        )
+        async with state.filter_turns.setdefault(account.id, anyio.Lock()):
+            choice = await anyio.to_thread.run_sync(
+                functools.partial(outreach.choose_links, account, payload, deadline=deadline),
+                limiter=state.filter_limiter,
+            )
     else:  # no thread hop: this is most calls, and the filter-free path stays as fast as it was
         choice = outreach.choose_links(account, payload)
     links = choice.links

@@ -26,6 +26,7 @@ class State:
     # Worker threads for link filters, apart from the default pool other handlers use
     # (outreach_api); matching releases the GIL, so this many run on as many cores.
     filter_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(FILTER_THREADS))
+    filter_turns: dict[str, anyio.Lock] = field(default_factory=dict)  # account id → one filter call at a time
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)
