@@ -134,7 +134,8 @@ def choose_links(account: Account, payload: Payload, *, deadline: float | None =
     if not account.link_filter:
         return Choice(links=links, timed_out=0)
     compile_started = time.monotonic()
-    linkfilter.compiled(account.link_filter)  # bounded when the filter was set; cached after
+    if linkfilter.compiled(account.link_filter) is None:  # bounded when the filter was set; cached after
+        return Choice(links=[], timed_out=0)  # unusable (logged): replace nothing, Outreach keeps the originals
     if deadline is None:
         deadline = time.monotonic() + FILTER_BUDGET_S
     else:  # a first compile is not the links' fault
