@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import __version__, accounts, backup, linkfilter, schema
+from . import __version__, accounts, backup, linkfilter, outreach, schema
 from .config import Settings, normalize_public_url, parse_networks
 from .cli_check import check_command
 from .cli_common import LinkhubGroup, db_option, emit, json_option, open_db, secret_value, table
@@ -27,15 +27,6 @@ def _public_url(value: str | None) -> str | None:
         return normalize_public_url(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--public-url") from None
-
-
-def _link_filter(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return linkfilter.validate(value)
-    except linkfilter.InvalidFilter as exc:
-        raise click.BadParameter(str(exc), param_hint="--link-filter") from None
 
 
 def env_settings() -> Settings:
@@ -191,10 +182,12 @@ def accounts_create(name: str, outreach_secret: str, public_url: str | None, lin
     and the URL for Outreach."""
     secret = secret_value(outreach_secret, "--outreach-secret")
     assert secret is not None
-    checked_url, checked_filter = _public_url(public_url or None), _link_filter(link_filter)
+    checked_url = _public_url(public_url or None)
     with open_db(db, create=True) as conn:
         try:
-            account, key = accounts.create(conn, name, secret, public_url=checked_url, link_filter=checked_filter)
+            account, key = accounts.create(conn, name, secret, public_url=checked_url, link_filter=link_filter)
+        except linkfilter.InvalidFilter as exc:
+            raise click.BadParameter(str(exc), param_hint="--link-filter") from None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     url, warning = outreach_url(account), outreach_url_warning(account)
@@ -263,7 +256,7 @@ def accounts_update(account_id: str, name: str | None, outreach_secret: str | No
     if clear_link_filter:
         changes["link_filter"] = None
     elif link_filter is not None:
-        changes["link_filter"] = _link_filter(link_filter)
+        changes["link_filter"] = link_filter
     if name is None and outreach_secret is None and len(changes) == 2:
         raise click.UsageError("nothing to change: give --name, --outreach-secret, --public-url, "
                                "--clear-public-url, --link-filter or --clear-link-filter")
@@ -272,6 +265,8 @@ def accounts_update(account_id: str, name: str | None, outreach_secret: str | No
             account = accounts.update(conn, account_id, **changes)
         except accounts.AccountNotFound:
             raise click.ClickException(f"no account with id {account_id!r}") from None
+        except linkfilter.InvalidFilter as exc:
+            raise click.BadParameter(str(exc), param_hint="--link-filter") from None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     emit(as_json, _account_document(account), f"Updated account {account.id}\n{_account_text(account)}")
@@ -304,14 +299,29 @@ def filter_group() -> None:
 @click.argument("urls", nargs=-1, required=True)
 @json_option
 def filter_test(pattern: str, urls: tuple[str, ...], as_json: bool) -> None:
-    """Show which URLs PATTERN matches, as linkhub will apply it to original links."""
-    _link_filter(pattern)
-    results = [{"url": url, "match": linkfilter.matches(pattern, url)} for url in urls]
+    """Show which URLs PATTERN matches, as linkhub will apply it to original links.
 
-    def label(match: bool | None) -> str:
-        return {True: "match   ", False: "no match", None: "TIMEOUT "}[match]
+    Each URL is reported as `match`, `no match`, `timed out` (the match took longer than
+    linkhub allows one link: the link would be left out) or `not replaced` (not an absolute
+    http(s) URL: linkhub leaves it alone whatever the filter).
+    """
+    try:
+        linkfilter.validate(pattern)
+    except linkfilter.InvalidFilter as exc:
+        raise click.BadParameter(str(exc), param_hint="PATTERN") from None
+    results = [{"url": url, "result": _filter_result(pattern, url)} for url in urls]
+    width = max(len(_FILTER_LABELS[r["result"]]) for r in results)
+    emit(as_json, results, "\n".join(f"{_FILTER_LABELS[r['result']]:<{width}}  {r['url']}" for r in results))
 
-    emit(as_json, results, "\n".join(f"{label(r['match'])}  {r['url']}" for r in results))
+
+_FILTER_LABELS = {"match": "match", "no match": "no match", "timed out": "timed out",
+                  "not replaced": "not replaced (not an absolute http(s) URL)"}
+
+
+def _filter_result(pattern: str, url: str) -> str:
+    if not outreach.replaceable(url):
+        return "not replaced"
+    return {True: "match", False: "no match", None: "timed out"}[linkfilter.matches(pattern, url)]
 
 
 cli.add_command(check_command)

@@ -124,14 +124,22 @@ class Choice:
     timed_out: int  # links left out because the filter could not decide in time
 
 
-def choose_links(account: Account, payload: Payload) -> Choice:
+def choose_links(account: Account, payload: Payload, *, deadline: float | None = None) -> Choice:
+    """The links to replace. With a filter, it runs until `deadline` (time.monotonic(); default
+    FILTER_BUDGET_S from now): the server calls it in a worker thread then, never on the event loop."""
     # Where two originals became the same current URL, the first one listed counts.
     original_of = {current: original for original, current in reversed(payload.meta.urls.items())}
     links = [Link(value, original_of.get(value, value)) for value in dict.fromkeys(payload.data)
              if replaceable(value)]
     if not account.link_filter:
         return Choice(links=links, timed_out=0)
-    deadline = time.monotonic() + FILTER_BUDGET_S
+    compile_started = time.monotonic()
+    if linkfilter.compiled(account.link_filter) is None:  # bounded when the filter was set; cached after
+        return Choice(links=[], timed_out=0)  # unusable (logged): replace nothing, Outreach keeps the originals
+    if deadline is None:
+        deadline = time.monotonic() + FILTER_BUDGET_S
+    else:  # a first compile is not the links' fault
+        deadline += time.monotonic() - compile_started
     chosen: list[Link] = []
     timed_out = 0
     for link in links:
@@ -171,14 +179,16 @@ def recipient(account: Account, payload: Payload) -> Recipient:
 
 
 def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str]) -> dict[str, str]:
-    """Codes already minted for these targets and this recipient."""
-    # One range of the recipient index (a recipient's links are one email's), not a seek per target.
-    wanted = set(targets)
+    """Codes already minted for these targets (one chunk's, at most _LINKS_PER_INSERT) and this recipient."""
+    # A seek per target in the unique index links_by_recipient, not the recipient's whole range:
+    # a retried call reads back every chunk, and reading all of a 45,000-link email's rows
+    # for each of its 900 chunks made a retry quadratic, holding the writer for minutes.
     rows = conn.execute(
-        "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?",
-        (who.account_id, who.mailing_id, who.prospect_id),
+        "SELECT target_url, code FROM links WHERE account_id = ? AND mailing_id = ? AND prospect_id = ?"
+        f" AND target_url IN ({','.join('?' * len(targets))})",
+        (who.account_id, who.mailing_id, who.prospect_id, *targets),
     )
-    return {target: code for target, code in rows if target in wanted}
+    return dict(rows.fetchall())
 
 
 def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:

@@ -7,6 +7,8 @@ import logging
 import sqlite3
 import time
 
+import anyio
+import anyio.to_thread
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,7 +53,20 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     except msgspec.DecodeError as exc:
         return validation_error(exc)
 
-    choice = outreach.choose_links(account, payload)
+    if account.link_filter:
+        # In a worker thread: a catastrophic pattern may take its whole budget, which must not
+        # stall the event loop (redirects, /healthz). The filters' own limiter bounds how many
+        # threads they hold, so a flood of such calls cannot take those other handlers use, and
+        # one account's calls take one of them at a time, so its flood leaves the others to the
+        # other accounts. A call that waits spends its budget waiting, and then matches nothing.
+        deadline = time.monotonic() + outreach.FILTER_BUDGET_S
+        async with state.filter_turns.setdefault(account.id, anyio.Lock()):
+            choice = await anyio.to_thread.run_sync(
+                functools.partial(outreach.choose_links, account, payload, deadline=deadline),
+                limiter=state.filter_limiter,
+            )
+    else:  # no thread hop: this is most calls, and the filter-free path stays as fast as it was
+        choice = outreach.choose_links(account, payload)
     links = choice.links
     if choice.timed_out:
         state.metrics.inc("linkhub_filter_timeouts_total", choice.timed_out)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 import re
 import secrets
 import sqlite3
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
+import idna
 import msgspec
 from msgspec import UNSET, UnsetType
 
@@ -299,7 +302,7 @@ def check_url(url: str) -> str:
     url = url.strip()
     if len(url) > MAX_URL_LENGTH:
         raise InvalidWebhook(f"url is longer than {MAX_URL_LENGTH} characters", "url")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):  # C0, DEL and C1
         raise InvalidWebhook("url must not contain whitespace or control characters", "url")
     try:
         parts = urlsplit(url)
@@ -312,7 +315,78 @@ def check_url(url: str) -> str:
         raise InvalidWebhook("url must not carry credentials; use auth {\"type\": \"basic\", …}", "url")
     if parts.fragment:
         raise InvalidWebhook("url must not have a #fragment (it is never sent)", "url")
+    host = parts.netloc.rpartition("@")[2]
+    host = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    ascii_host = _check_host(host)
+    if ascii_host != host:  # stored as it is contacted: the host in its ASCII (IDNA) form
+        start = url.index("//") + 2
+        url = url[:start] + ascii_host + url[start + len(host):]
     return url
+
+
+_ASCII_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+# A last label that is a number makes the host an IPv4 address in URL parsers (WHATWG) and in
+# inet_aton (`127.1`, `0x7f.1`): only the dotted-decimal form is unambiguous.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+
+
+def _check_host(host: str) -> str:
+    """The host (as written in the URL, without port) in ASCII; InvalidWebhook if it is not a valid one.
+
+    IP literals stay as they are; a domain name must be valid DNS (labels of 1-63 characters,
+    253 in all) and, if internationalized, valid IDNA under UTS 46 processing.
+    """
+    if "%" in host:
+        raise InvalidWebhook("url host must not be percent-encoded (nor carry an IPv6 zone)", "url")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise InvalidWebhook(f"url host {host} is not a valid IPv6 address", "url") from None
+        return host
+    if not host.isascii():
+        for ch in host:
+            # Soft hyphens, joiners, bidi controls: UTS 46 drops some silently, so the host
+            # contacted would not be the one shown.
+            if unicodedata.category(ch) in ("Cf", "Cs", "Co", "Cn") or (ord(ch) > 0x7F and _ignored(ch)):
+                raise InvalidWebhook(f"url host must not contain the invisible or unassigned character "
+                                     f"U+{ord(ch):04X}", "url")
+        try:
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except idna.IDNAError as exc:
+            raise InvalidWebhook(f"url host is not a valid internationalized domain name: {exc}", "url") from None
+    name = host.removesuffix(".")  # a fully qualified name may end with a dot
+    labels = name.split(".")
+    if len(name) > 253:
+        raise InvalidWebhook("url host is longer than 253 characters", "url")
+    for label in labels:
+        if not label:
+            raise InvalidWebhook(f"url host {host!r} has an empty label", "url")
+        if len(label) > 63:
+            raise InvalidWebhook(f"url host has a label longer than 63 characters: {label[:20]}…", "url")
+        if not _ASCII_LABEL.fullmatch(label):
+            raise InvalidWebhook(f"url host label {label!r} may only hold letters, digits, '-' and '_', and "
+                                 "must not begin or end with '-'", "url")
+        if label[:4].lower() == "xn--":
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError) as exc:
+                raise InvalidWebhook(f"url host label {label!r} is not a valid IDNA A-label: {exc}", "url") from None
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise InvalidWebhook(f"url host {host!r} is neither a domain name nor an IPv4 address in dotted-decimal"
+                                 " form", "url") from None
+    return host
+
+
+def _ignored(ch: str) -> bool:
+    """Whether UTS 46 maps the character to nothing (it would vanish from the host)."""
+    try:
+        return idna.uts46_remap(ch, std3_rules=False, transitional=False) == ""
+    except (idna.IDNAError, UnicodeError):
+        return False  # disallowed: idna.encode says so, with its reason
 
 
 def _check_types(types: list[str] | None, fmt: str) -> tuple[str, ...]:
@@ -336,22 +410,32 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def _credential(value: str, field: str, *, empty_ok: bool = False) -> None:
+def _credential(value: str, field: str, *, empty_ok: bool = False, in_header: bool = True) -> None:
+    """Refuse what cannot be sent as given; never quote the value (it is a secret).
+
+    `in_header`: the value is a header value as it is (a token, a header), not base64 inside one
+    (basic credentials), so surrounding whitespace would be stripped on the way.
+    """
     if not value and not empty_ok:
         raise InvalidWebhook(f"{field} must not be empty", field)
     if len(value) > MAX_CREDENTIAL_LENGTH:
         raise InvalidWebhook(f"{field} is longer than {MAX_CREDENTIAL_LENGTH} characters", field)
     # A CR/LF would let the value start a header of its own; other controls are not valid in a header.
-    if any(ord(ch) < 0x20 and ch != "\t" or ord(ch) == 0x7F for ch in value):
-        raise InvalidWebhook(f"{field} must not contain control characters", field)
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidWebhook(f"{field} must not contain control characters (tab, CR, LF, …)", field)
+    if not value.isascii():
+        raise InvalidWebhook(f"{field} must be ASCII: an HTTP header cannot carry other characters as they are",
+                             field)
+    if in_header and value != value.strip(" "):
+        raise InvalidWebhook(f"{field} must not begin or end with a space: it would be dropped on the way", field)
 
 
 def _check_auth(auth: Auth) -> dict[str, Any]:
     if isinstance(auth, BasicAuth):
-        _credential(auth.username, "auth.username")
+        _credential(auth.username, "auth.username", in_header=False)
         if ":" in auth.username:
             raise InvalidWebhook("auth.username must not contain ':' (RFC 7617)", "auth.username")
-        _credential(auth.password, "auth.password", empty_ok=True)
+        _credential(auth.password, "auth.password", empty_ok=True, in_header=False)
     elif isinstance(auth, BearerAuth):
         _credential(auth.token, "auth.token")
     elif isinstance(auth, HeaderAuth):

@@ -218,22 +218,61 @@ def test_filter_test_prints_match_or_no_match_per_url(tmp_path):
 def test_filter_test_json(tmp_path):
     result = ok("filter", "test", "b", "https://a.example/", "https://b.example/", "--json", cwd=tmp_path)
     assert json.loads(result.stdout) == [
-        {"url": "https://a.example/", "match": False},
-        {"url": "https://b.example/", "match": True},
+        {"url": "https://a.example/", "result": "no match"},
+        {"url": "https://b.example/", "result": "match"},
     ]
 
 
+def test_filter_test_says_which_urls_are_never_replaced(tmp_path):
+    # Not absolute http(s) URLs: left alone whatever the filter, though the pattern matches them.
+    urls = ["mailto:a@example.com", "/relative/example", "https://example.com/", "ftp://example.com/"]
+    result = ok("filter", "test", "example", *urls, cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    assert [line.split(url)[0].strip() for url, line in zip(urls, lines, strict=True)] == [
+        "not replaced (not an absolute http(s) URL)", "not replaced (not an absolute http(s) URL)", "match",
+        "not replaced (not an absolute http(s) URL)",
+    ]
+    assert len({line.index(url) for url, line in zip(urls, lines, strict=True)}) == 1  # URLs aligned
+    as_json = json.loads(ok("filter", "test", "example", *urls, "--json", cwd=tmp_path).stdout)
+    assert [r["result"] for r in as_json] == ["not replaced", "not replaced", "match", "not replaced"]
+
+
 def test_filter_test_reports_a_timeout(tmp_path):
-    result = ok("filter", "test", r"(?:a|a)*$", "https://example.com/" + "a" * 30 + "!", "--json", cwd=tmp_path)
-    assert json.loads(result.stdout)[0]["match"] is None
+    slow = "https://example.com/" + "a" * 40 + "!"
+    result = ok("filter", "test", r"(a|aa)+$", slow, "https://example.com/b", cwd=tmp_path)
+    assert result.stdout.splitlines()[0].split(slow)[0].strip() == "timed out"
+    as_json = json.loads(ok("filter", "test", r"(a|aa)+$", slow, "--json", cwd=tmp_path).stdout)
+    assert as_json == [{"url": slow, "result": "timed out"}]
 
 
-def test_filter_test_with_an_invalid_pattern_fails_clearly(tmp_path):
-    result = linkhub("filter", "test", "(unclosed", "https://example.com/", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "invalid" in result.stderr.lower()
+@pytest.mark.parametrize("pattern", ["(unclosed", "x" * 1001, "(?:(?:a{1000}){1000}){1000}"])
+def test_filter_test_with_an_invalid_pattern_names_the_pattern_argument(tmp_path, pattern):
+    result = linkhub("filter", "test", pattern, "https://example.com/", cwd=tmp_path)
+    assert result.returncode == 2
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("Error: Invalid value for PATTERN: invalid link filter")
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("pattern", "says"), [
+    ("x" * 1001, "longer than 1000 characters"),
+    ("(?:(?:a{1000}){1000}){1000}", "needs more than 64 MiB"),  # nested repeats: gigabytes to compile
+])
+def test_a_filter_beyond_the_compile_bounds_is_refused(db, pattern, says):
+    result = linkhub("accounts", "create", "A", "--outreach-secret", "s", "--link-filter", pattern, "--db", str(db))
+    assert result.returncode == 2
+    error = result.stderr.splitlines()[-1]  # after click's usage lines
+    assert error.startswith("Error: Invalid value for --link-filter: invalid link filter") and says in error
+    assert "Traceback" not in result.stderr
+    account = create(db)
+    result = linkhub("accounts", "update", account["id"], "--link-filter", pattern, "--db", str(db))
+    assert result.returncode == 2
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("Error: Invalid value for --link-filter: invalid link filter") and says in error
+    assert pattern not in result.stderr  # one line, not a screenful of pattern
+    assert _account_row(db, account["id"])["link_filter"] is None
+    assert len(query(db, "SELECT * FROM accounts")) == 1
 
 
 # -- migrate -----------------------------------------------------------------------------

@@ -368,3 +368,36 @@ def test_update_with_nothing_to_change_is_refused(db_path: Path, account: Any) -
     result = run(db_path, "update", made["id"])
     assert result.exit_code == 2 and "nothing to change" in result.output
     assert run_json(db_path, "show", made["id"])["updated_at"] == made["updated_at"]
+
+def linkhub(db_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command, as an operator runs it."""
+    return subprocess.run([sys.executable, "-m", "linkhub", "webhooks", *args, "--db", str(db_path)],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize("url", ["http://a..b/", "http://" + "a" * 64 + ".example/", "http://ex\u00adample.com/",
+                                 "http://exa\u0085mple.com/", "http://ex%41mple.com/"])
+def test_an_invalid_host_is_one_line_from_create_and_update(db_path: Path, account: Any, url: str) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
+    for args in (["create", "--account", account.id, "--url", url], ["update", made["id"], "--url", url]):
+        result = linkhub(db_path, *args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and "url" in result.stderr and "Traceback" not in result.stderr
+        assert result.stdout == ""
+    assert [row["url"] for row in query(db_path, "SELECT url FROM webhooks")] == [PUBLIC_URL]
+
+
+@pytest.mark.parametrize(("args", "secret"), [
+    (["--auth", "bearer", "--token", "Zq9x\u00e9"], "Zq9x"),
+    (["--auth", "bearer", "--token", "Zq9x "], "Zq9x"),
+    (["--auth", "basic", "--username", "u", "--password", "Zq9x\u00e9"], "Zq9x"),
+    (["--auth", "header", "--header-name", "X-Key", "--header-value", "Zq9x\u00e9"], "Zq9x"),
+])
+def test_an_unsendable_credential_is_one_line_that_does_not_echo_it(db_path: Path, account: Any, args: list[str],
+                                                                     secret: str) -> None:
+    result = linkhub(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "ASCII" in result.stderr or "space" in result.stderr
+    assert secret not in result.stderr and secret not in result.stdout
+    assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0

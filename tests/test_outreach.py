@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from conftest import create_account, outreach_body, post_links, query, sign
 from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
@@ -354,6 +356,67 @@ def test_catastrophic_filter_times_out_and_still_answers_quickly(server, db):
     assert any("timed out" in line and account.id in line for line in server.output.splitlines())
 
 
+def test_concurrent_calls_with_a_catastrophic_filter_stall_neither_redirects_nor_health(server, db):
+    # The filter compiles at once but backtracks without end on these links: each call spends
+    # its whole matching budget. Matching runs in threads of its own, off the event loop.
+    hostile = create_account(db, link_filter=r"(a|aa)+$")
+    plain = create_account(db)
+    neighbour = create_account(db, link_filter=r"^https://shop\.example/")
+    with server.client() as client:
+        short = post_links(client, plain, outreach_body(["https://example.com/landing"])).json()["data"]
+    redirect_path = short["https://example.com/landing"][len(server.url):]
+    body = outreach_body([f"https://example.com/{i}/" + "a" * 40 + "!" for i in range(200)])
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def flood() -> None:
+        with server.client() as client:
+            while not stop.is_set():
+                statuses.append(post_links(client, hostile, body).status_code)
+
+    callers = [threading.Thread(target=flood) for _ in range(12)]
+    for caller in callers:
+        caller.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not statuses and time.monotonic() < deadline:  # the flood is under way
+            time.sleep(0.01)
+        # A liveness check, not a timing one: a stalled event loop would not answer at all in 2 s.
+        with httpx.Client(base_url=server.url, timeout=2) as probe:
+            for _ in range(20):
+                assert probe.get("/healthz").status_code == 200
+                redirect = probe.get(redirect_path)
+                assert redirect.status_code == 302
+                assert redirect.headers["location"] == "https://example.com/landing"
+            # Another account's filter still gets a thread: the flood holds one at a time.
+            links = ["https://shop.example/a", "https://other.example/"]
+            answered = [post_links(probe, neighbour, outreach_body(links)).json()["data"] for _ in range(10)]
+            assert all(list(data) == ["https://shop.example/a"] for data in answered), answered
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join(timeout=60)
+    assert statuses and set(statuses) == {200}
+
+
+def test_a_stored_filter_that_does_not_compile_leaves_every_link_out(server, db):
+    # Only a hand-edited database can hold one (a filter is compiled when it is set): the
+    # safe answer is to replace nothing, so Outreach keeps every original link.
+    account = create_account(db)
+    conn = connect(db)
+    with conn:
+        conn.execute("UPDATE accounts SET link_filter = '(unclosed' WHERE id = ?", (account.id,))
+    conn.close()
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://example.com/a"]))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"data": {}}
+    deadline = time.monotonic() + 10  # the log is read from the server's stderr as it comes
+    while "does not compile" not in server.output and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "link filter does not compile" in server.output
+
+
 def test_filter_timeouts_are_counted(server, db):
     """/metrics documents linkhub_filter_timeouts_total: links left out because the filter timed out."""
     account = create_account(db, link_filter=r"(?:a|a)*$")
@@ -407,6 +470,42 @@ def test_same_call_twice_answers_the_same_codes_and_writes_nothing_new(server, a
     assert rows_after_second == rows_after_first
     assert third.json()["data"]["https://example.com/b"] == first.json()["data"]["https://example.com/b"]
     assert _links_count(db, account) == 3
+
+
+def _largest_body(make_link) -> tuple[dict, list[str]]:
+    """The body with the most links that still fits the 1 MiB limit."""
+    low, high = 1, 200_000
+    while low < high:  # the largest n whose body fits
+        n = (low + high + 1) // 2
+        if len(json.dumps(outreach_body([make_link(i) for i in range(n)]))) <= 1024 * 1024:
+            low = n
+        else:
+            high = n - 1
+    data = [make_link(i) for i in range(low)]
+    return outreach_body(data), data
+
+
+def test_a_retried_call_as_large_as_the_limit_allows_answers_the_same_codes(server, account, db):
+    """Finding the codes of a retry costs a seek per link, not a read of the recipient's every link per chunk."""
+    body, data = _largest_body(lambda i: f"https://e.io/{i}")
+    assert len(data) > 40_000
+    with server.client() as client:
+        client.timeout = httpx.Timeout(60)
+        post_links(client, account, body)  # may answer 503 if slower than Outreach waits; it still commits
+        deadline = time.monotonic() + 60
+        while _links_count(db, account) < len(data) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _links_count(db, account) == len(data)
+        minted = {r["target_url"]: r["code"] for r in query(
+            db, "SELECT target_url, code FROM links WHERE account_id = ?", (account.id,))}
+        # A retry answers in time: a few tries allow for a busy machine, none for a quadratic cost.
+        for _ in range(3):
+            retry = post_links(client, account, body)
+            if retry.status_code == 200:
+                break
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["data"] == {target: f"{server.url}/r/{minted[target]}" for target in data}
+    assert _links_count(db, account) == len(data)  # the retries created nothing
 
 
 def test_ids_as_ints_are_accepted_and_stored_as_text(server, account, db):

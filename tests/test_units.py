@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -161,6 +162,13 @@ def test_choose_links_filters_on_the_original_url():
                        {"https://keep.example/x": "https://t.example/1", "https://drop.example/y": "https://t.example/2"})
     choice = outreach.choose_links(_account(r"^https://keep\."), payload)
     assert [link.target for link in choice.links] == ["https://t.example/1"]
+
+
+def test_choose_links_with_a_filter_decides_nothing_past_its_deadline():
+    payload = _payload(["https://t.example/1", "https://t.example/2", "mailto:a@example.com"], {})
+    choice = outreach.choose_links(_account(r"t\.example"), payload, deadline=time.monotonic() - 1)
+    assert choice.links == []
+    assert choice.timed_out == 2  # the two replaceable links; mailto: was never a candidate
 
 
 # -- outreach.signature_ok ---------------------------------------------------------------

@@ -231,6 +231,65 @@ def test_invalid_create_is_422_naming_the_field(shared: Any, body: dict[str, Any
     assert query(path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
 
+INVALID_HOSTS = [
+    "http://a..b/",
+    "http://.example.com/",
+    "http://" + "a" * 64 + ".example.com/",  # a label of 64 characters
+    "http://" + ".".join(["a" * 60] * 5) + "/",  # 304 characters in all
+    "http://ex\u00adample.com/",  # soft hyphen: invisible, dropped by IDNA mapping
+    "http://exa\u0085mple.com/",  # C1 control
+    "http://exa\u009fmple.com/",
+    "http://a\u200db.example/",  # zero-width joiner
+    "http://\u202eevil.example/",  # right-to-left override
+    "http://\u2603.example/",  # a snowman: not valid IDNA
+    "http://\ufffe.example/",  # a noncharacter
+    "http://xn--zz.example/",  # not a valid A-label
+    "http://ex%41mple.com/",  # percent-encoding in the host
+    "http://ex%zzample.com/",
+    "http://-bad.example/",
+    "http://a*b.example/",
+    "http://127.1/",  # numeric but not dotted-decimal: an IPv4 address to some parsers
+    "http://[fe80::1%25eth0]/",
+]
+
+
+@pytest.mark.parametrize("url", INVALID_HOSTS)
+def test_an_invalid_host_is_422_at_create(shared: Any, url: str) -> None:
+    client, account, path = shared
+    answer = client.post("/v1/webhooks", json={"url": url}, headers=bearer(account))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "invalid_webhook" and answer.json()["field"] == "url", answer.json()
+    assert "\n" not in answer.json()["message"]
+    assert query(path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+
+def test_an_invalid_host_is_422_at_update_and_changes_nothing(shared: Any) -> None:
+    client, account, _ = shared
+    made = create(client, account, url=PUBLIC_URL)
+    try:
+        for url in INVALID_HOSTS:
+            answer = client.patch(f"/v1/webhooks/{made['id']}", json={"url": url}, headers=bearer(account))
+            assert answer.status_code == 422, (url, answer.text)
+            assert answer.json()["error"] == "invalid_webhook" and answer.json()["field"] == "url"
+        assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).json()["url"] == PUBLIC_URL
+    finally:
+        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+
+
+@pytest.mark.parametrize(("url", "stored"), [
+    ("http://bücher.example/hook?x=ü", "http://xn--bcher-kva.example/hook?x=ü"),  # the host as it is contacted
+    ("https://BÜCHER.example:8443/", "https://xn--bcher-kva.example:8443/"),
+    ("https://Example.COM/Hook", "https://Example.COM/Hook"),  # an ASCII host is kept as given
+    ("https://xn--bcher-kva.example/", "https://xn--bcher-kva.example/"),
+    ("http://my_host.example./", "http://my_host.example./"),
+    ("http://93.184.215.14:8080/", "http://93.184.215.14:8080/"),
+    ("http://[2001:db8::1]/hook", "http://[2001:db8::1]/hook"),
+])
+def test_valid_hosts_are_accepted_and_an_idn_is_stored_in_ascii(api: Any, url: str, stored: str) -> None:
+    client, account = api  # private targets allowed: no name is resolved
+    assert create(client, account, url=url)["url"] == stored
+
+
 def test_malformed_json_is_400(shared: Any) -> None:
     client, account, _ = shared
     answer = client.post("/v1/webhooks", content=b'{"url": ', headers=bearer(account))
@@ -262,6 +321,49 @@ def test_invalid_patch_is_422_and_changes_nothing(api: Any, body: dict[str, Any]
     assert answer.json()["field"] == field
     after = client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).json()
     assert after == {k: v for k, v in made.items() if k != "secret"}
+
+
+# Every credential below holds this marker, which no answer may echo.
+MARK = "Zq9x"
+
+
+@pytest.mark.parametrize(("auth", "field"), [
+    ({"type": "bearer", "token": f"{MARK}s3cr\u00e9t"}, "auth.token"),  # non-ASCII
+    ({"type": "bearer", "token": f"{MARK}\u0085"}, "auth.token"),  # C1 control
+    ({"type": "bearer", "token": f"{MARK}\tmore"}, "auth.token"),
+    ({"type": "bearer", "token": f" {MARK}"}, "auth.token"),  # the space would be stripped on the way
+    ({"type": "bearer", "token": f"{MARK} "}, "auth.token"),
+    ({"type": "basic", "username": f"{MARK}\u00e9", "password": "p"}, "auth.username"),
+    ({"type": "basic", "username": "user", "password": f"{MARK}\u00e9"}, "auth.password"),
+    ({"type": "basic", "username": "user", "password": f"{MARK}\r\nX-Evil: 1"}, "auth.password"),
+    ({"type": "header", "name": "X-Key", "value": f"{MARK}\u00e9"}, "auth.value"),
+    ({"type": "header", "name": "X-Key", "value": f"{MARK}\n"}, "auth.value"),
+    ({"type": "header", "name": "X-Key", "value": f" {MARK}"}, "auth.value"),
+    ({"type": "header", "name": "X-K\u00e9y", "value": MARK}, "auth.name"),
+])
+def test_credentials_that_cannot_be_sent_in_a_header_are_422_without_echo(shared: Any, auth: dict[str, str],
+                                                                          field: str) -> None:
+    client, account, path = shared
+    answer = client.post("/v1/webhooks", json={"url": PUBLIC_URL, "auth": auth}, headers=bearer(account))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "invalid_webhook" and answer.json()["field"] == field
+    assert MARK not in answer.text
+    assert query(path, "SELECT count(*) FROM webhooks")[0][0] == 0
+    made = create(client, account, url=PUBLIC_URL)
+    try:
+        patched = client.patch(f"/v1/webhooks/{made['id']}", json={"auth": auth}, headers=bearer(account))
+        assert patched.status_code == 422 and patched.json()["field"] == field
+        assert MARK not in patched.text
+        assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).json()["auth"] == {"type": "none"}
+    finally:
+        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+
+
+def test_basic_credentials_may_have_spaces_at_their_ends(api: Any) -> None:
+    # They travel base64-encoded, so nothing strips them.
+    client, account = api
+    made = create(client, account, url=PUBLIC_URL, auth={"type": "basic", "username": " crm", "password": "pw "})
+    assert made["auth"] == {"type": "basic", "username": " crm"}
 
 
 # -- verify --------------------------------------------------------------------------------------
