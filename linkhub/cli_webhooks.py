@@ -152,7 +152,8 @@ def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
     if "missing required field" in exc.message:
         return click.MissingParameter(param_hint=f"'{option}'", param_type="option")
     # The domain's messages may name the field too ("auth.name 'Host' is …"): name the flag instead.
-    return click.BadParameter(exc.message.replace(exc.field, option), param_hint=f"'{option}'")
+    message = exc.message.removeprefix(f"{exc.field} ")  # "url host … is …" → "host … is …"
+    return click.BadParameter(message.replace(exc.field, option), param_hint=f"'{option}'")
 
 
 def _refusal(message: str) -> str:

@@ -381,8 +381,8 @@ def test_an_invalid_host_is_one_line_from_create_and_update(db_path: Path, accou
     made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
     for args in (["create", "--account", account.id, "--url", url], ["update", made["id"], "--url", url]):
         result = linkhub(db_path, *args)
-        assert result.returncode == 1, result.stderr
-        assert result.stderr.count("\n") == 1 and "url" in result.stderr and "Traceback" not in result.stderr
+        assert result.returncode == 2, result.stderr  # an invalid value: a usage error, in one line
+        assert result.stderr.count("\n") == 1 and "--url" in result.stderr and "Traceback" not in result.stderr
         assert result.stdout == ""
     assert [row["url"] for row in query(db_path, "SELECT url FROM webhooks")] == [PUBLIC_URL]
 

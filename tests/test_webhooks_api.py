@@ -273,7 +273,7 @@ def test_an_invalid_host_is_422_at_update_and_changes_nothing(shared: Any) -> No
             assert answer.json()["error"] == "invalid_webhook" and answer.json()["field"] == "url"
         assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).json()["url"] == PUBLIC_URL
     finally:
-        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 200
 
 
 @pytest.mark.parametrize(("url", "stored"), [
@@ -356,7 +356,7 @@ def test_credentials_that_cannot_be_sent_in_a_header_are_422_without_echo(shared
         assert MARK not in patched.text
         assert client.get(f"/v1/webhooks/{made['id']}", headers=bearer(account)).json()["auth"] == {"type": "none"}
     finally:
-        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 204
+        assert client.delete(f"/v1/webhooks/{made['id']}", headers=bearer(account)).status_code == 200
 
 
 def test_basic_credentials_may_have_spaces_at_their_ends(api: Any) -> None:
