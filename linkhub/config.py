@@ -20,6 +20,8 @@ class Settings:
     allow_private_targets: bool = False
     # Delivered outbox rows and delivery-log entries older than this are deleted hourly; 0 keeps them.
     keep_deliveries_days: int = 30
+    # One log line per HTTP request (linkhub.access_log); off: the request path pays one attribute check.
+    access_log: bool = False
 
     @property
     def base_url(self) -> str:

@@ -13,7 +13,7 @@ import sys
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from . import db, outbox, schema, useragent
+from . import db, logs, outbox, schema, useragent
 from .app import LinkhubApp, create_app
 from .config import Settings
 
@@ -72,12 +72,12 @@ def run(settings: Settings) -> None:
     app = create_app(settings)
     config = hypercorn_config(sock)
     _tune_garbage_collector()
-    print(
-        f"linkhub: serving on http://{settings.host}:{settings.port} "
-        f"(database {settings.db}, short links {settings.base_url}/r/…)",
-        file=sys.stderr,
-        flush=True,
-    )
+    # A record like any other (JSON with --log-format json), written at every level: scripts and
+    # tests wait for "linkhub: serving on URL", the only place the port chosen for --port 0 is told.
+    url = f"http://{settings.host}:{settings.port}"
+    logging.getLogger(logs.READY).info("linkhub: serving on %s (database %s, short links %s/r/…)",
+                                       url, settings.db, settings.base_url,
+                                       extra={"url": url, "database": str(settings.db)})
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     _run_loop(_serve(app, config))
 
