@@ -57,8 +57,10 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     logging.getLogger(READY).setLevel(logging.INFO)
     logging.getLogger(ACCESS).setLevel(logging.INFO)
-    # httpx logs every request at INFO; deliveries are recorded in the deliveries table instead.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO, httpcore each step of it at DEBUG (response headers
+    # included); deliveries are recorded in the deliveries table instead.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     # Python's own warnings and exceptions that end a thread are records too, not stray stderr text.
     logging.captureWarnings(True)
     threading.excepthook = _log_thread_exception
