@@ -90,7 +90,7 @@ def json_lines(server: Server) -> list[dict[str, Any]]:
 
 
 def test_json_log_format_writes_only_json_objects_with_stable_keys(make_server, make_receiver, db_path):
-    server = make_server("--log-format", "json", "--access-log", "--allow-private-targets")
+    server = make_server("--log-format", "json", "--allow-private-targets", env={"LINKHUB_ACCESS_LOG": "1"})
     account = create_account(db_path)
     receiver = make_receiver(500)
     with server.client() as client:
