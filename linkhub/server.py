@@ -45,6 +45,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def hypercorn_config(sock: socket.socket) -> Config:
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
+    # Hypercorn's access log would copy every header (Authorization too) per request; --access-log is the app's.
     config.accesslog = None
     # Hypercorn's messages go through our logging set-up instead of a handler of its own.
     config.errorlog = logging.getLogger("hypercorn.error")
