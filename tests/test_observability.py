@@ -177,7 +177,7 @@ def test_access_log_never_records_query_strings_or_credentials(make_server, db_p
 
 
 def test_expired_events_are_logged_once_with_webhook_count_and_reason(make_server, make_receiver, db_path):
-    server = make_server("--log-format", "json", "--allow-private-targets")
+    server = make_server("--allow-private-targets", env={"LINKHUB_LOG_FORMAT": "json"})
     account = create_account(db_path)
     receiver = make_receiver(500)
     with server.client() as client:
