@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__, accounts, backup, linkfilter, outreach, schema
+from . import __version__, accounts, backup, linkfilter, logs, outreach, schema
 from .config import Settings, normalize_public_url, parse_networks
 from .cli_check import check_command
 from .cli_common import LinkhubGroup, db_option, emit, json_option, open_db, secret_value, table
@@ -101,8 +99,18 @@ def cli() -> None:
               type=click.FloatRange(0.1, 3600), metavar="SECONDS",
               help="A request body must have arrived this long after its headers, or the request is answered "
                    "408 and its connection closed [env LINKHUB_BODY_TIMEOUT].")
+@click.option("--log-level", envvar="LINKHUB_LOG_LEVEL", default="info", show_default=True,
+              type=click.Choice(logs.LEVELS, case_sensitive=False),
+              help="Least severe log records written [env LINKHUB_LOG_LEVEL].")
+@click.option("--log-format", envvar="LINKHUB_LOG_FORMAT", default="text", show_default=True,
+              type=click.Choice(logs.FORMATS, case_sensitive=False),
+              help="Log lines as text, or as one JSON object each [env LINKHUB_LOG_FORMAT].")
+@click.option("--access-log", envvar="LINKHUB_ACCESS_LOG", is_flag=True,
+              help="Log one line per HTTP request: method, path without query string, status, duration, "
+                   "client [env LINKHUB_ACCESS_LOG=1].")
 def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str,
-          allow_private_targets: bool, keep_deliveries_days: int, body_timeout: float) -> None:
+          allow_private_targets: bool, keep_deliveries_days: int, body_timeout: float, log_level: str,
+          log_format: str, access_log: bool) -> None:
     """Apply pending migrations and serve HTTP until SIGTERM/SIGINT."""
     from .server import StartupError, run
 
@@ -110,13 +118,10 @@ def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxie
         proxies = parse_networks(trusted_proxies)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    # httpx logs every request at INFO; deliveries are recorded in the deliveries table instead.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(log_level.lower(), log_format.lower())
     settings = Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
                         allow_private_targets=allow_private_targets, keep_deliveries_days=keep_deliveries_days,
-                        body_timeout_s=body_timeout)
+                        body_timeout_s=body_timeout, access_log=access_log)
     try:
         run(settings)
     except StartupError as exc:

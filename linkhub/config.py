@@ -22,6 +22,8 @@ class Settings:
     keep_deliveries_days: int = 30
     # A request body must have arrived this many seconds after its headers (then 408).
     body_timeout_s: float = 30.0
+    # One log line per HTTP request (linkhub.access_log); off: the request path pays one attribute check.
+    access_log: bool = False
 
     @property
     def base_url(self) -> str:

@@ -19,6 +19,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,9 +139,11 @@ _STOP = object()
 class Database:
     """The process's gateway to one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, on_commit: Callable[[float], None] | None = None) -> None:
         self.path = str(path)
         self.stats = WriterStats()
+        # Called in the writer thread with each committed transaction's duration in seconds.
+        self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
@@ -326,6 +329,7 @@ class Database:
             previous = checkpointed
 
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> None:
+        started = time.perf_counter()
         try:
             if not self._run_jobs(conn, batch, isolated=False):
                 # A job failed: undo the whole transaction and run the batch again with a
@@ -347,6 +351,8 @@ class Database:
             self.stats.transactions += 1
             self.stats.jobs += len(batch)
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            if self._on_commit is not None:
+                self._on_commit(time.perf_counter() - started)
         _wake(batch)
 
 

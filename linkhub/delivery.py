@@ -16,6 +16,7 @@ import functools
 import logging
 import sqlite3
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
@@ -46,6 +47,8 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._requests = asyncio.Semaphore(GLOBAL_CONCURRENCY)
         self._workers: dict[str, asyncio.Task[None]] = {}
+        # Events per webhook in batches being sent now (linkhub_outbox_in_flight).
+        self.in_flight: Counter[str] = Counter()
         self._supervisor: asyncio.Task[None] | None = None
 
     async def start(self, client: httpx.AsyncClient) -> None:
@@ -146,9 +149,18 @@ class Deliverer:
         """
         batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id))
         while batch is not None:
-            result, attempted_at = await self._send(batch)
+            result, attempted_at = await self._send_counted(batch)
             batch = await self.db.write(functools.partial(_record_then_claim, batch=batch, result=result,
                                                           attempted_at=attempted_at))
+
+    async def _send_counted(self, batch: outbox.Batch) -> tuple[sender.Outcome, str]:
+        self.in_flight[batch.hook.id] += len(batch.row_ids)
+        try:
+            return await self._send(batch)
+        finally:
+            self.in_flight[batch.hook.id] -= len(batch.row_ids)
+            if self.in_flight[batch.hook.id] <= 0:
+                del self.in_flight[batch.hook.id]
 
     async def _send(self, batch: outbox.Batch) -> tuple[sender.Outcome, str]:
         assert self.client is not None
@@ -163,6 +175,9 @@ class Deliverer:
         except Exception as exc:  # a bug of ours must not strand the claimed rows: retry them later
             log.exception("could not send a batch to webhook %s", hook.id)
             result = sender.Outcome(None, 0, f"linkhub could not send the batch: {exc!r}", "", None)
+        self.metrics.inc("linkhub_webhook_deliveries_total", outcome=result.kind)
+        if result.kind != "not_sent":
+            self.metrics.observe("linkhub_webhook_delivery_duration_seconds", result.duration_ms / 1000)
         if result.delivered:
             self.metrics.inc("linkhub_webhook_events_delivered_total", len(batch.row_ids))
         else:

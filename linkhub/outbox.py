@@ -10,6 +10,7 @@ after a failure, or 'dead' once it is older than the webhook's max_age_s.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ EXPONENTIAL_CAP_S = 3600.0
 # Expiry is checked at the head of each queue in slices, so a huge backlog never makes
 # one write transaction long (clicks are waiting on the same writer).
 EXPIRY_SLICE = 1000
+
+log = logging.getLogger("linkhub.outbox")
 
 _QUEUE = "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at) VALUES (?, ?, ?, ?)"
 
@@ -109,6 +112,10 @@ def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
         " AND state = 'pending' AND queued_at < ?",
         (hook.max_age_s, hook.id, EXPIRY_SLICE, cutoff),
     )
+    if cursor.rowcount:  # one line per expiry run, never one per row
+        reason = f"not delivered within max_age_s={hook.max_age_s}"
+        log.warning("%d events for webhook %s expired to dead: %s", cursor.rowcount, hook.id, reason,
+                    extra={"webhook": hook.id, "count": cursor.rowcount, "reason": reason})
     return cursor.rowcount
 
 
@@ -280,6 +287,40 @@ def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "next_attempt_at": next_due(conn, hook) if hook.status == "active" else None,
         })
     return report
+
+
+@dataclass(frozen=True)
+class QueueSize:
+    webhook_id: str
+    waiting: int  # pending or being sent
+    dead: int
+    head_queued_at: str | None  # when the head of the queue (its oldest row by id) was queued
+
+
+def queue_sizes(conn: sqlite3.Connection) -> list[QueueSize]:
+    """Every webhook's queue, cheaply enough for each /metrics scrape.
+
+    The counts read only the partial indexes outbox_queue and outbox_dead, never a table row
+    (telling 'pending' from 'sending' would need one per queued event); the head costs one row
+    per webhook. The head's queued_at is what `expire` measures max_age_s against.
+    """
+    waiting = dict(conn.execute(
+        "SELECT webhook_id, count(*) FROM outbox WHERE state IN ('pending', 'sending') GROUP BY webhook_id"
+    ).fetchall())
+    dead = dict(conn.execute(
+        "SELECT webhook_id, count(*) FROM outbox WHERE state = 'dead' GROUP BY webhook_id"
+    ).fetchall())
+    sizes = []
+    for (webhook_id,) in conn.execute("SELECT id FROM webhooks ORDER BY id").fetchall():
+        head = None
+        if waiting.get(webhook_id):
+            head = conn.execute(
+                "SELECT queued_at FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+                " ORDER BY id LIMIT 1",
+                (webhook_id,),
+            ).fetchone()[0]
+        sizes.append(QueueSize(webhook_id, waiting.get(webhook_id, 0), dead.get(webhook_id, 0), head))
+    return sizes
 
 
 def replay(

@@ -33,6 +33,7 @@ async def replace_links(request: Request) -> Response:
     state: State = request.app.state.linkhub
     response = await _replace_links(request, state, started)
     state.metrics.inc("linkhub_outreach_requests_total", status=str(response.status_code))
+    state.metrics.observe("linkhub_link_replacement_duration_seconds", time.monotonic() - started)
     return response
 
 

@@ -113,6 +113,21 @@ class Outcome:
     def delivered(self) -> bool:
         return self.error is None
 
+    @property
+    def kind(self) -> str:
+        """How the attempt ended (linkhub_webhook_deliveries_total's outcome), from the errors post_batch writes."""
+        if self.error is None:
+            return "delivered"
+        if self.status_code is not None:
+            return "http_error"
+        if self.error.startswith("timed out"):
+            return "timeout"
+        if self.error.startswith("refused target"):
+            return "refused"
+        if self.error.startswith("linkhub could not send"):  # the delivery loop's own failure: no POST
+            return "not_sent"
+        return "connection_error"
+
 
 def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
     """The URL to request, extra headers and httpx extensions to reach `address` for `url`'s host."""

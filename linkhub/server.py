@@ -13,12 +13,13 @@ import signal
 import socket
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from . import db, outbox, schema, useragent
+from . import db, logs, outbox, schema, useragent
 from .app import LinkhubApp, create_app
 from .config import Settings
 
@@ -83,6 +84,7 @@ def _bind_failure(host: str, port: int, exc: OSError) -> str:
 def hypercorn_config(sock: socket.socket) -> Config:
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
+    # Hypercorn's access log would copy every header (Authorization too) per request; --access-log is the app's.
     config.accesslog = None
     # Hypercorn's messages go through our logging set-up instead of a handler of its own.
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -106,10 +108,17 @@ def run(settings: Settings) -> None:
     config = hypercorn_config(sock)
     _raise_file_limit()
     _tune_garbage_collector()
-    banner = (f"linkhub: serving on http://{settings.host}:{settings.port} "
-              f"(database {settings.db}, short links {settings.base_url}/r/…)")
+    url = f"http://{settings.host}:{settings.port}"
+
+    def announce() -> None:
+        # A record like any other (JSON with --log-format json), written at every level: scripts and
+        # tests wait for "linkhub: serving on URL", the only place the port chosen for --port 0 is told.
+        logging.getLogger(logs.READY).info("linkhub: serving on %s (database %s, short links %s/r/…)",
+                                           url, settings.db, settings.base_url,
+                                           extra={"url": url, "database": str(settings.db)})
+
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    _run_loop(_serve(app, config, banner))
+    _run_loop(_serve(app, config, announce))
 
 
 def _prepare_database(path: Path) -> None:
@@ -196,10 +205,10 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD)
 
 
-async def _serve(app: object, config: Config, banner: str) -> None:
+async def _serve(app: object, config: Config, announce: Callable[[], None]) -> None:
     """Serve `app` until SIGTERM/SIGINT; a LinkhubApp is told first, so it refuses late requests.
 
-    `banner` is printed once the signals are handled: a SIGTERM sent as soon as it appears
+    `announce` runs once the signals are handled: a SIGTERM sent as soon as it appears
     (by a supervisor, a test) stops the server gracefully instead of killing it.
     """
     stop = asyncio.Event()
@@ -212,7 +221,7 @@ async def _serve(app: object, config: Config, banner: str) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shut_down)
-    print(banner, file=sys.stderr, flush=True)
+    announce()
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     log.info("linkhub stopped")
 
