@@ -120,12 +120,15 @@ async def resolve_target(url: str, *, allow_private: bool) -> str | None:
     Connecting to the address we checked, rather than resolving again, closes the
     window in which DNS could change between the check and the connection.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # a URL stored before it would be refused, e.g. "http://[::1/" or a port > 65535
+        raise TargetRefused(f"URL is not valid: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise TargetRefused("URL must be absolute http:// or https:// with a host")
     if allow_private:
         return None
-    host = parts.hostname
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
@@ -134,8 +137,8 @@ async def resolve_target(url: str, *, allow_private: bool) -> str | None:
         _refuse_address(literal, host)
         return str(literal)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode, e.g. an empty label
         raise TargetRefused(f"cannot resolve {host}: {exc}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     if not addresses:
@@ -168,25 +171,23 @@ REDACTED = "[redacted]"
 
 
 def _credentials(webhook: Webhook) -> list[str]:
-    """Every secret a request to the webhook carries, as exception texts may quote it, longest first."""
+    """Every secret a request to the webhook carries, in each form an exception text may quote it, longest first."""
     auth = webhook.auth
-    plain = [auth.get(key) for key in ("password", "token", "value")]
-    plain += [webhook.secret, webhook.previous_secret]
+    plain = [auth.get(key) for key in ("password", "token", "value")] + [webhook.secret, webhook.previous_secret]
     try:
-        plain += list(auth_headers(auth).values())  # the whole header value, e.g. "Basic <base64>"
-    except (KeyError, TypeError, UnicodeError):
+        plain += auth_headers(auth).values()  # the whole header value, e.g. "Bearer <token>"
+    except (KeyError, TypeError, ValueError):  # a malformed stored auth: its parts above are all there is
         pass
     if auth.get("type") == "basic":
-        plain.append(f"{auth.get('username')}:{auth.get('password')}")
+        pair = f"{auth.get('username')}:{auth.get('password')}"
+        plain += [pair, base64.b64encode(pair.encode("utf-8", "surrogateescape")).decode()]
     forms: set[str] = set()
     for value in plain:
         if not isinstance(value, str) or not value:
             continue
         for text in (value, value.strip()):
-            # As given, and as a str or bytes repr would quote it (h11: "Illegal header value b'…'").
+            # As given, and as a str or bytes repr quotes it (h11: "Illegal header value b'…'").
             forms.update((text, repr(text)[1:-1], repr(text.encode("utf-8", "surrogateescape"))[2:-1]))
-            if text.isascii():
-                forms.add(base64.b64encode(text.encode()).decode())
     forms.discard("")
     return sorted(forms, key=len, reverse=True)
 
@@ -288,7 +289,7 @@ async def post_batch(
             **extra_headers,
         }
         request = client.build_request("POST", url, content=body, headers=headers, extensions=extensions)
-    except (ValueError, TypeError, KeyError) as exc:  # e.g. a stored credential that is no valid header value
+    except (ValueError, TypeError, KeyError, httpx.InvalidURL) as exc:  # e.g. a stored credential no header can carry
         return outcome(None, f"linkhub could not build the request from the webhook's settings: "
                              f"{describe_exception(exc, webhook)}")
     try:
