@@ -90,8 +90,13 @@ class Batch:
         return f"msg_{digest[:32]}"
 
 
+# A century either way is "never" for a queue; beyond it a datetime would overflow (a max_age_s
+# or retry interval of 10**12 s is accepted), and every claim of that webhook would fail.
+_MAX_OFFSET_S = 100 * 365 * 86_400
+
+
 def _later(seconds: float) -> str:
-    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds))
+    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=max(-_MAX_OFFSET_S, min(_MAX_OFFSET_S, seconds))))
 
 
 def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
