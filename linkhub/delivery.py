@@ -136,7 +136,12 @@ class Deliverer:
                 continue
             lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
             flight = _Flight()
-            await asyncio.gather(*(self._lane(webhook_id, flight) for _ in range(lanes)))
+            # A task group, not gather: if one lane fails, the others are stopped before the
+            # worker ends and its claims are released, so no batch of theirs is still being sent
+            # when a new worker takes the released rows.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(lanes):
+                    group.create_task(self._lane(webhook_id, flight))
 
     async def _lane(self, webhook_id: str, flight: _Flight) -> None:
         """Claim and send batches one after another while the webhook is active and has due rows.
