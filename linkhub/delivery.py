@@ -141,9 +141,9 @@ class Deliverer:
             # when a new worker takes the released rows.
             async with asyncio.TaskGroup() as group:
                 for _ in range(lanes):
-                    group.create_task(self._lane(webhook_id, flight))
+                    group.create_task(self._lane(webhook_id, flight, ordered=hook.ordered))
 
-    async def _lane(self, webhook_id: str, flight: _Flight) -> None:
+    async def _lane(self, webhook_id: str, flight: _Flight, *, ordered: bool) -> None:
         """Claim and send batches one after another while the webhook is active and has due rows.
 
         Recording a batch's outcome and claiming the next one share one write, so a busy
@@ -155,7 +155,10 @@ class Deliverer:
         A lane holds a place in `flight` from before its first claim until it stops, so a
         claim knows whether another lane has a batch in flight: once the webhook is ordered
         (it may have been switched while unordered lanes were running), a claim then takes
-        nothing, and the last lane to finish carries on alone, in queue order.
+        nothing, and the last lane to finish carries on alone, in queue order. And a lane
+        whose batch shows `ordered` changed since its worker started (`ordered` is the mode
+        it was started in) stops after that batch, so the worker starts the lanes the new
+        mode allows: one, or PER_WEBHOOK_CONCURRENCY.
         """
         flight.lanes += 1
         try:
@@ -169,7 +172,8 @@ class Deliverer:
                     result, attempted_at = await self._send(sendable, body)
                 batch = await self.db.write(functools.partial(
                     _record_then_claim, webhook_id=webhook_id, batch=sendable, poisoned=poisoned, result=result,
-                    attempted_at=attempted_at, others_in_flight=flight.lanes > 1))
+                    attempted_at=attempted_at, others_in_flight=flight.lanes > 1,
+                    claim_next=batch.hook.ordered == ordered))
         finally:
             flight.lanes -= 1
 
@@ -231,9 +235,9 @@ def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple
 
 def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outbox.Batch | None,
                        poisoned: list[tuple[int, str]], result: sender.Outcome | None, attempted_at: str,
-                       others_in_flight: bool) -> outbox.Batch | None:
+                       others_in_flight: bool, claim_next: bool) -> outbox.Batch | None:
     """Record the outcome of one POST (and the events set aside before it); after a success, or when
-    nothing was left to send, claim the webhook's next batch (same transaction)."""
+    nothing was left to send, claim the webhook's next batch (same transaction) if `claim_next`."""
     if poisoned:
         outbox.set_aside(conn, poisoned)
         count = f"{len(poisoned)} event{'' if len(poisoned) == 1 else 's'}"
@@ -242,7 +246,7 @@ def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outb
         _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
         if not result.delivered:
             return None
-    return outbox.claim(conn, webhook_id, others_in_flight=others_in_flight)
+    return outbox.claim(conn, webhook_id, others_in_flight=others_in_flight) if claim_next else None
 
 
 def retry_after_delay(hook: webhooks.Webhook, retry_after_s: float) -> float:

@@ -25,6 +25,7 @@ from delivery_support import (
 )
 from sink import Answer
 
+from linkhub import delivery
 from linkhub import events as event_store
 from linkhub import outbox as outbox_store
 from linkhub import sender
@@ -379,3 +380,24 @@ def test_switching_to_ordered_mid_delivery_sends_each_batch_once_and_in_order(le
     inversions = sum(1 for a, b in zip(after, after[1:]) if b < a)
     assert inversions == 0, f"{inversions} inversions among batches sent after the switch"
     assert all(len(r.json()) <= 7 for r in sink.requests[before_switch:])
+
+
+def test_switching_ordered_off_mid_delivery_goes_parallel_from_the_next_batch(lenient, make_sink):
+    """The receiver lets requests through only once 4 are in flight together: after the switch,
+    only parallel batches get through (one lane carrying on alone would wait at the gate)."""
+    account = create_account(lenient.db_path)
+    sink = make_sink()
+    hold = sink.hang()
+    sink.script(Answer(200, hold=hold))
+    sent = events("par", 9)
+    with lenient.client() as client:
+        hook = create_webhook(client, account, sink.url, batch_size=1)  # ordered
+        post_events(client, account, sent)
+        sink.wait_for(1)
+        answer = client.patch(f"/v1/webhooks/{hook['id']}", json={"ordered": False}, headers=bearer(account))
+        assert answer.status_code == 200, answer.text
+        sink.gate = delivery.PER_WEBHOOK_CONCURRENCY
+        hold.set()
+        received = sink.wait_events(len(sent))
+    assert sorted(ids_of(received)) == sorted(ids_of(sent)) and len(received) == len(sent)
+    assert sink.max_in_flight == delivery.PER_WEBHOOK_CONCURRENCY, sink.describe()
