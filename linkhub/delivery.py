@@ -45,6 +45,7 @@ class Deliverer:
         self.allow_private = allow_private
         self.client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
+        self._wakes = 0  # how many times wake() was called: tells a finished worker whether it may have missed rows
         self._requests = asyncio.Semaphore(GLOBAL_CONCURRENCY)
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
@@ -56,6 +57,7 @@ class Deliverer:
 
     def wake(self) -> None:
         """New rows were queued: look now rather than at the next poll."""
+        self._wakes += 1
         self._wake.set()
 
     async def stop(self) -> None:
@@ -82,7 +84,7 @@ class Deliverer:
                     if webhook_id not in self._workers:
                         task = asyncio.create_task(self._work(webhook_id), name=f"linkhub-delivery-{webhook_id}")
                         self._workers[webhook_id] = task
-                        task.add_done_callback(functools.partial(self._worker_done, webhook_id))
+                        task.add_done_callback(functools.partial(self._worker_done, webhook_id, self._wakes))
             except Exception:
                 log.exception("delivery supervisor pass failed; retrying")
             try:
@@ -90,14 +92,17 @@ class Deliverer:
             except TimeoutError:
                 pass
 
-    def _worker_done(self, webhook_id: str, task: asyncio.Task[None]) -> None:
+    def _worker_done(self, webhook_id: str, wakes_at_start: int, task: asyncio.Task[None]) -> None:
         self._workers.pop(webhook_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
             # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until restart.
             asyncio.create_task(self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
-        else:
-            # It may have stopped just as new rows arrived: let the supervisor look again.
+        elif self._wakes != wakes_at_start:
+            # New rows were announced while it ran, and it may have stopped just before they
+            # arrived: let the supervisor look again. Not otherwise: a worker returns at once
+            # for a queue whose next retry is minutes away (Retry-After: 3600), and waking the
+            # supervisor each time would restart it in a busy loop until then.
             self._wake.set()
 
     def _webhooks_with_work(self) -> list[str]:
@@ -135,15 +140,15 @@ class Deliverer:
                 await asyncio.sleep(wait)
                 continue
             lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
-            flight = _Flight()
             # A task group, not gather: if one lane fails, the others are stopped before the
             # worker ends and its claims are released, so no batch of theirs is still being sent
-            # when a new worker takes the released rows.
+            # when a new worker takes the released rows. Every lane has stopped before the next
+            # pass starts lanes for the webhook as it is then (ordered or not).
             async with asyncio.TaskGroup() as group:
                 for _ in range(lanes):
-                    group.create_task(self._lane(webhook_id, flight, ordered=hook.ordered))
+                    group.create_task(self._lane(webhook_id, ordered=hook.ordered))
 
-    async def _lane(self, webhook_id: str, flight: _Flight, *, ordered: bool) -> None:
+    async def _lane(self, webhook_id: str, *, ordered: bool) -> None:
         """Claim and send batches one after another while the webhook is active and has due rows.
 
         Recording a batch's outcome and claiming the next one share one write, so a busy
@@ -152,30 +157,21 @@ class Deliverer:
         queue waits behind it. Events the webhook's format cannot render are set aside as
         dead on the way, and the rest of their batch is sent.
 
-        A lane holds a place in `flight` from before its first claim until it stops, so a
-        claim knows whether another lane has a batch in flight: once the webhook is ordered
-        (it may have been switched while unordered lanes were running), a claim then takes
-        nothing, and the last lane to finish carries on alone, in queue order. And a lane
-        whose batch shows `ordered` changed since its worker started (`ordered` is the mode
-        it was started in) stops after that batch, so the worker starts the lanes the new
-        mode allows: one, or PER_WEBHOOK_CONCURRENCY.
+        `ordered` is the mode the lane was started in. Once the webhook has been switched,
+        its claims take nothing, so the lane stops after the batch it has; when the last one
+        has, the worker starts the lanes the new mode allows. Switched to ordered, no batch is
+        sent until every batch of the unordered lanes has been answered, and then one at a time.
         """
-        flight.lanes += 1
-        try:
-            batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id,
-                                                          others_in_flight=flight.lanes > 1))
-            while batch is not None:
-                sendable, body, poisoned = _render(batch)
-                result: sender.Outcome | None = None
-                attempted_at = ""
-                if sendable is not None:  # None: every event of the batch was set aside
-                    result, attempted_at = await self._send(sendable, body)
-                batch = await self.db.write(functools.partial(
-                    _record_then_claim, webhook_id=webhook_id, batch=sendable, poisoned=poisoned, result=result,
-                    attempted_at=attempted_at, others_in_flight=flight.lanes > 1,
-                    claim_next=batch.hook.ordered == ordered))
-        finally:
-            flight.lanes -= 1
+        batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id, ordered=ordered))
+        while batch is not None:
+            sendable, body, poisoned = _render(batch)
+            result: sender.Outcome | None = None
+            attempted_at = ""
+            if sendable is not None:  # None: every event of the batch was set aside
+                result, attempted_at = await self._send(sendable, body)
+            batch = await self.db.write(functools.partial(
+                _record_then_claim, webhook_id=webhook_id, batch=sendable, poisoned=poisoned, result=result,
+                attempted_at=attempted_at, ordered=ordered))
 
     async def _send(self, batch: outbox.Batch, body: bytes) -> tuple[sender.Outcome, str]:
         assert self.client is not None
@@ -197,13 +193,6 @@ class Deliverer:
             self.metrics.inc("linkhub_webhook_failures_total")
             log.warning("delivery of %d events to webhook %s failed: %s", len(batch.row_ids), hook.id, result.error)
         return result, attempted_at
-
-
-@dataclasses.dataclass
-class _Flight:
-    """The lanes of one webhook's worker that hold, or are about to claim, a batch."""
-
-    lanes: int = 0
 
 
 def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple[int, str]]]:
@@ -235,9 +224,9 @@ def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple
 
 def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outbox.Batch | None,
                        poisoned: list[tuple[int, str]], result: sender.Outcome | None, attempted_at: str,
-                       others_in_flight: bool, claim_next: bool) -> outbox.Batch | None:
+                       ordered: bool) -> outbox.Batch | None:
     """Record the outcome of one POST (and the events set aside before it); after a success, or when
-    nothing was left to send, claim the webhook's next batch (same transaction) if `claim_next`."""
+    nothing was left to send, claim the webhook's next batch (same transaction)."""
     if poisoned:
         outbox.set_aside(conn, poisoned)
         count = f"{len(poisoned)} event{'' if len(poisoned) == 1 else 's'}"
@@ -246,7 +235,7 @@ def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outb
         _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
         if not result.delivered:
             return None
-    return outbox.claim(conn, webhook_id, others_in_flight=others_in_flight) if claim_next else None
+    return outbox.claim(conn, webhook_id, ordered=ordered)
 
 
 def retry_after_delay(hook: webhooks.Webhook, retry_after_s: float) -> float:

@@ -119,15 +119,17 @@ def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
     return cursor.rowcount
 
 
-def claim(conn: sqlite3.Connection, webhook_id: str, *, others_in_flight: bool = False) -> Batch | None:
+def claim(conn: sqlite3.Connection, webhook_id: str, *, ordered: bool | None = None) -> Batch | None:
     """Take the webhook's next batch: mark its rows 'sending' and count the attempt.
 
-    The webhook is read afresh here, so a deactivation, a new URL, secret or batch_size, or
-    `ordered`, applies from the next batch on. Ordered webhooks take the head of the queue
-    when it is due, and nothing at all while a batch of theirs is in flight: while the
-    caller says another of its lanes holds one (`others_in_flight`; the deliverer is the
-    only one that marks rows 'sending', and this saves a scan of the queue), or a row of
-    the head is still 'sending'. Unordered ones take the oldest pending rows that are due.
+    The webhook is read afresh here, so a deactivation, a new URL, secret or batch_size
+    applies from the next batch on. `ordered` is the mode the caller's lanes run in: if the
+    webhook has been switched since, nothing is claimed, and the caller starts again with
+    the lanes the new mode allows (the deliverer runs one lane for an ordered webhook, and
+    only once all of its unordered lanes have stopped: that is what keeps a second batch
+    from going out while one is in flight, without scanning the queue for 'sending' rows).
+    Ordered webhooks take the head of the queue when it is due, and nothing while a row of
+    the head is still 'sending'; unordered ones take the oldest pending rows that are due.
 
     Rows that cannot be sent become 'dead' with the reason, rather than blocking the queue:
     types the webhook no longer takes (its types or format changed since they were queued),
@@ -136,7 +138,7 @@ def claim(conn: sqlite3.Connection, webhook_id: str, *, others_in_flight: bool =
     hook = webhooks.get(conn, webhook_id)
     if hook is None or hook.status != "active":
         return None
-    if hook.ordered and others_in_flight:
+    if ordered is not None and hook.ordered != ordered:
         return None
     expire(conn, hook)
     now = now_rfc3339()
