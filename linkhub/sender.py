@@ -108,6 +108,25 @@ def non_public_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return None if _ipv6_is_public(address) else f"{address}, which is not a public address"
 
 
+# A host whose last label is a number is an IPv4 address to browsers and to inet_aton, in
+# forms ipaddress does not read (`127.1`, `0x7f.1`, `0177.0.0.1`, `2130706433`), or no valid
+# host at all: it is read here, so that no resolver is ever asked about it.
+_NUMERIC_LABEL = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1]):
+        return None  # a name
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+    except OSError:  # "999.1.1.1", "1.2.3.4.5", "a.1": neither an address nor a name
+        raise TargetRefused(f"{host} is not a valid IPv4 address") from None
+
+
 def _refuse_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> None:
     reason = non_public_reason(address)
     if reason is not None:
@@ -129,11 +148,8 @@ async def resolve_target(url: str, *, allow_private: bool) -> str | None:
         raise TargetRefused("URL must be absolute http:// or https:// with a host")
     if allow_private:
         return None
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    literal = _literal_address(host)
+    if literal is not None:
         _refuse_address(literal, host)
         return str(literal)
     try:

@@ -87,6 +87,15 @@ EMBEDDED = [
     ("http://[2002:7f00:1::]/", "127.0.0.1"),
     ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "127.0.0.1"),  # Teredo: the client, de-obfuscated
 ]
+# IPv4 written as browsers and inet_aton read it, though ipaddress does not: never sent to a resolver.
+LEGACY_V4 = [
+    ("http://2130706433/hook", "127.0.0.1"),
+    ("http://0x7f.1/hook", "127.0.0.1"),
+    ("http://0177.0.0.1/hook", "127.0.0.1"),
+    ("http://127.1:8080/hook", "127.0.0.1"),
+    ("http://169.254.169.254./latest/", "169.254.169.254"),
+    ("http://999.1.1.1/", "not a valid IPv4 address"),
+]
 # Non-public IPv6 that `ipaddress.is_global` does not refuse on every Python release.
 OTHER_V6 = [
     "http://[::]/",  # unspecified
@@ -104,15 +113,15 @@ def _strict_account(strict: Server) -> Account:
     return create_account(strict.db_path)
 
 
-@pytest.mark.parametrize(("url", "named"), [*EMBEDDED, *((url, None) for url in OTHER_V6)])
-def test_create_refuses_ipv6_forms_of_non_public_addresses(strict, url, named):
+@pytest.mark.parametrize(("url", "named"), [*EMBEDDED, *LEGACY_V4, *((url, None) for url in OTHER_V6)])
+def test_create_refuses_other_forms_of_non_public_addresses(strict, url, named):
     account = _strict_account(strict)
     with strict.client() as client:
         answer = client.post("/v1/webhooks", json={"url": url}, headers=bearer(account))
     assert answer.status_code == 422, answer.text
     document = answer.json()
     assert (document["error"], document["field"]) == ("target_refused", "url"), document
-    assert "not a public address" in document["message"]
+    assert "not a public address" in document["message"] or "not a valid IPv4 address" in document["message"]
     if named:
         assert named in document["message"], document["message"]
     assert query(strict.db_path, "SELECT count(*) FROM webhooks WHERE account_id = ?", (account.id,))[0][0] == 0
