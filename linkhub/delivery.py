@@ -12,6 +12,7 @@ process resends at most the batches it had in flight (at-least-once, same event 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -32,7 +33,7 @@ GLOBAL_CONCURRENCY = 64
 PER_WEBHOOK_CONCURRENCY = 4
 # How often the supervisor looks for work nobody told it about (CLI replays, retries coming due).
 POLL_INTERVAL_S = 1.0
-# Retry-After is honoured, up to this long.
+# Retry-After is honoured, up to this long (and never sooner than the policy's first retry).
 MAX_RETRY_AFTER_S = 3600.0
 # How often queues of paused (inactive, disabled) webhooks are checked for expired rows.
 EXPIRY_INTERVAL_S = 10.0
@@ -45,6 +46,7 @@ class Deliverer:
         self.allow_private = allow_private
         self.client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
+        self._wakes = 0  # how many times wake() was called: tells a finished worker whether it may have missed rows
         self._requests = asyncio.Semaphore(GLOBAL_CONCURRENCY)
         self._workers: dict[str, asyncio.Task[None]] = {}
         # Events per webhook in batches being sent now (linkhub_outbox_in_flight).
@@ -58,6 +60,7 @@ class Deliverer:
 
     def wake(self) -> None:
         """New rows were queued: look now rather than at the next poll."""
+        self._wakes += 1
         self._wake.set()
 
     async def stop(self) -> None:
@@ -84,7 +87,7 @@ class Deliverer:
                     if webhook_id not in self._workers:
                         task = asyncio.create_task(self._work(webhook_id), name=f"linkhub-delivery-{webhook_id}")
                         self._workers[webhook_id] = task
-                        task.add_done_callback(functools.partial(self._worker_done, webhook_id))
+                        task.add_done_callback(functools.partial(self._worker_done, webhook_id, self._wakes))
             except Exception:
                 log.exception("delivery supervisor pass failed; retrying")
             try:
@@ -92,14 +95,17 @@ class Deliverer:
             except TimeoutError:
                 pass
 
-    def _worker_done(self, webhook_id: str, task: asyncio.Task[None]) -> None:
+    def _worker_done(self, webhook_id: str, wakes_at_start: int, task: asyncio.Task[None]) -> None:
         self._workers.pop(webhook_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
             # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until restart.
             asyncio.create_task(self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
-        else:
-            # It may have stopped just as new rows arrived: let the supervisor look again.
+        elif self._wakes != wakes_at_start:
+            # New rows were announced while it ran, and it may have stopped just before they
+            # arrived: let the supervisor look again. Not otherwise: a worker returns at once
+            # for a queue whose next retry is minutes away (Retry-After: 3600), and waking the
+            # supervisor each time would restart it in a busy loop until then.
             self._wake.set()
 
     def _webhooks_with_work(self) -> list[str]:
@@ -137,44 +143,62 @@ class Deliverer:
                 await asyncio.sleep(wait)
                 continue
             lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
-            await asyncio.gather(*(self._lane(webhook_id) for _ in range(lanes)))
+            # A task group, not gather: if one lane fails, the others are stopped before the
+            # worker ends and its claims are released, so no batch of theirs is still being sent
+            # when a new worker takes the released rows. Every lane has stopped before the next
+            # pass starts lanes for the webhook as it is then (ordered or not).
+            async with asyncio.TaskGroup() as group:
+                for _ in range(lanes):
+                    group.create_task(self._lane(webhook_id, ordered=hook.ordered))
 
-    async def _lane(self, webhook_id: str) -> None:
+    async def _lane(self, webhook_id: str, *, ordered: bool) -> None:
         """Claim and send batches one after another while the webhook is active and has due rows.
 
         Recording a batch's outcome and claiming the next one share one write, so a busy
         writer (a large ingest in progress) costs the queue one wait per batch, not two.
         After a failure nothing is claimed: the batch waits for its retry, and an ordered
-        queue waits behind it.
-        """
-        batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id))
-        while batch is not None:
-            result, attempted_at = await self._send_counted(batch)
-            batch = await self.db.write(functools.partial(_record_then_claim, batch=batch, result=result,
-                                                          attempted_at=attempted_at))
+        queue waits behind it. Events the webhook's format cannot render are set aside as
+        dead on the way, and the rest of their batch is sent.
 
-    async def _send_counted(self, batch: outbox.Batch) -> tuple[sender.Outcome, str]:
+        `ordered` is the mode the lane was started in. Once the webhook has been switched,
+        its claims take nothing, so the lane stops after the batch it has; when the last one
+        has, the worker starts the lanes the new mode allows. Switched to ordered, no batch is
+        sent until every batch of the unordered lanes has been answered, and then one at a time.
+        """
+        batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id, ordered=ordered))
+        while batch is not None:
+            sendable, body, poisoned = _render(batch)
+            result: sender.Outcome | None = None
+            attempted_at = ""
+            if sendable is not None:  # None: every event of the batch was set aside
+                result, attempted_at = await self._send_counted(sendable, body)
+            batch = await self.db.write(functools.partial(
+                _record_then_claim, webhook_id=webhook_id, batch=sendable, poisoned=poisoned, result=result,
+                attempted_at=attempted_at, ordered=ordered))
+
+    async def _send_counted(self, batch: outbox.Batch, body: bytes) -> tuple[sender.Outcome, str]:
         self.in_flight[batch.hook.id] += len(batch.row_ids)
         try:
-            return await self._send(batch)
+            return await self._send(batch, body)
         finally:
             self.in_flight[batch.hook.id] -= len(batch.row_ids)
             if self.in_flight[batch.hook.id] <= 0:
                 del self.in_flight[batch.hook.id]
 
-    async def _send(self, batch: outbox.Batch) -> tuple[sender.Outcome, str]:
+    async def _send(self, batch: outbox.Batch, body: bytes) -> tuple[sender.Outcome, str]:
         assert self.client is not None
         hook = batch.hook
         attempted_at = now_rfc3339()
         try:
-            body = formats.render_batch(hook.format, batch.items)
             async with self._requests:
                 attempted_at = now_rfc3339()
                 result = await sender.post_batch(self.client, hook, body, batch.message_id,
                                                  allow_private=self.allow_private)
         except Exception as exc:  # a bug of ours must not strand the claimed rows: retry them later
-            log.exception("could not send a batch to webhook %s", hook.id)
-            result = sender.Outcome(None, 0, f"linkhub could not send the batch: {exc!r}", "", None)
+            # One redacted line, no traceback: an exception's text may quote a header value.
+            error = f"linkhub could not send the batch: {sender.describe_exception(exc, hook)}"
+            log.error("could not send a batch to webhook %s: %s", hook.id, error)
+            result = sender.Outcome(None, 0, error, "", None, "not_sent")
         self.metrics.inc("linkhub_webhook_deliveries_total", outcome=result.kind)
         if result.kind != "not_sent":
             self.metrics.observe("linkhub_webhook_delivery_duration_seconds", result.duration_ms / 1000)
@@ -186,11 +210,57 @@ class Deliverer:
         return result, attempted_at
 
 
-def _record_then_claim(conn: sqlite3.Connection, *, batch: outbox.Batch, result: sender.Outcome,
-                       attempted_at: str) -> outbox.Batch | None:
-    """Record the outcome of one POST; after a success, claim the webhook's next batch (same transaction)."""
-    _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
-    return outbox.claim(conn, batch.hook.id) if result.delivered else None
+def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple[int, str]]]:
+    """The batch's body, event by event: (the rows that rendered, their body, (row id, reason) of those that did not).
+
+    An event its format cannot render fails the same way on every try: it must not hold the
+    other events of its batch, nor (ordered) every event behind it, until it expires.
+    """
+    hook = batch.hook
+    parts: list[bytes] = []
+    kept: list[int] = []
+    poisoned: list[tuple[int, str]] = []
+    for index, (row_id, (event, attempt)) in enumerate(zip(batch.row_ids, batch.items, strict=True)):
+        try:
+            parts.append(formats.render_one(hook.format, event, attempt))
+        except Exception as exc:  # whatever it is, it is this event's: set it aside with the reason
+            poisoned.append((row_id, f"not sent: the {hook.format} format cannot render event {event.id!r}: "
+                                     f"{type(exc).__name__}: {exc}"))
+        else:
+            kept.append(index)
+    if not poisoned:
+        return batch, formats.join(parts), []
+    if not kept:
+        return None, b"", poisoned
+    sendable = dataclasses.replace(batch, row_ids=tuple(batch.row_ids[i] for i in kept),
+                                   items=[batch.items[i] for i in kept])
+    return sendable, formats.join(parts), poisoned
+
+
+def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outbox.Batch | None,
+                       poisoned: list[tuple[int, str]], result: sender.Outcome | None, attempted_at: str,
+                       ordered: bool) -> outbox.Batch | None:
+    """Record the outcome of one POST (and the events set aside before it); after a success, or when
+    nothing was left to send, claim the webhook's next batch (same transaction)."""
+    if poisoned:
+        outbox.set_aside(conn, poisoned)
+        count = f"{len(poisoned)} event{'' if len(poisoned) == 1 else 's'}"
+        log.warning("webhook %s: %s set aside as dead: %s", webhook_id, count, poisoned[0][1])
+    if batch is not None and result is not None:
+        _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
+        if not result.delivered:
+            return None
+    return outbox.claim(conn, webhook_id, ordered=ordered)
+
+
+def retry_after_delay(hook: webhooks.Webhook, retry_after_s: float) -> float:
+    """The delay a receiver's Retry-After asks for, kept between the policy's first retry and MAX_RETRY_AFTER_S.
+
+    The floor means `Retry-After: 0`, a negative value or a date in the past never makes
+    linkhub retry in a tight loop; a policy whose first retry is later than the cap wins.
+    """
+    floor = outbox.retry_delay(hook, 1)
+    return max(floor, min(retry_after_s, MAX_RETRY_AFTER_S))
 
 
 def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome,
@@ -206,7 +276,7 @@ def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.B
     attempts = max(attempt for _, attempt in batch.items)
     delay = outbox.retry_delay(hook, attempts)
     if result.retry_after_s is not None:
-        delay = min(result.retry_after_s, MAX_RETRY_AFTER_S)
+        delay = retry_after_delay(hook, result.retry_after_s)
     outbox.failed(conn, batch, result.error or "failed", delay)
     if result.status_code == 410:
         webhooks.set_status(conn, hook.id, "disabled",

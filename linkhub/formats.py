@@ -243,6 +243,19 @@ def render_batch(fmt: str, items: list[tuple[Event, int]], *, test: bool = False
     return _encode([render(fmt, event, attempt, test=test) for event, attempt in items])
 
 
+def render_one(fmt: str, event: Event, attempt: int) -> bytes:
+    """One element of a webhook body, encoded; raises for an event that cannot be rendered.
+
+    The delivery loop renders event by event, so one event that fails does not fail its batch.
+    """
+    return _encode(render(fmt, event, attempt))
+
+
+def join(parts: list[bytes]) -> bytes:
+    """The body of elements made by `render_one`: the same bytes `render_batch` makes of them."""
+    return b"[" + b",".join(parts) + b"]"
+
+
 # --- Sample events for the webhook "verify" call ---------------------------------------------
 
 # An iPhone, so that device, os and browser are all known (linkhub.useragent.describe gives exactly these).

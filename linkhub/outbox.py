@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from . import events, formats, webhooks
 from .events import Event
 from .timeutil import now_rfc3339, to_rfc3339
@@ -91,8 +93,13 @@ class Batch:
         return f"msg_{digest[:32]}"
 
 
+# A century either way is "never" for a queue; beyond it a datetime would overflow (a max_age_s
+# or retry interval of 10**12 s is accepted), and every claim of that webhook would fail.
+_MAX_OFFSET_S = 100 * 365 * 86_400
+
+
 def _later(seconds: float) -> str:
-    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds))
+    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=max(-_MAX_OFFSET_S, min(_MAX_OFFSET_S, seconds))))
 
 
 def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
@@ -119,31 +126,45 @@ def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
     return cursor.rowcount
 
 
-def claim(conn: sqlite3.Connection, webhook_id: str) -> Batch | None:
+def claim(conn: sqlite3.Connection, webhook_id: str, *, ordered: bool | None = None) -> Batch | None:
     """Take the webhook's next batch: mark its rows 'sending' and count the attempt.
 
-    The webhook is read afresh here, so a deactivation, a new URL or secret applies from
-    the next batch on. Ordered webhooks take the head of the queue whatever its schedule
-    (the caller waits for the head's next_attempt_at); unordered ones take the oldest rows
-    that are due. Rows whose type the webhook no longer takes (its types or format changed
-    since they were queued) become 'dead' with the reason, rather than blocking the queue.
+    The webhook is read afresh here, so a deactivation, a new URL, secret or batch_size
+    applies from the next batch on. `ordered` is the mode the caller's lanes run in: if the
+    webhook has been switched since, nothing is claimed, and the caller starts again with
+    the lanes the new mode allows (the deliverer runs one lane for an ordered webhook, and
+    only once all of its unordered lanes have stopped: that is what keeps a second batch
+    from going out while one is in flight, without scanning the queue for 'sending' rows).
+    Ordered webhooks take the head of the queue when it is due, and nothing while a row of
+    the head is still 'sending'; unordered ones take the oldest pending rows that are due.
+
+    Rows that cannot be sent become 'dead' with the reason, rather than blocking the queue:
+    types the webhook no longer takes (its types or format changed since they were queued),
+    and events that cannot be read back.
     """
     hook = webhooks.get(conn, webhook_id)
     if hook is None or hook.status != "active":
         return None
+    if ordered is not None and hook.ordered != ordered:
+        return None
     expire(conn, hook)
+    now = now_rfc3339()
     while True:
         # `state IN ('pending', 'sending')` matches the partial index outbox_queue, so it can be used.
         if hook.ordered:
-            ids = [row[0] for row in conn.execute(
-                "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') ORDER BY id LIMIT ?",
+            head = conn.execute(
+                "SELECT id, state, next_attempt_at FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
+                " ORDER BY id LIMIT ?",
                 (hook.id, hook.batch_size),
-            )]
+            ).fetchall()
+            if not head or any(row["state"] == "sending" for row in head) or head[0]["next_attempt_at"] > now:
+                return None
+            ids = [row["id"] for row in head]
         else:
             ids = [row[0] for row in conn.execute(
                 "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
                 " AND state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-                (hook.id, now_rfc3339(), hook.batch_size),
+                (hook.id, now, hook.batch_size),
             )]
         if not ids:
             return None
@@ -153,26 +174,37 @@ def claim(conn: sqlite3.Connection, webhook_id: str) -> Batch | None:
             f" JOIN events e ON e.seq = o.event_seq WHERE o.id IN ({marks}) ORDER BY o.id",
             ids,
         ).fetchall()
-        refused = [row for row in rows if not hook.accepts(row["type"])]
-        conn.executemany(
-            "UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
-            [(f"not sent: this webhook no longer takes {row['type']} events (its types or format changed)",
-              row["outbox_id"]) for row in refused],
-        )
-        kept = [row for row in rows if hook.accepts(row["type"])]
+        kept: list[tuple[sqlite3.Row, Event]] = []
+        refused: list[tuple[int, str]] = []
+        for row in rows:
+            if not hook.accepts(row["type"]):
+                refused.append((row["outbox_id"], f"not sent: this webhook no longer takes {row['type']} events"
+                                                  " (its types or format changed)"))
+                continue
+            try:
+                kept.append((row, events.from_row(row)))
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
+                refused.append((row["outbox_id"], f"not sent: the stored event {row['id']!r} cannot be read: {exc}"))
+        set_aside(conn, refused)
         if kept:
             break
-    kept_ids = [row["outbox_id"] for row in kept]
+    kept_ids = [row["outbox_id"] for row, _ in kept]
     conn.execute(
         f"UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?"
         f" WHERE id IN ({','.join('?' * len(kept_ids))})",
-        (now_rfc3339(), *kept_ids),
+        (now, *kept_ids),
     )
     return Batch(
         hook=hook,
         row_ids=tuple(kept_ids),
-        items=[(events.from_row(row), row["attempts"] + 1) for row in kept],
+        items=[(event, row["attempts"] + 1) for row, event in kept],
     )
+
+
+def set_aside(conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> None:
+    """Rows that can never be sent, as (outbox id, reason): 'dead' at once, keeping why (replay brings them back)."""
+    conn.executemany("UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
+                     [(reason, row_id) for row_id, reason in rows])
 
 
 def _event_columns(alias: str) -> str:
@@ -180,7 +212,8 @@ def _event_columns(alias: str) -> str:
 
 
 def next_due(conn: sqlite3.Connection, hook: webhooks.Webhook) -> str | None:
-    """When the webhook's next batch may go: the head's time if ordered, the earliest pending row's if not."""
+    """When the webhook's next batch may go: the head's time if ordered (None while the head is in
+    flight), the earliest pending row's if not."""
     if hook.ordered:
         row = conn.execute(
             "SELECT state, next_attempt_at FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"

@@ -84,15 +84,15 @@ def test_retry_after_a_refused_connection(hub, account, make_sink, db_path):
 
 
 def test_retry_after_on_429_and_503_is_honoured(hub, account, make_sink):
-    """With a 30 s policy interval, only Retry-After can explain retries ≈1–2 s apart."""
+    """With a 1 s policy interval, only Retry-After can explain retries ≈3 s apart."""
     sink = make_sink()
     sink.script(
-        Answer(429, headers={"Retry-After": "1"}),
-        # An HTTP date, made when the request arrives: 2 s ahead, i.e. 1–2 s after truncation to the second.
-        lambda _: Answer(503, headers={"Retry-After": formatdate(time.time() + 2, usegmt=True)}),
+        Answer(429, headers={"Retry-After": "3"}),
+        # An HTTP date, made when the request arrives: 3 s ahead, i.e. 2–3 s after truncation to the second.
+        lambda _: Answer(503, headers={"Retry-After": formatdate(time.time() + 3, usegmt=True)}),
     )
     with hub.client() as client:
-        hook = create_webhook(client, account, sink.url, retry={"policy": "fixed", "interval_s": 30})
+        hook = create_webhook(client, account, sink.url)  # FAST_RETRY: fixed, every second
         post_events(client, account, events("ra", 1))
         [received] = sink.wait_events(1, timeout=15)
         log = wait_until(lambda: (d := deliveries(client, account, hook["id"])) and len(d) == 3 and d,
@@ -100,8 +100,8 @@ def test_retry_after_on_429_and_503_is_honoured(hub, account, make_sink):
     assert [r.answered for r in sink.requests] == [429, 503, 200]
     assert received["attempt"] == 3
     first, second = gaps(sink)
-    assert AT_LEAST_S <= first < FAR_BELOW_S, gaps(sink)
-    assert 0.5 <= second < FAR_BELOW_S, gaps(sink)
+    assert 3 * AT_LEAST_S <= first < 3 + FAR_BELOW_S, gaps(sink)
+    assert 1.8 <= second < 3 + FAR_BELOW_S, gaps(sink)
     assert [d["status_code"] for d in log] == [429, 503, 200]
 
 
