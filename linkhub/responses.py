@@ -97,17 +97,22 @@ def accepts(*names: str) -> Callable[[H], H]:
         async def checked(request: Request, *args: Any) -> Response:
             given = request.query_params.multi_items()
             unknown = list(dict.fromkeys(name for name, _ in given if name not in names))
+            repeated = [name for name in names if sum(1 for key, _ in given if key == name) > 1]
+            if not unknown and not repeated:
+                return await handler(request, *args)
             if unknown:
                 takes = f"it takes {', '.join(names)}" if names else "it takes none"
-                return error(400, "unknown_parameter",
-                             f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
-                             f"{', '.join(map(repr, unknown))} for {request.method} {request.url.path}; {takes}",
-                             parameters=unknown)
-            repeated = [name for name in names if sum(1 for key, _ in given if key == name) > 1]
-            if repeated:
-                return error(400, "repeated_parameter", f"query parameter {repeated[0]!r} is given more than once",
-                             parameters=repeated)
-            return await handler(request, *args)
+                refusal = error(400, "unknown_parameter",
+                                f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                                f"{', '.join(map(repr, unknown))} for {request.method} {request.url.path}; {takes}",
+                                parameters=unknown)
+            else:
+                refusal = error(400, "repeated_parameter", f"query parameter {repeated[0]!r} is given more than once",
+                                parameters=repeated)
+            if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+                # Answered before the body is read: Hypercorn then closes the connection, so say so.
+                refusal.headers["Connection"] = "close"
+            return refusal
 
         return checked  # type: ignore[return-value]
 
