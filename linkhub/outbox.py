@@ -13,12 +13,12 @@ import hashlib
 import random
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from . import events, formats, webhooks
 from .events import Event
-from .timeutil import now_rfc3339, to_rfc3339
+from .timeutil import clamped_later, now_rfc3339
 
 EXPONENTIAL_FIRST_S = 10.0
 EXPONENTIAL_CAP_S = 3600.0
@@ -89,7 +89,7 @@ class Batch:
 
 
 def _later(seconds: float) -> str:
-    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds))
+    return clamped_later(seconds)
 
 
 def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:

@@ -14,6 +14,7 @@ _ONE_MS = timedelta(milliseconds=1)
 # renderer can read them: the range of what linkhub accepts, in UTC.
 MIN_YEAR, MAX_YEAR = 1000, 9999
 RANGE_TEXT = "1000-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
+EARLIEST, LATEST = "1000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"
 _EXAMPLE = "2026-11-23T09:15:02Z"
 # RFC 3339 `date-time` (with the space separator it allows, and any number of fraction
 # digits); fromisoformat alone also takes ISO 8601 forms such as week dates or "+0100".
@@ -69,6 +70,17 @@ def to_rfc3339(moment: datetime) -> str:
     """The stored form, `YYYY-MM-DDTHH:MM:SS.mmmZ`. Raises ValueError outside MIN_YEAR..MAX_YEAR."""
     moment = _in_range(moment, moment.isoformat())
     return format_ms(calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000)
+
+
+def clamped_later(seconds: float) -> str:
+    """Now plus `seconds` (negative: ago) in the stored form, held to EARLIEST..LATEST.
+
+    For cut-offs and due times: a max_age_s of millennia means "never", not an error.
+    """
+    try:
+        return to_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds))
+    except (OverflowError, ValueError):
+        return EARLIEST if seconds < 0 else LATEST
 
 
 def rfc3339_to_ms(text: str) -> int:

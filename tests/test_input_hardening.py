@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Account, Server, outreach_body, post_links, query, sign
+from conftest import Account, Server, create_account, outreach_body, post_links, query, sign
+from delivery_support import all_in, create_webhook, wait_until
 from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 from linkhub import events, formats
@@ -123,6 +124,27 @@ def test_times_at_the_edges_of_the_range_are_stored_in_the_documented_form_and_s
         items = [(events.from_row(row), 1) for row in rows]
         items = [(event, attempt) for event, attempt in items if event.type in formats.SUPPORTED_TYPES[fmt]]
         assert json.loads(formats.render_batch(fmt, items)), fmt
+
+
+def test_events_at_the_edges_with_deep_details_are_delivered_in_every_format(make_server: Any, db_path: Path,
+                                                                             make_receiver: Any) -> None:
+    # A max_age_s of three thousand years puts the expiry cut-off before year 1000: "never", not an error.
+    server = make_server("--allow-private-targets")
+    account = create_account(db_path)
+    batch = [
+        an_event(type=kind, id=f"{kind}-{n}", occurred_at=moment, details={"k": nested(61)})
+        for n, moment in enumerate(["1000-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"])
+        for kind in ("open", "click", "bounce", "unsubscribe")
+    ]
+    with server.client() as client:
+        hooks = {fmt: create_webhook(client, account, make_receiver().url, format=fmt, max_age_s=10**11)["id"]
+                 for fmt in formats.FORMATS}
+        assert client.post("/v1/events", json=batch, headers=bearer(account)).status_code == 202
+    for fmt, webhook_id in hooks.items():
+        count = sum(1 for item in batch if item["type"] in formats.SUPPORTED_TYPES[fmt])
+        assert count, fmt
+        wait_until(all_in(db_path, webhook_id, "delivered", count), what=f"{fmt}: {count} delivered")
+    assert "Traceback" not in server.output
 
 
 @pytest.mark.parametrize("flag", ["--since", "--until"])
