@@ -25,6 +25,7 @@ MAX_BODY = 16 * 1024 * 1024
 # An API client can wait longer than Outreach, but not forever behind a locked database.
 STORE_DEADLINE_S = 10.0
 DEFAULT_LIMIT = 100
+INLINE_PARSE_BYTES = 256 * 1024
 
 Text = Annotated[str, msgspec.Meta(max_length=2048)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -124,7 +125,9 @@ async def ingest(request: Request, state: State, account: Account) -> Response:
     except BodyTooLarge:
         return too_large(MAX_BODY)
     try:
-        batch = parse_batch(body, account.id)
+        # A big batch takes a while to decode and check: not on the event loop, which serves redirects.
+        batch = (parse_batch(body, account.id) if len(body) <= INLINE_PARSE_BYTES
+                 else await run_in_threadpool(parse_batch, body, account.id))
     except Invalid as exc:
         return exc.response()
     except jsondepth.TooDeep as exc:

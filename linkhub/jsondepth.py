@@ -10,51 +10,94 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 
 import msgspec
 
 MAX_DEPTH = 64
 
-# A JSON string (escapes included); a string that never ends is left for the decoder to refuse.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# Tokens, to say where a body is too deep: strings (escapes included) and punctuation.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')
-# Keep only brackets, all of one kind: nesting is the same whichever kind they are.
+# Once escapes are gone and only quotes and brackets are left: a string that holds brackets.
+_QUOTED = re.compile(rb'"[^"]*"')
+# Keep only brackets, all of one kind (nesting is the same whichever kind they are), and quotes.
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = tuple(1 if b == ord("[") else -1 for b in range(256))  # over brackets only
+_ROUNDS = 8
+# Saying where costs ~1.6 us a token, in Python: past this many, a body is refused as
+# too deep without its path.
+_LOCATE_TOKENS = 100_000
 
 
 class TooDeep(msgspec.DecodeError):
     """A body refused before decoding; a DecodeError, so every reader's `except DecodeError` holds."""
 
-    def __init__(self, path: str, offset: int, limit: int) -> None:
-        super().__init__(f"JSON nests deeper than {limit} levels of arrays and objects (at byte {offset})")
+    def __init__(self, path: str, offset: int | None, limit: int) -> None:
+        at = f" (at byte {offset})" if offset is not None else ""
+        super().__init__(f"JSON nests deeper than {limit} levels of arrays and objects{at}")
         self.path, self.offset, self.limit = path, offset, limit
 
 
 def check(body: bytes, limit: int = MAX_DEPTH) -> None:
     """Raise TooDeep if `body` nests arrays and objects more than `limit` deep.
 
-    Cheap for what is usual: a body with no more than `limit` brackets in all (an Outreach
-    call has about 7) costs two `bytes.count`. Otherwise strings are cut out and pairs of
-    brackets removed a level a round, in C; only a body that is really too deep, or not
-    JSON, is walked token by token, to say where.
+    Cheap for what is usual: a body with no more than `limit` opening brackets in all (an
+    Outreach call has about 7) costs a `bytes.find` per bracket. Otherwise strings are cut
+    out and pairs of brackets removed a level a round, in C; only a body that is really too
+    deep, or not JSON, is walked token by token, to say where.
     """
-    if body.count(b"[") + body.count(b"{") <= limit:
+    if _few_openers(body, limit):
         return
-    brackets = _STRING.sub(b"", body).translate(_ONE_KIND, _NOT_BRACKETS)
-    for _ in range(limit):
-        if not brackets:
+    # Escapes first, so that no quote inside a string is taken for its end; then only
+    # quotes and brackets, every string holding no bracket removed ('""'; removing the
+    # '""' between two strings merely joins them), and then what strings are left.
+    marks = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_ONE_KIND, _NOT_MARKS)
+    marks = marks.replace(b'""', b"").replace(b'""', b"")
+    if b'"' in marks:
+        marks = _QUOTED.sub(b"", marks)
+    too_deep = b"[" * (limit + 1)
+    for _ in range(_ROUNDS):  # a round takes away the innermost pairs: one level
+        if not marks:
             return
-        brackets = brackets.replace(b"[]", b"")
-    if brackets:
-        _locate(body, limit)  # too deep, or brackets that do not pair (the decoder says so)
+        if too_deep in marks:
+            break
+        shorter = marks.replace(b"[]", b"")
+        if len(shorter) == len(marks):
+            return  # brackets that do not pair: not JSON, as the decoder will say
+        marks = shorter
+    else:
+        # Still nested after those rounds (nothing usual is): measure the rest in one pass,
+        # rather than one more pass a level.
+        if not marks or max(accumulate(map(_STEP.__getitem__, marks))) <= limit - _ROUNDS:
+            return
+    _locate(body, limit)
+
+
+def _few_openers(body: bytes, limit: int) -> bool:
+    """At most `limit` of '[' and '{' in all? find() runs memchr; count() walks byte by byte, 4x slower."""
+    seen = 0
+    for opener in (b"[", b"{"):
+        at = body.find(opener)
+        while at != -1:
+            seen += 1
+            if seen > limit:
+                return False
+            at = body.find(opener, at + 1)
+    return True
 
 
 def _locate(body: bytes, limit: int) -> None:
-    """Raise TooDeep naming the JSON path of the first value nested past `limit`, if any."""
+    """Raise TooDeep naming the JSON path of the first value nested past `limit`, if any.
+
+    Called once the body is known to be too deep: past _LOCATE_TOKENS it is refused with
+    the path `$`.
+    """
     # Each open container: [is_object, current key or index, a key comes next].
     stack: list[list[object]] = []
-    for token in _TOKEN.finditer(body):
+    for count, token in enumerate(_TOKEN.finditer(body)):
+        if count == _LOCATE_TOKENS:
+            raise TooDeep("$", None, limit)
         first = token[0][:1]
         if first in b"[{":
             if len(stack) == limit:

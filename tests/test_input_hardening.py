@@ -193,6 +193,16 @@ def test_event_details_nested_too_deep_are_a_400_saying_where(server: Server, db
     assert stored_events(db, account) == []
 
 
+def test_a_long_body_too_deep_at_its_end_is_refused_without_its_path(server: Server, db: Path,
+                                                                    account: Account) -> None:
+    wide = json.dumps([an_event(details={"many": ["x"] * 200_000}), an_event(details={"k": "DEEP"})])
+    with server.client() as client:
+        answer = client.post("/v1/events", content=wide.replace('"DEEP"', nested_json(70)), headers=bearer(account))
+    assert answer.status_code == 400, answer.text
+    assert (answer.json()["error"], answer.json()["path"], answer.json()["offset"]) == ("too_deep", "$", None)
+    assert stored_events(db, account) == []
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting(server: Server, db: Path, account: Account) -> None:
     text = "[{" * 500 + '\\"[{'
     with server.client() as client:
