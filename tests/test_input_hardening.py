@@ -7,6 +7,7 @@ Outreach's nulls, and request bodies that never arrive whole.
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import subprocess
@@ -201,6 +202,35 @@ def test_a_long_body_too_deep_at_its_end_is_refused_without_its_path(server: Ser
     assert answer.status_code == 400, answer.text
     assert (answer.json()["error"], answer.json()["path"], answer.json()["offset"]) == ("too_deep", "$", None)
     assert stored_events(db, account) == []
+
+
+def _depth(value: Any) -> int:
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max(map(_depth, children), default=0)
+
+
+def _random_value(rng: random.Random, budget: int) -> Any:
+    """A value of about `budget` nodes whose strings are full of brackets, quotes and escapes."""
+    pieces = ["[", "]", "{", "}", '"', "\\", "a", ",", ":", "\\\\", '\\"', "\n", "é"]
+    text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+    if budget <= 1 or rng.random() < 0.2:
+        return rng.choice([text, 1, None, True, 2.5])
+    parts = [_random_value(rng, budget // 3) for _ in range(rng.randint(1, 3))]
+    return parts if rng.random() < 0.5 else {f"{text}{n}": part for n, part in enumerate(parts)}
+
+
+def test_nesting_is_measured_as_json_nests_whatever_the_strings_hold(server: Server, account: Account) -> None:
+    rng = random.Random(12)
+    with server.client(headers=bearer(account)) as client:
+        for _ in range(150):
+            value = _random_value(rng, 30)
+            for _ in range(rng.randint(55, 66)):  # a chain near the limit, with siblings and strings
+                value = [value, _random_value(rng, 2)] if rng.random() < 0.5 else {'"[k': value, "]": "{"}
+            details = {"v": value}
+            answer = client.post("/v1/events", content=json.dumps([an_event(details=details)],
+                                                                  ensure_ascii=rng.random() < 0.5))
+            expected = 202 if 2 + _depth(details) <= 64 else 400
+            assert answer.status_code == expected, (2 + _depth(details), answer.text)
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(server: Server, db: Path, account: Account) -> None:
