@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -62,6 +62,13 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     return error(503, "unavailable", "the database did not answer; try again")
 
 
+async def _client_gone(request: Request, exc: Exception) -> None:
+    # The client closed the connection, or Hypercorn refused its broken body (short of its
+    # Content-Length, a bad chunk) and answered 400 itself: nobody is left to answer.
+    log.info("%s %s: the client went away before its request body ended", request.method, request.url.path)
+    return None
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     return error(500, "internal_error", "unexpected error; it has been logged")
 
@@ -99,6 +106,7 @@ class LinkhubApp:
                 WriteTimeout: _store_unavailable,
                 DatabaseClosed: _store_unavailable,
                 BodyTimeout: body_timeout_response,
+                ClientDisconnect: _client_gone,
                 500: _server_error,
             },
         )

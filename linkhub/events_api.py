@@ -12,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import events, ids, outbox
+from . import events, ids, jsondepth, outbox
 from .accounts import Account
 from .auth import authenticated
 from .db import DatabaseClosed, WriteTimeout
-from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, too_large
+from .responses import JSON, BodyTooLarge, accepts, error, int_param, read_body, route, too_large, validation_error
 from .state import State
 from .timeutil import now_rfc3339, parse_rfc3339, to_rfc3339
 
@@ -25,6 +25,7 @@ MAX_BODY = 16 * 1024 * 1024
 # An API client can wait longer than Outreach, but not forever behind a locked database.
 STORE_DEADLINE_S = 10.0
 DEFAULT_LIMIT = 100
+INLINE_PARSE_BYTES = 256 * 1024
 
 Text = Annotated[str, msgspec.Meta(max_length=2048)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -88,6 +89,7 @@ def _check(index: int, item: EventIn) -> None:
 
 def parse_batch(body: bytes, account_id: str) -> list[events.Event]:
     """Validate a whole POST body; raises Invalid (422) at the first bad event, or DecodeError (400)."""
+    jsondepth.check(body)  # details can hold anything: nothing stored may be too deep to read back
     try:
         items = _decode_batch(body)
     except msgspec.ValidationError as exc:
@@ -116,15 +118,20 @@ def parse_batch(body: bytes, account_id: str) -> list[events.Event]:
 
 
 @authenticated
+@accepts()
 async def ingest(request: Request, state: State, account: Account) -> Response:
     try:
         body = await read_body(request, MAX_BODY)
     except BodyTooLarge:
         return too_large(MAX_BODY)
     try:
-        batch = parse_batch(body, account.id)
+        # A big batch takes a while to decode and check: not on the event loop, which serves redirects.
+        batch = (parse_batch(body, account.id) if len(body) <= INLINE_PARSE_BYTES
+                 else await run_in_threadpool(parse_batch, body, account.id))
     except Invalid as exc:
         return exc.response()
+    except jsondepth.TooDeep as exc:
+        return validation_error(exc)
     except msgspec.DecodeError as exc:
         return error(400, "malformed_json", str(exc), path="$")
     try:
@@ -148,7 +155,8 @@ def _query_filters(request: Request) -> tuple[list[str], list[Any], int]:
         if params.get(name):
             if name == "type" and params[name] not in events.EVENT_TYPES:
                 raise Invalid(None, "type", f"unknown event type; one of {', '.join(events.EVENT_TYPES)}")
-            where.append(f"{name} = ?")
+            # Addresses match whatever their case; the events_by_email index compares the same way.
+            where.append(f"{name} = ? COLLATE NOCASE" if name == "email" else f"{name} = ?")
             values.append(params[name])
     for name, op in (("since", ">="), ("until", "<")):
         if params.get(name):
@@ -170,6 +178,7 @@ def _query_filters(request: Request) -> tuple[list[str], list[Any], int]:
 
 
 @authenticated
+@accepts("type", "mailing_id", "email", "since", "until", "cursor", "limit")
 async def list_events(request: Request, state: State, account: Account) -> Response:
     try:
         where, values, limit = _query_filters(request)

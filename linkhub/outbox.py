@@ -14,14 +14,14 @@ import logging
 import random
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from . import events, formats, webhooks
 from .events import Event
-from .timeutil import now_rfc3339, to_rfc3339
+from .timeutil import clamped_later, now_rfc3339
 
 EXPONENTIAL_FIRST_S = 10.0
 EXPONENTIAL_CAP_S = 3600.0
@@ -93,13 +93,8 @@ class Batch:
         return f"msg_{digest[:32]}"
 
 
-# A century either way is "never" for a queue; beyond it a datetime would overflow (a max_age_s
-# or retry interval of 10**12 s is accepted), and every claim of that webhook would fail.
-_MAX_OFFSET_S = 100 * 365 * 86_400
-
-
 def _later(seconds: float) -> str:
-    return to_rfc3339(datetime.now(UTC) + timedelta(seconds=max(-_MAX_OFFSET_S, min(_MAX_OFFSET_S, seconds))))
+    return clamped_later(seconds)
 
 
 def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:

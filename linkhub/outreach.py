@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from . import ids, linkfilter
+from . import ids, jsondepth, linkfilter
 from .accounts import Account
 from .db import Connection
 from .timeutil import now_rfc3339
@@ -58,8 +58,9 @@ class User(msgspec.Struct):
 class Meta(msgspec.Struct):
     mailing: Mailing
     prospect: Prospect
+    # null is what Outreach sends for "none" as often as it leaves a field out: the same here.
     user: User | None = None
-    urls: dict[str, str] = {}
+    urls: dict[str, str] | None = None
 
 
 class Payload(msgspec.Struct):
@@ -73,7 +74,8 @@ _decode = msgspec.json.Decoder(Payload).decode
 
 
 def decode(body: bytes) -> Payload:
-    """Parse and validate a request body. Raises msgspec.DecodeError / ValidationError."""
+    """Parse and validate a request body. Raises msgspec.DecodeError (jsondepth.TooDeep) / ValidationError."""
+    jsondepth.check(body)  # unknown fields are skipped, but msgspec still parses them
     return _decode(body)
 
 
@@ -128,7 +130,7 @@ def choose_links(account: Account, payload: Payload, *, deadline: float | None =
     """The links to replace. With a filter, it runs until `deadline` (time.monotonic(); default
     FILTER_BUDGET_S from now): the server calls it in a worker thread then, never on the event loop."""
     # Where two originals became the same current URL, the first one listed counts.
-    original_of = {current: original for original, current in reversed(payload.meta.urls.items())}
+    original_of = {current: original for original, current in reversed((payload.meta.urls or {}).items())}
     links = [Link(value, original_of.get(value, value)) for value in dict.fromkeys(payload.data)
              if replaceable(value)]
     if not account.link_filter:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from .jsondepth import TooDeep
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -57,6 +60,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> JSON:
     """400 from msgspec's message, with its `$.path` split out."""
+    if isinstance(exc, TooDeep):
+        return error(400, "too_deep", str(exc), path=exc.path, offset=exc.offset, max_depth=exc.limit)
     message = str(exc)
     path = None
     if " - at `" in message:
@@ -75,6 +80,43 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         return None
     return int(raw)
+
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Response]])
+
+
+def accepts(*names: str) -> Callable[[H], H]:
+    """Declare the query parameters a handler reads: any other, or one given twice, is a 400 naming it.
+
+    A parameter a client misspells (or one from another route, `?code=`) must not be ignored
+    silently: the answer would look filtered and be everything.
+    """
+
+    def wrap(handler: H) -> H:
+        @functools.wraps(handler)
+        async def checked(request: Request, *args: Any) -> Response:
+            given = request.query_params.multi_items()
+            unknown = list(dict.fromkeys(name for name, _ in given if name not in names))
+            repeated = [name for name in names if sum(1 for key, _ in given if key == name) > 1]
+            if not unknown and not repeated:
+                return await handler(request, *args)
+            if unknown:
+                takes = f"it takes {', '.join(names)}" if names else "it takes none"
+                refusal = error(400, "unknown_parameter",
+                                f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                                f"{', '.join(map(repr, unknown))} for {request.method} {request.url.path}; {takes}",
+                                parameters=unknown)
+            else:
+                refusal = error(400, "repeated_parameter", f"query parameter {repeated[0]!r} is given more than once",
+                                parameters=repeated)
+            if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+                # Answered before the body is read: Hypercorn then closes the connection, so say so.
+                refusal.headers["Connection"] = "close"
+            return refusal
+
+        return checked  # type: ignore[return-value]
+
+    return wrap
 
 
 def route(path: str, **handlers: Endpoint) -> Route:

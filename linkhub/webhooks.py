@@ -18,7 +18,7 @@ import idna
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from . import formats
+from . import formats, jsondepth
 from .events import EVENT_TYPES
 from .timeutil import format_ms, now_rfc3339
 
@@ -282,10 +282,11 @@ def _field_of(exc: msgspec.ValidationError) -> tuple[str, str]:
 def parse(kind: type[S], data: bytes | dict[str, Any]) -> S:
     """Decode and check a request (JSON bytes from the API, a dict from the CLI).
 
-    Raises InvalidWebhook naming the field; msgspec.DecodeError for bytes that are not JSON.
+    Raises InvalidWebhook naming the field; msgspec.DecodeError for bytes that are not JSON or nest too deep.
     """
     try:
         if isinstance(data, bytes):
+            jsondepth.check(data)
             spec = msgspec.json.decode(data, type=kind)
         else:
             spec = msgspec.convert(data, kind)

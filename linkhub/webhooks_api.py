@@ -19,7 +19,7 @@ from starlette.routing import Route
 from . import sender, webhook_verify, webhooks
 from .accounts import Account
 from .auth import Handler, authenticated
-from .responses import JSON, BodyTooLarge, error, int_param, read_body, route, too_large, validation_error
+from .responses import JSON, BodyTooLarge, accepts, error, int_param, read_body, route, too_large, validation_error
 from .state import State
 from .webhooks import Webhook
 
@@ -108,6 +108,7 @@ def _owned(conn: sqlite3.Connection, webhook_id: str, account_id: str) -> Webhoo
 
 
 @_authenticated
+@accepts()
 async def create_webhook(request: Request, state: State, account: Account) -> Response:
     spec = await _body(request, webhooks.WebhookSpec)
     if isinstance(spec, Response):
@@ -139,16 +140,19 @@ async def create_webhook(request: Request, state: State, account: Account) -> Re
 
 
 @_authenticated
+@accepts()
 async def list_webhooks(request: Request, state: State, account: Account) -> Response:
     return JSON({"webhooks": [w.public() for w in webhooks.list_for(state.db.reader(), account.id)]})
 
 
 @_authenticated
+@accepts()
 async def show_webhook(request: Request, state: State, account: Account) -> Response:
     return JSON(_mine(state, request, account).public())
 
 
 @_authenticated
+@accepts()
 async def update_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = request.path_params["webhook_id"]
     current = _mine(state, request, account)
@@ -174,6 +178,7 @@ async def update_webhook(request: Request, state: State, account: Account) -> Re
 
 
 @_authenticated
+@accepts("force")
 async def delete_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account).id
     force = _bool_param(request, "force")
@@ -195,6 +200,7 @@ async def delete_webhook(request: Request, state: State, account: Account) -> Re
 
 
 @_authenticated
+@accepts()
 async def verify_webhook(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
     result = await _verify(state, webhook)
@@ -211,6 +217,7 @@ def _record_if_exists(conn: sqlite3.Connection, *, result: webhook_verify.Verify
 
 
 @_authenticated
+@accepts("verify")
 async def activate_webhook(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
     webhook_id = webhook.id
@@ -239,6 +246,7 @@ async def activate_webhook(request: Request, state: State, account: Account) -> 
 
 
 @_authenticated
+@accepts()
 async def deactivate_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account).id
 
@@ -251,6 +259,7 @@ async def deactivate_webhook(request: Request, state: State, account: Account) -
 
 
 @_authenticated
+@accepts()
 async def rotate_secret(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account).id
     rotation = await _body(request, webhooks.SecretRotation, optional=True)
@@ -268,6 +277,7 @@ async def rotate_secret(request: Request, state: State, account: Account) -> Res
 
 
 @_authenticated
+@accepts("limit")
 async def list_deliveries(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
     limit = int_param(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)
