@@ -396,7 +396,7 @@ def test_an_invalid_host_is_one_line_from_create_and_update(db_path: Path, accou
 def test_an_unsendable_credential_is_one_line_that_does_not_echo_it(db_path: Path, account: Any, args: list[str],
                                                                      secret: str) -> None:
     result = linkhub(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # an invalid value: a usage error, in one line
     assert result.stderr.count("\n") == 1
     assert "ASCII" in result.stderr or "space" in result.stderr
     assert secret not in result.stderr and secret not in result.stdout
