@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import socket
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -650,3 +651,38 @@ def test_server_survived(world: World) -> None:
             assert shown.status_code == 200, shown.text
     assert "Traceback" not in world.server.output, world.server.output
 
+
+# -- what the fuzz found, pinned down ------------------------------------------------------------
+
+
+def _raw_exchange(world: World, head: bytes) -> bytes:
+    """Send `head` (request line and headers, no body) on a fresh connection; return the answer's head."""
+    host, port = world.server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[0].lower()
+
+
+@pytest.mark.parametrize("request_line", [b"POST /v1/events HTTP/1.1", b"POST /healthz HTTP/1.1",
+                                          b"POST /no/such/path HTTP/1.1", b"PUT /r/abcdefgh HTTP/1.1"])
+def test_an_answer_given_before_the_body_was_read_closes_the_connection(world: World, request_line: bytes) -> None:
+    # The body is never sent: the server answers (401, 405, 404) without it, and cannot reuse a
+    # connection whose request is unfinished. It must say so, or the client's next request on
+    # this connection is lost without an answer.
+    head = _raw_exchange(world, request_line + b"\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    assert head.startswith(b"http/1.1 4"), head
+    assert b"\r\nconnection: close" in head, head
+
+
+def test_an_answer_after_the_body_was_read_keeps_the_connection(world: World) -> None:
+    with world.server.client() as client:
+        first = client.post("/v1/events", content=b"[]", headers=_bearer(world.alice))
+        second = client.get("/healthz")
+    assert first.status_code == 422 and "connection" not in first.headers
+    assert second.status_code == 200
