@@ -512,66 +512,6 @@ def test_service_routes(world: World) -> None:
     run()
 
 
-def test_redirects(world: World) -> None:
-    @FUZZ
-    @given(data=st.data(), method=st.sampled_from(METHODS + ("FOO",)), headers=_odd_headers,
-           query=_raw_query(("utm", "code"), _odd_text))
-    def run(data: st.DataObject, method: str, headers: list[tuple[bytes, bytes]], query: bytes) -> None:
-        code = data.draw(st.one_of(st.sampled_from(world.codes), st.text(string.ascii_letters + "_-", max_size=40),
-                                   st.text(max_size=10).map(lambda t: quote(t, safe=""))), label="code")
-        response = send(world, Call(method, _with_query(b"/r/" + code.encode(), query), headers))
-        if method == "GET" and code in world.codes:
-            assert response.status_code == 302
-
-    run()
-
-
-def test_outreach_links(world: World) -> None:
-    @FUZZ
-    @given(payload=outreach_payloads(), raw=st.one_of(st.none(), _body_bytes(outreach_payloads())),
-           signer=st.sampled_from(["alice", "alice", "bob", "bob", "wrong", "none", "garbage"]),
-           account=st.sampled_from(["alice", "alice", "bob", "bob", "unknown", "odd"]),
-           headers=_odd_headers)
-    def run(payload: Any, raw: bytes | None, signer: str, account: str, headers: list[tuple[bytes, bytes]]) -> None:
-        body = raw if raw is not None else json.dumps(payload).encode()
-        accounts = {"alice": world.alice, "bob": world.bob}
-        account_id = {"unknown": "0" * 16, "odd": "%ff%00..%2F"}.get(account) or accounts[account].id
-        signature = {"alice": _sign(world.alice.secret, body), "bob": _sign(world.bob.secret, body),
-                     "wrong": _sign("wrong", body), "garbage": "\u00ff zz".encode("latin-1")}.get(signer)
-        sent = list(headers)
-        if signature is not None:
-            sent.append((b"Outreach-Webhook-Signature", signature))
-        response = send(world, Call("POST", f"/outreach/{account_id}/links".encode(), sent, body))
-        if response.status_code == 200:
-            for short in response.json()["data"].values():
-                world.codes.append(short.rsplit("/r/", 1)[1])
-
-    run()
-
-
-def test_events_post(world: World) -> None:
-    @FUZZ
-    @given(body=_body_bytes(events()), auth=_auth_headers(world), headers=_odd_headers,
-           query=_raw_query(("since",), _odd_text))
-    def run(body: bytes, auth: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]], query: bytes) -> None:
-        send(world, Call("POST", _with_query(b"/v1/events", query), auth + headers, body))
-
-    run()
-
-
-def test_events_get(world: World) -> None:
-    values = st.one_of(times, _int_text(), st.sampled_from(EVENT_TYPES), _odd_text, st.just("a@b.c"))
-    known = ("type", "mailing_id", "email", "since", "until", "cursor", "limit")
-
-    @FUZZ
-    @given(query=_raw_query(known, values), auth=_auth_headers(world), headers=_odd_headers,
-           method=st.sampled_from(["GET", "GET", "HEAD"]))
-    def run(query: bytes, auth: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]], method: str) -> None:
-        send(world, Call(method, _with_query(b"/v1/events", query), auth + headers))
-
-    run()
-
-
 def test_webhooks_create(world: World) -> None:
     @FUZZ
     @given(spec=webhook_specs(world), raw=st.one_of(st.none(), st.none(), _body_bytes(webhook_specs(world))),
@@ -613,6 +553,66 @@ def test_webhook_by_id(world: World) -> None:
             body = b""
         target = f"/v1/webhooks/{quote(webhook_id, safe='')}{tail}".encode()
         send(world, Call(method, _with_query(target, query), auth + headers, body))
+
+    run()
+
+
+def test_outreach_links(world: World) -> None:
+    @FUZZ
+    @given(payload=outreach_payloads(), raw=st.one_of(st.none(), _body_bytes(outreach_payloads())),
+           signer=st.sampled_from(["alice", "alice", "bob", "bob", "wrong", "none", "garbage"]),
+           account=st.sampled_from(["alice", "alice", "bob", "bob", "unknown", "odd"]),
+           headers=_odd_headers)
+    def run(payload: Any, raw: bytes | None, signer: str, account: str, headers: list[tuple[bytes, bytes]]) -> None:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        accounts = {"alice": world.alice, "bob": world.bob}
+        account_id = {"unknown": "0" * 16, "odd": "%ff%00..%2F"}.get(account) or accounts[account].id
+        signature = {"alice": _sign(world.alice.secret, body), "bob": _sign(world.bob.secret, body),
+                     "wrong": _sign("wrong", body), "garbage": "\u00ff zz".encode("latin-1")}.get(signer)
+        sent = list(headers)
+        if signature is not None:
+            sent.append((b"Outreach-Webhook-Signature", signature))
+        response = send(world, Call("POST", f"/outreach/{account_id}/links".encode(), sent, body))
+        if response.status_code == 200:
+            for short in response.json()["data"].values():
+                world.codes.append(short.rsplit("/r/", 1)[1])
+
+    run()
+
+
+def test_redirects(world: World) -> None:
+    @FUZZ
+    @given(data=st.data(), method=st.sampled_from(METHODS + ("FOO",)), headers=_odd_headers,
+           query=_raw_query(("utm", "code"), _odd_text))
+    def run(data: st.DataObject, method: str, headers: list[tuple[bytes, bytes]], query: bytes) -> None:
+        code = data.draw(st.one_of(st.sampled_from(world.codes), st.text(string.ascii_letters + "_-", max_size=40),
+                                   st.text(max_size=10).map(lambda t: quote(t, safe=""))), label="code")
+        response = send(world, Call(method, _with_query(b"/r/" + code.encode(), query), headers))
+        if method == "GET" and code in world.codes:
+            assert response.status_code == 302
+
+    run()
+
+
+def test_events_post(world: World) -> None:
+    @FUZZ
+    @given(body=_body_bytes(events()), auth=_auth_headers(world), headers=_odd_headers,
+           query=_raw_query(("since",), _odd_text))
+    def run(body: bytes, auth: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]], query: bytes) -> None:
+        send(world, Call("POST", _with_query(b"/v1/events", query), auth + headers, body))
+
+    run()
+
+
+def test_events_get(world: World) -> None:
+    values = st.one_of(times, _int_text(), st.sampled_from(EVENT_TYPES), _odd_text, st.just("a@b.c"))
+    known = ("type", "mailing_id", "email", "since", "until", "cursor", "limit")
+
+    @FUZZ
+    @given(query=_raw_query(known, values), auth=_auth_headers(world), headers=_odd_headers,
+           method=st.sampled_from(["GET", "GET", "HEAD"]))
+    def run(query: bytes, auth: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]], method: str) -> None:
+        send(world, Call(method, _with_query(b"/v1/events", query), auth + headers))
 
     run()
 
