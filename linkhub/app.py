@@ -147,6 +147,8 @@ class LinkhubApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.access_log is not None and scope["type"] == "http":
             send = self.access_log.wrap(scope, send)
+        if scope["type"] == "http" and _has_body(scope):
+            receive, send = _close_if_body_unread(receive, send)
         if scope["type"] == "http" and self.stopping:
             await _refuse_while_stopping(send)
         elif scope["type"] == "http" and scope["path"].startswith("/r/"):
@@ -157,6 +159,39 @@ class LinkhubApp:
             await self.starlette(scope, within(receive, self.state.settings.body_timeout_s), send)
         else:
             await self.starlette(scope, receive, send)
+
+
+def _has_body(scope: dict[str, Any]) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
+
+
+def _close_if_body_unread(receive: Any, send: Any) -> tuple[Any, Any]:
+    """Wrap `receive`/`send` so an answer given before the request body was read says `Connection: close`.
+
+    Many answers never read the body (401 before it, 404, 405, a GET handler). Hypercorn then
+    cannot reuse the connection and closes it after the answer, but without saying so: the
+    client sends its next request on it and sees the connection drop without an answer.
+    """
+    body_read = False
+
+    async def tracked_receive() -> dict[str, Any]:
+        nonlocal body_read
+        message: dict[str, Any] = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read = True
+        return message
+
+    async def announcing_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and not body_read:
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"connection" for name, _ in headers):
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return tracked_receive, announcing_send
 
 
 async def _refuse_while_stopping(send: Any) -> None:

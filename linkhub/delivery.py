@@ -90,8 +90,11 @@ class Deliverer:
                         task.add_done_callback(functools.partial(self._worker_done, webhook_id, self._wakes))
             except Exception:
                 log.exception("delivery supervisor pass failed; retrying")
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+            # wait ends (a wake() just before stop()), and the supervisor then ran on forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+                async with asyncio.timeout(POLL_INTERVAL_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -109,9 +109,6 @@ def accepts(*names: str) -> Callable[[H], H]:
             else:
                 refusal = error(400, "repeated_parameter", f"query parameter {repeated[0]!r} is given more than once",
                                 parameters=repeated)
-            if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
-                # Answered before the body is read: Hypercorn then closes the connection, so say so.
-                refusal.headers["Connection"] = "close"
             return refusal
 
         return checked  # type: ignore[return-value]

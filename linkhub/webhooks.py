@@ -27,6 +27,10 @@ DEFAULT_MAX_AGE_S = 259_200  # three days, as Optimizely keeps undelivered event
 DEFAULT_TIMEOUT_S = 10  # seconds for a whole POST; a webhook may set 1-60
 PREVIOUS_SECRET_S = 86_400  # after a rotation, the old secret signs beside the new one for a day
 MAX_TIMEOUT_S = 60
+# Upper bounds that keep every time computed from them (queued_at - max_age_s, now + interval)
+# within the calendar linkhub stores, and out of 64-bit overflow in SQLite.
+MAX_AGE_S = 315_360_000  # ten years
+MAX_RETRY_INTERVAL_S = 86_400  # a day; exponential retries never wait more than an hour
 
 _COLUMN_NAMES = (
     "id", "account_id", "url", "types", "format", "auth", "secret", "batch_size", "retry_policy", "retry_interval_s",
@@ -211,12 +215,12 @@ class ExponentialRetry(msgspec.Struct, tag_field="policy", tag="exponential", fo
 
 
 class FixedRetry(msgspec.Struct, tag_field="policy", tag="fixed", forbid_unknown_fields=True):
-    interval_s: Annotated[int, msgspec.Meta(ge=1)]
+    interval_s: Annotated[int, msgspec.Meta(ge=1, le=MAX_RETRY_INTERVAL_S)]
 
 
 Retry = ExponentialRetry | FixedRetry
 BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-MaxAge = Annotated[int, msgspec.Meta(ge=1)]
+MaxAge = Annotated[int, msgspec.Meta(ge=1, le=MAX_AGE_S)]
 Timeout = Annotated[int, msgspec.Meta(ge=1, le=MAX_TIMEOUT_S)]
 
 

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+
+import httpx
 
 from delivery_support import (
     all_in, bearer, cli, create_webhook, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
@@ -14,7 +17,9 @@ from sink import Answer  # noqa: F401
 from conftest import query
 from linkhub import events as event_store
 from linkhub import webhooks as webhook_store
-from linkhub.db import connect
+from linkhub.db import Database, connect
+from linkhub.delivery import Deliverer
+from linkhub.metrics import Metrics
 from linkhub.timeutil import now_rfc3339
 
 
@@ -194,3 +199,24 @@ def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_p
     assert kept_secret == running.secret and kept_until > now_rfc3339()  # its day is not over: it still signs
     assert server.stop() == 0
     assert "erased the previous secret of 1 webhook(s)" in server.output
+
+
+def test_stop_right_after_a_wake_stops_the_deliverer(db_path):
+    """A wake() just before stop() (events stored as SIGTERM arrives) must not keep deliveries running:
+    with asyncio.wait_for the supervisor swallowed its cancellation, kept spawning workers, and the
+    server's shutdown hung until Hypercorn gave up with a traceback."""
+
+    async def wake_then_stop() -> None:
+        db = Database(db_path)
+        db.start()
+        async with httpx.AsyncClient() as client:
+            deliverer = Deliverer(db, Metrics(), allow_private=True)
+            await deliverer.start(client)
+            for _ in range(5):  # let the supervisor finish its first pass and wait for work
+                await asyncio.sleep(0)
+            deliverer.wake()
+            async with asyncio.timeout(10):  # a bound for the failure case only: stop() takes milliseconds
+                await deliverer.stop()
+        await db.close()
+
+    asyncio.run(wake_then_stop())

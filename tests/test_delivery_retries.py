@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 from email.utils import formatdate
 
 import httpx
+from conftest import query
 from delivery_support import (
     bearer, create_webhook, deliveries, event, events, get_webhook, hub, ids_of, outbox, post_events,  # noqa: F401
     states, wait_until,
@@ -269,3 +271,21 @@ def test_private_targets_are_refused_again_at_delivery(make_server, account, mak
     assert "127.0.0.1" in log[0]["error"]
     assert sink.requests == []  # refused before connecting
     assert outbox(db_path, hook["id"])[0]["state"] in ("pending", "sending")
+
+
+def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedule(hub, account, make_sink, db_path):
+    """At the upper bounds of interval_s and max_age_s, a failure is rescheduled a day later (not a crash)."""
+    sink = make_sink()
+    sink.default = Answer(500)
+    with hub.client() as client:
+        hook = create_webhook(client, account, sink.url, max_age_s=webhooks.MAX_AGE_S,
+                              retry={"policy": "fixed", "interval_s": webhooks.MAX_RETRY_INTERVAL_S})
+        post_events(client, account, events("long", 1))
+        [attempt] = wait_until(lambda: deliveries(client, account, hook["id"]) or None, what="one logged attempt")
+        sql = "SELECT next_attempt_at FROM outbox WHERE webhook_id = ? AND state = 'pending' AND next_attempt_at > ?"
+        [(next_attempt_at,)] = wait_until(lambda: query(db_path, sql, (hook["id"], attempt["attempted_at"])) or None,
+                                          what="the row rescheduled")
+    assert attempt["status_code"] == 500
+    wait = datetime.fromisoformat(next_attempt_at) - datetime.fromisoformat(attempt["attempted_at"])
+    assert timedelta(hours=23) < wait < timedelta(hours=25), wait
+    assert "Traceback" not in hub.output and "failed: OverflowError" not in hub.output, hub.output

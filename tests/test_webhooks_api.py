@@ -211,7 +211,12 @@ INVALID_CREATE = [
     ({**OK, "retry": {"policy": "linear"}}, "retry.policy"),
     ({**OK, "retry": {"policy": "fixed"}}, "retry.interval_s"),
     ({**OK, "retry": {"policy": "fixed", "interval_s": 0}}, "retry.interval_s"),
+    ({**OK, "retry": {"policy": "fixed", "interval_s": 86_401}}, "retry.interval_s"),
+    ({**OK, "retry": {"policy": "fixed", "interval_s": 2**63}}, "retry.interval_s"),  # past SQLite's INTEGER
     ({**OK, "max_age_s": 0}, "max_age_s"),
+    ({**OK, "max_age_s": 315_360_001}, "max_age_s"),
+    ({**OK, "max_age_s": 2**63 - 1}, "max_age_s"),  # fits SQLite, but not a date: it broke every delivery
+    ({**OK, "max_age_s": 2**64}, "max_age_s"),
     ({**OK, "timeout_s": 0}, "timeout_s"),
     ({**OK, "timeout_s": 61}, "timeout_s"),
     ({**OK, "ordered": "yes"}, "ordered"),
@@ -308,6 +313,8 @@ def test_authorization_header_auth_and_edge_values_are_allowed(api: Any) -> None
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"batch_size": 0}, "batch_size"),
+    ({"max_age_s": 2**64}, "max_age_s"),
+    ({"retry": {"policy": "fixed", "interval_s": 2**63}}, "retry.interval_s"),
     ({"url": "gopher://x/"}, "url"),
     ({"format": "arpoone"}, "types"),  # the webhook's types (sent) are not expressible in arpoone
     ({"active": True}, "active"),  # status changes through /activate and /deactivate
