@@ -87,8 +87,12 @@ class Deliverer:
                         task.add_done_callback(functools.partial(self._worker_done, webhook_id))
             except Exception:
                 log.exception("delivery supervisor pass failed; retrying")
+            # Not asyncio.wait_for: on Python 3.11 it returns normally when it is cancelled just as
+            # the event is set (stop() cancels the workers, whose done callbacks set it), and this
+            # loop then outlived stop(), which waited for it forever: SIGTERM never ended the process.
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+                async with asyncio.timeout(POLL_INTERVAL_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
