@@ -46,7 +46,7 @@ class Deliverer:
         self.client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
         self._requests = asyncio.Semaphore(GLOBAL_CONCURRENCY)
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._workers: dict[str, asyncio.Task[bool]] = {}
         # Events per webhook in batches being sent now (linkhub_outbox_in_flight).
         self.in_flight: Counter[str] = Counter()
         self._supervisor: asyncio.Task[None] | None = None
@@ -96,14 +96,15 @@ class Deliverer:
             except TimeoutError:
                 pass
 
-    def _worker_done(self, webhook_id: str, task: asyncio.Task[None]) -> None:
+    def _worker_done(self, webhook_id: str, task: asyncio.Task[bool]) -> None:
         self._workers.pop(webhook_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
             # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until restart.
             asyncio.create_task(self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
-        else:
-            # It may have stopped just as new rows arrived: let the supervisor look again.
+        elif task.cancelled() or task.result():
+            # It may have stopped just as new rows arrived: let the supervisor look again. Not when
+            # its next batch was not due: the supervisor would start it again at once, and again…
             self._wake.set()
 
     def _webhooks_with_work(self) -> list[str]:
@@ -124,20 +125,23 @@ class Deliverer:
             if hook is not None:
                 await self.db.write(functools.partial(outbox.expire, hook=hook))
 
-    async def _work(self, webhook_id: str) -> None:
-        """Deliver one webhook's queue until it is empty, the webhook stops being active, or nothing is due."""
+    async def _work(self, webhook_id: str) -> bool:
+        """Deliver one webhook's queue until it is empty, the webhook stops being active, or nothing is due.
+
+        Returns False in the last case: the supervisor's next poll brings the webhook back.
+        """
         while True:
             hook = webhooks.get(self.db.reader(), webhook_id)
             if hook is None or hook.status != "active":
-                return
+                return True
             due = outbox.next_due(self.db.reader(), hook)
             if due is None:
-                return
+                return True
             wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 # Retries are not due yet; the supervisor brings this webhook back when they are.
                 if wait > POLL_INTERVAL_S:
-                    return
+                    return False
                 await asyncio.sleep(wait)
                 continue
             lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
