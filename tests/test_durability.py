@@ -9,6 +9,7 @@ SIGTERM also ends the process when connections, requests and deliveries would ne
 from __future__ import annotations
 
 import re
+import select
 import signal
 import socket
 import ssl
@@ -21,7 +22,7 @@ from conftest import outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, events, post_events, states, wait_until
 from sink import Answer, Sink, closed_port
 
-from linkhub.server import GRACEFUL_TIMEOUT_S
+from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 
 TOTAL = 400
 CONNECTIONS = 32
@@ -205,7 +206,9 @@ def test_sigkill_loses_no_answered_click(make_server, account, db_path):
 
 # A liveness bound for stop(): the documented bound (GRACEFUL_TIMEOUT_S, then the delivery stop
 # and the writer drain) with a wide margin for a loaded machine; not a timing assertion.
-STOP_BOUND_S = GRACEFUL_TIMEOUT_S + 20
+STOP_BOUND_S = GRACEFUL_TIMEOUT_S + SHUTDOWN_MARGIN_S + 15
+# How long sends must make no progress before a client that never reads is taken to have stalled the server.
+STALL_S = 2.0
 # The delivery loop's missed stop showed in about one stop in four: eight make a miss unlikely.
 STOP_REPEATS = 8
 
@@ -316,3 +319,41 @@ def test_sigterm_stops_the_delivery_loop_every_time(make_server, make_sink, acco
                    what="a refused delivery to the closed port")
         stop_and_check(server, db_path, hooks, {f"stop-{attempt}-{i}" for i in range(3)},
                        open_idle_connection(server))
+
+
+def stalled_reader(server) -> socket.socket:
+    """A client that sends request after request and never reads an answer: the server's
+    writes to it block, and Hypercorn cannot close that connection."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    # /metrics: answers large enough to fill the buffers before Hypercorn's 1,000 requests per connection.
+    requests = b"GET /metrics HTTP/1.1\r\nHost: linkhub.test\r\n\r\n" * 50
+    for _ in range(100_000):  # bounded: ~200 MB of requests at most
+        try:
+            sock.send(requests)
+        except BlockingIOError:
+            # Hypercorn reads the next request only once its answer to the last one is written, so
+            # requests that stay unsent for a while mean it is blocked writing to us. An observation
+            # window for something that stops happening, not a guess at how long something takes.
+            _, writable, _ = select.select([], [sock], [], STALL_S)
+            if not writable:
+                return sock
+    raise AssertionError("the server kept reading requests whose answers were never read")
+
+
+def test_sigterm_stops_even_when_a_client_never_reads_its_answers(make_server, account, db_path):
+    server = make_server()
+    [path] = mint_many(server, account, 1)
+    stalled = stalled_reader(server)
+    with server.client() as client:
+        assert client.get(path).status_code == 302
+    try:
+        assert server.stop(timeout=STOP_BOUND_S) == 0, server.output[-3000:]
+    finally:
+        stalled.close()
+    assert "stopping without it" in server.output, "the connection was closed: the test proved nothing"
+    assert "database writer drained and closed" in server.output
+    assert len(query(db_path, "SELECT * FROM clicks")) == 1
