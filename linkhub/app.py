@@ -88,6 +88,8 @@ class LinkhubApp:
         self.state = State(settings=settings, db=db, metrics=counts)
         counts.add(ScrapeTime(db, self.state.deliverer.in_flight))
         self.stopping = False
+        self._pruner: Pruner | None = None
+        self._closed: asyncio.Future[None] | None = None
         self.redirects = RedirectApp(self.state)
         self._observe_redirect = counts.observer("linkhub_redirect_duration_seconds")
         self.access_log = AccessLog(settings.trusted_proxies) if settings.access_log else None
@@ -121,18 +123,33 @@ class LinkhubApp:
         state.db.start()
         state.http = sender.new_client()
         await state.deliverer.start(state.http)
-        pruner = Pruner(state.db, state.settings.keep_deliveries_days)
-        pruner.start()
+        self._pruner = Pruner(state.db, state.settings.keep_deliveries_days)
+        self._pruner.start()
         try:
             yield
         finally:
-            # Hypercorn has finished the in-flight requests: stop deliveries (unconfirmed batches
-            # go back to the queue), then commit whatever the requests queued.
-            await pruner.stop()
-            await state.deliverer.stop()
-            await state.http.aclose()
-            await state.db.close()
-            log.info("database writer drained and closed")
+            # Hypercorn has finished the in-flight requests.
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop deliveries (unconfirmed batches go back to the queue), then commit whatever the requests queued.
+
+        It runs once: from the lifespan, or from `serve` when Hypercorn cannot finish closing its
+        connections in time; a second call waits for the first.
+        """
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closed)
+
+    async def _close(self) -> None:
+        state = self.state
+        if self._pruner is None or state.http is None:
+            return  # the lifespan never started: nothing runs, nothing is queued
+        await self._pruner.stop()
+        await state.deliverer.stop()
+        await state.http.aclose()
+        await state.db.close()
+        log.info("database writer drained and closed")
 
     def begin_shutdown(self) -> None:
         """Called on SIGTERM/SIGINT, as Hypercorn starts closing connections.

@@ -27,6 +27,10 @@ log = logging.getLogger("linkhub.server")
 
 # In-flight requests get this long to finish after SIGTERM; then queued writes are committed.
 GRACEFUL_TIMEOUT_S = 10.0
+# Hypercorn gets this much longer to close its connections and run the lifespan shutdown; then
+# linkhub stops deliveries, commits the queued writes and exits without it: Hypercorn never
+# closes a connection whose client has stopped reading its answer, and would wait for it for ever.
+SHUTDOWN_MARGIN_S = 5.0
 # Each time the database writer comes back from SQLite it needs the GIL, and waits until the
 # event loop lets go of it: at most Python's switch interval, 5 ms by default, which made
 # every commit wait behind a busy loop. 0.2 ms measured best (docs/performance.md).
@@ -222,8 +226,29 @@ async def _serve(app: object, config: Config, announce: Callable[[], None]) -> N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shut_down)
     announce()
-    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    serving = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    signalled = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    if not serving.done():
+        await asyncio.wait({serving}, timeout=GRACEFUL_TIMEOUT_S + SHUTDOWN_MARGIN_S)
+    if not serving.done() and isinstance(app, LinkhubApp):
+        log.warning("Hypercorn has not stopped %g s after the signal (a connection it cannot close, such as "
+                    "a client that stopped reading its answer): stopping without it",
+                    GRACEFUL_TIMEOUT_S + SHUTDOWN_MARGIN_S)
+        await app.close()
+        log.info("linkhub stopped")
+        _exit_now()
+    await serving
     log.info("linkhub stopped")
+
+
+def _exit_now() -> None:
+    """Exit 0 at once. The stuck connection's task never ends, and leaving the event loop would wait for it."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_loop(main: object) -> None:

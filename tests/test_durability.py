@@ -3,18 +3,27 @@
 Many concurrent redirects run against a real server; once a given number of answers
 has come back (a counter and an Event, not a sleep) the server is stopped. Each request
 has its own code and its own User-Agent, so its click row can be found afterwards.
+SIGTERM also ends the process when connections, requests and deliveries would never end on their own.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
+import select
 import signal
+import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 from conftest import outreach_body, post_links, query
+from delivery_support import bearer, create_webhook, events, post_events, states, wait_until
+from sink import Answer, Sink, closed_port
+
+from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 
 TOTAL = 400
 CONNECTIONS = 32
@@ -192,3 +201,159 @@ def test_sigkill_loses_no_answered_click(make_server, account, db_path):
     # No click is stored twice.
     for agent, codes in clicks.items():
         assert len(codes) == 1, (agent, codes)
+
+
+# -- SIGTERM with connections and deliveries that never finish on their own --------------------
+
+# A liveness bound for stop(): the documented bound (GRACEFUL_TIMEOUT_S + SHUTDOWN_MARGIN_S, then
+# the last commit) with a wide margin for a loaded machine; not a timing assertion.
+STOP_BOUND_S = GRACEFUL_TIMEOUT_S + SHUTDOWN_MARGIN_S + 15
+# How long sends must make no progress before a client that never reads is taken to have stalled the server.
+STALL_S = 2.0
+# The delivery loop's missed stop depended on timing (one stop in two to four with the webhooks
+# of busy_delivery_loop, before the fixes): eight stops make it unlikely to go unseen.
+STOP_REPEATS = 8
+
+
+def open_idle_connection(server) -> socket.socket:
+    """A keep-alive connection that has had its answer and now sends nothing."""
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=WAIT_S)
+    connection.request("GET", "/healthz")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200 and not answer.will_close, answer.getheaders()
+    assert connection.sock is not None
+    return connection.sock
+
+
+def start_verify(server, account, webhook_id: str) -> threading.Thread:
+    """POST /v1/webhooks/{id}/verify in a thread; its receiver never answers, so the request stays running."""
+    def verify() -> None:
+        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            try:
+                client.post(f"/v1/webhooks/{webhook_id}/verify", headers=bearer(account))
+            except httpx.HTTPError:
+                pass  # cut off by the shutdown: what this test expects
+    thread = threading.Thread(target=verify, daemon=True)
+    thread.start()
+    return thread
+
+
+def busy_delivery_loop(server, make_sink, account) -> tuple[list[dict], Sink]:
+    """Three webhooks that keep the delivery loop busy: 500 then 200, a closed port (retried in an
+    hour, so its worker finds nothing due and ends at each pass of the loop), and a receiver that
+    never answers (60 s timeout); returns them in that order, and the receiver that never answers."""
+    flaky = make_sink()
+    flaky.script(500)  # then the default 200
+    hung = make_sink()
+    hung.default = Answer(200, hold=hung.hang())
+    with server.client() as client:
+        hooks = [create_webhook(client, account, flaky.url),
+                 create_webhook(client, account, f"http://127.0.0.1:{closed_port()}/hook",
+                                retry={"policy": "fixed", "interval_s": 3600}),
+                 create_webhook(client, account, hung.url, timeout_s=60)]
+    return hooks, hung
+
+
+def held(db_path, hook: dict) -> Callable[[], bool]:
+    """A check for wait_until: a batch of `hook` is being sent (claimed, waiting on its receiver)."""
+    return lambda: "sending" in states(db_path, hook["id"])
+
+
+def stop_and_check(server, db_path, hooks: list[dict], event_ids: set[str], *connections: socket.socket) -> None:
+    """SIGTERM ends the process within the bound, exit 0; `connections` are closed by the server;
+    every accepted event is committed and no batch is left claimed ('sending')."""
+    try:
+        code = server.stop(timeout=STOP_BOUND_S)
+        assert code == 0, server.output[-3000:]
+        for connection in connections:
+            assert connection.recv(1) == b"", "an open connection was not closed by the shutdown"
+    finally:
+        for connection in connections:
+            connection.close()
+    assert "database writer drained and closed" in server.output
+    stored = {row["id"] for row in query(db_path, "SELECT id FROM events")}
+    assert event_ids <= stored, event_ids - stored
+    for hook in hooks:
+        assert "sending" not in states(db_path, hook["id"]), hook["url"]
+
+
+def test_sigterm_ends_a_running_request_and_idle_connections_within_the_bound(
+        make_server, make_sink, account, db_path):
+    """A verify call to a receiver that never answers (60 s timeout) is cut off after the graceful
+    period; an idle keep-alive connection and a half-sent request head do not hold the shutdown."""
+    server = make_server("--allow-private-targets")
+    hooks, hung = busy_delivery_loop(server, make_sink, account)
+    with server.client() as client:
+        post_events(client, account, events("verify-stop", 3))
+    wait_until(held(db_path, hooks[2]), what="a delivery held by the hung receiver")
+    verify = start_verify(server, account, hooks[2]["id"])
+    hung.wait_until(lambda requests: any(b'"test":true' in r.body for r in requests),
+                    what="the verify call held by the hung receiver")
+    idle = open_idle_connection(server)
+    half = socket.create_connection(idle.getpeername(), timeout=WAIT_S)
+    half.sendall(b"GET /healthz HTTP/1.1\r\n")
+    stop_and_check(server, db_path, hooks, {f"verify-stop-{i}" for i in range(3)}, idle, half)
+    verify.join(WAIT_S)
+    assert not verify.is_alive(), "the verify call neither got an answer nor saw its connection close"
+
+
+def test_sigterm_stops_the_delivery_loop_every_time(make_server, make_sink, account, db_path):
+    """The delivery loop stops however its workers are caught by the signal.
+
+    It used to miss its stop when a worker finished at that very moment, and the process then
+    never exited; a webhook waiting on a retry made that moment come round constantly. It
+    depends on timing, so the server is stopped several times, each time with the loop busy
+    and an idle keep-alive connection open.
+    """
+    hooks: list[dict] = []
+    for attempt in range(STOP_REPEATS):
+        server = make_server("--allow-private-targets")
+        if not hooks:
+            hooks, _ = busy_delivery_loop(server, make_sink, account)
+        with server.client() as client:
+            post_events(client, account, events(f"stop-{attempt}", 3))
+        wait_until(held(db_path, hooks[2]), what="a delivery held by the hung receiver")
+        wait_until(lambda: query(db_path, "SELECT 1 FROM deliveries WHERE webhook_id = ?", (hooks[1]["id"],)),
+                   what="a refused delivery to the closed port")
+        stop_and_check(server, db_path, hooks, {f"stop-{attempt}-{i}" for i in range(3)},
+                       open_idle_connection(server))
+
+
+def stalled_reader(server) -> socket.socket:
+    """A client that sends request after request and never reads an answer: the server's
+    writes to it block, and Hypercorn cannot close that connection."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    # /metrics: answers large enough to fill the buffers before Hypercorn's 1,000 requests per connection.
+    requests = b"GET /metrics HTTP/1.1\r\nHost: linkhub.test\r\n\r\n" * 50
+    for _ in range(100_000):  # bounded: ~200 MB of requests at most
+        try:
+            sock.send(requests)
+        except BlockingIOError:
+            # Hypercorn reads the next request only once its answer to the last one is written, so
+            # requests that stay unsent for a while mean it is blocked writing to us. An observation
+            # window for something that stops happening, not a guess at how long something takes.
+            _, writable, _ = select.select([], [sock], [], STALL_S)
+            if not writable:
+                return sock
+    raise AssertionError("the server kept reading requests whose answers were never read")
+
+
+def test_sigterm_stops_even_when_a_client_never_reads_its_answers(make_server, account, db_path):
+    server = make_server()
+    [path] = mint_many(server, account, 1)
+    stalled = stalled_reader(server)
+    with server.client() as client:
+        assert client.get(path).status_code == 302
+    try:
+        assert server.stop(timeout=STOP_BOUND_S) == 0, server.output[-3000:]
+    finally:
+        stalled.close()
+    assert "stopping without it" in server.output, "the connection was closed: the test proved nothing"
+    assert "database writer drained and closed" in server.output
+    assert len(query(db_path, "SELECT * FROM clicks")) == 1
