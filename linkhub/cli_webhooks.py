@@ -34,7 +34,6 @@ OPTION_OF_FIELD = {
     "retry": "--retry", "retry.policy": "--retry", "retry.interval_s": "--retry-interval", "max_age_s": "--max-age",
     "timeout_s": "--timeout", "ordered": "--ordered", "description": "--description", "active": "--active",
 }
-PRIVATE_TARGETS_HINT = "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it"
 
 
 # -- shared options and helpers --------------------------------------------------------------
@@ -156,16 +155,11 @@ def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
     return click.BadParameter(message.replace(exc.field, option), param_hint=f"'{option}'")
 
 
-def _refusal(message: str) -> str:
-    """A refused target, and the setting that lifts it when it is only refused for being private."""
-    return f"{message}; {PRIVATE_TARGETS_HINT}" if "not a public address" in message else message
-
-
 def _check_target(url: str, allow_private: bool) -> None:
     try:
         asyncio.run(sender.resolve_target(url, allow_private=allow_private))
     except sender.TargetRefused as exc:
-        raise click.BadParameter(f"refused target: {_refusal(str(exc))}", param_hint="'--url'") from None
+        raise click.BadParameter(f"refused target: {exc}", param_hint="'--url'") from None
 
 
 def _verify(webhook: Webhook, allow_private: bool) -> webhook_verify.VerifyResult:
@@ -206,16 +200,8 @@ def _details(document: dict[str, Any]) -> str:
     return "\n".join(f"  {key + ':':<{width}}{text(key, value)}" for key, value in document.items())
 
 
-def _verify_document(result: webhook_verify.VerifyResult) -> dict[str, Any]:
-    """The verify result as the API shows it, with a refused target's error saying what lifts it."""
-    doc = result.public()
-    if doc["error"]:
-        doc["error"] = _refusal(doc["error"])
-    return doc
-
-
 def _verify_text(result: webhook_verify.VerifyResult) -> str:
-    doc = _verify_document(result)
+    doc = result.public()
     why = doc["error"] or f"receiver answered HTTP {doc['status_code']}"
     verdict = "accepted" if result.ok else f"NOT accepted: {why}"
     lines = [f"verify batch of {plural(result.events, 'test event')}: {verdict}"]
@@ -258,7 +244,7 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
             raise click.ClickException(f"no account with id {account_id!r}")
         result = _verify(draft, allow_private_targets) if verify else None
         if result is not None and not result.ok:
-            emit(as_json, {"error": "verify_failed", "verify": _verify_document(result)}, _verify_text(result))
+            emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
             raise click.ClickException("the receiver did not accept the verify batch: nothing was stored")
         with transaction(conn):
             webhook = webhooks.insert(conn, draft)
@@ -266,7 +252,7 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
                 result.record(conn, webhook.id)
     document = {**webhook.public(), "secret": webhook.secret}
     if result is not None:
-        document["verify"] = _verify_document(result)
+        document["verify"] = result.public()
     emit(as_json, document,
          f"Created webhook {webhook.id} ({webhook.status})\n{_details(webhook.public())}\n"
          f"  {'secret:':<23}{webhook.secret}\n"
@@ -361,9 +347,9 @@ def activate(webhook_id: str, account_id: str | None, verify: bool, allow_privat
         result = _verify(current, allow_private_targets)
     webhook = _set_status(db, webhook_id, account_id, "active", result)
     if result is not None and not result.ok:
-        emit(as_json, {"error": "verify_failed", "verify": _verify_document(result)}, _verify_text(result))
+        emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
         raise click.ClickException(f"the receiver did not accept the verify batch: {webhook.id} stays {webhook.status}")
-    document = {**webhook.public(), **({"verify": _verify_document(result)} if result is not None else {})}
+    document = {**webhook.public(), **({"verify": result.public()} if result is not None else {})}
     emit(as_json, document, f"Webhook {webhook.id} is {webhook.status}")
 
 
@@ -392,7 +378,7 @@ def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool
         with transaction(conn):
             if webhooks.get(conn, webhook.id) is not None:
                 result.record(conn, webhook.id)
-    emit(as_json, _verify_document(result), _verify_text(result))
+    emit(as_json, result.public(), _verify_text(result))
     if not result.ok:
         sys.exit(1)
 

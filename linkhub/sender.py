@@ -32,6 +32,10 @@ class TargetRefused(ValueError):
     """The URL is not a public http(s) target (and private targets are not allowed)."""
 
 
+# Said wherever a target is refused only for not being public: the API, the CLI, the delivery log.
+PRIVATE_TARGETS_HINT = "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it"
+
+
 # IPv6 forms whose packets go to the IPv4 address they carry: that address alone decides.
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated, but still routed as its IPv4 address by some stacks
 _IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765)
@@ -130,7 +134,7 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
 def _refuse_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> None:
     reason = non_public_reason(address)
     if reason is not None:
-        raise TargetRefused(f"{host} resolves to {reason}")
+        raise TargetRefused(f"{host} resolves to {reason}; {PRIVATE_TARGETS_HINT}")
 
 
 async def resolve_target(url: str, *, allow_private: bool) -> str | None:

@@ -68,10 +68,7 @@ async def _target_refused(state: State, url: str) -> JSON | None:
     try:
         await sender.resolve_target(url, allow_private=state.settings.allow_private_targets)
     except sender.TargetRefused as exc:
-        message = str(exc)
-        if "not a public address" in message:
-            message += "; the server's --allow-private-targets (LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it"
-        return error(422, "target_refused", message, field="url")
+        return error(422, "target_refused", str(exc), field="url")
     return None
 
 
