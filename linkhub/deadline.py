@@ -43,7 +43,10 @@ def within(receive: Receive, seconds: float) -> Receive:
         if complete:
             return await receive()
         try:
-            message = await asyncio.wait_for(receive(), deadline - loop.time())
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (a shutdown) that
+            # arrives as the wait ends, and it runs each read in a task of its own.
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
         except TimeoutError:
             raise BodyTimeout(seconds) from None
         if message["type"] != "http.request" or not message.get("more_body", False):
