@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
-from .db import BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT
+from .db import BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT, describe_error
 
 
 class CheckError(Exception):
@@ -63,14 +63,12 @@ def check(path: Path, *, full: bool = False) -> Report:
     try:
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise CheckError(f"cannot open {path}: {exc}") from None
+        raise CheckError(describe_error(exc, path)) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return _check(conn, path, full)
     except sqlite3.DatabaseError as exc:
-        if "file is not a database" in str(exc):
-            raise CheckError(f"{path} is not a SQLite database (or it is damaged): {exc}") from None
-        raise CheckError(f"cannot read {path}: {exc}") from None
+        raise CheckError(describe_error(exc, path)) from None
     finally:
         conn.close()
 

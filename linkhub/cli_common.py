@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from . import schema
-from .db import connect
+from .db import connect, describe_error
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
 # context), so an SQLite error raised later can name the file.
@@ -57,7 +57,7 @@ class LinkhubGroup(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(1) from None
         except sqlite3.Error as exc:
-            raise click.ClickException(_sqlite_message(exc, ctx.meta.get(_DB_KEY))) from None
+            raise click.ClickException(describe_error(exc, ctx.meta.get(_DB_KEY))) from None
         except OSError as exc:
             raise click.ClickException(_os_message(exc)) from None
         except Exception as exc:
@@ -66,20 +66,6 @@ class LinkhubGroup(click.Group):
             raise click.ClickException(
                 f"unexpected failure ({type(exc).__name__}: {exc}); this is a bug in linkhub: please report it, "
                 f"with the traceback that {DEBUG_ENV}=1 shows") from None
-
-
-def _sqlite_message(exc: sqlite3.Error, path: Path | None) -> str:
-    where = str(path) if path is not None else "the database"
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return f"{where} is locked by another process (a long write or a backup); try again in a moment"
-    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
-        return f"{where} is not a usable SQLite database ({text}); restore it from a backup"
-    if "readonly" in text or "read-only" in text:
-        return f"{where} cannot be written ({text}): check the permissions of the file and its directory"
-    if "unable to open" in text:
-        return f"cannot open {where} ({text}): check that its directory exists and can be written"
-    return f"database error on {where}: {text}"
 
 
 def _os_message(exc: OSError) -> str:

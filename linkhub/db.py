@@ -79,6 +79,24 @@ class Connection(sqlite3.Connection):
         self.next_link_number = None
 
 
+def describe_error(exc: sqlite3.Error, path: str | Path | None = None) -> str:
+    """One sentence for an operator about a failed SQLite call on the database at `path`.
+
+    SQLite's own texts ("unable to open database file") do not say which file, nor what to do.
+    """
+    where = str(path) if path is not None else "the database"
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"{where} is locked by another process (a long write or a backup); try again in a moment"
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return f"{where} is not a SQLite database, or it is damaged ({text}): restore it from a backup"
+    if "readonly" in text or "read-only" in text:
+        return f"{where} cannot be written ({text}): check the permissions of the file and its directory"
+    if "unable to open" in text:
+        return f"cannot open {where} ({text}): check that its directory exists and can be written"
+    return f"database error on {where}: {text}"
+
+
 def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
     _create_private(str(path))

@@ -140,7 +140,7 @@ def _prepare_database(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise StartupError(_database_failure(path, exc)) from None
+        raise StartupError(db.describe_error(exc, path)) from None
     except RuntimeError as exc:  # a migration failed
         raise StartupError(f"cannot migrate {path}: {exc}") from None
 
@@ -160,15 +160,6 @@ def _check_database_path(path: Path) -> None:
         raise StartupError(f"cannot create {needed[0].name} in {directory}: the directory is read-only (its "
                            f"permissions or its file system; SQLite keeps {path.name}-wal and {path.name}-shm "
                            "beside the database)")
-
-
-def _database_failure(path: Path, exc: sqlite3.Error) -> str:
-    text = str(exc)
-    if "file is not a database" in text:
-        return f"{path} is not a SQLite database (or it is damaged): {text}"
-    if "readonly" in text:
-        return f"{path} is read-only: the server needs to write to it and to its -wal and -shm files ({text})"
-    return f"cannot use the database {path}: {text}"
 
 
 def _warn_if_readable_by_others(path: Path) -> None:

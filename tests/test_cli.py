@@ -390,7 +390,7 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path, args):
     db = tmp_path / "notes.txt"
     db.write_text("not a database, just some text that is long enough to fill a header. " * 20)
     line = one_line_error(linkhub(*args, "--db", str(db)))
-    assert "is not a usable SQLite database" in line
+    assert "is not a SQLite database" in line
 
 
 def test_a_directory_as_db_is_one_line(tmp_path):
