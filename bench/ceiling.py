@@ -97,9 +97,12 @@ def main() -> None:
     sock = _bind(args.host, args.port)
     port = sock.getsockname()[1]
     config = hypercorn_config(sock)
-    print(f"ceiling: serving on http://{args.host}:{port} ({len(targets)} codes, "
-          f"{'plain ASGI' if args.asgi else 'Starlette'})", file=sys.stderr, flush=True)
-    _run_loop(_serve(app, config))
+
+    def announce() -> None:
+        print(f"ceiling: serving on http://{args.host}:{port} ({len(targets)} codes, "
+              f"{'plain ASGI' if args.asgi else 'Starlette'})", file=sys.stderr, flush=True)
+
+    _run_loop(_serve(app, config, announce))
 
 
 if __name__ == "__main__":
