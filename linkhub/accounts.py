@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from . import ids, linkfilter
 from .config import normalize_public_url
 from .timeutil import now_rfc3339
@@ -78,19 +76,14 @@ def create(
         raise ValueError("the account name must not be empty")
     public_url = _check(outreach_secret, public_url, link_filter)
     key = ids.api_key()
+    account_id = ids.account_id()
     now = now_rfc3339()
-    record = {
-        "id": ids.account_id(),
-        "name": name.strip(),
-        "outreach_secret": outreach_secret,
-        "api_key_sha256": ids.api_key_digest(key),
-        "public_url": public_url,
-        "link_filter": link_filter,
-        "created_at": now,
-        "updated_at": now,
-    }
-    sqlite_utils.Database(conn)["accounts"].insert(record)
-    account = get(conn, record["id"])
+    conn.execute(
+        "INSERT INTO accounts (id, name, outreach_secret, api_key_sha256, public_url, link_filter, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (account_id, name.strip(), outreach_secret, ids.api_key_digest(key), public_url, link_filter, now, now),
+    )
+    account = get(conn, account_id)
     assert account is not None
     return account, key
 
@@ -128,7 +121,7 @@ def update(
         changes["link_filter"] = new_filter
     if changes:
         changes["updated_at"] = now_rfc3339()
-        sqlite_utils.Database(conn)["accounts"].update(account_id, changes)
+        _set(conn, account_id, changes)
     account = get(conn, account_id)
     assert account is not None
     return account
@@ -139,7 +132,11 @@ def rotate_key(conn: sqlite3.Connection, account_id: str) -> str:
     if get(conn, account_id) is None:
         raise AccountNotFound(account_id)
     key = ids.api_key()
-    sqlite_utils.Database(conn)["accounts"].update(
-        account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()}
-    )
+    _set(conn, account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()})
     return key
+
+
+def _set(conn: sqlite3.Connection, account_id: str, changes: dict[str, object]) -> None:
+    # The column names come from this module, never from input, so they may be spliced in.
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*changes.values(), account_id))
