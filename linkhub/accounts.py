@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+import sqlite_utils
+
 from . import ids, linkfilter
 from .config import normalize_public_url
 from .timeutil import now_rfc3339
@@ -78,11 +80,17 @@ def create(
     key = ids.api_key()
     account_id = ids.account_id()
     now = now_rfc3339()
-    conn.execute(
-        "INSERT INTO accounts (id, name, outreach_secret, api_key_sha256, public_url, link_filter, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (account_id, name.strip(), outreach_secret, ids.api_key_digest(key), public_url, link_filter, now, now),
-    )
+    record = {
+        "id": account_id,
+        "name": name.strip(),
+        "outreach_secret": outreach_secret,
+        "api_key_sha256": ids.api_key_digest(key),
+        "public_url": public_url,
+        "link_filter": link_filter,
+        "created_at": now,
+        "updated_at": now,
+    }
+    sqlite_utils.Database(conn).table("accounts").insert(record)
     account = get(conn, account_id)
     assert account is not None
     return account, key
@@ -121,7 +129,7 @@ def update(
         changes["link_filter"] = new_filter
     if changes:
         changes["updated_at"] = now_rfc3339()
-        _set(conn, account_id, changes)
+        sqlite_utils.Database(conn).table("accounts").update(account_id, changes)
     account = get(conn, account_id)
     assert account is not None
     return account
@@ -132,11 +140,7 @@ def rotate_key(conn: sqlite3.Connection, account_id: str) -> str:
     if get(conn, account_id) is None:
         raise AccountNotFound(account_id)
     key = ids.api_key()
-    _set(conn, account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()})
+    sqlite_utils.Database(conn).table("accounts").update(
+        account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()}
+    )
     return key
-
-
-def _set(conn: sqlite3.Connection, account_id: str, changes: dict[str, object]) -> None:
-    # The column names come from this module, never from input, so they may be spliced in.
-    assignments = ", ".join(f"{column} = ?" for column in changes)
-    conn.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*changes.values(), account_id))
