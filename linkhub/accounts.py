@@ -78,9 +78,10 @@ def create(
         raise ValueError("the account name must not be empty")
     public_url = _check(outreach_secret, public_url, link_filter)
     key = ids.api_key()
+    account_id = ids.account_id()
     now = now_rfc3339()
     record = {
-        "id": ids.account_id(),
+        "id": account_id,
         "name": name.strip(),
         "outreach_secret": outreach_secret,
         "api_key_sha256": ids.api_key_digest(key),
@@ -89,8 +90,8 @@ def create(
         "created_at": now,
         "updated_at": now,
     }
-    sqlite_utils.Database(conn)["accounts"].insert(record)
-    account = get(conn, record["id"])
+    sqlite_utils.Database(conn).table("accounts").insert(record)
+    account = get(conn, account_id)
     assert account is not None
     return account, key
 
@@ -128,7 +129,7 @@ def update(
         changes["link_filter"] = new_filter
     if changes:
         changes["updated_at"] = now_rfc3339()
-        sqlite_utils.Database(conn)["accounts"].update(account_id, changes)
+        sqlite_utils.Database(conn).table("accounts").update(account_id, changes)
     account = get(conn, account_id)
     assert account is not None
     return account
@@ -139,7 +140,7 @@ def rotate_key(conn: sqlite3.Connection, account_id: str) -> str:
     if get(conn, account_id) is None:
         raise AccountNotFound(account_id)
     key = ids.api_key()
-    sqlite_utils.Database(conn)["accounts"].update(
+    sqlite_utils.Database(conn).table("accounts").update(
         account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()}
     )
     return key

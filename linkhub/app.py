@@ -108,7 +108,9 @@ class LinkhubApp:
                 WriteTimeout: _store_unavailable,
                 DatabaseClosed: _store_unavailable,
                 BodyTimeout: body_timeout_response,
-                ClientDisconnect: _client_gone,
+                # Starlette's handler type wants a Response, but its exception wrapper sends none when
+                # a handler returns None, which is what a client that has gone needs.
+                ClientDisconnect: _client_gone,  # type: ignore[dict-item]
                 500: _server_error,
             },
         )

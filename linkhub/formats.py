@@ -46,6 +46,12 @@ def _is_hard(event: Event) -> bool:
     return event.details.get("category") == "hard"
 
 
+def _optimizely_bounce(event: Event) -> str | None:
+    # Ingest accepts only "soft", "hard" or no category on a bounce, so anything else is absent.
+    category = event.details.get("category")
+    return _OPTIMIZELY_BOUNCE.get(category) if isinstance(category, str) else None
+
+
 def _fill(body: dict[str, Any], event: Event, fields: Fields, *, keep_null: bool) -> dict[str, Any]:
     for key, getter in fields:
         value = getter(event)
@@ -86,7 +92,7 @@ _OPTIMIZELY_FIELDS: dict[str, Fields] = {
     "open": _OPTIMIZELY_CLIENT,
     "click": (("link", _url), *_OPTIMIZELY_CLIENT),
     "bounce": (
-        ("category", lambda e: _OPTIMIZELY_BOUNCE.get(e.details.get("category"))),
+        ("category", _optimizely_bounce),
         ("reason", _detail("reason")),
         # 001 always sends it; "not known to exceed" is false, never null.
         ("thresholdExceeded", lambda e: bool(e.details.get("threshold_exceeded", False))),

@@ -217,20 +217,22 @@ def next_due(conn: sqlite3.Connection, hook: webhooks.Webhook) -> str | None:
         ).fetchone()
         if row is None or row["state"] == "sending":
             return None
-        return row["next_attempt_at"]
+        head_due: str = row["next_attempt_at"]
+        return head_due
     row = conn.execute(
         "SELECT min(next_attempt_at) FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
         " AND state = 'pending'",
         (hook.id,),
     ).fetchone()
-    return row[0]
+    earliest_due: str | None = row[0]  # min() over no rows is NULL
+    return earliest_due
 
 
 def retry_delay(hook: webhooks.Webhook, attempts: int) -> float:
     """Seconds before the next try after `attempts` failed ones, per the webhook's policy."""
     if hook.retry_policy == "fixed":
         return float(hook.retry_interval_s or EXPONENTIAL_FIRST_S)
-    delay = min(EXPONENTIAL_CAP_S, EXPONENTIAL_FIRST_S * 2 ** max(0, attempts - 1))
+    delay = min(EXPONENTIAL_CAP_S, EXPONENTIAL_FIRST_S * 2.0 ** max(0, attempts - 1))
     # ±20 % jitter keeps many webhooks that failed together from retrying in lock-step.
     return min(EXPONENTIAL_CAP_S, delay * random.uniform(0.8, 1.2))
 

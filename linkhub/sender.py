@@ -160,7 +160,11 @@ async def resolve_target(url: str, *, allow_private: bool) -> str | None:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode, e.g. an empty label
         raise TargetRefused(f"cannot resolve {host}: {exc}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    # An IPv4/IPv6 sockaddr's host is a string; the (int, bytes) form typeshed also allows is the raw
+    # sockaddr of a family Python does not decode, so it is skipped: it is neither checked nor connected to
+    # (only addresses[0] is). "%" starts an IPv6 zone id.
+    hosts = [info[4][0] for info in infos]
+    addresses = [ipaddress.ip_address(ip.split("%", 1)[0]) for ip in hosts if isinstance(ip, str)]
     if not addresses:
         raise TargetRefused(f"cannot resolve {host}")
     for address in addresses:  # every address must be public, or a rebinding could pick the private one
