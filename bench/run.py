@@ -473,7 +473,7 @@ async def _open_mint_load(host: str, port: int, account_id: str, secret: str, *,
             if re.search(rb"(?im)^connection:\s*close", head) is None:
                 idle.append(conn)
                 conn = None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             failures += 1
             if failures <= 3:
                 log(f"link replacement (open loop) failed: {exc!r}")
@@ -569,7 +569,7 @@ def profile_run(server: Server, codes_file: Path, args: argparse.Namespace, rate
     if spy.returncode != 0 or not raw.exists():
         raise RuntimeError(f"py-spy failed ({spy.returncode}): {err.strip()[-800:]}")
     text = raw.read_text()
-    names = {int(m[1]): m[2] for m in re.finditer(r"^thread \((\d+)\): ([^;]*);", text, re.M)}
+    names = {int(m[1]): m[2] for m in re.finditer(r"^thread \((\d+)\): ([^;]*);", text, re.MULTILINE)}
     cpu: dict[str, float] = collections.Counter()
     for tid, seconds_used in after.items():
         name = "MainThread" if tid == server.proc.pid else names.get(tid, "other threads")

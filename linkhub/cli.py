@@ -9,11 +9,11 @@ from typing import Any
 import click
 
 from . import __version__, accounts, backup, linkfilter, logs, outreach, schema
-from .config import Settings, normalize_public_url, parse_networks
 from .cli_check import check_command
 from .cli_common import LinkhubGroup, db_option, emit, json_option, open_db, secret_value, table
 from .cli_outbox import outbox_group
 from .cli_webhooks import webhooks_group
+from .config import Settings, normalize_public_url, parse_networks
 
 # -- shared options -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import regex
+
 from conftest import query
 
 

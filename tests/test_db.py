@@ -29,7 +29,7 @@ def rows(path: Path) -> list[int]:
         conn.close()
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -171,7 +171,7 @@ def test_checkpoints_go_on_after_a_failure(path: Path, monkeypatch: pytest.Monke
 
 
 def test_when_the_writer_itself_fails_every_write_fails_at_once(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: Database, conn: sqlite3.Connection, batch: list) -> None:  # noqa: ANN001
+    def broken(self: Database, conn: sqlite3.Connection, batch: list) -> None:
         raise RuntimeError("a bug in the writer")
 
     async def main() -> None:

@@ -19,19 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Account, Server, create_account, query, start_server
-from delivery_support import (
-    bearer, cli, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until,
-)
-from sink import Answer
 
-from linkhub import delivery
+from linkhub import delivery, sender
 from linkhub import events as event_store
 from linkhub import outbox as outbox_store
-from linkhub import sender
 from linkhub import webhooks as webhook_store
 from linkhub.db import connect
 from linkhub.schema import migrate
+
+from conftest import Account, Server, create_account, query, start_server
+from delivery_support import bearer, cli, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until
+from sink import Answer
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public IP literal: never connected to (the webhook stays inactive)
 

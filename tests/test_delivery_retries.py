@@ -13,14 +13,25 @@ from datetime import datetime, timedelta
 from email.utils import formatdate
 
 import httpx
-from conftest import query
-from delivery_support import (
-    bearer, create_webhook, deliveries, event, events, get_webhook, hub, ids_of, outbox, post_events,  # noqa: F401
-    states, wait_until,
-)
-from sink import Answer, Sink, closed_port  # noqa: F401
 
 from linkhub import delivery, sender, webhooks
+
+from conftest import query
+from delivery_support import (
+    bearer,
+    create_webhook,
+    deliveries,
+    event,
+    events,
+    get_webhook,
+    hub,  # noqa: F401  (fixture)
+    ids_of,
+    outbox,
+    post_events,
+    states,
+    wait_until,
+)
+from sink import Answer, Sink, closed_port
 
 # A retry is "after ≈1 s": not before this (the interval is honoured, no busy retrying)…
 AT_LEAST_S = 0.9

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+
+from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
+
 from conftest import outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, events, post_events, states, wait_until
 from sink import Answer, Sink, closed_port
-
-from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 
 TOTAL = 400
 CONNECTIONS = 32

@@ -33,14 +33,15 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import Account, Server, create_account, outreach_body, post_links, start_server
 from hypothesis import HealthCheck, given, note, reject, settings
 from hypothesis import strategies as st
-from sink import Sink, closed_port
 
 from linkhub.db import connect
 from linkhub.events import EVENT_TYPES
 from linkhub.schema import migrate
+
+from conftest import Account, Server, create_account, outreach_body, post_links, start_server
+from sink import Sink, closed_port
 
 # Examples per test, one request each: ~2,400 requests, ~30 s on a 2-core machine (measured).
 EXAMPLES = 300

@@ -17,12 +17,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import Account, Server, create_account, outreach_body, post_links, sign
-from delivery_support import bearer, create_webhook, events, hub, post_events, wait_until, all_in  # noqa: F401
 from prometheus_client.parser import text_string_to_metric_families
-from sink import Answer, closed_port
 
 import linkhub
+
+from conftest import Account, Server, create_account, outreach_body, post_links, sign
+from delivery_support import (
+    all_in,
+    bearer,
+    create_webhook,
+    events,
+    hub,  # noqa: F401  (fixture)
+    post_events,
+    wait_until,
+)
+from sink import Answer, closed_port
 
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 RFC3339_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

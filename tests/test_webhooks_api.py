@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import standardwebhooks
-from conftest import create_account, query, start_server
-from sink import Answer
 
 from linkhub.db import connect
 from linkhub.schema import migrate
 
+from conftest import create_account, query, start_server
+from sink import Answer
 
 PRIVATE = "--allow-private-targets"
 # A public address literal: accepted without a DNS lookup, and never contacted (no verify).
