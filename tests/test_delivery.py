@@ -64,7 +64,7 @@ ARPOONE_TYPE = {"open": "Opened", "click": "Clicked", "bounce": "Bounced", "unsu
 
 
 def epoch_ms(rfc3339: str) -> int:
-    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(datetime.fromisoformat(rfc3339).timestamp() * 1000)
 
 
 def check_wire(request: Any, secret: str) -> list[dict[str, Any]]:

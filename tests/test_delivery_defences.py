@@ -10,6 +10,7 @@ address here is an IP literal: nothing is resolved through DNS.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -386,7 +387,7 @@ def test_switching_to_ordered_mid_delivery_sends_each_batch_once_and_in_order(le
     assert before_switch == 4
     index = {event_id: i for i, event_id in enumerate(ids_of(sent))}
     after = [index[item["id"]] for r in sink.requests[before_switch:] for item in r.json()]
-    inversions = sum(1 for a, b in zip(after, after[1:]) if b < a)
+    inversions = sum(1 for a, b in itertools.pairwise(after) if b < a)
     assert inversions == 0, f"{inversions} inversions among batches sent after the switch"
     assert all(len(r.json()) <= 7 for r in sink.requests[before_switch:])
 

@@ -8,6 +8,7 @@ comes within a second or two; tests wait on what the receiver saw, never on a gu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime, timedelta
 from email.utils import formatdate
@@ -41,7 +42,7 @@ FAR_BELOW_S = 6.0
 
 def gaps(sink: Sink) -> list[float]:
     arrived = [r.arrived for r in sink.requests]
-    return [round(b - a, 2) for a, b in zip(arrived, arrived[1:])]
+    return [round(b - a, 2) for a, b in itertools.pairwise(arrived)]
 
 
 def test_attempt_counts_up_across_retries_after_500(hub, account, make_sink, db_path):

@@ -174,7 +174,7 @@ def test_access_log_never_records_query_strings_or_credentials(make_server, db_p
     requests = [line.split(" linkhub.access: ", 1)[1] for line in lines]
     assert any(r.startswith(f"POST /outreach/{account.id}/links 200 ") for r in requests), requests
     assert any(r.startswith(f"GET {path} 302 ") for r in requests), requests
-    assert [r for r in requests if r.startswith("GET /v1/events ")][0].startswith("GET /v1/events 200 ")
+    assert next(r for r in requests if r.startswith("GET /v1/events ")).startswith("GET /v1/events 200 ")
     assert any(r.startswith("GET /v1/events 401 ") for r in requests), requests
     assert any(r.startswith("GET /v1/%0Aforged%20200%20entry 404 ") for r in requests), requests
     assert not any(line.startswith("forged") for line in server.output.splitlines())

@@ -11,7 +11,7 @@ import pytest
 from shared_server import server  # noqa: F401  (fixture)
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/healthz/"), ("GET", "/metrics/"), ("POST", "/v1/events/"),
+@pytest.mark.parametrize(("method", "path"), [("GET", "/healthz/"), ("GET", "/metrics/"), ("POST", "/v1/events/"),
                                           ("GET", "/v1/webhooks/")])
 def test_a_trailing_slash_is_a_json_404_naming_the_path(server, method, path):
     with server.client() as client:

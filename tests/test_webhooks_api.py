@@ -697,7 +697,7 @@ def test_private_targets_are_refused_at_create(shared: Any, url: str) -> None:
 
 
 def test_private_targets_are_refused_at_update(shared: Any) -> None:
-    client, account, path = shared
+    client, account, _ = shared
     made = create(client, account, url=PUBLIC_URL)
     try:
         for url in ("http://127.0.0.1:1/", "http://169.254.169.254/"):
