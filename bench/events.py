@@ -27,9 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -126,15 +127,19 @@ def wait_received(receiver: str, count: int, timeout: float = 300) -> dict[str, 
 
 
 def ingest_rate(events: int, with_webhook: bool) -> float:
-    with tempfile.TemporaryDirectory() as tmp, sink() as receiver, linkhub(Path(tmp)) as (url, key):
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
-            if with_webhook:
-                add_webhook(client, receiver)
-            bodies = [encode(batch(f"b{n}", 1000)) for n in range(events // 1000)]
-            started = time.perf_counter()
-            for body in bodies:
-                post(client, body)
-            return events / (time.perf_counter() - started)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        sink() as receiver,
+        linkhub(Path(tmp)) as (url, key),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client,
+    ):
+        if with_webhook:
+            add_webhook(client, receiver)
+        bodies = [encode(batch(f"b{n}", 1000)) for n in range(events // 1000)]
+        started = time.perf_counter()
+        for body in bodies:
+            post(client, body)
+        return events / (time.perf_counter() - started)
 
 
 def end_to_end(events: int) -> tuple[float, float]:
@@ -176,7 +181,7 @@ def lag(seconds: int, rate: int = 1000, tick: float = 0.1) -> list[float]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ RULES: list[tuple[str, object]] = [
     ("linkhub: metrics (metrics.Metrics, prometheus_client counters and histograms)",
      lambda f, p: p.endswith("linkhub/metrics.py") or "/prometheus_client/" in p),
     ("linkhub: waking committed clicks (db._resolve, on the loop)",
-     lambda f, p: p.endswith("linkhub/db.py") and f in ("_resolve",)),
+     lambda f, p: p.endswith("linkhub/db.py") and f == "_resolve"),
     ("linkhub: queue click + await commit (db.Database.write: put, wait_for, shield)",
      lambda f, p: p.endswith("linkhub/db.py")),
     ("linkhub: _record_click own lines (headers loop, details dict, events.Event)",
@@ -122,8 +122,8 @@ def _stdlib(path: str) -> bool:
 
 def parse(raw: str) -> Profile:
     prof = Profile()
-    for line in raw.splitlines():
-        line = line.rstrip()
+    for raw_line in raw.splitlines():
+        line = raw_line.rstrip()
         if not line:
             continue
         stack, _, count_text = line.rpartition(" ")
@@ -185,7 +185,7 @@ def side_by_side(profiles: dict[str, tuple[str, int, float]], rate: float, top: 
     parsed = {name: (parse(raw), requests, seconds) for name, (raw, requests, seconds) in profiles.items()}
     names = list(parsed)
     subject = names[-1]
-    sp, s_requests, s_seconds = parsed[subject]
+    sp, s_requests, _ = parsed[subject]
     out: list[str] = []
     out.append(f"Sampled with `py-spy record --threads --nonblocking --rate {rate:g} --format raw` (idle excluded). "
                "µs/req = main-thread samples ÷ rate ÷ requests served while sampled.")

@@ -473,7 +473,7 @@ async def _open_mint_load(host: str, port: int, account_id: str, secret: str, *,
             if re.search(rb"(?im)^connection:\s*close", head) is None:
                 idle.append(conn)
                 conn = None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             failures += 1
             if failures <= 3:
                 log(f"link replacement (open loop) failed: {exc!r}")
@@ -569,7 +569,7 @@ def profile_run(server: Server, codes_file: Path, args: argparse.Namespace, rate
     if spy.returncode != 0 or not raw.exists():
         raise RuntimeError(f"py-spy failed ({spy.returncode}): {err.strip()[-800:]}")
     text = raw.read_text()
-    names = {int(m[1]): m[2] for m in re.finditer(r"^thread \((\d+)\): ([^;]*);", text, re.M)}
+    names = {int(m[1]): m[2] for m in re.finditer(r"^thread \((\d+)\): ([^;]*);", text, re.MULTILINE)}
     cpu: dict[str, float] = collections.Counter()
     for tid, seconds_used in after.items():
         name = "MainThread" if tid == server.proc.pid else names.get(tid, "other threads")
@@ -764,7 +764,7 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     if not args.no_asgi_floor:
         floor = servers.start("asgi-floor", [py, str(CEILING), "--codes", str(small_codes), "--asgi"])
         configs.append(("asgi", floor, small_codes))
-    for name, server, _ in configs:
+    for _, server, _ in configs:
         log(f"{server.name} on {server.url} (pid {server.proc.pid})")
 
     # 3. Redirect runs: a warm-up each, then interleaved measured runs.
@@ -901,7 +901,8 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
         out.append("")
         out.append(f"{args.big:,} vs {args.small:,} links stored: throughput {change:+.1%} "
                    "(goal: no measurable drop; compare with the run-to-run spread above).")
-    errors = {name: (sum(r.status_errors for r in rs), sum(r.socket_errors for r in rs)) for name, rs in results.items()}
+    errors = {name: (sum(r.status_errors for r in rs), sum(r.socket_errors for r in rs))
+              for name, rs in results.items()}
     if any(e != (0, 0) for e in errors.values()):
         out.append("")
         out.append("Errors (non-2xx/3xx responses / socket errors): "
@@ -936,7 +937,8 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     for name, runs in closed.items():
         m = mint_med[name]
         if name == "ceiling":
-            label, p99_s, links_s, ratios = "ceiling (unsigned, nothing stored)", f"{m['p99_ms']:.1f}", "-", "1.00× | 1.00×"
+            label, p99_s, links_s = "ceiling (unsigned, nothing stored)", f"{m['p99_ms']:.1f}", "-"
+            ratios = "1.00× | 1.00×"
         else:
             label, links_s = label_of(args, name), f"{m['links_per_s']:,.0f}"
             p99_s = f"{m['p99_ms']:.1f} {'✅' if m['p99_ms'] <= 50 else '❌'}"
@@ -960,9 +962,9 @@ def run(args: argparse.Namespace, workdir: Path, servers: Servers, began: float)
     out.append("| offered calls/s | achieved calls/s | links minted/s | p50 ms | p99 ms (goal ≤ 50) | max ms | "
                "failures |")
     out.append("|---:|---:|---:|---:|---:|---:|---:|")
-    for o in open_mints:
-        out.append(f"| {o.offered_per_s:,g} | {o.calls_per_s:,.0f} | {o.links_per_s:,.0f} | {o.p50_ms:.1f} | "
-                   f"{o.p99_ms:.1f} {'✅' if o.p99_ms <= 50 else '❌'} | {o.max_ms:.1f} | {o.failures} |")
+    out.extend(f"| {o.offered_per_s:,g} | {o.calls_per_s:,.0f} | {o.links_per_s:,.0f} | {o.p50_ms:.1f} | "
+               f"{o.p99_ms:.1f} {'✅' if o.p99_ms <= 50 else '❌'} | {o.max_ms:.1f} | {o.failures} |"
+               for o in open_mints)
     out.append("")
     out.append("The closed loop above measures saturation (its latency is just senders ÷ throughput), while this "
                "open loop keeps sending on schedule whatever the answers, as Outreach does, so its latencies are "

@@ -22,14 +22,14 @@ from .access_log import AccessLog
 from .config import Settings
 from .db import Database, DatabaseClosed, WriteTimeout
 from .deadline import BodyTimeout, body_timeout_response, within
+from .events_api import routes as event_routes
 from .metrics import Metrics, ScrapeTime
 from .outreach_api import replace_links
 from .redirect import RedirectApp
 from .responses import JSON, error
 from .retention import Pruner
-from .events_api import routes as event_routes
-from .webhooks_api import routes as webhook_routes
 from .state import State
+from .webhooks_api import routes as webhook_routes
 
 log = logging.getLogger("linkhub.app")
 
@@ -66,7 +66,6 @@ async def _client_gone(request: Request, exc: Exception) -> None:
     # The client closed the connection, or Hypercorn refused its broken body (short of its
     # Content-Length, a bad chunk) and answered 400 itself: nobody is left to answer.
     log.info("%s %s: the client went away before its request body ended", request.method, request.url.path)
-    return None
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -9,11 +9,11 @@ from typing import Any
 import click
 
 from . import __version__, accounts, backup, linkfilter, logs, outreach, schema
-from .config import Settings, normalize_public_url, parse_networks
 from .cli_check import check_command
 from .cli_common import LinkhubGroup, db_option, emit, json_option, open_db, secret_value, table
 from .cli_outbox import outbox_group
 from .cli_webhooks import webhooks_group
+from .config import Settings, normalize_public_url, parse_networks
 
 # -- shared options -------------------------------------------------------------------
 
@@ -178,7 +178,8 @@ SECRET_HELP = "`-` reads it from stdin, which keeps it out of `ps` and shell his
               help="The secret shown on your Outreach app's configuration page [env LINKHUB_OUTREACH_SECRET]; "
                    + SECRET_HELP)
 @click.option("--public-url", default=None, help="Base URL for this account's short links (a custom tracking domain).")
-@click.option("--link-filter", default=None, help="Only replace links whose ORIGINAL URL matches this PCRE-style regex.")
+@click.option("--link-filter", default=None,
+              help="Only replace links whose ORIGINAL URL matches this PCRE-style regex.")
 @json_option
 @db_option
 def accounts_create(name: str, outreach_secret: str, public_url: str | None, link_filter: str | None,

@@ -92,11 +92,12 @@ def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type
              retry_interval: int | None, max_age_s: int | None, timeout_s: int | None, ordered: bool | None,
              description: str | None) -> dict[str, Any]:
     """The given options as an API request body: only what was given, so update changes only that."""
-    body: dict[str, Any] = {}
-    for key, value in (("url", url), ("format", fmt), ("batch_size", batch_size), ("max_age_s", max_age_s),
-                       ("timeout_s", timeout_s), ("ordered", ordered), ("description", description)):
-        if value is not None:
-            body[key] = value
+    body: dict[str, Any] = {
+        key: value
+        for key, value in (("url", url), ("format", fmt), ("batch_size", batch_size), ("max_age_s", max_age_s),
+                           ("timeout_s", timeout_s), ("ordered", ordered), ("description", description))
+        if value is not None
+    }
     if types:
         body["types"] = list(types)
     if auth_type is not None:

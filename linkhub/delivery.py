@@ -52,6 +52,8 @@ class Deliverer:
         # Events per webhook in batches being sent now (linkhub_outbox_in_flight).
         self.in_flight: Counter[str] = Counter()
         self._supervisor: asyncio.Task[None] | None = None
+        # The loop holds tasks weakly: a claim release started from a callback is kept here until it ends.
+        self._releases: set[asyncio.Task[object]] = set()
 
     async def start(self, client: httpx.AsyncClient) -> None:
         """Start delivering. Rows an earlier run left 'sending' must have been released (server.run does it)."""
@@ -103,7 +105,10 @@ class Deliverer:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
             # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until restart.
-            asyncio.create_task(self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
+            release = asyncio.create_task(
+                self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
         elif self._wakes != wakes_at_start:
             # New rows were announced while it ran, and it may have stopped just before they
             # arrived: let the supervisor look again. Not otherwise: a worker returns at once

@@ -42,12 +42,13 @@ _INSERT_TAIL = " ON CONFLICT (account_id, id) DO NOTHING"
 _encode = msgspec.json.Encoder().encode
 _decode_details = msgspec.json.Decoder(dict[str, Any]).decode
 
-PUBLIC_COLUMNS = "seq, id, account_id, type, occurred_at, received_at, source, email, recipient_id, mailing_id," \
-    " message_id, url, code, details"
+PUBLIC_COLUMNS = ("seq, id, account_id, type, occurred_at, received_at, source, email, recipient_id, mailing_id,"
+                  " message_id, url, code, details")
 
 
 def from_row(row: sqlite3.Row) -> Event:
-    values = {key: row[key] for key in row.keys() if key in Event.__struct_fields__}
+    # keys(), not the Row itself: iterating a sqlite3.Row (and `in` on it) gives its values, not its column names.
+    values = {key: row[key] for key in row.keys() if key in Event.__struct_fields__}  # noqa: SIM118
     values["details"] = _decode_details(row["details"])
     return Event(**values)
 

@@ -195,7 +195,8 @@ async def list_events(request: Request, state: State, account: Account) -> Respo
     rows = await run_in_threadpool(read)  # may scan: keep it off the event loop
     page = rows[:limit]
     next_cursor = str(page[-1]["seq"]) if len(rows) > limit else None
-    return JSON({"events": [events.public(events.from_row(row), row["seq"]) for row in page], "next_cursor": next_cursor})
+    return JSON({"events": [events.public(events.from_row(row), row["seq"]) for row in page],
+                 "next_cursor": next_cursor})
 
 
 routes = [route("/v1/events", GET=list_events, POST=ingest)]

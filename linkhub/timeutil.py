@@ -19,7 +19,8 @@ _EXAMPLE = "2026-11-23T09:15:02Z"
 # RFC 3339 `date-time` (with the space separator it allows, and any number of fraction
 # digits); fromisoformat alone also takes ISO 8601 forms such as week dates or "+0100".
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 
 

@@ -245,7 +245,7 @@ class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """PATCH /v1/webhooks/{id}: only the fields present change; `types`/`description` null clears them."""
 
     url: str | UnsetType = UNSET
-    types: list[str] | None | UnsetType = UNSET
+    types: list[str] | UnsetType | None = UNSET
     format: str | UnsetType = UNSET
     auth: Auth | UnsetType = UNSET
     batch_size: BatchSize | UnsetType = UNSET
@@ -253,7 +253,7 @@ class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_age_s: MaxAge | UnsetType = UNSET
     timeout_s: Timeout | UnsetType = UNSET
     ordered: bool | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
     # Accepted only to say where status changes are made, rather than "unknown field".
     active: bool | UnsetType = UNSET
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+
 from conftest import Account, Server, query
 
 T = TypeVar("T")

@@ -80,7 +80,7 @@ class Sink:
             def do_POST(self) -> None:
                 sink._handle(self)
 
-            do_GET = do_PUT = do_POST
+            do_GET = do_PUT = do_POST  # noqa: N815 - http.server dispatches on these names
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

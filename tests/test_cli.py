@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import regex
+
 from conftest import query
 
 
@@ -282,7 +283,7 @@ def test_migrate_twice(db):
     first = ok("migrate", "--db", str(db))
     assert "applied 0001_accounts_links_events" in first.stdout
     applied = query(db, "SELECT version FROM schema_migrations ORDER BY version")
-    assert [r[0] for r in applied][0] == 1
+    assert applied[0][0] == 1
     second = ok("migrate", "--db", str(db))
     assert "up to date" in second.stdout
     assert "applied" not in second.stdout

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import standardwebhooks
 from click.testing import CliRunner, Result
-from conftest import create_account, query
-from sink import Answer
 
 from linkhub.cli import cli
 
+from conftest import create_account, query
+from sink import Answer
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public literal: no DNS, never contacted without --verify
 

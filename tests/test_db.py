@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +31,7 @@ def rows(path: Path) -> list[int]:
         conn.close()
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
@@ -133,7 +135,7 @@ def largest_wal_under_steady_writes(path: Path, monkeypatch: pytest.MonkeyPatch)
         for start in range(0, len(values), 5):  # a few writes in flight: the writer is rarely idle
             await asyncio.gather(*(db.write(lambda c, v=v: c.execute("INSERT INTO t (v) VALUES (?)", (v,)))
                                    for v in values[start:start + 5]))
-        size = wal.stat().st_size  # a WAL file never shrinks when it starts over: this is its largest size
+        size = wal.stat().st_size  # noqa: ASYNC240 - a WAL file never shrinks when it starts over: its largest size
         await db.close()
         return size
 
@@ -171,7 +173,7 @@ def test_checkpoints_go_on_after_a_failure(path: Path, monkeypatch: pytest.Monke
 
 
 def test_when_the_writer_itself_fails_every_write_fails_at_once(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: Database, conn: sqlite3.Connection, batch: list) -> None:  # noqa: ANN001
+    def broken(self: Database, conn: sqlite3.Connection, batch: list) -> None:
         raise RuntimeError("a bug in the writer")
 
     async def main() -> None:

@@ -12,15 +12,23 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
-from conftest import create_account, outreach_body, post_links, query
-from delivery_support import (
-    bearer, create_webhook, event, events, hub, ids_of, outbox, post_events, wait_until,  # noqa: F401
-)
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 import linkhub
+
+from conftest import create_account, outreach_body, post_links, query
+from delivery_support import (
+    bearer,
+    create_webhook,
+    event,
+    events,
+    hub,  # noqa: F401  (fixture)
+    ids_of,
+    outbox,
+    post_events,
+    wait_until,
+)
 
 USER_AGENT = f"linkhub/{linkhub.__version__}"
 CLICK_DETAILS = {"ip": "198.51.100.4", "user_agent": "Mozilla/5.0 (Windows NT 10.0)", "device": "desktop",
@@ -56,7 +64,7 @@ ARPOONE_TYPE = {"open": "Opened", "click": "Clicked", "bounce": "Bounced", "unsu
 
 
 def epoch_ms(rfc3339: str) -> int:
-    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(datetime.fromisoformat(rfc3339).timestamp() * 1000)
 
 
 def check_wire(request: Any, secret: str) -> list[dict[str, Any]]:

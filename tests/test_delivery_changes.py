@@ -3,12 +3,22 @@ deactivation, a new URL, a rotated secret, a new format. Each change must apply 
 
 from __future__ import annotations
 
-from delivery_support import (
-    bearer, create_webhook, event, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
-)
-from sink import Answer  # noqa: F401
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
+
+from delivery_support import (
+    bearer,
+    create_webhook,
+    event,
+    events,
+    hub,  # noqa: F401  (fixture)
+    ids_of,
+    outbox,
+    post_events,
+    states,
+    wait_until,
+)
+from sink import Answer
 
 
 def test_deactivation_stops_the_queue_after_the_batch_in_flight(hub, account, make_sink, db_path):

@@ -10,6 +10,7 @@ address here is an IP literal: nothing is resolved through DNS.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -19,19 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Account, Server, create_account, query, start_server
-from delivery_support import (
-    bearer, cli, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until,
-)
-from sink import Answer
 
-from linkhub import delivery
+from linkhub import delivery, sender
 from linkhub import events as event_store
 from linkhub import outbox as outbox_store
-from linkhub import sender
 from linkhub import webhooks as webhook_store
 from linkhub.db import connect
 from linkhub.schema import migrate
+
+from conftest import Account, Server, create_account, query, start_server
+from delivery_support import bearer, cli, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until
+from sink import Answer
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public IP literal: never connected to (the webhook stays inactive)
 
@@ -388,7 +387,7 @@ def test_switching_to_ordered_mid_delivery_sends_each_batch_once_and_in_order(le
     assert before_switch == 4
     index = {event_id: i for i, event_id in enumerate(ids_of(sent))}
     after = [index[item["id"]] for r in sink.requests[before_switch:] for item in r.json()]
-    inversions = sum(1 for a, b in zip(after, after[1:]) if b < a)
+    inversions = sum(1 for a, b in itertools.pairwise(after) if b < a)
     assert inversions == 0, f"{inversions} inversions among batches sent after the switch"
     assert all(len(r.json()) <= 7 for r in sink.requests[before_switch:])
 

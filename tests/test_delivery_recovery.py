@@ -9,18 +9,28 @@ import time
 
 import httpx
 
-from delivery_support import (
-    all_in, bearer, cli, create_webhook, events, hub, ids_of, outbox, post_events, states, wait_until,  # noqa: F401
-)
-from sink import Answer  # noqa: F401
-
-from conftest import query
 from linkhub import events as event_store
 from linkhub import webhooks as webhook_store
 from linkhub.db import Database, connect
 from linkhub.delivery import Deliverer
 from linkhub.metrics import Metrics
 from linkhub.timeutil import now_rfc3339
+
+from conftest import query
+from delivery_support import (
+    all_in,
+    bearer,
+    cli,
+    create_webhook,
+    events,
+    hub,  # noqa: F401  (fixture)
+    ids_of,
+    outbox,
+    post_events,
+    states,
+    wait_until,
+)
+from sink import Answer
 
 
 def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_sink, db_path):

@@ -8,19 +8,31 @@ comes within a second or two; tests wait on what the receiver saw, never on a gu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime, timedelta
 from email.utils import formatdate
 
 import httpx
-from conftest import query
-from delivery_support import (
-    bearer, create_webhook, deliveries, event, events, get_webhook, hub, ids_of, outbox, post_events,  # noqa: F401
-    states, wait_until,
-)
-from sink import Answer, Sink, closed_port  # noqa: F401
 
 from linkhub import delivery, sender, webhooks
+
+from conftest import query
+from delivery_support import (
+    bearer,
+    create_webhook,
+    deliveries,
+    event,
+    events,
+    get_webhook,
+    hub,  # noqa: F401  (fixture)
+    ids_of,
+    outbox,
+    post_events,
+    states,
+    wait_until,
+)
+from sink import Answer, Sink, closed_port
 
 # A retry is "after ≈1 s": not before this (the interval is honoured, no busy retrying)…
 AT_LEAST_S = 0.9
@@ -30,7 +42,7 @@ FAR_BELOW_S = 6.0
 
 def gaps(sink: Sink) -> list[float]:
     arrived = [r.arrived for r in sink.requests]
-    return [round(b - a, 2) for a, b in zip(arrived, arrived[1:])]
+    return [round(b - a, 2) for a, b in itertools.pairwise(arrived)]
 
 
 def test_attempt_counts_up_across_retries_after_500(hub, account, make_sink, db_path):

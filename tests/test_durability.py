@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+
+from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
+
 from conftest import outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, events, post_events, states, wait_until
 from sink import Answer, Sink, closed_port
-
-from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 
 TOTAL = 400
 CONNECTIONS = 32
@@ -151,7 +152,7 @@ def test_graceful_shutdown_answers_every_request_it_processed(make_server, accou
         if paths is None:
             paths = mint_many(server, account, TOTAL)
         hammer = Hammer(url=server.url, paths=paths, trigger_after=100, connections=64, agent=f"attempt-{attempt}")
-        hammer.run_until_stopped(lambda: server.stop(signal.SIGTERM))
+        hammer.run_until_stopped(lambda: server.stop(signal.SIGTERM))  # noqa: B023 - called in this iteration
         clicks = stored_clicks(db_path)
         processed = [i for i in range(TOTAL) if hammer.user_agent(i) in clicks]
         unanswered = [(i, hammer.results.get(i)) for i in processed if hammer.results.get(i) != 302]
@@ -319,7 +320,8 @@ def test_sigterm_stops_the_delivery_loop_every_time(make_server, make_sink, acco
         with server.client() as client:
             post_events(client, account, events(f"stop-{attempt}", 3))
         wait_until(held(db_path, hooks[2]), what="a delivery held by the hung receiver")
-        wait_until(lambda: query(db_path, "SELECT 1 FROM deliveries WHERE webhook_id = ?", (hooks[1]["id"],)),
+        # wait_until calls the lambda before the loop rebinds hooks.
+        wait_until(lambda: query(db_path, "SELECT 1 FROM deliveries WHERE webhook_id = ?", (hooks[1]["id"],)),  # noqa: B023
                    what="a refused delivery to the closed port")
         stop_and_check(server, db_path, hooks, {f"stop-{attempt}-{i}" for i in range(3)},
                        open_idle_connection(server))

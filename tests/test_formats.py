@@ -49,7 +49,7 @@ def test_rfc3339_to_ms():
     assert timeutil.rfc3339_to_ms("2026-11-23T11:15:02.481+02:00") == OCCURRED_MS  # offsets honoured
     assert timeutil.rfc3339_to_ms("2026-11-23T09:15:02.481999Z") == OCCURRED_MS  # floor, like to_rfc3339
     assert timeutil.format_ms(timeutil.rfc3339_to_ms(OCCURRED)) == OCCURRED
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not an RFC 3339 timestamp"):
         timeutil.rfc3339_to_ms("2026-11-23 09:15")
 
 
@@ -306,7 +306,7 @@ def test_render_batch_is_a_compact_utf8_json_array(fmt):
 
 
 def test_render_batch_rejects_an_unsupported_type_in_the_batch():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="the arpoone format cannot express 'sent' events"):
         formats.render_batch("arpoone", [(event("open"), 1), (event("sent"), 1)])
 
 

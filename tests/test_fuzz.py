@@ -33,14 +33,15 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import Account, Server, create_account, outreach_body, post_links, start_server
 from hypothesis import HealthCheck, given, note, reject, settings
 from hypothesis import strategies as st
-from sink import Sink, closed_port
 
 from linkhub.db import connect
 from linkhub.events import EVENT_TYPES
 from linkhub.schema import migrate
+
+from conftest import Account, Server, create_account, outreach_body, post_links, start_server
+from sink import Sink, closed_port
 
 # Examples per test, one request each: ~2,400 requests, ~30 s on a 2-core machine (measured).
 EXAMPLES = 300
@@ -614,7 +615,7 @@ def test_outreach_links(world: World) -> None:
 
 def test_redirects(world: World) -> None:
     @FUZZ
-    @given(data=st.data(), method=st.sampled_from(METHODS + ("FOO",)), headers=_odd_headers,
+    @given(data=st.data(), method=st.sampled_from((*METHODS, "FOO")), headers=_odd_headers,
            query=_raw_query(("utm", "code"), _odd_text))
     def run(data: st.DataObject, method: str, headers: list[tuple[bytes, bytes]], query: bytes) -> None:
         code = data.draw(st.one_of(st.sampled_from(world.codes), st.text(string.ascii_letters + "_-", max_size=40),

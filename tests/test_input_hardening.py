@@ -18,14 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Account, Server, create_account, outreach_body, post_links, query, sign
-from delivery_support import all_in, create_webhook, wait_until
-from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 from linkhub import events, formats
 from linkhub.db import connect
 from linkhub.schema import migrate
 from linkhub.timeutil import rfc3339_to_ms
+
+from conftest import Account, Server, create_account, outreach_body, post_links, query, sign
+from delivery_support import all_in, create_webhook, wait_until
+from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 STORED_TIME = re.compile(r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
 # A public address literal: accepted without a DNS lookup, and never contacted (the webhook stays inactive).

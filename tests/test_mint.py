@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import string
 import threading
@@ -72,7 +73,7 @@ def test_codes_sort_after_those_minted_before(conn: sqlite3.Connection) -> None:
         codes, _ = outreach.mint(conn, recipient(conn, prospect=f"p{n}"),
                                  links("https://a.example/1", "https://a.example/2"))
         minted.append(sorted(codes.values()))
-    for earlier, later in zip(minted, minted[1:], strict=False):
+    for earlier, later in itertools.pairwise(minted):
         assert earlier[-1] < later[0]
     assert len(minted[0][0]) < len(minted[-1][0])
 

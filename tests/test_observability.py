@@ -17,12 +17,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import Account, Server, create_account, outreach_body, post_links, sign
-from delivery_support import bearer, create_webhook, events, hub, post_events, wait_until, all_in  # noqa: F401
 from prometheus_client.parser import text_string_to_metric_families
-from sink import Answer, closed_port
 
 import linkhub
+
+from conftest import Account, Server, create_account, outreach_body, post_links, sign
+from delivery_support import (
+    all_in,
+    bearer,
+    create_webhook,
+    events,
+    hub,  # noqa: F401  (fixture)
+    post_events,
+    wait_until,
+)
+from sink import Answer, closed_port
 
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 RFC3339_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -165,7 +174,7 @@ def test_access_log_never_records_query_strings_or_credentials(make_server, db_p
     requests = [line.split(" linkhub.access: ", 1)[1] for line in lines]
     assert any(r.startswith(f"POST /outreach/{account.id}/links 200 ") for r in requests), requests
     assert any(r.startswith(f"GET {path} 302 ") for r in requests), requests
-    assert [r for r in requests if r.startswith("GET /v1/events ")][0].startswith("GET /v1/events 200 ")
+    assert next(r for r in requests if r.startswith("GET /v1/events ")).startswith("GET /v1/events 200 ")
     assert any(r.startswith("GET /v1/events 401 ") for r in requests), requests
     assert any(r.startswith("GET /v1/%0Aforged%20200%20entry 404 ") for r in requests), requests
     assert not any(line.startswith("forged") for line in server.output.splitlines())

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import create_account, outreach_body, post_links, query
-from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 from linkhub.db import connect
+
+from conftest import create_account, outreach_body, post_links, query
+from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IPHONE_SAFARI = (

@@ -11,9 +11,9 @@ import pytest
 from shared_server import server  # noqa: F401  (fixture)
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/healthz/"), ("GET", "/metrics/"), ("POST", "/v1/events/"),
+@pytest.mark.parametrize(("method", "path"), [("GET", "/healthz/"), ("GET", "/metrics/"), ("POST", "/v1/events/"),
                                           ("GET", "/v1/webhooks/")])
-def test_a_trailing_slash_is_a_json_404_naming_the_path(server, method, path):  # noqa: F811
+def test_a_trailing_slash_is_a_json_404_naming_the_path(server, method, path):
     with server.client() as client:
         response = client.request(method, path, headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == 404
@@ -23,6 +23,6 @@ def test_a_trailing_slash_is_a_json_404_naming_the_path(server, method, path):  
     assert f"no trailing slash: {path.rstrip('/')}" in body["message"]
 
 
-def test_the_path_without_the_slash_answers(server):  # noqa: F811
+def test_the_path_without_the_slash_answers(server):
     with server.client() as client:
         assert client.get("/healthz").status_code == 200

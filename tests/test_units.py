@@ -249,7 +249,7 @@ def test_parse_rfc3339(text, expected):
     None,
 ])
 def test_parse_rfc3339_refuses(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not an RFC 3339 timestamp"):
         parse_rfc3339(text)
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import standardwebhooks
-from conftest import create_account, query, start_server
-from sink import Answer
 
 from linkhub.db import connect
 from linkhub.schema import migrate
 
+from conftest import create_account, query, start_server
+from sink import Answer
 
 PRIVATE = "--allow-private-targets"
 # A public address literal: accepted without a DNS lookup, and never contacted (no verify).
@@ -697,7 +697,7 @@ def test_private_targets_are_refused_at_create(shared: Any, url: str) -> None:
 
 
 def test_private_targets_are_refused_at_update(shared: Any) -> None:
-    client, account, path = shared
+    client, account, _ = shared
     made = create(client, account, url=PUBLIC_URL)
     try:
         for url in ("http://127.0.0.1:1/", "http://169.254.169.254/"):
