@@ -174,11 +174,12 @@ def test_default_mismatch_notices_a_wrong_default() -> None:
 def app_routes(tmp_path: Path) -> set[Endpoint]:
     """Every (methods, path) the app answers: Starlette's routes, and /r/{code} that `LinkhubApp` dispatches itself."""
     db = tmp_path / "x.db"
-    threads = threading.active_count()
+    threads = set(threading.enumerate())
     app = LinkhubApp(Settings(db=db))
     # Building the app opens nothing (the lifespan does): no database file, no thread to stop.
     assert not db.exists(), "LinkhubApp() created the database; only its lifespan should open it"
-    assert threading.active_count() == threads, "LinkhubApp() started a thread; only its lifespan should"
+    started = set(threading.enumerate()) - threads
+    assert not started, f"LinkhubApp() started threads {started}; only its lifespan should"
     routes = endpoints({"GET", "HEAD"}, "/r/{code}")
     for route in app.starlette.routes:
         methods = getattr(route, "methods", None)
@@ -224,8 +225,9 @@ def test_api_md_documents_every_route_and_only_those(app_routes: set[Endpoint], 
                                                     documented: Any) -> None:
     docs = documented()
     missing, extra = app_routes - docs, docs - app_routes
-    assert not missing, f"routes the app answers, missing from {where}: {show(missing)}"
-    assert not extra, f"{where} lists endpoints the app does not answer: {show(extra)}"
+    problems = [f"routes the app answers, missing from {where}: {show(missing)}"] if missing else []
+    problems += [f"{where} lists endpoints the app does not answer: {show(extra)}"] if extra else []
+    assert not problems, "\n".join(problems) + "\n(route parameters are shown as {}: only their position counts)"
 
 
 # -- 3. commands: README's Commands section ↔ the `linkhub` command tree -----------------------
