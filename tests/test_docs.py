@@ -14,9 +14,8 @@ from __future__ import annotations
 import ast
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
@@ -222,7 +221,7 @@ def show(found: set[Endpoint]) -> list[str]:
     ("the endpoint headings (### `METHOD /path`) of docs/api.md", api_heading_endpoints),
 ])
 def test_api_md_documents_every_route_and_only_those(app_routes: set[Endpoint], where: str,
-                                                    documented: Any) -> None:
+                                                    documented: Callable[[], set[Endpoint]]) -> None:
     docs = documented()
     missing, extra = app_routes - docs, docs - app_routes
     problems = [f"routes the app answers, missing from {where}: {show(missing)}"] if missing else []
