@@ -254,6 +254,10 @@ def accounts_update(account_id: str, name: str | None, outreach_secret: str | No
         raise click.UsageError("--link-filter and --clear-link-filter exclude each other")
     if public_url is not None and clear_public_url:
         raise click.UsageError("--public-url and --clear-public-url exclude each other")
+    given = (name, outreach_secret, public_url, link_filter)
+    if all(value is None for value in given) and not (clear_public_url or clear_link_filter):
+        raise click.UsageError("nothing to change: give --name, --outreach-secret, --public-url, "
+                               "--clear-public-url, --link-filter or --clear-link-filter")
     changes: dict[str, Any] = {"name": name, "outreach_secret": secret_value(outreach_secret, "--outreach-secret")}
     if clear_public_url or public_url == "":
         changes["public_url"] = None
@@ -263,9 +267,6 @@ def accounts_update(account_id: str, name: str | None, outreach_secret: str | No
         changes["link_filter"] = None
     elif link_filter is not None:
         changes["link_filter"] = link_filter
-    if name is None and outreach_secret is None and len(changes) == 2:
-        raise click.UsageError("nothing to change: give --name, --outreach-secret, --public-url, "
-                               "--clear-public-url, --link-filter or --clear-link-filter")
     with open_db(db) as conn:
         try:
             account = accounts.update(conn, account_id, **changes)

@@ -100,13 +100,11 @@ def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type
     }
     if types:
         body["types"] = list(types)
+    # Checked even without --auth: a credential flag given alone is an error.
+    given = _credentials(auth_type, {"username": username, "password": password, "token": token,
+                                     "header_name": header_name, "header_value": header_value})
     if auth_type is not None:
-        given = _credentials(auth_type, {"username": username, "password": password, "token": token,
-                                         "header_name": header_name, "header_value": header_value})
         body["auth"] = {"type": auth_type, **given}
-    else:
-        _credentials(None, {"username": username, "password": password, "token": token,
-                            "header_name": header_name, "header_value": header_value})
     if retry_interval is not None and retry_policy == "exponential":
         raise click.UsageError("--retry-interval goes with --retry fixed")
     if retry_policy == "fixed" or retry_interval is not None:
