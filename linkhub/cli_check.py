@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import check
-from .cli_common import db_option, emit, json_option
+from .cli_common import db_option, emit, json_option, plural
 
 
 @click.command("check")
@@ -41,7 +41,7 @@ def _text(report: check.Report) -> str:
         f"WAL         {report.wal_bytes:,} bytes",
         f"integrity   {'ok' if report.integrity == ['ok'] else 'FAILED'} ({report.integrity_check})",
         f"schema      version {version}, "
-        + (f"{len(pending)} pending migration{'' if len(pending) == 1 else 's'}" if pending else "up to date"),
+        + (plural(len(pending), "pending migration") if pending else "up to date"),
     ]
     if queue:
         since = f", oldest waiting since {queue['oldest_waiting_since']}" if queue["oldest_waiting_since"] else ""
@@ -49,6 +49,5 @@ def _text(report: check.Report) -> str:
                      f"{queue['dead']:,} dead{since}")
     lines += [f"problem:    {problem}" for problem in report.problems]
     lines += [f"warning:    {warning}" for warning in report.warnings]
-    count = len(report.problems)
-    lines.append("OK" if report.ok else f"{count} problem{'' if count == 1 else 's'} found")
+    lines.append("OK" if report.ok else f"{plural(len(report.problems), 'problem')} found")
     return "\n".join(lines)
