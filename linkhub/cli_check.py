@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from . import check
-from .cli_common import db_option, emit, json_option, plural
+from .cli_common import db_option, emit, json_option
+from .wording import plural
 
 
 @click.command("check")

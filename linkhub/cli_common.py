@@ -134,11 +134,6 @@ def secret_value(value: str | None, flag: str) -> str | None:
     return line.rstrip("\r\n")
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """`1 event`, `2 events`."""
-    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
-
-
 def table(header: list[str], rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
     """Columns padded to their widest cell; the columns in `right` (numbers) are right-aligned."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from . import outbox, webhooks
-from .cli_common import db_option, emit, json_option, open_db, plural, table, transaction
+from .cli_common import db_option, emit, json_option, open_db, table, transaction
 from .events import EVENT_TYPES
 from .timeutil import parse_rfc3339, to_rfc3339
+from .wording import plural
 
 
 def _moment(value: str | None, name: str) -> str | None:

@@ -17,9 +17,10 @@ from typing import Any
 import click
 
 from . import accounts, formats, sender, webhook_verify, webhooks
-from .cli_common import db_option, emit, json_option, open_db, plural, secret_value, table, transaction
+from .cli_common import db_option, emit, json_option, open_db, secret_value, table, transaction
 from .events import EVENT_TYPES
 from .webhooks import Webhook
+from .wording import plural
 
 AUTH_TYPES = ("none", "basic", "bearer", "header")
 # Each credential option: its request field, and the --auth type it belongs to.

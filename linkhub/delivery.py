@@ -26,6 +26,7 @@ from . import formats, outbox, sender, webhooks
 from .db import Database, DatabaseClosed
 from .metrics import Metrics
 from .timeutil import now_rfc3339
+from .wording import plural
 
 log = logging.getLogger("linkhub.delivery")
 
@@ -252,8 +253,7 @@ def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outb
     nothing was left to send, claim the webhook's next batch (same transaction)."""
     if poisoned:
         outbox.set_aside(conn, poisoned)
-        count = f"{len(poisoned)} event{'' if len(poisoned) == 1 else 's'}"
-        log.warning("webhook %s: %s set aside as dead: %s", webhook_id, count, poisoned[0][1])
+        log.warning("webhook %s: %s set aside as dead: %s", webhook_id, plural(len(poisoned), "event"), poisoned[0][1])
     if batch is not None and result is not None:
         _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
         if not result.delivered:

@@ -21,6 +21,7 @@ from msgspec import UNSET, UnsetType
 from . import formats, jsondepth
 from .events import EVENT_TYPES
 from .timeutil import format_ms, now_rfc3339
+from .wording import plural
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_AGE_S = 259_200  # three days, as Optimizely keeps undelivered events
@@ -180,13 +181,9 @@ class WebhookHasQueue(Exception):
     """Delete without force of a webhook that still has pending or dead deliveries; `queued` says how many."""
 
     def __init__(self, webhook_id: str, queued: Dropped) -> None:
-        super().__init__(f"webhook {webhook_id} still has {_events(queued.pending, 'pending')} and "
-                         f"{_events(queued.dead, 'dead')}: deleting it would drop them")
+        super().__init__(f"webhook {webhook_id} still has {plural(queued.pending, 'pending event')} and "
+                         f"{plural(queued.dead, 'dead event')}: deleting it would drop them")
         self.queued = queued
-
-
-def _events(count: int, state: str) -> str:
-    return f"{count} {state} event{'' if count == 1 else 's'}"
 
 
 class NoAuth(msgspec.Struct, tag_field="type", tag="none", forbid_unknown_fields=True):
