@@ -83,7 +83,7 @@ def _check(conn: sqlite3.Connection, path: Path, full: bool) -> Report:
     )
     _integrity(conn, report, full)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    _schema(conn, report, tables)
+    _schema(conn, report)
     if "outbox" in tables:
         report.queue = _queue(conn)
         if report.queue["dead"]:
@@ -113,11 +113,9 @@ def _integrity(conn: sqlite3.Connection, report: Report, full: bool) -> None:
                                "a backup (docs/operations.md)")
 
 
-def _schema(conn: sqlite3.Connection, report: Report, tables: set[str]) -> None:
+def _schema(conn: sqlite3.Connection, report: Report) -> None:
     known = {m.version: m for m in schema.available()}
-    applied: set[int] = set()
-    if "schema_migrations" in tables:
-        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    applied = schema.recorded(conn)
     report.schema_version = max(applied) if applied else None
     report.pending_migrations = [f"{v:04d}_{m.name}" for v, m in sorted(known.items()) if v not in applied]
     report.unknown_migrations = sorted(applied - known.keys())

@@ -102,12 +102,17 @@ def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
     return any(row[0] == column for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,)))
 
 
-def needed(conn: sqlite3.Connection) -> list[str]:
-    """What `migrate` would do, found without writing anything (for read-only callers); [] if nothing."""
+def recorded(conn: sqlite3.Connection) -> set[int]:
+    """The versions applied, read without writing (`applied` creates the log table): empty if there is none."""
     has_log = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
     ).fetchone()
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if has_log else set()
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if has_log else set()
+
+
+def needed(conn: sqlite3.Connection) -> list[str]:
+    """What `migrate` would do, found without writing anything (for read-only callers); [] if nothing."""
+    done = recorded(conn)
     todo = [f"{m.version:04d}_{m.name} is pending" for m in available() if m.version not in done]
     todo += [f"{table}.{column} is missing" for version, table, column, _ in _COLUMNS_ADDED_BY_EDITS
              if version in done and not _has_column(conn, table, column)]
