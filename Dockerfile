@@ -11,7 +11,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY linkhub ./linkhub
-COPY migrations ./migrations
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin linkhub \
     && mkdir -p /data && chown linkhub:linkhub /data

@@ -31,7 +31,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 # The very functions `linkhub serve` uses, so the only difference is the app.
-from linkhub.server import _bind, _run_loop, _serve, hypercorn_config
+from linkhub.web.server import _bind, _run_loop, _serve, hypercorn_config
 
 
 def load_targets(path: Path) -> dict[str, str]:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from linkhub import accounts, schema
-from linkhub.db import connect
+from linkhub.core import accounts
+from linkhub.store import schema
+from linkhub.store.db import connect
 
 _READY = re.compile(r"linkhub: serving on (http://\S+)")
 

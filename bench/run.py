@@ -162,9 +162,10 @@ class Servers:
 def seed(db_path: Path, links: int, sample: int) -> tuple[str, str, list[str]]:
     """A fresh linkhub database with one account and `links` links; returns
     (account id, its Outreach secret, `sample` of the stored codes chosen at random)."""
-    from linkhub import accounts, ids
-    from linkhub.db import connect
-    from linkhub.schema import migrate
+    from linkhub.core import accounts
+    from linkhub.store.db import connect
+    from linkhub.store.schema import migrate
+    from linkhub.util import ids
 
     conn = connect(db_path)
     try:

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from linkhub import accounts
-from linkhub.db import connect
-from linkhub.schema import migrate
+from linkhub.core import accounts
+from linkhub.store.db import connect
+from linkhub.store.schema import migrate
 
 # Real local HTTP receivers for webhook tests: the make_sink and make_receiver fixtures.
 pytest_plugins = ("sink",)

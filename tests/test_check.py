@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from linkhub import schema
+from linkhub.store import schema
 
 from conftest import create_account
 from delivery_support import create_webhook, events, post_events

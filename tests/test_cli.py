@@ -15,6 +15,8 @@ import regex
 
 from conftest import query
 
+MIGRATIONS = Path(__file__).parent.parent / "linkhub" / "store" / "migrations"
+
 
 def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")}
@@ -292,7 +294,7 @@ def test_migrate_twice(db):
 
 def test_migrate_adds_a_column_that_an_edit_of_a_landed_migration_added(db):
     """0002 gained webhooks.timeout_s by an edit after it had landed; older databases lack it."""
-    migrations = Path(__file__).parent.parent / "migrations"
+    migrations = MIGRATIONS
     timeout_line = regex.compile(r"^ *timeout_s INTEGER[^\n]*\n", regex.M)
     part_2, edits = timeout_line.subn("", (migrations / "0002_webhooks_outbox.sql").read_text())
     assert edits == 1
@@ -421,7 +423,7 @@ def test_a_locked_database_is_one_line(db):
 
 def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothing(db):
     conn = sqlite3.connect(db)
-    conn.executescript((Path(__file__).parent.parent / "migrations" / "0001_accounts_links_events.sql").read_text()
+    conn.executescript((MIGRATIONS / "0001_accounts_links_events.sql").read_text()
                        + "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                          " applied_at TEXT NOT NULL);"
                          "INSERT INTO schema_migrations VALUES (1, 'accounts_links_events',"

@@ -13,7 +13,7 @@ import pytest
 import standardwebhooks
 from click.testing import CliRunner, Result
 
-from linkhub.cli import cli
+from linkhub.cli.main import cli
 
 from conftest import create_account, query
 from sink import Answer
@@ -268,7 +268,7 @@ def test_credentials_from_stdin(db_path: Path, account: Any, args: list[str], st
                                                 ("false", False), ("", False)])
 def test_linkhub_allow_private_targets_is_read_like_serve_reads_it(db_path: Path, account: Any, value: str,
                                                                    allowed: bool) -> None:
-    from linkhub.cli import serve
+    from linkhub.cli.main import serve
     env = {"LINKHUB_ALLOW_PRIVATE_TARGETS": value}
     # serve's own option, resolved from the same environment, without starting a server.
     with pytest.MonkeyPatch.context() as patch:
@@ -310,9 +310,9 @@ def test_verify_text(db_path: Path, account: Any, make_receiver: Any) -> None:
 
 def queue_events(db_path: Path, account: Any, webhook_id: str, count: int) -> None:
     """`count` stored events, queued for the (inactive) webhook by `linkhub outbox replay`."""
-    from linkhub import events
-    from linkhub.db import connect
-    from linkhub.timeutil import now_rfc3339
+    from linkhub.core import events
+    from linkhub.store.db import connect
+    from linkhub.util.times import now_rfc3339
 
     now = now_rfc3339()
     conn = connect(db_path)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from linkhub import db as db_module
-from linkhub.db import Database, DatabaseClosed, WriteTimeout, connect
+from linkhub.store import db as db_module
+from linkhub.store.db import Database, DatabaseClosed, WriteTimeout, connect
 
 
 @pytest.fixture

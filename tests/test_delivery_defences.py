@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from linkhub import delivery, sender
-from linkhub import events as event_store
-from linkhub import outbox as outbox_store
-from linkhub import webhooks as webhook_store
-from linkhub.db import connect
-from linkhub.schema import migrate
+from linkhub.core import events as event_store
+from linkhub.core import outbox as outbox_store
+from linkhub.core import webhooks as webhook_store
+from linkhub.delivery import loop, sender
+from linkhub.store.db import connect
+from linkhub.store.schema import migrate
 
 from conftest import Account, Server, create_account, query, start_server
 from delivery_support import bearer, cli, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until
@@ -406,8 +406,8 @@ def test_switching_ordered_off_mid_delivery_goes_parallel_from_the_next_batch(le
         sink.wait_for(1)
         answer = client.patch(f"/v1/webhooks/{hook['id']}", json={"ordered": False}, headers=bearer(account))
         assert answer.status_code == 200, answer.text
-        sink.gate = delivery.PER_WEBHOOK_CONCURRENCY
+        sink.gate = loop.PER_WEBHOOK_CONCURRENCY
         hold.set()
         received = sink.wait_events(len(sent))
     assert sorted(ids_of(received)) == sorted(ids_of(sent)) and len(received) == len(sent)
-    assert sink.max_in_flight == delivery.PER_WEBHOOK_CONCURRENCY, sink.describe()
+    assert sink.max_in_flight == loop.PER_WEBHOOK_CONCURRENCY, sink.describe()

@@ -9,12 +9,12 @@ import time
 
 import httpx
 
-from linkhub import events as event_store
-from linkhub import webhooks as webhook_store
-from linkhub.db import Database, connect
-from linkhub.delivery import Deliverer
-from linkhub.metrics import Metrics
-from linkhub.timeutil import now_rfc3339
+from linkhub.core import events as event_store
+from linkhub.core import webhooks as webhook_store
+from linkhub.core.metrics import Metrics
+from linkhub.delivery.loop import Deliverer
+from linkhub.store.db import Database, connect
+from linkhub.util.times import now_rfc3339
 
 from conftest import query
 from delivery_support import (

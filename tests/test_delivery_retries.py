@@ -15,7 +15,8 @@ from email.utils import formatdate
 
 import httpx
 
-from linkhub import delivery, sender, webhooks
+from linkhub.core import webhooks
+from linkhub.delivery import loop, sender
 
 from conftest import query
 from delivery_support import (
@@ -164,13 +165,13 @@ def test_ordered_fifo_holds_while_the_head_fails(hub, account, make_sink, db_pat
 def test_unordered_batches_go_in_parallel(hub, account, make_sink):
     """The receiver holds each request until 4 are in flight at once: only parallel batches get through quickly."""
     sink = make_sink()
-    sink.gate = delivery.PER_WEBHOOK_CONCURRENCY
+    sink.gate = loop.PER_WEBHOOK_CONCURRENCY
     sent = events("p", 8)
     with hub.client() as client:
         create_webhook(client, account, sink.url, ordered=False, batch_size=1)
         post_events(client, account, sent)
         received = sink.wait_events(8, timeout=20)
-    assert sink.max_in_flight == delivery.PER_WEBHOOK_CONCURRENCY, sink.describe()
+    assert sink.max_in_flight == loop.PER_WEBHOOK_CONCURRENCY, sink.describe()
     assert sorted(ids_of(received)) == sorted(ids_of(sent))  # each exactly once
     assert all(r.answered == 200 for r in sink.requests)
     assert len(sink.requests) == 8

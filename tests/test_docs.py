@@ -20,9 +20,9 @@ from pathlib import Path
 import click
 import pytest
 
-from linkhub.app import LinkhubApp
-from linkhub.cli import cli, serve
-from linkhub.config import Settings
+from linkhub.cli.main import cli, serve
+from linkhub.settings import Settings
+from linkhub.web.app import LinkhubApp
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from linkhub.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
+from linkhub.web.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 
 from conftest import outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, events, post_events, states, wait_until

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from linkhub import accounts, formats, outbox, schema
-from linkhub import events as event_store
-from linkhub import webhooks as webhook_store
-from linkhub.db import connect
+from linkhub.core import accounts, formats, outbox
+from linkhub.core import events as event_store
+from linkhub.core import webhooks as webhook_store
+from linkhub.store import schema
+from linkhub.store.db import connect
 
 
 @pytest.fixture

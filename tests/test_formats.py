@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from linkhub import formats, timeutil
-from linkhub.events import EVENT_TYPES, Event
+from linkhub.core import formats
+from linkhub.core.events import EVENT_TYPES, Event
+from linkhub.util import times
 
 OCCURRED = "2026-11-23T09:15:02.481Z"
 OCCURRED_MS = 1795425302481  # date -u -d 2026-11-23T09:15:02.481Z +%s%3N
@@ -44,18 +45,18 @@ def test_tables_cover_exactly_the_supported_types():
 
 
 def test_rfc3339_to_ms():
-    assert timeutil.rfc3339_to_ms(OCCURRED) == OCCURRED_MS
-    assert timeutil.rfc3339_to_ms("1970-01-01T00:00:00Z") == 0
-    assert timeutil.rfc3339_to_ms("2026-11-23T11:15:02.481+02:00") == OCCURRED_MS  # offsets honoured
-    assert timeutil.rfc3339_to_ms("2026-11-23T09:15:02.481999Z") == OCCURRED_MS  # floor, like to_rfc3339
-    assert timeutil.format_ms(timeutil.rfc3339_to_ms(OCCURRED)) == OCCURRED
+    assert times.rfc3339_to_ms(OCCURRED) == OCCURRED_MS
+    assert times.rfc3339_to_ms("1970-01-01T00:00:00Z") == 0
+    assert times.rfc3339_to_ms("2026-11-23T11:15:02.481+02:00") == OCCURRED_MS  # offsets honoured
+    assert times.rfc3339_to_ms("2026-11-23T09:15:02.481999Z") == OCCURRED_MS  # floor, like to_rfc3339
+    assert times.format_ms(times.rfc3339_to_ms(OCCURRED)) == OCCURRED
     with pytest.raises(ValueError, match="is not an RFC 3339 timestamp"):
-        timeutil.rfc3339_to_ms("2026-11-23 09:15")
+        times.rfc3339_to_ms("2026-11-23 09:15")
 
 
 def test_format_naive_s():
-    assert timeutil.format_naive_s(OCCURRED_MS) == "2026-11-23T09:15:02"
-    assert timeutil.format_naive_s(0) == "1970-01-01T00:00:00"
+    assert times.format_naive_s(OCCURRED_MS) == "2026-11-23T09:15:02"
+    assert times.format_naive_s(0) == "1970-01-01T00:00:00"
 
 
 # --- linkhub (native) ------------------------------------------------------------------------
@@ -314,14 +315,14 @@ def test_render_batch_rejects_an_unsupported_type_in_the_batch():
 
 @pytest.mark.parametrize("fmt", formats.FORMATS)
 def test_samples_one_per_supported_type(fmt):
-    before = timeutil.rfc3339_to_ms(timeutil.now_rfc3339())
+    before = times.rfc3339_to_ms(times.now_rfc3339())
     events = formats.samples("acc_1", fmt)
-    after = timeutil.rfc3339_to_ms(timeutil.now_rfc3339())
+    after = times.rfc3339_to_ms(times.now_rfc3339())
     assert [e.type for e in events] == [t for t in EVENT_TYPES if t in formats.SUPPORTED_TYPES[fmt]]
     for sample in events:
         assert sample.id == f"test_{sample.type}"
         assert sample.source == "test" and sample.account_id == "acc_1"
-        assert before <= timeutil.rfc3339_to_ms(sample.occurred_at) <= after
+        assert before <= times.rfc3339_to_ms(sample.occurred_at) <= after
         assert sample.email and sample.recipient_id
         msgspec.json.decode(msgspec.json.encode(sample), type=Event)  # a valid Event
     rendered = json.loads(formats.render_batch(fmt, [(e, 1) for e in events], test=True))

@@ -36,9 +36,9 @@ import pytest
 from hypothesis import HealthCheck, given, note, reject, settings
 from hypothesis import strategies as st
 
-from linkhub.db import connect
-from linkhub.events import EVENT_TYPES
-from linkhub.schema import migrate
+from linkhub.core.events import EVENT_TYPES
+from linkhub.store.db import connect
+from linkhub.store.schema import migrate
 
 from conftest import Account, Server, create_account, outreach_body, post_links, start_server
 from sink import Sink, closed_port

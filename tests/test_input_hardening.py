@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from linkhub import events, formats
-from linkhub.db import connect
-from linkhub.schema import migrate
-from linkhub.timeutil import rfc3339_to_ms
+from linkhub.core import events, formats
+from linkhub.store.db import connect
+from linkhub.store.schema import migrate
+from linkhub.util.times import rfc3339_to_ms
 
 from conftest import Account, Server, create_account, outreach_body, post_links, query, sign
 from delivery_support import all_in, create_webhook, wait_until

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from linkhub import accounts, ids, outreach, schema
-from linkhub.db import Database, connect
+from linkhub.core import accounts, outreach
+from linkhub.store import schema
+from linkhub.store.db import Database, connect
+from linkhub.util import ids
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from linkhub import accounts
-from linkhub.db import connect
+from linkhub.core import accounts
+from linkhub.store.db import connect
 
 from conftest import create_account, outreach_body, post_links, query, sign
 from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from linkhub.db import connect
+from linkhub.store.db import connect
 
 from conftest import create_account, outreach_body, post_links, query
 from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from linkhub import linkfilter, outreach
-from linkhub.accounts import Account
-from linkhub.clientip import client_ip
-from linkhub.config import parse_networks
-from linkhub.timeutil import format_ms, now_rfc3339, parse_rfc3339, to_rfc3339
+from linkhub.core import linkfilter, outreach
+from linkhub.core.accounts import Account
+from linkhub.settings import parse_networks
+from linkhub.util.times import format_ms, now_rfc3339, parse_rfc3339, to_rfc3339
+from linkhub.web.clientip import client_ip
 
 # -- clientip.client_ip ------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import standardwebhooks
 
-from linkhub.db import connect
-from linkhub.schema import migrate
+from linkhub.store.db import connect
+from linkhub.store.schema import migrate
 
 from conftest import create_account, query, start_server
 from sink import Answer

@@ -1,0 +1,1 @@
+"""The `linkhub` command: one module per command group, over the same services the HTTP API uses."""

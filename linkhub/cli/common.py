@@ -1,0 +1,149 @@
+"""What every `linkhub` subcommand shares: the --db and --json options, opening the database, output,
+and turning expected failures (the database, the file system) into one line on stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from linkhub.store import schema
+from linkhub.store.db import connect, describe_error
+
+# Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
+# context), so an SQLite error raised later can name the file.
+_DB_KEY = "linkhub.db"
+# Set to any value to see the traceback of an unexpected failure instead of one line about it.
+DEBUG_ENV = "LINKHUB_DEBUG"
+
+
+def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        envvar="LINKHUB_DB",
+        default="linkhub.db",
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="SQLite database file [env LINKHUB_DB].",
+    )(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
+
+
+class LinkhubGroup(click.Group):
+    """The top-level group: every subcommand runs inside its `invoke`, so this is the one place
+    where database and OS errors become a sentence and a non-zero exit instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # One line, like every other failure: the usage banner would bury the sentence that matters.
+            exc.ctx = None
+            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BrokenPipeError:
+            # The reader went away (`linkhub … | head`): stop quietly, and let nothing flush into the pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(describe_error(exc, ctx.meta.get(_DB_KEY))) from None
+        except OSError as exc:
+            raise click.ClickException(_os_message(exc)) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(
+                f"unexpected failure ({type(exc).__name__}: {exc}); this is a bug in linkhub: please report it, "
+                f"with the traceback that {DEBUG_ENV}=1 shows") from None
+
+
+def _os_message(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
+def _missing(path: Path) -> click.ClickException:
+    return click.ClickException(f"no database at {path}: create one with `linkhub migrate --db {path}`")
+
+
+@contextlib.contextmanager
+def open_db(path: Path, *, create: bool = False, readonly: bool = False,
+            apply_migrations: bool = True) -> Iterator[sqlite3.Connection]:
+    """A connection to the database at `path`.
+
+    Only `create=True` callers (migrate, accounts create) make a new file; for every other command
+    a missing file is an error. A writing command applies pending migrations first (unless it
+    applies them itself: `apply_migrations=False`); a `readonly` one changes nothing, so on a
+    database that needs migrating it says so instead of reading.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_DB_KEY] = path
+    if path.is_dir():
+        raise click.ClickException(f"{path} is a directory, not a database file")
+    if not create and not path.exists():
+        raise _missing(path)
+    conn = connect(path, readonly=readonly)
+    try:
+        if readonly:
+            needed = schema.needed(conn)
+            if needed:
+                raise click.ClickException(f"{path} needs `linkhub migrate` first ({'; '.join(needed)})")
+        elif apply_migrations:
+            try:
+                schema.migrate(conn)
+            except RuntimeError as exc:
+                raise click.ClickException(str(exc)) from None
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One IMMEDIATE transaction: what a command checks and the change it guards commit together."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def secret_value(value: str | None, flag: str) -> str | None:
+    """A secret option's value; `-` reads it from stdin (one line), which keeps it out of `ps`."""
+    if value != "-":
+        return value
+    if sys.stdin.isatty():
+        return str(click.prompt(flag.lstrip("-"), hide_input=True))
+    line = sys.stdin.readline()
+    if not line:
+        raise click.BadParameter("'-' reads the value from stdin, but stdin was empty", param_hint=f"'{flag}'")
+    return line.rstrip("\r\n")
+
+
+def table(header: list[str], rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
+    """Columns padded to their widest cell; the columns in `right` (numbers) are right-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join(line(cells) for cells in [header, *rows])
+
+
+def emit(as_json: bool, document: Any, text: str) -> None:
+    click.echo(json.dumps(document, indent=2) if as_json else text)

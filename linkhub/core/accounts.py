@@ -1,0 +1,147 @@
+"""Accounts: linkhub's tenants (Optimizely calls them clients)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from linkhub.core import linkfilter
+from linkhub.settings import normalize_public_url
+from linkhub.util import ids
+from linkhub.util.times import now_rfc3339
+
+_COLUMNS = "id, name, outreach_secret, public_url, link_filter, created_at, updated_at"
+
+
+class AccountNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    outreach_secret: str
+    public_url: str | None
+    link_filter: str | None
+    created_at: str
+    updated_at: str
+
+    def public(self) -> dict[str, str | None]:
+        """What may be shown: everything but the Outreach secret."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "public_url": self.public_url,
+            "link_filter": self.link_filter,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def _row(row: sqlite3.Row | None) -> Account | None:
+    return Account(**dict(row)) if row is not None else None
+
+
+def get(conn: sqlite3.Connection, account_id: str) -> Account | None:
+    return _row(conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = ?", (account_id,)).fetchone())
+
+
+def by_api_key(conn: sqlite3.Connection, api_key: str) -> Account | None:
+    digest = ids.api_key_digest(api_key)
+    return _row(conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE api_key_sha256 = ?", (digest,)).fetchone())
+
+
+def list_all(conn: sqlite3.Connection) -> list[Account]:
+    return [Account(**dict(r)) for r in conn.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY created_at, id")]
+
+
+def _check(outreach_secret: str | None, public_url: str | None, link_filter: str | None) -> str | None:
+    if outreach_secret is not None and not outreach_secret.strip():
+        raise ValueError("the Outreach secret must not be empty")
+    if link_filter is not None:
+        linkfilter.validate(link_filter)
+    return normalize_public_url(public_url) if public_url is not None else None
+
+
+def create(
+    conn: sqlite3.Connection,
+    name: str,
+    outreach_secret: str,
+    *,
+    public_url: str | None = None,
+    link_filter: str | None = None,
+) -> tuple[Account, str]:
+    """Create an account; return it with its new API key (the only time the key exists in clear)."""
+    if not name.strip():
+        raise ValueError("the account name must not be empty")
+    public_url = _check(outreach_secret, public_url, link_filter)
+    key = ids.api_key()
+    account_id = ids.account_id()
+    now = now_rfc3339()
+    record = {
+        "id": account_id,
+        "name": name.strip(),
+        "outreach_secret": outreach_secret,
+        "api_key_sha256": ids.api_key_digest(key),
+        "public_url": public_url,
+        "link_filter": link_filter,
+        "created_at": now,
+        "updated_at": now,
+    }
+    sqlite_utils.Database(conn).table("accounts").insert(record)
+    account = get(conn, account_id)
+    assert account is not None
+    return account, key
+
+
+_UNSET = object()
+
+
+def update(
+    conn: sqlite3.Connection,
+    account_id: str,
+    *,
+    name: str | None = None,
+    outreach_secret: str | None = None,
+    public_url: object = _UNSET,
+    link_filter: object = _UNSET,
+) -> Account:
+    """Change the given fields. `link_filter=None` or `public_url=None` clears it; leaving it out keeps it."""
+    if get(conn, account_id) is None:
+        raise AccountNotFound(account_id)
+    new_filter = None if link_filter is _UNSET else link_filter
+    assert new_filter is None or isinstance(new_filter, str)
+    new_url = None if public_url is _UNSET else public_url
+    assert new_url is None or isinstance(new_url, str)
+    checked_url = _check(outreach_secret, new_url, new_filter)
+    changes: dict[str, object] = {}
+    if name is not None:
+        if not name.strip():
+            raise ValueError("the account name must not be empty")
+        changes["name"] = name.strip()
+    if outreach_secret is not None:
+        changes["outreach_secret"] = outreach_secret
+    if public_url is not _UNSET:
+        changes["public_url"] = checked_url
+    if link_filter is not _UNSET:
+        changes["link_filter"] = new_filter
+    if changes:
+        changes["updated_at"] = now_rfc3339()
+        sqlite_utils.Database(conn).table("accounts").update(account_id, changes)
+    account = get(conn, account_id)
+    assert account is not None
+    return account
+
+
+def rotate_key(conn: sqlite3.Connection, account_id: str) -> str:
+    """Replace the account's API key; the old one stops working at once. Returns the new key."""
+    if get(conn, account_id) is None:
+        raise AccountNotFound(account_id)
+    key = ids.api_key()
+    sqlite_utils.Database(conn).table("accounts").update(
+        account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()}
+    )
+    return key

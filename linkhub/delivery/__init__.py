@@ -1,0 +1,1 @@
+"""Outbound HTTP: the delivery loop draining the outbox, the sender, verify calls and retention."""

@@ -1,0 +1,71 @@
+"""Look-ups of /r/<code> links, coalesced: one SQLite statement per turn of the event loop.
+
+The sqlite3 module releases the GIL around every step of a statement. On the redirect
+path each release lets the writer thread take the GIL, and the event loop then waits to
+get it back: under load, a point read that takes 8 µs on its own cost the loop 40–90 µs
+per request (measured with bench/run --profile). So the codes asked for during one turn
+of the loop are read together, by one statement that answers all of them as a single
+JSON value: one step and one release of the GIL, however many requests share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from linkhub.store.db import Database
+
+
+class Link(msgspec.Struct, array_like=True, frozen=True):
+    """What a redirect needs of a link (a row of `links`)."""
+
+    code: str
+    account_id: str
+    target_url: str
+    original_url: str
+    mailing_id: str
+    prospect_id: str
+    prospect_email: str | None
+
+
+_QUERY = (
+    "SELECT json_group_array(json_array(l.code, l.account_id, l.target_url, l.original_url, l.mailing_id,"
+    " l.prospect_id, l.prospect_email)) FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
+)
+_decode = msgspec.json.Decoder(list[Link]).decode
+_encode = msgspec.json.encode
+
+
+class LinkLookup:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: dict[str, list[asyncio.Future[Link | None]]] = {}
+
+    async def get(self, code: str) -> Link | None:
+        """The link with this code, or None. Raises sqlite3.Error if the database cannot be read."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Link | None] = loop.create_future()
+        if not self._waiting:
+            # call_soon runs after the callbacks already due in this turn of the loop, so the
+            # requests parsed in the meantime join this read.
+            loop.call_soon(self._read)
+        self._waiting.setdefault(code, []).append(future)
+        return await future
+
+    def _read(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        try:
+            answer = self._db.reader().execute(_QUERY, (_encode(list(waiting)).decode(),)).fetchone()[0]
+            found = {link.code: link for link in _decode(answer)}
+        except Exception as exc:  # every request of this turn hears it (the redirect answers 503)
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for code, futures in waiting.items():
+            link = found.get(code)
+            for future in futures:
+                if not future.done():  # done = cancelled: that client went away
+                    future.set_result(link)

@@ -1,0 +1,227 @@
+"""The ASGI application: /r/ goes straight to its lean handler, the rest through Starlette."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from linkhub.core.metrics import Metrics, ScrapeTime
+from linkhub.delivery import sender
+from linkhub.delivery.retention import Pruner
+from linkhub.settings import Settings
+from linkhub.store.db import Database, DatabaseClosed, WriteTimeout
+from linkhub.web.access_log import AccessLog
+from linkhub.web.deadline import BodyTimeout, body_timeout_response, within
+from linkhub.web.events import routes as event_routes
+from linkhub.web.outreach import replace_links
+from linkhub.web.redirect import RedirectApp
+from linkhub.web.responses import JSON, error
+from linkhub.web.state import State
+from linkhub.web.webhooks import routes as webhook_routes
+
+log = logging.getLogger("linkhub.app")
+
+
+async def healthz(request: Request) -> Response:
+    state: State = request.app.state.linkhub
+    try:
+        state.db.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
+    except sqlite3.Error as exc:
+        return error(503, "unavailable", f"database does not answer: {exc}")
+    if not state.db.writer_alive():
+        return error(503, "unavailable", "database writer is not running")
+    return JSON({"status": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Unknown paths and wrong methods answer in the same JSON shape as every other error.
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = str(exc.detail)
+    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
+        message += f" (linkhub's paths have no trailing slash: {request.url.path.rstrip('/')})"
+    response = error(exc.status_code, code, message)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("store unavailable for %s %s: %r", request.method, request.url.path, exc)
+    return error(503, "unavailable", "the database did not answer; try again")
+
+
+async def _client_gone(request: Request, exc: Exception) -> None:
+    # The client closed the connection, or Hypercorn refused its broken body (short of its
+    # Content-Length, a bad chunk) and answered 400 itself: nobody is left to answer.
+    log.info("%s %s: the client went away before its request body ended", request.method, request.url.path)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return error(500, "internal_error", "unexpected error; it has been logged")
+
+
+async def metrics(request: Request) -> Response:
+    state: State = request.app.state.linkhub
+    # The queue gauges read the database: in a thread, so a large backlog never holds up a redirect.
+    return Response(await asyncio.to_thread(state.metrics.render), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+class LinkhubApp:
+    """Dispatches /r/<code> to `RedirectApp` and everything else to Starlette."""
+
+    def __init__(self, settings: Settings) -> None:
+        counts = Metrics()
+        db = Database(settings.db, on_commit=counts.observer("linkhub_write_commit_duration_seconds"))
+        self.state = State(settings=settings, db=db, metrics=counts)
+        counts.add(ScrapeTime(db, self.state.deliverer.in_flight))
+        self.stopping = False
+        self._pruner: Pruner | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self.redirects = RedirectApp(self.state)
+        self._observe_redirect = counts.observer("linkhub_redirect_duration_seconds")
+        self.access_log = AccessLog(settings.trusted_proxies) if settings.access_log else None
+        self.starlette = Starlette(
+            routes=[
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"]),
+                Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
+                *event_routes,
+                *webhook_routes,
+            ],
+            lifespan=self._lifespan,
+            exception_handlers={
+                HTTPException: _http_error,
+                sqlite3.Error: _store_unavailable,
+                WriteTimeout: _store_unavailable,
+                DatabaseClosed: _store_unavailable,
+                BodyTimeout: body_timeout_response,
+                # Starlette's handler type wants a Response, but its exception wrapper sends none when
+                # a handler returns None, which is what a client that has gone needs.
+                ClientDisconnect: _client_gone,  # type: ignore[dict-item]
+                500: _server_error,
+            },
+        )
+        self.starlette.state.linkhub = self.state
+        # `/healthz/` → a JSON 404, not a redirect: Starlette's would point at http:// behind a
+        # TLS proxy, and clients that POST do not follow redirects anyway.
+        self.starlette.router.redirect_slashes = False
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        state = self.state
+        state.db.start()
+        state.http = sender.new_client()
+        await state.deliverer.start(state.http)
+        self._pruner = Pruner(state.db, state.settings.keep_deliveries_days)
+        self._pruner.start()
+        try:
+            yield
+        finally:
+            # Hypercorn has finished the in-flight requests.
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop deliveries (unconfirmed batches go back to the queue), then commit whatever the requests queued.
+
+        It runs once: from the lifespan, or from `serve` when Hypercorn cannot finish closing its
+        connections in time; a second call waits for the first.
+        """
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closed)
+
+    async def _close(self) -> None:
+        state = self.state
+        if self._pruner is None or state.http is None:
+            return  # the lifespan never started: nothing runs, nothing is queued
+        await self._pruner.stop()
+        await state.deliverer.stop()
+        await state.http.aclose()
+        await state.db.close()
+        log.info("database writer drained and closed")
+
+    def begin_shutdown(self) -> None:
+        """Called on SIGTERM/SIGINT, as Hypercorn starts closing connections.
+
+        Requests already running finish normally. One that starts from now on is refused
+        with a 503 and has no effect: Hypercorn may close its connection before any answer
+        could reach the client, and a click must never be stored for a redirect that was
+        not delivered.
+        """
+        self.stopping = True
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.access_log is not None and scope["type"] == "http":
+            send = self.access_log.wrap(scope, send)
+        if scope["type"] == "http" and _has_body(scope):
+            receive, send = _close_if_body_unread(receive, send)
+        if scope["type"] == "http" and self.stopping:
+            await _refuse_while_stopping(send)
+        elif scope["type"] == "http" and scope["path"].startswith("/r/"):
+            started = time.perf_counter()
+            await self.redirects(scope, receive, send)
+            self._observe_redirect(time.perf_counter() - started)
+        elif scope["type"] == "http":
+            await self.starlette(scope, within(receive, self.state.settings.body_timeout_s), send)
+        else:
+            await self.starlette(scope, receive, send)
+
+
+def _has_body(scope: dict[str, Any]) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
+
+
+def _close_if_body_unread(receive: Any, send: Any) -> tuple[Any, Any]:
+    """Wrap `receive`/`send` so an answer given before the request body was read says `Connection: close`.
+
+    Many answers never read the body (401 before it, 404, 405, a GET handler). Hypercorn then
+    cannot reuse the connection and closes it after the answer, but without saying so: the
+    client sends its next request on it and sees the connection drop without an answer.
+    """
+    body_read = False
+
+    async def tracked_receive() -> dict[str, Any]:
+        nonlocal body_read
+        message: dict[str, Any] = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read = True
+        return message
+
+    async def announcing_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and not body_read:
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"connection" for name, _ in headers):
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return tracked_receive, announcing_send
+
+
+async def _refuse_while_stopping(send: Any) -> None:
+    body = b'{"error":"unavailable","message":"server is shutting down; retry"}'
+    await send({
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"1"), (b"connection", b"close"), (b"cache-control", b"no-store")],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings) -> LinkhubApp:
+    return LinkhubApp(settings)

@@ -1,0 +1,75 @@
+"""The package's layers import one way: cli → web → services → delivery → core → store → util.
+
+A module may import its own layer and the layers below it, never one above: the domain never
+knows about HTTP, the store never about webhooks. docs/architecture.md draws the same map.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "linkhub"
+
+# Lowest first. `settings` is the server's configuration, read by every layer; `util` holds
+# helpers that know nothing of linkhub.
+LAYERS = ["util", "settings", "store", "core", "delivery", "services", "web", "cli"]
+
+
+def layer_of(module: str) -> str | None:
+    """'linkhub.core.webhooks' → 'core'; the package root and __main__ belong to no layer."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """Every linkhub module the file imports, with its line: `from linkhub.x import y` names both x and x.y."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name.startswith("linkhub")]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}:{node.lineno}: relative import; linkhub imports are absolute"
+            if node.module and node.module.startswith("linkhub"):
+                found.append((node.lineno, node.module))
+                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
+def test_imports_run_down_the_layers(path: Path) -> None:
+    own = layer_of(module_name(path))
+    if own is None:
+        return
+    upward = [
+        f"line {line}: {target} ({layer_of(target)})"
+        for line, target in imports(path)
+        if (layer := layer_of(target)) is not None and LAYERS.index(layer) > LAYERS.index(own)
+    ]
+    assert not upward, f"{module_name(path)} ({own}) imports a layer above its own:\n" + "\n".join(upward)
+
+
+def test_every_module_is_in_a_layer() -> None:
+    """A new module goes into a layer's folder, so the map stays whole."""
+    loose = [module_name(p) for p in MODULES if layer_of(module_name(p)) is None]
+    assert sorted(loose) == ["linkhub", "linkhub.__main__"]
+
+
+def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
+    """The rule above would pass vacuously if `imports` found nothing: prove it finds this one."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("from linkhub.web.app import create_app\nfrom linkhub.core import outbox\nimport os\n")
+    assert imports(sample) == [(1, "linkhub.web.app"), (1, "linkhub.web.app.create_app"),
+                               (2, "linkhub.core"), (2, "linkhub.core.outbox")]
+    assert layer_of("linkhub.web.app.create_app") == "web"
