@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from linkhub.core.errors import LinkhubError
 from linkhub.core.metrics import Metrics, ScrapeTime
 from linkhub.delivery import sender
 from linkhub.delivery.retention import Pruner
@@ -54,6 +55,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message += f" (linkhub's paths have no trailing slash: {request.url.path.rstrip('/')})"
     response = error(exc.status_code, code, message)
     response.headers.update(exc.headers or {})
+    return response
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LinkhubError)
+    response = JSON(exc.document(), status_code=exc.status)
+    response.headers.update(exc.headers)
     return response
 
 
@@ -103,6 +111,7 @@ class LinkhubApp:
             lifespan=self._lifespan,
             exception_handlers={
                 HTTPException: _http_error,
+                LinkhubError: _refused,
                 sqlite3.Error: _store_unavailable,
                 WriteTimeout: _store_unavailable,
                 DatabaseClosed: _store_unavailable,
