@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from linkhub.core.errors import LinkhubError
+from linkhub.services.stores import Direct
 from linkhub.store import schema
 from linkhub.store.db import connect, describe_error
 
@@ -56,6 +58,8 @@ class LinkhubGroup(click.Group):
             # The reader went away (`linkhub … | head`): stop quietly, and let nothing flush into the pipe.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(1) from None
+        except LinkhubError as exc:  # a use case's refusal: its sentence is the one line
+            raise click.ClickException(exc.message) from None
         except sqlite3.Error as exc:
             raise click.ClickException(describe_error(exc, ctx.meta.get(_DB_KEY))) from None
         except OSError as exc:
@@ -111,15 +115,10 @@ def open_db(path: Path, *, create: bool = False, readonly: bool = False,
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction: what a command checks and the change it guards commit together."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def store(path: Path, *, create: bool = False, readonly: bool = False) -> Iterator[Direct]:
+    """The database at `path` as the use cases' Store, opened (as `open_db` opens it) when first used."""
+    with contextlib.ExitStack() as opened:
+        yield Direct(lambda: opened.enter_context(open_db(path, create=create, readonly=readonly)))
 
 
 def secret_value(value: str | None, flag: str) -> str | None:
