@@ -108,6 +108,7 @@ class Setting:
         return f"`{self.default:g}`" if isinstance(self.default, float) else f"`{self.default}`"
 
 
+# The defaults are Settings' own: a server started with no flags and code that builds Settings() agree.
 _DEFAULT = Settings()
 
 REGISTRY: tuple[Setting, ...] = (

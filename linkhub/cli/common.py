@@ -32,10 +32,10 @@ def _option_attrs(setting: Setting) -> dict[str, Any]:
     computed = f"; default {setting.shown}" if setting.default is None and setting.shown else ""
     attrs: dict[str, Any] = {"envvar": setting.env, "help": f"{setting.help} [env {setting.shown_env}{computed}]."}
     if setting.is_flag:
-        return {**attrs, "is_flag": True}
+        return {**attrs, "is_flag": True, "default": setting.default}
     if setting.parse is not None:
         # No text given stands for the default value itself, which is already parsed.
-        attrs.update(default=None, callback=_parser(setting))
+        attrs.update(default=None, callback=_parser(setting, setting.parse))
     else:
         attrs.update(default=setting.default, show_default=True)
     return {**attrs, "type": _click_type(setting), "metavar": setting.metavar}
@@ -54,10 +54,7 @@ def _click_type(setting: Setting) -> click.ParamType[Any] | type[Any]:
     return setting.kind
 
 
-def _parser(setting: Setting) -> Callable[[click.Context, click.Parameter, str | None], Any]:
-    parse = setting.parse
-    assert parse is not None
-
+def _parser(setting: Setting, parse: Callable[[str], Any]) -> Callable[..., Any]:
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         if value is None:
             return setting.default
