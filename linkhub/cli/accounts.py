@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,11 +10,11 @@ from typing import Any, TypeVar
 import click
 from msgspec import UNSET, UnsetType
 
-from linkhub.cli.common import db_option, emit, json_option, secret_value, store, table
+from linkhub.cli.common import db_option, emit, environ_settings, json_option, secret_value, store, table
 from linkhub.core import accounts
 from linkhub.core.accounts import Account
 from linkhub.services import accounts as use
-from linkhub.settings import Settings, normalize_public_url
+from linkhub.settings import Settings
 
 T = TypeVar("T")
 SECRET_HELP = "`-` reads it from stdin, which keeps it out of `ps` and shell history."
@@ -23,17 +22,9 @@ SECRET_HELP = "`-` reads it from stdin, which keeps it out of `ps` and shell his
 OPTION_OF_FIELD = {"link_filter": "--link-filter", "public_url": "--public-url"}
 
 
-def env_settings() -> Settings:
-    """Server settings as a running server sees them, from LINKHUB_* (for URLs the CLI prints)."""
-    port = os.environ.get("LINKHUB_PORT", str(Settings.port))
-    if not port.isdigit():
-        raise click.ClickException(f"LINKHUB_PORT must be a port number, not {port!r}")
-    public_url = os.environ.get("LINKHUB_PUBLIC_URL") or None
-    try:
-        public_url = normalize_public_url(public_url) if public_url else None
-    except ValueError as exc:
-        raise click.ClickException(f"LINKHUB_PUBLIC_URL: {exc}") from None
-    return Settings(host=os.environ.get("LINKHUB_HOST", Settings.host), port=int(port), public_url=public_url)
+def _server() -> Settings:
+    """The server's settings that make the Outreach URL, as `linkhub serve` would read them."""
+    return environ_settings("host", "port", "public_url")
 
 
 def _run(use_case: Coroutine[Any, Any, T]) -> T:
@@ -46,7 +37,7 @@ def _run(use_case: Coroutine[Any, Any, T]) -> T:
 
 
 def _account_text(account: Account) -> str:
-    shown = use.document(account, env_settings())
+    shown = use.document(account, _server)
     rows = [("id", account.id), ("name", account.name), ("public URL", account.public_url or "- (the server's)"),
             ("link filter", account.link_filter or "- (every http(s) link)"), ("created", account.created_at),
             ("updated", account.updated_at), ("Outreach URL", shown["outreach_url"])]
@@ -77,7 +68,7 @@ def accounts_create(name: str, outreach_secret: str, public_url: str | None, lin
     assert secret is not None
     with store(db, create=True) as opened:
         account, key = _run(use.create(opened, name, secret, public_url=public_url, link_filter=link_filter))
-    shown = use.document(account, env_settings())
+    shown = use.document(account, _server)
     url, warning = shown["outreach_url"], shown["warning"]
     emit(
         as_json,
@@ -99,7 +90,7 @@ def accounts_list(as_json: bool, db: Path) -> None:
     """List accounts (secrets are never shown)."""
     with store(db, readonly=True) as opened:
         found = accounts.list_all(opened.reader())
-    documents = [use.document(a, env_settings()) for a in found]
+    documents = [use.document(a, _server) for a in found]
     rows = [[a.id, a.name, a.public_url or "-", a.link_filter or "-"] for a in found]
     text = table(["id", "name", "public URL", "link filter"], rows) if rows else "no accounts"
     emit(as_json, documents, text)
@@ -113,7 +104,7 @@ def accounts_show(account_id: str, as_json: bool, db: Path) -> None:
     """Show one account and its Outreach URL (never its secret nor its API key)."""
     with store(db, readonly=True) as opened:
         account = use.find(opened, account_id)
-    emit(as_json, use.document(account, env_settings()), f"Account {account.id}\n{_account_text(account)}")
+    emit(as_json, use.document(account, _server), f"Account {account.id}\n{_account_text(account)}")
 
 
 @accounts_group.command("update")
@@ -148,7 +139,7 @@ def accounts_update(account_id: str, name: str | None, outreach_secret: str | No
     with store(db) as opened:
         account = _run(use.update(opened, account_id, name=name, outreach_secret=secret, public_url=new_url,
                                   link_filter=new_filter))
-    emit(as_json, use.document(account, env_settings()), f"Updated account {account.id}\n{_account_text(account)}")
+    emit(as_json, use.document(account, _server), f"Updated account {account.id}\n{_account_text(account)}")
 
 
 @accounts_group.command("rotate-key")

@@ -6,25 +6,30 @@ Refusals are `LinkhubError`s: AccountNotFound, InvalidAccount naming the field.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from msgspec import UNSET, UnsetType
 
 from linkhub.core import accounts
 from linkhub.core.accounts import Account
-from linkhub.services.stores import Store
+from linkhub.services.storage import Storage
 from linkhub.settings import Settings
 
 
-def outreach_url(account: Account, server: Settings) -> str:
-    """The URL to paste into the Outreach app: on the account's public URL, else the server's."""
-    base = account.public_url or server.base_url
+def outreach_url(account: Account, server: Callable[[], Settings]) -> str:
+    """The URL to paste into the Outreach app: on the account's public URL, else the server's.
+
+    `server` gives the server's settings; it is called only for an account without a public URL
+    of its own, so a server setting that cannot be read does not get in the way of the others.
+    """
+    base = account.public_url or server().base_url
     return f"{base}/outreach/{account.id}/links"
 
 
-def outreach_url_warning(account: Account, server: Settings) -> str | None:
+def outreach_url_warning(account: Account, server: Callable[[], Settings]) -> str | None:
     """Why Outreach could not use the URL, or None: it calls from the internet, over HTTPS."""
-    if not (account.public_url or server.public_url):
+    if not (account.public_url or server().public_url):
         return ("this URL is local: Outreach needs a public HTTPS URL; set the server's --public-url "
                 "(LINKHUB_PUBLIC_URL) or the account's --public-url")
     if not outreach_url(account, server).startswith("https://"):
@@ -32,20 +37,20 @@ def outreach_url_warning(account: Account, server: Settings) -> str | None:
     return None
 
 
-def document(account: Account, server: Settings) -> dict[str, Any]:
+def document(account: Account, server: Callable[[], Settings]) -> dict[str, Any]:
     """The account as shown (never its secret nor its API key), with its Outreach URL."""
     return {**account.public(), "outreach_url": outreach_url(account, server),
             "warning": outreach_url_warning(account, server)}
 
 
-def find(store: Store, account_id: str) -> Account:
+def find(store: Storage, account_id: str) -> Account:
     account = accounts.get(store.reader(), account_id)
     if account is None:
         raise accounts.AccountNotFound(account_id)
     return account
 
 
-async def create(store: Store, name: str, outreach_secret: str, *, public_url: str | None,
+async def create(store: Storage, name: str, outreach_secret: str, *, public_url: str | None,
                  link_filter: str | None) -> tuple[Account, str]:
     """A new account and its API key (the only time the key exists in clear)."""
     # Checked before the store is touched: a refused URL creates no database.
@@ -57,7 +62,7 @@ async def create(store: Store, name: str, outreach_secret: str, *, public_url: s
     return await store.write(insert)
 
 
-async def update(store: Store, account_id: str, *, name: str | None = None, outreach_secret: str | None = None,
+async def update(store: Storage, account_id: str, *, name: str | None = None, outreach_secret: str | None = None,
                  public_url: str | UnsetType | None = UNSET, link_filter: str | UnsetType | None = UNSET) -> Account:
     """Change what is given; `None` clears the public URL or the link filter, UNSET keeps it."""
     changes: dict[str, Any] = {"name": name, "outreach_secret": outreach_secret}
@@ -68,6 +73,6 @@ async def update(store: Store, account_id: str, *, name: str | None = None, outr
     return await store.write(lambda conn: accounts.update(conn, account_id, **changes))
 
 
-async def rotate_key(store: Store, account_id: str) -> str:
+async def rotate_key(store: Storage, account_id: str) -> str:
     """A new API key; the old one stops working at once."""
     return await store.write(lambda conn: accounts.rotate_key(conn, account_id))

@@ -26,7 +26,7 @@ from linkhub.core.webhooks import Dropped, Webhook
 from linkhub.delivery import sender
 from linkhub.delivery import verify as verify_batch
 from linkhub.delivery.verify import VerifyResult
-from linkhub.services.stores import Store
+from linkhub.services.storage import Storage
 
 log = logging.getLogger("linkhub.webhooks")
 
@@ -104,7 +104,7 @@ def rotated(webhook: Webhook) -> dict[str, Any]:
 # -- reads ------------------------------------------------------------------------------------
 
 
-def find(store: Store, webhook_id: str, account_id: str | None) -> Webhook:
+def find(store: Storage, webhook_id: str, account_id: str | None) -> Webhook:
     """The webhook, if it is the account's; WebhookNotFound otherwise.
 
     The writing use cases call it first too: a webhook that is not there is refused on a reader,
@@ -113,7 +113,7 @@ def find(store: Store, webhook_id: str, account_id: str | None) -> Webhook:
     return _owned(store.reader(), webhook_id, account_id)
 
 
-def deliveries(store: Store, webhook_id: str, account_id: str | None, limit: int) -> list[dict[str, Any]]:
+def deliveries(store: Storage, webhook_id: str, account_id: str | None, limit: int) -> list[dict[str, Any]]:
     """The latest POSTs to the webhook, newest first."""
     conn = store.reader()
     return webhooks.recent_deliveries(conn, _owned(conn, webhook_id, account_id).id, limit)
@@ -130,7 +130,7 @@ def _owned(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) ->
 # -- changes ----------------------------------------------------------------------------------
 
 
-async def create(store: Store, receivers: Receivers, account_id: str, spec: webhooks.WebhookSpec) -> Created:
+async def create(store: Storage, receivers: Receivers, account_id: str, spec: webhooks.WebhookSpec) -> Created:
     """Check the webhook and its target; with `spec.verify`, store nothing unless the receiver answers 2xx."""
     draft = webhooks.draft(account_id, spec)
     await _check_target(receivers, draft.url)
@@ -153,7 +153,7 @@ async def create(store: Store, receivers: Receivers, account_id: str, spec: webh
     return Created(webhook, result)
 
 
-async def update(store: Store, receivers: Receivers, webhook_id: str, account_id: str | None,
+async def update(store: Storage, receivers: Receivers, webhook_id: str, account_id: str | None,
                  changes: webhooks.WebhookChanges) -> Webhook:
     """Apply `changes`, checked as a whole before any network call or write; a new URL is target-checked."""
     changed = webhooks.apply(find(store, webhook_id, account_id), changes)
@@ -170,7 +170,7 @@ async def update(store: Store, receivers: Receivers, webhook_id: str, account_id
     return webhook
 
 
-async def verify(store: Store, receivers: Receivers, webhook_id: str, account_id: str | None) -> VerifyResult:
+async def verify(store: Storage, receivers: Receivers, webhook_id: str, account_id: str | None) -> VerifyResult:
     """POST the verify batch, whatever the webhook's status, and log the attempt in its delivery log."""
     webhook = find(store, webhook_id, account_id)
     result = await _send(receivers, webhook)
@@ -186,7 +186,7 @@ def _record_if_exists(conn: sqlite3.Connection, *, result: VerifyResult, webhook
         result.record(conn, webhook_id)
 
 
-async def activate(store: Store, receivers: Receivers, webhook_id: str, account_id: str | None, *,
+async def activate(store: Storage, receivers: Receivers, webhook_id: str, account_id: str | None, *,
                    verify_first: bool) -> Activated:
     """Start queueing events for the webhook; with `verify_first`, only if the receiver accepts the verify batch.
 
@@ -210,7 +210,7 @@ async def activate(store: Store, receivers: Receivers, webhook_id: str, account_
     return Activated(webhook, result)
 
 
-async def deactivate(store: Store, webhook_id: str, account_id: str | None) -> Webhook:
+async def deactivate(store: Storage, webhook_id: str, account_id: str | None) -> Webhook:
     """Stop queueing new events for the webhook; it can be activated again later."""
     find(store, webhook_id, account_id)
 
@@ -222,7 +222,7 @@ async def deactivate(store: Store, webhook_id: str, account_id: str | None) -> W
     return webhook
 
 
-async def rotate(store: Store, webhook_id: str, account_id: str | None, *, expire_previous: bool) -> Webhook:
+async def rotate(store: Storage, webhook_id: str, account_id: str | None, *, expire_previous: bool) -> Webhook:
     """A new signing secret; the previous one signs beside it for a day, unless `expire_previous`."""
     find(store, webhook_id, account_id)
 
@@ -235,7 +235,7 @@ async def rotate(store: Store, webhook_id: str, account_id: str | None, *, expir
     return webhook
 
 
-async def delete(store: Store, webhook_id: str, account_id: str | None, *, force: bool) -> Deleted:
+async def delete(store: Storage, webhook_id: str, account_id: str | None, *, force: bool) -> Deleted:
     """Delete an inactive webhook with its queue and log; one with pending or dead deliveries only with `force`."""
     find(store, webhook_id, account_id)
 
