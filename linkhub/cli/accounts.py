@@ -18,7 +18,7 @@ from linkhub.settings import Settings
 
 T = TypeVar("T")
 SECRET_HELP = "`-` reads it from stdin, which keeps it out of `ps` and shell history."
-# InvalidAccount.field → the option a refusal names; the others are one sentence.
+# InvalidAccount.field → the option its refusal names; the others are one sentence.
 OPTION_OF_FIELD = {"link_filter": "--link-filter", "public_url": "--public-url"}
 
 
@@ -32,7 +32,7 @@ def _run(use_case: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(use_case)
     except accounts.InvalidAccount as exc:
         if exc.field not in OPTION_OF_FIELD:
-            raise
+            raise click.ClickException(exc.message) from None
         raise click.BadParameter(exc.message, param_hint=OPTION_OF_FIELD[exc.field]) from None
 
 

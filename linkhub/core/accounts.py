@@ -25,14 +25,15 @@ class AccountNotFound(LinkhubError):
         self.account_id = account_id
 
 
-class InvalidAccount(LinkhubError):
-    """A name, secret, public URL or link filter an account cannot have; `field` names which."""
+class InvalidAccount(ValueError):
+    """A name, secret, public URL or link filter an account cannot have; `field` names which.
 
-    status = 422
-    code = "invalid_account"
+    Only the CLI changes accounts, so this is no `LinkhubError`: there is no HTTP answer for it.
+    """
 
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message, field=field)
+        super().__init__(message)
+        self.message = message
         self.field = field
 
 

@@ -1,6 +1,6 @@
 """Account use cases: create, update, rotate the API key, show, and the URL Outreach is configured with.
 
-Refusals are `LinkhubError`s: AccountNotFound, InvalidAccount naming the field.
+Refusals: AccountNotFound (a `LinkhubError`); InvalidAccount naming the field, which only the CLI meets.
 """
 
 from __future__ import annotations
