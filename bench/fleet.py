@@ -27,9 +27,6 @@ from servers import Process, Server, start_process, start_server  # noqa: E402  
 
 _ANNOUNCED = re.compile(r"serving on (http://\S+)")  # "linkhub: …", "ceiling: …", "sink: …"
 
-__all__ = ["BENCH", "ROOT", "Fleet", "Process", "Server", "host_port", "log", "metrics"]
-
-
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -50,12 +47,8 @@ def metrics(server: Process) -> dict[str, float]:
     return found
 
 
-def alive(server: Process) -> bool:
-    return server.proc.poll() is None
-
-
 def check_alive(server: Process, name: str) -> None:
-    if not alive(server):
+    if server.proc.poll() is not None:
         raise RuntimeError(f"{name} died:\n" + "".join(server.log[-40:]))
 
 

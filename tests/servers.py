@@ -85,8 +85,11 @@ def start_process(argv: list[str], *, ready: re.Pattern[str] = _READY, env: dict
 
     thread = threading.Thread(target=drain, daemon=True)
     thread.start()
-    if not ready_event.wait(timeout) or not found:
+    try:
+        if not ready_event.wait(timeout) or not found:
+            raise RuntimeError(f"{' '.join(argv)} did not start:\n" + "".join(log))
+    except BaseException:  # Ctrl-C while waiting too: never leave it running unowned
         proc.kill()
         proc.wait()
-        raise RuntimeError(f"{' '.join(argv)} did not start:\n" + "".join(log))
+        raise
     return Process(proc=proc, url=found[0], log=log, _drain=thread)
