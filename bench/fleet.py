@@ -27,6 +27,7 @@ from servers import Process, Server, start_process, start_server  # noqa: E402  
 
 _ANNOUNCED = re.compile(r"serving on (http://\S+)")  # "linkhub: …", "ceiling: …", "sink: …"
 
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
