@@ -2,6 +2,7 @@
 
 A module may import its own layer and the layers below it, never one above: the domain never
 knows about HTTP, the store never about webhooks. docs/architecture.md draws the same map.
+And the front ends (web/, cli/) hold no SQL: they ask core/ and store/.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Handlers and helpers raise: a refusal is a `LinkhubError` (or a subclass with its own status
 and code), rendered as `{"error": code, "message": …, **where}`. The store not answering is a
 503 with a log line, whichever handler it happened in; a use case that promised its caller a
-particular 503 (Outreach's, the event batch's) raises that `Unavailable` itself.
+particular 503 (Outreach's, the event batch's, /healthz's) raises that `Unavailable` itself.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ log = logging.getLogger("linkhub.app")
 
 
 def render(exc: LinkhubError) -> JSON:
+    """The refusal's JSON, status and headers (`WWW-Authenticate`, `Connection: close`)."""
     response = JSON(exc.document(), status_code=exc.status)
     response.headers.update(exc.headers)
     return response
