@@ -67,6 +67,11 @@ class DatabaseClosed(Exception):
     """The writer has stopped (closed, or failed itself); no more writes are accepted."""
 
 
+# What "the store did not answer" is, for whoever turns it into a 503: a failed statement, a write
+# not committed in time, a writer that has stopped.
+UNAVAILABLE = (sqlite3.Error, WriteTimeout, DatabaseClosed)
+
+
 class Connection(sqlite3.Connection):
     """sqlite3's connection, with room for what the writer remembers from one job to the next."""
 
@@ -183,6 +188,10 @@ class Database:
             conn = connect(self.path, readonly=True)
             self._local.conn = conn
         return conn
+
+    def ping(self) -> None:
+        """Read the schema's own table on this thread's reader: raises sqlite3.Error if the database does not answer."""
+        self.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
 
     # -- the writer ----------------------------------------------------------
 

@@ -16,17 +16,7 @@ from linkhub.core.accounts import Account
 from linkhub.services import webhooks as use
 from linkhub.services.webhooks import Receivers
 from linkhub.web.auth import authenticated
-from linkhub.web.responses import (
-    JSON,
-    BodyTooLarge,
-    accepts,
-    error,
-    int_param,
-    read_body,
-    route,
-    too_large,
-    validation_error,
-)
+from linkhub.web.responses import JSON, InvalidParameter, accepts, int_param, read_body, route, validation_error
 from linkhub.web.state import State
 
 MAX_BODY = 64 * 1024
@@ -34,22 +24,21 @@ DEFAULT_DELIVERIES = 50
 MAX_DELIVERIES = 1000
 
 
-async def _body(request: Request, kind: type[webhooks.S], *, optional: bool = False) -> webhooks.S | Response:
-    """The request body as `kind`; an invalid one raises InvalidWebhook (422), answered by the app."""
-    try:
-        raw = await read_body(request, MAX_BODY)
-    except BodyTooLarge:
-        return too_large(MAX_BODY)
+async def _body(request: Request, kind: type[webhooks.S], *, optional: bool = False) -> webhooks.S:
+    """The request body as `kind` (413, 400, or InvalidWebhook's 422 otherwise)."""
+    raw = await read_body(request, MAX_BODY)
     try:
         return webhooks.parse(kind, raw if raw.strip() or not optional else b"{}")
     except msgspec.DecodeError as exc:
-        return validation_error(exc)
+        raise validation_error(exc) from None
 
 
-def _bool_param(request: Request, name: str) -> bool | None:
-    """A true/false query parameter (false when absent); None if it is anything else."""
-    value = request.query_params.get(name, "false").lower()
-    return {"true": True, "1": True, "false": False, "0": False}.get(value)
+def _bool_param(request: Request, name: str) -> bool:
+    """A true/false query parameter (false when absent); anything else is refused."""
+    value = {"true": True, "1": True, "false": False, "0": False}.get(request.query_params.get(name, "false").lower())
+    if value is None:
+        raise InvalidParameter(f"{name} must be true or false", field=name)
+    return value
 
 
 def _mine(state: State, request: Request, account: Account) -> str:
@@ -62,15 +51,13 @@ def _receivers(state: State) -> Receivers:
     return Receivers(state.settings.allow_private_targets, state.http)
 
 
-# -- handlers: parse the request, call the use case, answer (refusals are LinkhubErrors) ---------
+# -- handlers: parse the request, call the use case, answer; every refusal is raised ------------
 
 
 @authenticated
 @accepts()
 async def create_webhook(request: Request, state: State, account: Account) -> Response:
     spec = await _body(request, webhooks.WebhookSpec)
-    if isinstance(spec, Response):
-        return spec
     created = await use.create(state.db, _receivers(state), account.id, spec)
     return JSON(created.public(), status_code=201)
 
@@ -92,8 +79,6 @@ async def show_webhook(request: Request, state: State, account: Account) -> Resp
 async def update_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account)
     changes = await _body(request, webhooks.WebhookChanges)
-    if isinstance(changes, Response):
-        return changes
     return JSON((await use.update(state.db, _receivers(state), webhook_id, account.id, changes)).public())
 
 
@@ -102,8 +87,6 @@ async def update_webhook(request: Request, state: State, account: Account) -> Re
 async def delete_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account)
     force = _bool_param(request, "force")
-    if force is None:
-        return error(422, "invalid_parameter", "force must be true or false", field="force")
     return JSON((await use.delete(state.db, webhook_id, account.id, force=force)).public())
 
 
@@ -119,8 +102,6 @@ async def verify_webhook(request: Request, state: State, account: Account) -> Re
 async def activate_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account)
     verify = _bool_param(request, "verify")
-    if verify is None:
-        return error(422, "invalid_parameter", "verify must be true or false", field="verify")
     activated = await use.activate(state.db, _receivers(state), webhook_id, account.id, verify_first=verify)
     return JSON(activated.public())
 
@@ -136,8 +117,6 @@ async def deactivate_webhook(request: Request, state: State, account: Account) -
 async def rotate_secret(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account)
     rotation = await _body(request, webhooks.SecretRotation, optional=True)
-    if isinstance(rotation, Response):
-        return rotation
     webhook = await use.rotate(state.db, webhook_id, account.id, expire_previous=rotation.expire_previous)
     return JSON(use.rotated(webhook))
 
@@ -147,9 +126,6 @@ async def rotate_secret(request: Request, state: State, account: Account) -> Res
 async def list_deliveries(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account)
     limit = int_param(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)
-    if limit is None:
-        return error(422, "invalid_parameter", f"limit must be an integer from 1 to {MAX_DELIVERIES}",
-                     field="limit")
     return JSON({"deliveries": use.deliveries(state.db, webhook_id, account.id, limit)})
 
 
