@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from linkhub.core.errors import LinkhubError
 from linkhub.settings import REGISTRY, Setting, Settings
 from linkhub.store import schema
 from linkhub.store.db import connect, describe_error
@@ -25,6 +26,7 @@ _DB_KEY = "linkhub.db"
 DEBUG_ENV = "LINKHUB_DEBUG"
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _option_attrs(setting: Setting) -> dict[str, Any]:
@@ -122,6 +124,8 @@ class LinkhubGroup(click.Group):
             # The reader went away (`linkhub … | head`): stop quietly, and let nothing flush into the pipe.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(1) from None
+        except LinkhubError as exc:  # a use case's refusal: its sentence is the one line
+            raise click.ClickException(exc.message) from None
         except sqlite3.Error as exc:
             raise click.ClickException(describe_error(exc, ctx.meta.get(_DB_KEY))) from None
         except OSError as exc:
@@ -186,6 +190,36 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class Direct:
+    """The use cases' Storage (linkhub.services) on the CLI's own connection: each write is one
+    IMMEDIATE transaction, which a running server's writer waits for (busy timeout) and then sees.
+
+    The connection is opened on first use, so what a use case refuses before it reads (an
+    invalid request, a refused target) is said as before, and creates no database file.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+
+    def reader(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.reader()
+        with transaction(conn):
+            return fn(conn)
+
+
+@contextlib.contextmanager
+def store(path: Path, *, create: bool = False, readonly: bool = False) -> Iterator[Direct]:
+    """The database at `path` as the use cases' Storage, opened as `open_db` opens it, when first used."""
+    with contextlib.ExitStack() as opened:
+        yield Direct(lambda: opened.enter_context(open_db(path, create=create, readonly=readonly)))
 
 
 def secret_value(value: str | None, flag: str) -> str | None:

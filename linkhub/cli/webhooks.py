@@ -1,28 +1,32 @@
 """`linkhub webhooks …`: the /v1/webhooks API for operators, straight on the SQLite file.
 
-The CLI is its own process with its own connection; each change runs in one IMMEDIATE
-transaction, so a running server's writer simply waits for it (busy timeout) and then sees it.
-The rules are the API's: the same request Structs, the same SSRF check, the same verify batch.
+The commands parse their options into the API's request Structs and call the same use cases
+(linkhub.services.webhooks) as the API, on the CLI's own connection: the same rules, the same
+SSRF check, the same verify batch. What is left here is options in, text or JSON out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from linkhub.cli.common import db_option, emit, json_option, open_db, secret_value, setting_options, table, transaction
-from linkhub.core import accounts, formats, webhooks
+from linkhub.cli.common import db_option, emit, json_option, secret_value, setting_options, store, table
+from linkhub.core import formats, webhooks
+from linkhub.core.errors import LinkhubError
 from linkhub.core.events import EVENT_TYPES
 from linkhub.core.webhooks import Webhook
-from linkhub.delivery import sender, verify
+from linkhub.delivery.verify import VerifyResult
+from linkhub.services import webhooks as use
+from linkhub.services.webhooks import Receivers
 from linkhub.util.wording import plural
 
+T = TypeVar("T")
 AUTH_TYPES = ("none", "basic", "bearer", "header")
 # Each credential option: its request field, and the --auth type it belongs to.
 CREDENTIALS = {"username": ("username", "basic"), "password": ("password", "basic"), "token": ("token", "bearer"),
@@ -142,6 +146,36 @@ def _credentials(auth_type: str | None, values: dict[str, str | None]) -> dict[s
     return given
 
 
+def _run(use_case: Coroutine[Any, Any, T], *, as_json: bool = False) -> T:
+    with _refusals(as_json):
+        return asyncio.run(use_case)
+
+
+@contextlib.contextmanager
+def _refusals(as_json: bool = False) -> Iterator[None]:
+    """A use case's refusal as the CLI words it: options instead of JSON fields, its own ways out."""
+    try:
+        yield
+    except use.VerifyFailed as exc:
+        emit(as_json, {"error": "verify_failed", "verify": exc.result.public()}, _verify_text(exc.result))
+        stays = f"{exc.webhook.id} stays {exc.webhook.status}" if exc.webhook else "nothing was stored"
+        raise click.ClickException(f"the receiver did not accept the verify batch: {stays}") from None
+    except LinkhubError as exc:
+        raise _refusal(exc) from None
+
+
+def _refusal(exc: LinkhubError) -> click.ClickException:
+    if isinstance(exc, webhooks.InvalidWebhook):
+        return _invalid(exc)
+    if isinstance(exc, use.TargetRefused):
+        return click.BadParameter(f"refused target: {exc.message}", param_hint="'--url'")
+    if isinstance(exc, webhooks.WebhookNotFound) and exc.account_id:
+        return click.ClickException(f"{exc.message} in account {exc.account_id!r}")
+    if isinstance(exc, webhooks.WebhookHasQueue):
+        return click.ClickException(f"{exc.reason}; `linkhub webhooks delete {exc.webhook_id} --force` drops them")
+    return click.ClickException(exc.message)
+
+
 def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
     field = exc.field.split("[", 1)[0]  # types[2] → types
     option = OPTION_OF_FIELD.get(field)
@@ -152,29 +186,6 @@ def _invalid(exc: webhooks.InvalidWebhook) -> click.ClickException:
     # The domain's messages may name the field too ("auth.name 'Host' is …"): name the flag instead.
     message = exc.message.removeprefix(f"{exc.field} ")  # "url host … is …" → "host … is …"
     return click.BadParameter(message.replace(exc.field, option), param_hint=f"'{option}'")
-
-
-def _check_target(url: str, allow_private: bool) -> None:
-    try:
-        asyncio.run(sender.resolve_target(url, allow_private=allow_private))
-    except sender.TargetRefused as exc:
-        raise click.BadParameter(f"refused target: {exc}", param_hint="'--url'") from None
-
-
-def _verify(webhook: Webhook, allow_private: bool) -> verify.VerifyResult:
-    async def run() -> verify.VerifyResult:
-        async with sender.new_client() as client:
-            return await verify.send(client, webhook, allow_private=allow_private)
-
-    return asyncio.run(run())
-
-
-def _find(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) -> Webhook:
-    webhook = webhooks.get(conn, webhook_id, account_id)
-    if webhook is None:
-        where = f" in account {account_id!r}" if account_id else ""
-        raise click.ClickException(f"no webhook {webhook_id!r}{where}")
-    return webhook
 
 
 def _list_text(found: list[Webhook]) -> str:
@@ -199,7 +210,7 @@ def _details(document: dict[str, Any]) -> str:
     return "\n".join(f"  {key + ':':<{width}}{text(key, value)}" for key, value in document.items())
 
 
-def _verify_text(result: verify.VerifyResult) -> str:
+def _verify_text(result: VerifyResult) -> str:
     doc = result.public()
     why = doc["error"] or f"receiver answered HTTP {doc['status_code']}"
     verdict = "accepted" if result.ok else f"NOT accepted: {why}"
@@ -232,27 +243,12 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
     """Create a webhook: prints it with its signing secret (shown only now)."""
     if options["url"] is None:
         raise click.UsageError("--url is required")
-    body = {**_request(**options), "active": active}
-    try:
-        draft = webhooks.draft(account_id, webhooks.parse(webhooks.WebhookSpec, body))
-    except webhooks.InvalidWebhook as exc:
-        raise _invalid(exc) from None
-    _check_target(draft.url, allow_private_targets)
-    with open_db(db) as conn:
-        if accounts.get(conn, account_id) is None:
-            raise click.ClickException(f"no account with id {account_id!r}")
-        result = _verify(draft, allow_private_targets) if verify else None
-        if result is not None and not result.ok:
-            emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
-            raise click.ClickException("the receiver did not accept the verify batch: nothing was stored")
-        with transaction(conn):
-            webhook = webhooks.insert(conn, draft)
-            if result is not None:
-                result.record(conn, webhook.id)
-    document = {**webhook.public(), "secret": webhook.secret}
-    if result is not None:
-        document["verify"] = result.public()
-    emit(as_json, document,
+    with _refusals():
+        spec = webhooks.parse(webhooks.WebhookSpec, {**_request(**options), "active": active, "verify": verify})
+    with store(db) as opened:
+        created = _run(use.create(opened, Receivers(allow_private_targets), account_id, spec), as_json=as_json)
+    webhook = created.webhook
+    emit(as_json, created.public(),
          f"Created webhook {webhook.id} ({webhook.status})\n{_details(webhook.public())}\n"
          f"  {'secret:':<23}{webhook.secret}\n"
          f"  {'':<23}(shown only now: store it; `linkhub webhooks rotate-secret` issues a new one)")
@@ -264,8 +260,8 @@ def create(account_id: str, active: bool, verify: bool, allow_private_targets: b
 @db_option
 def list_(account_id: str | None, as_json: bool, db: Path) -> None:
     """List webhooks (secrets and credentials are never shown)."""
-    with open_db(db, readonly=True) as conn:
-        found = webhooks.list_for(conn, account_id)
+    with store(db, readonly=True) as opened:
+        found = webhooks.list_for(opened.reader(), account_id)
     emit(as_json, [w.public() for w in found], _list_text(found))
 
 
@@ -276,8 +272,8 @@ def list_(account_id: str | None, as_json: bool, db: Path) -> None:
 @db_option
 def show(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
     """Show one webhook."""
-    with open_db(db, readonly=True) as conn:
-        webhook = _find(conn, webhook_id, account_id)
+    with store(db, readonly=True) as opened, _refusals():
+        webhook = use.find(opened, webhook_id, account_id)
     emit(as_json, webhook.public(), f"Webhook {webhook.id}\n{_details(webhook.public())}")
 
 
@@ -301,32 +297,11 @@ def update(webhook_id: str, account_id: str | None, all_types: bool, allow_priva
         raise click.UsageError("nothing to change: give at least one setting (see --help)")
     if body.get("description") == "":
         body["description"] = None
-    try:
+    with _refusals():
         changes = webhooks.parse(webhooks.WebhookChanges, body)
-    except webhooks.InvalidWebhook as exc:
-        raise _invalid(exc) from None
-    with open_db(db) as conn:
-        try:
-            # Check first (no lock held while DNS answers), then apply to the row as it is in the transaction.
-            checked = webhooks.apply(_find(conn, webhook_id, account_id), changes)
-            if "url" in body:
-                _check_target(checked.url, allow_private_targets)
-            with transaction(conn):
-                webhook = webhooks.update(conn, _find(conn, webhook_id, account_id), changes)
-        except webhooks.InvalidWebhook as exc:
-            raise _invalid(exc) from None
+    with store(db) as opened:
+        webhook = _run(use.update(opened, Receivers(allow_private_targets), webhook_id, account_id, changes))
     emit(as_json, webhook.public(), f"Updated webhook {webhook.id}\n{_details(webhook.public())}")
-
-
-def _set_status(db: Path, webhook_id: str, account_id: str | None, status: str,
-                result: verify.VerifyResult | None = None) -> Webhook:
-    with open_db(db) as conn, transaction(conn):
-        webhook = _find(conn, webhook_id, account_id)
-        if result is not None:
-            result.record(conn, webhook.id)
-            if not result.ok:
-                return webhook
-        return webhooks.set_status(conn, webhook.id, status, None)
 
 
 @webhooks_group.command("activate")
@@ -339,17 +314,10 @@ def _set_status(db: Path, webhook_id: str, account_id: str | None, status: str,
 def activate(webhook_id: str, account_id: str | None, verify: bool, allow_private_targets: bool, as_json: bool,
              db: Path) -> None:
     """Start queueing and delivering events to the webhook (also re-enables a disabled one)."""
-    result = None
-    if verify:
-        with open_db(db) as conn:
-            current = _find(conn, webhook_id, account_id)
-        result = _verify(current, allow_private_targets)
-    webhook = _set_status(db, webhook_id, account_id, "active", result)
-    if result is not None and not result.ok:
-        emit(as_json, {"error": "verify_failed", "verify": result.public()}, _verify_text(result))
-        raise click.ClickException(f"the receiver did not accept the verify batch: {webhook.id} stays {webhook.status}")
-    document = {**webhook.public(), **({"verify": result.public()} if result is not None else {})}
-    emit(as_json, document, f"Webhook {webhook.id} is {webhook.status}")
+    with store(db) as opened:
+        activated = _run(use.activate(opened, Receivers(allow_private_targets), webhook_id, account_id,
+                                      verify_first=verify), as_json=as_json)
+    emit(as_json, activated.public(), f"Webhook {activated.webhook.id} is {activated.webhook.status}")
 
 
 @webhooks_group.command("deactivate")
@@ -359,7 +327,8 @@ def activate(webhook_id: str, account_id: str | None, verify: bool, allow_privat
 @db_option
 def deactivate(webhook_id: str, account_id: str | None, as_json: bool, db: Path) -> None:
     """Stop queueing new events for the webhook; it can be activated again later."""
-    webhook = _set_status(db, webhook_id, account_id, "inactive")
+    with store(db) as opened:
+        webhook = _run(use.deactivate(opened, webhook_id, account_id))
     emit(as_json, webhook.public(), f"Webhook {webhook.id} is {webhook.status}")
 
 
@@ -371,12 +340,8 @@ def deactivate(webhook_id: str, account_id: str | None, as_json: bool, db: Path)
 @db_option
 def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool, as_json: bool, db: Path) -> None:
     """POST a batch of test events to the receiver and show its answer; exit 1 unless it answered 2xx."""
-    with open_db(db) as conn:
-        webhook = _find(conn, webhook_id, account_id)
-        result = _verify(webhook, allow_private_targets)
-        with transaction(conn):
-            if webhooks.get(conn, webhook.id) is not None:
-                result.record(conn, webhook.id)
+    with store(db) as opened:
+        result = _run(use.verify(opened, Receivers(allow_private_targets), webhook_id, account_id))
     emit(as_json, result.public(), _verify_text(result))
     if not result.ok:
         sys.exit(1)
@@ -392,11 +357,10 @@ def verify_(webhook_id: str, account_id: str | None, allow_private_targets: bool
 def rotate_secret(webhook_id: str, account_id: str | None, expire_previous: bool, as_json: bool, db: Path) -> None:
     """Issue a new signing secret. Deliveries are signed with it from now on, and also with
     the old one for a day, so the receiver can switch to the new one without rejecting any."""
-    with open_db(db) as conn, transaction(conn):
-        webhook = webhooks.rotate_secret(conn, _find(conn, webhook_id, account_id).id,
-                                         expire_previous=expire_previous)
+    with store(db) as opened:
+        webhook = _run(use.rotate(opened, webhook_id, account_id, expire_previous=expire_previous))
     until = webhook.previous_secret_until
-    emit(as_json, {"id": webhook_id, "secret": webhook.secret, "previous_secret_until": until},
+    emit(as_json, use.rotated(webhook),
          f"New signing secret for {webhook_id} (shown only now):\n  {webhook.secret}\n"
          + (f"The previous secret also signs deliveries until {until}." if until
             else "The previous secret no longer signs anything."))
@@ -413,17 +377,11 @@ def delete(webhook_id: str, account_id: str | None, force: bool, as_json: bool, 
 
     Refused while events still wait for it (pending) or failed (dead), unless --force drops them.
     """
-    with open_db(db) as conn:
-        try:
-            with transaction(conn):
-                dropped = webhooks.delete(conn, _find(conn, webhook_id, account_id).id, force=force)
-        except webhooks.WebhookActive as exc:
-            raise click.ClickException(str(exc)) from None
-        except webhooks.WebhookHasQueue as exc:
-            raise click.ClickException(f"{exc}; `linkhub webhooks delete {webhook_id} --force` drops them") from None
+    with store(db) as opened:
+        deleted = _run(use.delete(opened, webhook_id, account_id, force=force))
+    dropped = deleted.dropped
     note = f", dropping {_dropped_text(dropped)}" if dropped.pending or dropped.dead else ""
-    emit(as_json, {"id": webhook_id, "deleted": True, "dropped": dropped.public()},
-         f"Deleted webhook {webhook_id}{note}")
+    emit(as_json, deleted.public(), f"Deleted webhook {webhook_id}{note}")
 
 
 def _dropped_text(dropped: webhooks.Dropped) -> str:
@@ -438,8 +396,8 @@ def _dropped_text(dropped: webhooks.Dropped) -> str:
 @db_option
 def deliveries(webhook_id: str, account_id: str | None, limit: int, as_json: bool, db: Path) -> None:
     """The latest POSTs to the webhook, newest first."""
-    with open_db(db, readonly=True) as conn:
-        found = webhooks.recent_deliveries(conn, _find(conn, webhook_id, account_id).id, limit)
+    with store(db, readonly=True) as opened, _refusals():
+        found = use.deliveries(opened, webhook_id, account_id, limit)
     rows = [[d["attempted_at"], "verify" if d["test"] else "delivery", str(d["events"]), str(d["status_code"] or "-"),
              f"{d['duration_ms']} ms", d["error"] or "-"] for d in found]
     text = table(["attempted at", "kind", "events", "status", "took", "error"], rows, right=frozenset({2, 4}))

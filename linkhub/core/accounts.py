@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from linkhub.core import linkfilter
+from linkhub.core.errors import LinkhubError
 from linkhub.settings import normalize_public_url
 from linkhub.util import ids
 from linkhub.util.times import now_rfc3339
@@ -15,8 +16,25 @@ from linkhub.util.times import now_rfc3339
 _COLUMNS = "id, name, outreach_secret, public_url, link_filter, created_at, updated_at"
 
 
-class AccountNotFound(LookupError):
-    pass
+class AccountNotFound(LinkhubError):
+    status = 404
+    code = "not_found"
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"no account with id {account_id!r}")
+        self.account_id = account_id
+
+
+class InvalidAccount(ValueError):
+    """A name, secret, public URL or link filter an account cannot have; `field` names which.
+
+    Only the CLI changes accounts, so this is no `LinkhubError`: there is no HTTP answer for it.
+    """
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -58,12 +76,29 @@ def list_all(conn: sqlite3.Connection) -> list[Account]:
     return [Account(**dict(r)) for r in conn.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY created_at, id")]
 
 
+def check_public_url(public_url: str) -> str:
+    """The account's base URL for short links, normalised as the server's is."""
+    try:
+        return normalize_public_url(public_url)
+    except ValueError as exc:
+        raise InvalidAccount(str(exc), "public_url") from None
+
+
+def _check_name(name: str) -> str:
+    if not name.strip():
+        raise InvalidAccount("the account name must not be empty", "name")
+    return name.strip()
+
+
 def _check(outreach_secret: str | None, public_url: str | None, link_filter: str | None) -> str | None:
     if outreach_secret is not None and not outreach_secret.strip():
-        raise ValueError("the Outreach secret must not be empty")
+        raise InvalidAccount("the Outreach secret must not be empty", "outreach_secret")
     if link_filter is not None:
-        linkfilter.validate(link_filter)
-    return normalize_public_url(public_url) if public_url is not None else None
+        try:
+            linkfilter.validate(link_filter)
+        except linkfilter.InvalidFilter as exc:
+            raise InvalidAccount(str(exc), "link_filter") from None
+    return check_public_url(public_url) if public_url is not None else None
 
 
 def create(
@@ -75,15 +110,14 @@ def create(
     link_filter: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account; return it with its new API key (the only time the key exists in clear)."""
-    if not name.strip():
-        raise ValueError("the account name must not be empty")
+    name = _check_name(name)
     public_url = _check(outreach_secret, public_url, link_filter)
     key = ids.api_key()
     account_id = ids.account_id()
     now = now_rfc3339()
     record = {
         "id": account_id,
-        "name": name.strip(),
+        "name": name,
         "outreach_secret": outreach_secret,
         "api_key_sha256": ids.api_key_digest(key),
         "public_url": public_url,
@@ -119,9 +153,7 @@ def update(
     checked_url = _check(outreach_secret, new_url, new_filter)
     changes: dict[str, object] = {}
     if name is not None:
-        if not name.strip():
-            raise ValueError("the account name must not be empty")
-        changes["name"] = name.strip()
+        changes["name"] = _check_name(name)
     if outreach_secret is not None:
         changes["outreach_secret"] = outreach_secret
     if public_url is not _UNSET:

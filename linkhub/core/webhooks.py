@@ -19,6 +19,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from linkhub.core import formats
+from linkhub.core.errors import LinkhubError
 from linkhub.core.events import EVENT_TYPES
 from linkhub.util import jsondepth
 from linkhub.util.times import format_ms, now_rfc3339
@@ -150,21 +151,34 @@ RESERVED_HEADERS = frozenset({
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
 
 
-class InvalidWebhook(ValueError):
+class InvalidWebhook(LinkhubError):
     """A create/update request that cannot be stored; `field` names where (e.g. 'batch_size', 'auth.name')."""
 
+    status = 422
+    code = "invalid_webhook"
+
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, field=field)
         self.field = field
 
 
-class WebhookNotFound(LookupError):
-    pass
+class WebhookNotFound(LinkhubError):
+    """No such webhook, or (with `account_id`) not that account's: the API answers both alike."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, webhook_id: str, account_id: str | None = None) -> None:
+        super().__init__(f"no webhook {webhook_id!r}")
+        self.webhook_id = webhook_id
+        self.account_id = account_id
 
 
-class WebhookActive(Exception):
+class WebhookActive(LinkhubError):
     """The operation needs an inactive webhook (delete)."""
+
+    status = 409
+    code = "webhook_active"
 
 
 @dataclass(frozen=True)
@@ -178,12 +192,19 @@ class Dropped:
         return {"pending": self.pending, "dead": self.dead}
 
 
-class WebhookHasQueue(Exception):
+class WebhookHasQueue(LinkhubError):
     """Delete without force of a webhook that still has pending or dead deliveries; `queued` says how many."""
 
+    status = 409
+    code = "webhook_has_queue"
+
     def __init__(self, webhook_id: str, queued: Dropped) -> None:
-        super().__init__(f"webhook {webhook_id} still has {plural(queued.pending, 'pending event')} and "
-                         f"{plural(queued.dead, 'dead event')}: deleting it would drop them")
+        # The API's way out ends the sentence; the CLI names its own flag after `reason`.
+        self.reason = (f"webhook {webhook_id} still has {plural(queued.pending, 'pending event')} and "
+                       f"{plural(queued.dead, 'dead event')}: deleting it would drop them")
+        super().__init__(f"{self.reason}; DELETE with ?force=true drops them", pending=queued.pending,
+                         dead=queued.dead)
+        self.webhook_id = webhook_id
         self.queued = queued
 
 
