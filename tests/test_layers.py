@@ -7,6 +7,7 @@ knows about HTTP, the store never about webhooks. docs/architecture.md draws the
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,62 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     assert imports(sample) == [(1, "linkhub.web.app"), (1, "linkhub.web.app.create_app"),
                                (2, "linkhub.core"), (2, "linkhub.core.outbox")]
     assert layer_of("linkhub.web.app.create_app") == "web"
+
+
+def _sqlite3_uses(path: Path) -> list[str]:
+    """Where the file imports sqlite3 or names it (`except sqlite3.Error`, `sqlite3.Row`), with the line."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] == "sqlite3"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlite3":
+            found.append(f"line {node.lineno}: from {node.module} import …")
+        elif isinstance(node, ast.Name) and node.id == "sqlite3":
+            found.append(f"line {node.lineno}: sqlite3")
+    return found
+
+
+OUTSIDE_THE_STORE = [p for p in MODULES if layer_of(module_name(p)) != "store"]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_THE_STORE, ids=[module_name(p) for p in OUTSIDE_THE_STORE])
+def test_only_the_store_knows_it_is_sqlite(path: Path) -> None:
+    """Outside the store, connections are `store.Connection`, rows `store.Row`, failures `store.StoreError`."""
+    uses = _sqlite3_uses(path)
+    assert not uses, f"{module_name(path)} uses sqlite3 directly:\n" + "\n".join(uses)
+
+
+def test_the_sqlite3_checker_sees_an_import_and_a_catch(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import sqlite3\ntry:\n    pass\nexcept sqlite3.Error:\n    pass\n")
+    assert _sqlite3_uses(sample) == ["line 1: import sqlite3", "line 4: sqlite3"]
+
+
+_SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|PRAGMA|BEGIN|COMMIT|ROLLBACK|SAVEPOINT)\b")
+
+
+def _sql_in(path: Path) -> list[str]:
+    """Statements run (`.execute*(`) and SQL written (a string with an SQL keyword) in the file, with the line."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany", "executescript"):
+            found.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _SQL.search(node.value):
+            found.append(f"line {node.lineno}: {node.value[:60]!r}")
+    return found
+
+
+DELIVERY = sorted((PACKAGE / "delivery").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", DELIVERY, ids=[module_name(p) for p in DELIVERY])
+def test_delivery_runs_no_sql_of_its_own(path: Path) -> None:
+    """The delivery loop reads and writes through core/ (outbox, webhooks), never in SQL of its own."""
+    found = _sql_in(path)
+    assert not found, f"{module_name(path)} runs SQL; move it into core/:\n" + "\n".join(found)
+
+
+def test_the_sql_checker_sees_a_statement(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('rows = conn.execute("SELECT id FROM webhooks")\nlog.info("selected the webhooks")\n')
+    assert _sql_in(sample) == ["line 1: .execute", "line 1: 'SELECT id FROM webhooks'"]

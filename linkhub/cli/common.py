@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +13,7 @@ from typing import Any
 
 import click
 
-from linkhub.store import schema
-from linkhub.store.db import connect, describe_error
+from linkhub.store import Connection, StoreError, connect, describe_error, schema
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
 # context), so an SQLite error raised later can name the file.
@@ -56,7 +54,7 @@ class LinkhubGroup(click.Group):
             # The reader went away (`linkhub … | head`): stop quietly, and let nothing flush into the pipe.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(1) from None
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             raise click.ClickException(describe_error(exc, ctx.meta.get(_DB_KEY))) from None
         except OSError as exc:
             raise click.ClickException(_os_message(exc)) from None
@@ -79,7 +77,7 @@ def _missing(path: Path) -> click.ClickException:
 
 @contextlib.contextmanager
 def open_db(path: Path, *, create: bool = False, readonly: bool = False,
-            apply_migrations: bool = True) -> Iterator[sqlite3.Connection]:
+            apply_migrations: bool = True) -> Iterator[Connection]:
     """A connection to the database at `path`.
 
     Only `create=True` callers (migrate, accounts create) make a new file; for every other command
@@ -108,18 +106,6 @@ def open_db(path: Path, *, create: bool = False, readonly: bool = False,
         yield conn
     finally:
         conn.close()
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction: what a command checks and the change it guards commit together."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def secret_value(value: str | None, flag: str) -> str | None:

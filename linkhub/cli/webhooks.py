@@ -8,7 +8,6 @@ The rules are the API's: the same request Structs, the same SSRF check, the same
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +15,12 @@ from typing import Any
 
 import click
 
-from linkhub.cli.common import db_option, emit, json_option, open_db, secret_value, table, transaction
+from linkhub.cli.common import db_option, emit, json_option, open_db, secret_value, table
 from linkhub.core import accounts, formats, webhooks
 from linkhub.core.events import EVENT_TYPES
 from linkhub.core.webhooks import Webhook
 from linkhub.delivery import sender, verify
+from linkhub.store import Connection, transaction
 from linkhub.util.wording import plural
 
 AUTH_TYPES = ("none", "basic", "bearer", "header")
@@ -171,7 +171,7 @@ def _verify(webhook: Webhook, allow_private: bool) -> verify.VerifyResult:
     return asyncio.run(run())
 
 
-def _find(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) -> Webhook:
+def _find(conn: Connection, webhook_id: str, account_id: str | None) -> Webhook:
     webhook = webhooks.get(conn, webhook_id, account_id)
     if webhook is None:
         where = f" in account {account_id!r}" if account_id else ""

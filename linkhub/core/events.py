@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Literal, get_args
 
 import msgspec
+
+from linkhub.store import Connection, Row
 
 # The canonical types, in their canonical order: the type for validation, the tuple for everything else.
 EventType = Literal[
@@ -46,8 +47,8 @@ PUBLIC_COLUMNS = ("seq, id, account_id, type, occurred_at, received_at, source, 
                   " message_id, url, code, details")
 
 
-def from_row(row: sqlite3.Row) -> Event:
-    # keys(), not the Row itself: iterating a sqlite3.Row (and `in` on it) gives its values, not its column names.
+def from_row(row: Row) -> Event:
+    # keys(), not the Row itself: iterating a Row (and `in` on it) gives its values, not its column names.
     values = {key: row[key] for key in row.keys() if key in Event.__struct_fields__}  # noqa: SIM118
     values["details"] = _decode_details(row["details"])
     return Event(**values)
@@ -76,7 +77,7 @@ def public(event: Event, seq: int) -> dict[str, Any]:
 _ROWS_PER_STATEMENT = 500
 
 
-def insert_many(conn: sqlite3.Connection, batch: list[Event]) -> list[int | None]:
+def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     """Insert events in the caller's transaction, skipping ids the account already has.
 
     Returns each event's seq, or None for a duplicate. Within the batch, the first of two

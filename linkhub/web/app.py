@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +21,7 @@ from linkhub.core.metrics import Metrics, ScrapeTime
 from linkhub.delivery import sender
 from linkhub.delivery.retention import Pruner
 from linkhub.settings import Settings
-from linkhub.store.db import Database, DatabaseClosed, WriteTimeout
+from linkhub.store import Database, DatabaseClosed, StoreError, WriteTimeout
 from linkhub.web.access_log import AccessLog
 from linkhub.web.deadline import BodyTimeout, body_timeout_response, within
 from linkhub.web.events import routes as event_routes
@@ -39,7 +38,7 @@ async def healthz(request: Request) -> Response:
     state: State = request.app.state.linkhub
     try:
         state.db.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         return error(503, "unavailable", f"database does not answer: {exc}")
     if not state.db.writer_alive():
         return error(503, "unavailable", "database writer is not running")
@@ -112,7 +111,7 @@ class LinkhubApp:
             exception_handlers={
                 HTTPException: _http_error,
                 LinkhubError: _refused,
-                sqlite3.Error: _store_unavailable,
+                StoreError: _store_unavailable,
                 WriteTimeout: _store_unavailable,
                 DatabaseClosed: _store_unavailable,
                 BodyTimeout: body_timeout_response,

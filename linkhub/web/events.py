@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 from typing import Annotated, Any
 
 import msgspec
@@ -14,7 +13,7 @@ from starlette.responses import Response
 
 from linkhub.core import events, outbox
 from linkhub.core.accounts import Account
-from linkhub.store.db import DatabaseClosed, WriteTimeout
+from linkhub.store import UNAVAILABLE, Row
 from linkhub.util import ids, jsondepth
 from linkhub.util.times import now_rfc3339, parse_rfc3339, to_rfc3339
 from linkhub.web.auth import authenticated
@@ -148,7 +147,7 @@ async def ingest(request: Request, state: State, account: Account) -> Response:
     try:
         stored, queued = await state.db.write(functools.partial(outbox.store_events, batch=batch),
                                               timeout=STORE_DEADLINE_S)
-    except (WriteTimeout, DatabaseClosed, sqlite3.Error) as exc:
+    except UNAVAILABLE as exc:
         # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
         return error(503, "unavailable", f"the event store did not confirm the batch ({exc}); "
                                          "retry it — events with an id are never stored twice")
@@ -200,7 +199,7 @@ async def list_events(request: Request, state: State, account: Account) -> Respo
         " ORDER BY seq LIMIT ?"
     )
 
-    def read() -> list[sqlite3.Row]:
+    def read() -> list[Row]:
         return state.db.reader().execute(sql, (account.id, *values, limit + 1)).fetchall()
 
     rows = await run_in_threadpool(read)  # may scan: keep it off the event loop

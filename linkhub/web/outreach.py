@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 import time
 
 import anyio
@@ -14,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from linkhub.core import accounts, outreach
-from linkhub.store.db import WriteTimeout
+from linkhub.store import StoreError, WriteTimeout
 from linkhub.web.responses import JSON, BodyTooLarge, error, read_body, too_large, validation_error
 from linkhub.web.state import State
 
@@ -80,7 +79,7 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
             codes, created = await state.db.write(
                 functools.partial(outreach.mint, who=who, links=links), timeout=max(remaining, 0.001)
             )
-        except (WriteTimeout, sqlite3.Error) as exc:
+        except (WriteTimeout, StoreError) as exc:
             log.warning("link store failed (%s): answered 503 to account %s; Outreach keeps the original links",
                         exc, account.id)
             return error(503, "unavailable", "the link store did not answer in time; try again")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 import time
 from typing import Any
 from urllib.parse import quote
 
 from linkhub.core import events, outbox
 from linkhub.core.useragent import describe
-from linkhub.store.db import WriteTimeout
+from linkhub.store import StoreError, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.util import ids
 from linkhub.util.times import format_ms
@@ -66,7 +65,7 @@ class RedirectApp:
         code = scope["path"][3:]
         try:
             link = await self.links.get(code) if _CODE.fullmatch(code) else None
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             log.error("link look-up failed: %s", exc)
             await _send(send, 503, [(b"content-type", b"text/html; charset=utf-8"), (b"retry-after", b"1"),
                                     (b"cache-control", b"no-store")], _UNAVAILABLE, head)

@@ -11,7 +11,6 @@ import os
 import resource
 import signal
 import socket
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -141,7 +140,7 @@ def _prepare_database(path: Path) -> None:
                 log.info("%d outbox rows of an interrupted run will be sent again", released)
         finally:
             conn.close()
-    except sqlite3.Error as exc:
+    except db.StoreError as exc:
         raise StartupError(db.describe_error(exc, path)) from None
     except RuntimeError as exc:  # a migration failed
         raise StartupError(f"cannot migrate {path}: {exc}") from None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -20,6 +19,7 @@ from linkhub.core import webhooks
 from linkhub.core.accounts import Account
 from linkhub.core.webhooks import Webhook
 from linkhub.delivery import sender, verify
+from linkhub.store import Connection, StoreError
 from linkhub.web.auth import Handler, authenticated
 from linkhub.web.responses import (
     JSON,
@@ -104,7 +104,7 @@ def _mine(state: State, request: Request, account: Account) -> Webhook:
     return _owned(state.db.reader(), request.path_params["webhook_id"], account.id)
 
 
-def _owned(conn: sqlite3.Connection, webhook_id: str, account_id: str) -> Webhook:
+def _owned(conn: Connection, webhook_id: str, account_id: str) -> Webhook:
     """Inside a write: the webhook as it is now, if still the account's."""
     webhook = webhooks.get(conn, webhook_id, account_id)
     if webhook is None:
@@ -133,7 +133,7 @@ async def create_webhook(request: Request, state: State, account: Account) -> Re
         if not result.ok:
             return _verify_failed(result)
 
-    def store(conn: sqlite3.Connection) -> Webhook:
+    def store(conn: Connection) -> Webhook:
         stored = webhooks.insert(conn, draft)
         if result is not None:
             result.record(conn, stored.id)
@@ -174,7 +174,7 @@ async def update_webhook(request: Request, state: State, account: Account) -> Re
     if changes.url is not msgspec.UNSET and (refused := await _target_refused(state, changed.url)) is not None:
         return refused
 
-    def store(conn: sqlite3.Connection) -> Webhook:
+    def store(conn: Connection) -> Webhook:
         return webhooks.update(conn, _owned(conn, webhook_id, account.id), changes)
 
     try:
@@ -193,7 +193,7 @@ async def delete_webhook(request: Request, state: State, account: Account) -> Re
     if force is None:
         return error(422, "invalid_parameter", "force must be true or false", field="force")
 
-    def remove(conn: sqlite3.Connection) -> webhooks.Dropped:
+    def remove(conn: Connection) -> webhooks.Dropped:
         return webhooks.delete(conn, _owned(conn, webhook_id, account.id).id, force=force)
 
     try:
@@ -214,12 +214,12 @@ async def verify_webhook(request: Request, state: State, account: Account) -> Re
     result = await _verify(state, webhook)
     try:
         await state.db.write(functools.partial(_record_if_exists, result=result, webhook_id=webhook.id))
-    except sqlite3.Error as exc:  # the log is a convenience: the caller still gets the receiver's answer
+    except StoreError as exc:  # the log is a convenience: the caller still gets the receiver's answer
         log.warning("could not log verify attempt of webhook %s: %s", webhook.id, exc)
     return JSON(result.public())
 
 
-def _record_if_exists(conn: sqlite3.Connection, *, result: verify.VerifyResult, webhook_id: str) -> None:
+def _record_if_exists(conn: Connection, *, result: verify.VerifyResult, webhook_id: str) -> None:
     if webhooks.get(conn, webhook_id) is not None:  # it may have been deleted while we waited on the receiver
         result.record(conn, webhook_id)
 
@@ -234,7 +234,7 @@ async def activate_webhook(request: Request, state: State, account: Account) -> 
         return error(422, "invalid_parameter", "verify must be true or false", field="verify")
     result = await _verify(state, webhook) if verify else None
 
-    def store(conn: sqlite3.Connection) -> Webhook | None:
+    def store(conn: Connection) -> Webhook | None:
         current = _owned(conn, webhook_id, account.id)
         if result is not None:
             result.record(conn, current.id)
@@ -258,7 +258,7 @@ async def activate_webhook(request: Request, state: State, account: Account) -> 
 async def deactivate_webhook(request: Request, state: State, account: Account) -> Response:
     webhook_id = _mine(state, request, account).id
 
-    def store(conn: sqlite3.Connection) -> Webhook:
+    def store(conn: Connection) -> Webhook:
         return webhooks.set_status(conn, _owned(conn, webhook_id, account.id).id, "inactive", None)
 
     webhook = await state.db.write(store)
@@ -274,7 +274,7 @@ async def rotate_secret(request: Request, state: State, account: Account) -> Res
     if isinstance(rotation, Response):
         return rotation
 
-    def store(conn: sqlite3.Connection) -> Webhook:
+    def store(conn: Connection) -> Webhook:
         return webhooks.rotate_secret(conn, _owned(conn, webhook_id, account.id).id,
                                       expire_previous=rotation.expire_previous)
 
