@@ -244,7 +244,7 @@ _STOP = object()
 
 
 class Database:
-    """The process's gateway to one SQLite file."""
+    """The process's gateway to one SQLite file: the `Store` (linkhub.store) the server runs on."""
 
     def __init__(self, path: str | Path, *, on_commit: Callable[[float], None] | None = None) -> None:
         self.path = str(path)
