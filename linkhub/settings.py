@@ -1,11 +1,19 @@
-"""Server-wide settings, from flags and LINKHUB_* environment variables (the flag wins)."""
+"""Server-wide settings, from flags and LINKHUB_* environment variables (the flag wins).
+
+`REGISTRY` names each setting once: its flag, its variable, its default, its help. The CLI makes
+its options from it (linkhub/cli/common.py), and README's Configuration table is checked against it.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from linkhub.util import logs
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -53,3 +61,82 @@ def normalize_public_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise ValueError(f"public URL must be an absolute http(s) URL without query or fragment: {url!r}")
     return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, as plain data: how the flag, the environment variable and the docs name it."""
+
+    # The keyword the command receives: a field of Settings, or (log_level, log_format) serve's own.
+    name: str
+    flag: str
+    env: str
+    default: Any
+    # The --help sentence; the variable (and a computed default) are appended to it.
+    help: str
+    # What the text is read as: str, int, float, Path, or bool for an on/off flag.
+    kind: type[Any] = str
+    # Inclusive bounds of a number (None: unbounded on that side).
+    limits: tuple[float | None, float | None] | None = None
+    # The only values accepted, case-insensitively.
+    choices: tuple[str, ...] = ()
+    # Turns the text into the value, or raises ValueError saying what is wrong with it.
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    # The default as the docs write it, when the value itself does not say it: a relative path
+    # made explicit, or (with a default of None) what the server works out at start-up.
+    shown: str | None = None
+
+    @property
+    def is_flag(self) -> bool:
+        return self.kind is bool
+
+    @property
+    def shown_env(self) -> str:
+        """The variable as the docs write it: a flag's with the value that turns it on."""
+        return f"{self.env}=1" if self.is_flag else self.env
+
+    @property
+    def shown_default(self) -> str:
+        """The default as README's Configuration table writes it: `code`, or the word none, off or on."""
+        if self.shown is not None:
+            return f"`{self.shown}`"
+        if self.is_flag:
+            return "on" if self.default else "off"
+        if self.default in (None, "", ()):
+            return "none"
+        return f"`{self.default:g}`" if isinstance(self.default, float) else f"`{self.default}`"
+
+
+# The defaults are Settings' own: a server started with no flags and code that builds Settings() agree.
+_DEFAULT = Settings()
+
+REGISTRY: tuple[Setting, ...] = (
+    Setting("db", "--db", "LINKHUB_DB", _DEFAULT.db, "SQLite database file", kind=Path, metavar="FILE",
+            shown="./linkhub.db"),
+    Setting("host", "--host", "LINKHUB_HOST", _DEFAULT.host, "Address to listen on"),
+    Setting("port", "--port", "LINKHUB_PORT", _DEFAULT.port, "Port to listen on; 0 picks a free one",
+            kind=int, limits=(0, 65535)),
+    Setting("public_url", "--public-url", "LINKHUB_PUBLIC_URL", _DEFAULT.public_url,
+            "Base URL of short links, as recipients reach this server", parse=normalize_public_url,
+            shown="http://HOST:PORT"),
+    Setting("trusted_proxies", "--trusted-proxies", "LINKHUB_TRUSTED_PROXIES", _DEFAULT.trusted_proxies,
+            "Comma-separated CIDRs whose X-Forwarded-For is believed", parse=parse_networks),
+    Setting("allow_private_targets", "--allow-private-targets", "LINKHUB_ALLOW_PRIVATE_TARGETS",
+            _DEFAULT.allow_private_targets,
+            "Let webhooks deliver to loopback/private addresses, for local set-ups and tests", kind=bool),
+    Setting("keep_deliveries_days", "--keep-deliveries-days", "LINKHUB_KEEP_DELIVERIES_DAYS",
+            _DEFAULT.keep_deliveries_days,
+            "Delete delivered outbox rows and delivery-log entries older than this, hourly; 0 keeps them; "
+            "events are never deleted", kind=int, limits=(0, None), metavar="DAYS"),
+    Setting("body_timeout_s", "--body-timeout", "LINKHUB_BODY_TIMEOUT", _DEFAULT.body_timeout_s,
+            "A request body must have arrived this long after its headers, or the request is answered 408 "
+            "and its connection closed", kind=float, limits=(0.1, 3600), metavar="SECONDS"),
+    Setting("log_level", "--log-level", "LINKHUB_LOG_LEVEL", "info", "Least severe log records written",
+            choices=logs.LEVELS),
+    Setting("log_format", "--log-format", "LINKHUB_LOG_FORMAT", "text",
+            "Log lines as text, or as one JSON object each", choices=logs.FORMATS),
+    Setting("access_log", "--access-log", "LINKHUB_ACCESS_LOG", _DEFAULT.access_log,
+            "Log one line per HTTP request: method, path without query string, status, duration, client",
+            kind=bool),
+)

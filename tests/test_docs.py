@@ -1,7 +1,8 @@
 """The documentation says what the code does: each test reads a doc and introspects the code,
 and fails naming what one has and the other lacks.
 
-- README.md's Configuration table ↔ the options of `linkhub serve` (flag, environment, default);
+- README.md's Configuration table ↔ the settings registry (flag, environment, default), and the registry ↔
+  the options of `linkhub serve`;
 - docs/api.md's endpoint table and its endpoint headings ↔ the app's routes (method + path);
 - README.md's Commands section ↔ the `linkhub` command tree;
 - docs/api.md's error-code table ↔ every error code linkhub/ can answer (and only those).
@@ -21,7 +22,7 @@ import click
 import pytest
 
 from linkhub.cli.main import cli, serve
-from linkhub.settings import Settings
+from linkhub.settings import REGISTRY, Setting, Settings
 from linkhub.web.app import LinkhubApp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +87,7 @@ def endpoints(methods: set[str], path: str) -> set[Endpoint]:
     return {(method, normalize_path(path)) for method in methods}
 
 
-# -- 1. settings: README's Configuration table ↔ `linkhub serve`'s options ------------------
+# -- 1. settings: README's Configuration table ↔ the settings registry ↔ `linkhub serve`'s options --------
 
 
 def documented_settings() -> dict[str, tuple[str, str]]:
@@ -100,8 +101,53 @@ def documented_settings() -> dict[str, tuple[str, str]]:
     return found
 
 
+def registry_row(setting: Setting) -> tuple[str, str]:
+    """The (environment, default) cells README.md should have for `setting`."""
+    return f"`{setting.shown_env}`", setting.shown_default
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    documented = documented_settings()
+    problems = []
+    for setting in REGISTRY:
+        environment, default = registry_row(setting)
+        if setting.flag not in documented:
+            problems.append(f"{setting.flag}: missing; its row: | `{setting.flag}` | {environment} | {default} | … |")
+            continue
+        written_environment, written_default = documented[setting.flag]
+        if written_environment != environment:
+            problems.append(f"{setting.flag}: README.md says environment {written_environment!r}, "
+                            f"the registry {environment!r}")
+        if written_default != default:
+            problems.append(f"{setting.flag}: README.md says default {written_default!r}, the registry {default!r}")
+    assert not problems, ("README.md Configuration table vs the settings registry (linkhub/settings.py):\n"
+                          + "\n".join(problems))
+
+
+def test_every_readme_configuration_row_is_a_setting() -> None:
+    unknown = sorted(set(documented_settings()) - {setting.flag for setting in REGISTRY})
+    assert not unknown, (f"README.md's Configuration table lists options that are not settings "
+                         f"(linkhub/settings.py REGISTRY): {unknown}")
+
+
 def serve_options() -> dict[str, click.Option]:
     return {param.opts[0]: param for param in serve.params if isinstance(param, click.Option)}
+
+
+def test_serve_takes_every_setting_as_the_registry_describes_it() -> None:
+    # What the table shows is what `linkhub serve` reads: the flag, its variable, its default.
+    options = serve_options()
+    assert sorted(options) == sorted(setting.flag for setting in REGISTRY), "`linkhub serve`'s options vs REGISTRY"
+    problems = []
+    for setting in REGISTRY:
+        option = options[setting.flag]
+        if option.envvar != setting.env or option.is_flag != setting.is_flag:
+            problems.append(f"{setting.flag}: reads {option.envvar!r} (flag: {option.is_flag}), "
+                            f"the registry says {setting.env!r} (flag: {setting.is_flag})")
+        why = default_mismatch(option, setting.shown_default)
+        if why:
+            problems.append(f"{setting.flag}: the registry shows default {setting.shown_default!r}, but {why}")
+    assert not problems, "`linkhub serve` vs the settings registry:\n" + "\n".join(problems)
 
 
 def default_mismatch(option: click.Option, documented: str) -> str | None:
@@ -131,29 +177,6 @@ def default_mismatch(option: click.Option, documented: str) -> str | None:
     except click.BadParameter as exc:
         return f"{spans[0]!r} is not a valid value of the option: {exc.message}"
     return None if value == option.type_cast_value(ctx, actual) else f"the code's default is {actual!r}"
-
-
-def test_every_serve_option_is_in_the_readme_configuration_table() -> None:
-    documented = documented_settings()
-    problems = []
-    for flag, option in serve_options().items():
-        if flag not in documented:
-            problems.append(f"{flag}: missing from README.md's Configuration table")
-            continue
-        environment, default = documented[flag]
-        # A flag's variable is documented with the value that turns it on.
-        expected_env = f"{option.envvar}=1" if option.is_flag else option.envvar
-        if code_spans(environment) != [expected_env]:
-            problems.append(f"{flag}: README.md says environment {environment!r}, the code reads `{expected_env}`")
-        why = default_mismatch(option, default)
-        if why:
-            problems.append(f"{flag}: README.md says default {default!r}, but {why}")
-    assert not problems, "README.md Configuration table vs `linkhub serve`:\n" + "\n".join(problems)
-
-
-def test_every_readme_configuration_row_is_a_serve_option() -> None:
-    unknown = sorted(set(documented_settings()) - set(serve_options()))
-    assert not unknown, f"README.md's Configuration table lists options `linkhub serve` does not have: {unknown}"
 
 
 def test_default_mismatch_notices_a_wrong_default() -> None:

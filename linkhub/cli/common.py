@@ -1,5 +1,5 @@
-"""What every `linkhub` subcommand shares: the --db and --json options, opening the database, output,
-and turning expected failures (the database, the file system) into one line on stderr."""
+"""What every `linkhub` subcommand shares: the options of the settings (--db, …) and --json, opening
+the database, output, and turning expected failures (the database, the file system) into one line on stderr."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
+from linkhub.settings import REGISTRY, Setting, Settings
 from linkhub.store import Connection, StoreError, connect, describe_error, schema
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
@@ -21,16 +22,81 @@ _DB_KEY = "linkhub.db"
 # Set to any value to see the traceback of an unexpected failure instead of one line about it.
 DEBUG_ENV = "LINKHUB_DEBUG"
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        envvar="LINKHUB_DB",
-        default="linkhub.db",
-        show_default=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="SQLite database file [env LINKHUB_DB].",
-    )(fn)
+
+def _option_attrs(setting: Setting) -> dict[str, Any]:
+    """click.Option's keywords for a setting of the registry: its variable, type, default and help."""
+    computed = f"; default {setting.shown}" if setting.default is None and setting.shown else ""
+    attrs: dict[str, Any] = {"envvar": setting.env, "help": f"{setting.help} [env {setting.shown_env}{computed}]."}
+    if setting.is_flag:
+        return {**attrs, "is_flag": True, "default": setting.default}
+    if setting.parse is not None:
+        # No text given stands for the default value itself, which is already parsed.
+        attrs.update(default=None, callback=_parser(setting, setting.parse))
+    else:
+        attrs.update(default=setting.default, show_default=True)
+    return {**attrs, "type": _click_type(setting), "metavar": setting.metavar}
+
+
+def _click_type(setting: Setting) -> click.ParamType[Any] | type[Any]:
+    if setting.choices:
+        return click.Choice(setting.choices, case_sensitive=False)
+    if setting.kind is Path:
+        return click.Path(dir_okay=False, path_type=Path)
+    if setting.limits is not None:
+        low, high = setting.limits
+        if setting.kind is int:
+            return click.IntRange(None if low is None else int(low), None if high is None else int(high))
+        return click.FloatRange(low, high)
+    return setting.kind
+
+
+def _parser(setting: Setting, parse: Callable[[str], Any]) -> Callable[..., Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return setting.default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=setting.flag) from None
+
+    return callback
+
+
+def _chosen(names: tuple[str, ...]) -> list[Setting]:
+    unknown = set(names) - {setting.name for setting in REGISTRY}
+    assert not unknown, f"not settings: {sorted(unknown)}"
+    return [setting for setting in REGISTRY if not names or setting.name in names]
+
+
+def setting_options(*names: str) -> Callable[[F], F]:
+    """The options of these settings (every one if none is named), listed in --help in the registry's
+    order; the command receives each under its name, parsed and checked."""
+
+    def decorate(fn: F) -> F:
+        for setting in reversed(_chosen(names)):
+            fn = click.option(setting.flag, setting.name, **_option_attrs(setting))(fn)
+        return fn
+
+    return decorate
+
+
+db_option = setting_options("db")
+
+
+def environ_settings(*names: str) -> Settings:
+    """Settings with the named fields as `linkhub serve` without flags would read them from LINKHUB_*
+    (the others at their defaults), for what a command says about the server: the URL Outreach calls."""
+    options: list[click.Parameter] = [click.Option([s.flag, s.name], **_option_attrs(s)) for s in _chosen(names)]
+    command = click.Command("environment", params=options)
+    try:
+        with command.make_context("environment", []) as ctx:
+            return Settings(**ctx.params)
+    except click.BadParameter as exc:
+        # The flag is not what was given: name the variable.
+        envvar = exc.param.envvar if exc.param is not None else None
+        raise click.ClickException(f"{envvar}: {exc.message}") from None
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,21 @@ import click
 
 from linkhub import __version__
 from linkhub.cli.check import check_command
-from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, secret_value, table
+from linkhub.cli.common import (
+    LinkhubGroup,
+    db_option,
+    emit,
+    environ_settings,
+    json_option,
+    open_db,
+    secret_value,
+    setting_options,
+    table,
+)
 from linkhub.cli.outbox import outbox_group
 from linkhub.cli.webhooks import webhooks_group
 from linkhub.core import accounts, linkfilter, outreach
-from linkhub.settings import Settings, normalize_public_url, parse_networks
+from linkhub.settings import Settings, normalize_public_url
 from linkhub.store import backup, schema
 from linkhub.util import logs
 
@@ -30,27 +39,14 @@ def _public_url(value: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--public-url") from None
 
 
-def env_settings() -> Settings:
-    """Server settings as a running server sees them, from LINKHUB_* (for URLs the CLI prints)."""
-    port = os.environ.get("LINKHUB_PORT", str(Settings.port))
-    if not port.isdigit():
-        raise click.ClickException(f"LINKHUB_PORT must be a port number, not {port!r}")
-    public_url = os.environ.get("LINKHUB_PUBLIC_URL") or None
-    try:
-        public_url = normalize_public_url(public_url) if public_url else None
-    except ValueError as exc:
-        raise click.ClickException(f"LINKHUB_PUBLIC_URL: {exc}") from None
-    return Settings(host=os.environ.get("LINKHUB_HOST", Settings.host), port=int(port), public_url=public_url)
-
-
 def outreach_url(account: accounts.Account) -> str:
-    base = account.public_url or env_settings().base_url
+    base = account.public_url or environ_settings("host", "port", "public_url").base_url
     return f"{base}/outreach/{account.id}/links"
 
 
 def outreach_url_warning(account: accounts.Account) -> str | None:
     """Why Outreach could not use the printed URL, or None: it calls from the internet, over HTTPS."""
-    if not (account.public_url or env_settings().public_url):
+    if not (account.public_url or environ_settings("public_url").public_url):
         return ("this URL is local: Outreach needs a public HTTPS URL; set the server's --public-url "
                 "(LINKHUB_PUBLIC_URL) or the account's --public-url")
     if not outreach_url(account).startswith("https://"):
@@ -81,52 +77,14 @@ def cli() -> None:
 
 
 @cli.command()
-@db_option
-@click.option("--host", envvar="LINKHUB_HOST", default="127.0.0.1", show_default=True,
-              help="Address to listen on [env LINKHUB_HOST].")
-@click.option("--port", envvar="LINKHUB_PORT", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on; 0 picks a free one [env LINKHUB_PORT].")
-@click.option("--public-url", envvar="LINKHUB_PUBLIC_URL", default=None,
-              help="Base URL of short links, as recipients reach this server [env LINKHUB_PUBLIC_URL; "
-                   "default http://HOST:PORT].")
-@click.option("--trusted-proxies", envvar="LINKHUB_TRUSTED_PROXIES", default="",
-              help="Comma-separated CIDRs whose X-Forwarded-For is believed [env LINKHUB_TRUSTED_PROXIES].")
-@click.option("--allow-private-targets", envvar="LINKHUB_ALLOW_PRIVATE_TARGETS", is_flag=True,
-              help="Let webhooks deliver to loopback/private addresses, for local set-ups and tests "
-                   "[env LINKHUB_ALLOW_PRIVATE_TARGETS=1].")
-@click.option("--keep-deliveries-days", envvar="LINKHUB_KEEP_DELIVERIES_DAYS", default=30, show_default=True,
-              type=click.IntRange(0), metavar="DAYS",
-              help="Delete delivered outbox rows and delivery-log entries older than this, hourly; 0 keeps "
-                   "them [env LINKHUB_KEEP_DELIVERIES_DAYS]. Events are never deleted.")
-@click.option("--body-timeout", envvar="LINKHUB_BODY_TIMEOUT", default=Settings.body_timeout_s, show_default=True,
-              type=click.FloatRange(0.1, 3600), metavar="SECONDS",
-              help="A request body must have arrived this long after its headers, or the request is answered "
-                   "408 and its connection closed [env LINKHUB_BODY_TIMEOUT].")
-@click.option("--log-level", envvar="LINKHUB_LOG_LEVEL", default="info", show_default=True,
-              type=click.Choice(logs.LEVELS, case_sensitive=False),
-              help="Least severe log records written [env LINKHUB_LOG_LEVEL].")
-@click.option("--log-format", envvar="LINKHUB_LOG_FORMAT", default="text", show_default=True,
-              type=click.Choice(logs.FORMATS, case_sensitive=False),
-              help="Log lines as text, or as one JSON object each [env LINKHUB_LOG_FORMAT].")
-@click.option("--access-log", envvar="LINKHUB_ACCESS_LOG", is_flag=True,
-              help="Log one line per HTTP request: method, path without query string, status, duration, "
-                   "client [env LINKHUB_ACCESS_LOG=1].")
-def serve(db: Path, host: str, port: int, public_url: str | None, trusted_proxies: str,
-          allow_private_targets: bool, keep_deliveries_days: int, body_timeout: float, log_level: str,
-          log_format: str, access_log: bool) -> None:
+@setting_options()
+def serve(log_level: str, log_format: str, **settings: Any) -> None:
     """Apply pending migrations and serve HTTP until SIGTERM/SIGINT."""
     from linkhub.web.server import StartupError, run
 
-    try:
-        proxies = parse_networks(trusted_proxies)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
     logs.configure(log_level.lower(), log_format.lower())
-    settings = Settings(db=db, host=host, port=port, public_url=_public_url(public_url), trusted_proxies=proxies,
-                        allow_private_targets=allow_private_targets, keep_deliveries_days=keep_deliveries_days,
-                        body_timeout_s=body_timeout, access_log=access_log)
     try:
-        run(settings)
+        run(Settings(**settings))
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
 

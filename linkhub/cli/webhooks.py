@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from linkhub.cli.common import db_option, emit, json_option, open_db, secret_value, table
+from linkhub.cli.common import db_option, emit, json_option, open_db, secret_value, setting_options, table
 from linkhub.core import accounts, formats, webhooks
 from linkhub.core.events import EVENT_TYPES
 from linkhub.core.webhooks import Webhook
@@ -41,9 +41,7 @@ OPTION_OF_FIELD = {
 # -- shared options and helpers --------------------------------------------------------------
 
 
-def _allow_private_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--allow-private-targets", envvar="LINKHUB_ALLOW_PRIVATE_TARGETS", is_flag=True,
-                        help="Allow loopback/private receiver addresses [env LINKHUB_ALLOW_PRIVATE_TARGETS=1].")(fn)
+_allow_private_option = setting_options("allow_private_targets")
 
 
 def _account_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
