@@ -116,10 +116,10 @@ _executescript = sqlite3.Cursor.executescript
 
 
 class Connection(sqlite3.Connection):
-    """sqlite3's connection, failing with StoreError, and counting the writer's rollbacks."""
+    """sqlite3's connection, failing with StoreError, and counting its rollbacks."""
 
-    # How many times the writer has rolled work back on this connection: anything a job
-    # remembered from an earlier one (outreach.mint's next link number) is stale once it changes.
+    # How many times work was rolled back on this connection (`undo`): whatever a job remembered
+    # from an earlier one (outreach.mint's next link number) is stale once this changes.
     rollbacks = 0
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
@@ -204,7 +204,7 @@ def transaction(conn: Connection) -> Iterator[Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.undo()
         raise
     conn.execute("COMMIT")
 
