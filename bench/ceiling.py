@@ -1,6 +1,6 @@
 """The ceiling for linkhub's stack: a bare Starlette app answering GET /r/{code} with a 302
 from a Python dict, served exactly as `linkhub serve` serves linkhub (same socket set-up,
-same Hypercorn config, same uvloop run, same signal handling: see linkhub/server.py).
+same Hypercorn config, same uvloop run, same signal handling: see linkhub/web/server.py).
 It also answers POST /outreach/{account_id}/links as linkhub does, in shape only: the
 body parsed, every `data` value answered with a made-up short link (no signature check,
 no filter, nothing stored): what receiving an email's links and sending the answer costs.

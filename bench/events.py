@@ -19,12 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,60 +29,22 @@ from typing import Any
 import httpx
 import msgspec
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-_READY = re.compile(r"linkhub: serving on (http://\S+)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+import report
+import seed
+from fleet import Fleet
+from load import percentile
 
 
 @contextmanager
-def sink() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py"), str(port)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # "sink listening on PORT"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-@contextmanager
-def linkhub(workdir: Path) -> Iterator[tuple[str, str]]:
-    """A fresh server and account; yields (base URL, API key)."""
-    db = workdir / "bench.db"
-    env = {**os.environ, "LINKHUB_DB": str(db)}
-    created = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "Bench",
-                              "--outreach-secret", "s", "--json"], env=env, check=True,
-                             capture_output=True, text=True)
-    key = __import__("json").loads(created.stdout)["api_key"]
-    proc = subprocess.Popen([sys.executable, "-m", "linkhub", "serve", "--port", "0", "--allow-private-targets"],
-                            env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        url = None
-        for line in proc.stderr:
-            match = _READY.search(line)
-            if match:
-                url = match[1]
-                break
-        if url is None:
-            raise RuntimeError("linkhub did not start")
-        yield url, key
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def served() -> Iterator[tuple[str, httpx.Client]]:
+    """A receiver, and a fresh server and account; yields (receiver URL, a client with the API key)."""
+    with tempfile.TemporaryDirectory() as tmp, Fleet() as fleet:
+        db = Path(tmp) / "bench.db"
+        key = seed.account(db, "Bench", "s").api_key
+        receiver = fleet.sink().url
+        server = fleet.linkhub("linkhub", db, "--allow-private-targets")
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            yield receiver, client
 
 
 def batch(prefix: str, count: int) -> list[dict[str, Any]]:
@@ -114,7 +70,8 @@ def add_webhook(client: httpx.Client, receiver: str) -> None:
 
 
 def stats(receiver: str) -> dict[str, Any]:
-    return httpx.get(receiver + "/stats", timeout=30).json()
+    answer: dict[str, Any] = httpx.get(receiver + "/stats", timeout=30).json()
+    return answer
 
 
 def wait_received(receiver: str, count: int, timeout: float = 300) -> dict[str, Any]:
@@ -127,12 +84,7 @@ def wait_received(receiver: str, count: int, timeout: float = 300) -> dict[str, 
 
 
 def ingest_rate(events: int, with_webhook: bool) -> float:
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        sink() as receiver,
-        linkhub(Path(tmp)) as (url, key),
-        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client,
-    ):
+    with served() as (receiver, client):
         if with_webhook:
             add_webhook(client, receiver)
         bodies = [encode(batch(f"b{n}", 1000)) for n in range(events // 1000)]
@@ -143,45 +95,59 @@ def ingest_rate(events: int, with_webhook: bool) -> float:
 
 
 def end_to_end(events: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp, sink() as receiver, linkhub(Path(tmp)) as (url, key):
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
-            add_webhook(client, receiver)
-            bodies = [encode(batch(f"e{n}", 1000)) for n in range(events // 1000)]
-            started = time.time()
-            for body in bodies:
-                post(client, body)
-            done = wait_received(receiver, events)
-        if done["events"] < events:
-            raise RuntimeError(f"only {done['events']} of {events} events arrived")
-        return events / (done["last"] - started), events / (done["last"] - done["first"])
+    with served() as (receiver, client):
+        add_webhook(client, receiver)
+        bodies = [encode(batch(f"e{n}", 1000)) for n in range(events // 1000)]
+        started = time.time()
+        for body in bodies:
+            post(client, body)
+        done = wait_received(receiver, events)
+    if done["events"] < events:
+        raise RuntimeError(f"only {done['events']} of {events} events arrived")
+    return events / (done["last"] - started), events / (done["last"] - done["first"])
 
 
 def lag(seconds: int, rate: int = 1000, tick: float = 0.1) -> list[float]:
     per_tick = int(rate * tick)
-    with tempfile.TemporaryDirectory() as tmp, sink() as receiver, linkhub(Path(tmp)) as (url, key):
-        stored: dict[str, float] = {}
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
-            add_webhook(client, receiver)
-            start = time.monotonic()
-            ticks = int(seconds / tick)
-            for n in range(ticks):
-                body = batch(f"l{n}", per_tick)
-                post(client, encode(body))
-                now = time.time()
-                stored.update((event["id"], now) for event in body)
-                pause = start + (n + 1) * tick - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)  # pacing the load generator to a steady rate
-            arrived = wait_received(receiver, len(stored))["arrivals"]
-        missing = set(stored) - set(arrived)
-        if missing:
-            raise RuntimeError(f"{len(missing)} events never arrived")
-        return [arrived[event_id] - at for event_id, at in stored.items()]
+    stored: dict[str, float] = {}
+    with served() as (receiver, client):
+        add_webhook(client, receiver)
+        start = time.monotonic()
+        for n in range(int(seconds / tick)):
+            body = batch(f"l{n}", per_tick)
+            post(client, encode(body))
+            now = time.time()
+            stored.update((event["id"], now) for event in body)
+            pause = start + (n + 1) * tick - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)  # pacing the load generator to a steady rate
+        arrived = wait_received(receiver, len(stored))["arrivals"]
+    missing = set(stored) - set(arrived)
+    if missing:
+        raise RuntimeError(f"{len(missing)} events never arrived")
+    return [arrived[event_id] - at for event_id, at in stored.items()]
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+def table(args: argparse.Namespace, runs: dict[str, list[float]]) -> str:
+    row = report.runs_row
+    lag_label = "lag at a steady 1,000 events/s"
+    return "\n".join([
+        f"### Events and webhooks — {report.now_utc()}",
+        "",
+        f"{os.cpu_count()} cores shared by linkhub, the client and the receiver; medians of {args.repeats} "
+        f"interleaved runs ({args.events:,} events per throughput run, {args.lag_seconds} s per lag run).",
+        "",
+        "| measure | median | runs | goal |",
+        "|---|---:|---|---|",
+        row("ingest, batches of 1000, no webhook (events/s)", runs["plain"], ",.0f", "≥ 20,000"),
+        row("ingest, batches of 1000, one active webhook (events/s)", runs["hooked"], ",.0f", "≥ 20,000"),
+        row("end to end, one webhook, batches of 100: first POST → last received (events/s)", runs["e2e"], ",.0f",
+            "≥ 10,000"),
+        row("delivery alone: first → last received (events/s)", runs["drain"], ",.0f"),
+        row(f"{lag_label}, p50 (ms)", runs["lag_p50"], ".0f"),
+        row(f"{lag_label}, p99 (ms)", runs["lag_p99"], ".0f", "≤ 1,000"),
+        row(f"{lag_label}, max (ms)", runs["lag_max"], ".0f"),
+    ])
 
 
 def main() -> None:
@@ -191,47 +157,21 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=int, default=20)
     args = parser.parse_args()
 
-    plain, hooked, e2e, drain, lag_p50, lag_p99, lag_max = [], [], [], [], [], [], []
+    runs: dict[str, list[float]] = {name: [] for name in
+                                    ("plain", "hooked", "e2e", "drain", "lag_p50", "lag_p99", "lag_max")}
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits every figure alike
-        plain.append(ingest_rate(args.events, with_webhook=False))
-        hooked.append(ingest_rate(args.events, with_webhook=True))
+        runs["plain"].append(ingest_rate(args.events, with_webhook=False))
+        runs["hooked"].append(ingest_rate(args.events, with_webhook=True))
         total, delivery_only = end_to_end(args.events)
-        e2e.append(total)
-        drain.append(delivery_only)
+        runs["e2e"].append(total)
+        runs["drain"].append(delivery_only)
         lags = lag(args.lag_seconds)
-        lag_p50.append(percentile(lags, 50) * 1000)
-        lag_p99.append(percentile(lags, 99) * 1000)
-        lag_max.append(max(lags) * 1000)
-
-    med = statistics.median
-    lines = [
-        f"### Events and webhooks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        f"{os.cpu_count()} cores shared by linkhub, the client and the receiver; medians of {args.repeats} "
-        f"interleaved runs ({args.events:,} events per throughput run, {args.lag_seconds} s per lag run).",
-        "",
-        "| measure | median | runs | goal |",
-        "|---|---:|---|---|",
-        f"| ingest, batches of 1000, no webhook (events/s) | {med(plain):,.0f} | "
-        f"{', '.join(f'{v:,.0f}' for v in plain)} | ≥ 20,000 |",
-        f"| ingest, batches of 1000, one active webhook (events/s) | {med(hooked):,.0f} | "
-        f"{', '.join(f'{v:,.0f}' for v in hooked)} | ≥ 20,000 |",
-        f"| end to end, one webhook, batches of 100: first POST → last received (events/s) | {med(e2e):,.0f} | "
-        f"{', '.join(f'{v:,.0f}' for v in e2e)} | ≥ 10,000 |",
-        f"| delivery alone: first → last received (events/s) | {med(drain):,.0f} | "
-        f"{', '.join(f'{v:,.0f}' for v in drain)} | |",
-        f"| lag at a steady 1,000 events/s, p50 (ms) | {med(lag_p50):.0f} | "
-        f"{', '.join(f'{v:.0f}' for v in lag_p50)} | |",
-        f"| lag at a steady 1,000 events/s, p99 (ms) | {med(lag_p99):.0f} | "
-        f"{', '.join(f'{v:.0f}' for v in lag_p99)} | ≤ 1,000 |",
-        f"| lag at a steady 1,000 events/s, max (ms) | {med(lag_max):.0f} | "
-        f"{', '.join(f'{v:.0f}' for v in lag_max)} | |",
-    ]
-    table = "\n".join(lines)
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "events.md", "a") as out:
-        out.write(table + "\n\n")
+        runs["lag_p50"].append(percentile(lags, 50) * 1000)
+        runs["lag_p99"].append(percentile(lags, 99) * 1000)
+        runs["lag_max"].append(max(lags) * 1000)
+    text = table(args, runs)
+    print(text)
+    report.write(report.RESULTS / "events.md", text + "\n\n", append=True)
 
 
 if __name__ == "__main__":

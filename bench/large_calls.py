@@ -12,81 +12,48 @@ stored anyway, and the retry is then timed against them).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
-import re
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from linkhub.core import accounts
-from linkhub.store import schema
-from linkhub.store.db import connect
-
-_READY = re.compile(r"linkhub: serving on (http://\S+)")
+import seed
+from fleet import Fleet
+from load import signature
 
 
-def _serve(db: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "linkhub", "serve", "--db", str(db), "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:  # the server prints its URL once it listens
-        if match := _READY.search(line):
-            # Keep reading its log, so that a full pipe never blocks it.
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, match[1]
-    proc.wait()
-    raise RuntimeError("linkhub serve did not start")
-
-
-def _post(client: httpx.Client, account_id: str, secret: str, body: bytes) -> tuple[int, float]:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _post(client: httpx.Client, account: seed.Account, body: bytes) -> tuple[int, float]:
     started = time.perf_counter()
-    answer = client.post(f"/outreach/{account_id}/links", content=body,
-                         headers={"Outreach-Webhook-Signature": signature, "Content-Type": "application/json"})
+    answer = client.post(f"/outreach/{account.id}/links", content=body,
+                         headers={"Outreach-Webhook-Signature": signature(account.secret, body),
+                                  "Content-Type": "application/json"})
     return answer.status_code, time.perf_counter() - started
 
 
-def _count(db: Path, account_id: str) -> int:
-    conn = connect(db, readonly=True)
-    try:
-        return conn.execute("SELECT count(*) FROM links WHERE account_id = ?", (account_id,)).fetchone()[0]
-    finally:
-        conn.close()
+def first_and_retry(client: httpx.Client, db: Path, n: int) -> tuple[int, tuple[int, float], tuple[int, float]]:
+    """One call of `n` links on a new account, and the same call again once its links are stored."""
+    account = seed.account(db, f"large-{n}", "secret")
+    data = [f"https://e.io/{i}" for i in range(n)]
+    body = json.dumps({"data": data, "meta": {"mailing": {"id": 1}, "prospect": {"id": 1}}}).encode()
+    first = _post(client, account, body)
+    deadline = time.monotonic() + 120
+    stored = "SELECT count(*) FROM links WHERE account_id = ?"
+    while seed.count(db, stored, account.id) < n and time.monotonic() < deadline:  # a 503 still stores
+        time.sleep(0.05)
+    return len(body), first, _post(client, account, body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--links", default="1000,10000,40000", help="comma-separated link counts per email")
     sizes = [int(n) for n in parser.parse_args().links.split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Fleet() as fleet:
         db = Path(tmp) / "bench.db"
-        conn = connect(db)
-        list(schema.migrate(conn))
-        proc, url = _serve(db)
-        rows = []
-        try:
-            with httpx.Client(base_url=url, timeout=120) as client:
-                for n in sizes:
-                    account, _ = accounts.create(conn, f"large-{n}", "secret")
-                    data = [f"https://e.io/{i}" for i in range(n)]
-                    body = json.dumps({"data": data, "meta": {"mailing": {"id": 1}, "prospect": {"id": 1}}}).encode()
-                    first = _post(client, account.id, "secret", body)
-                    deadline = time.monotonic() + 120
-                    while _count(db, account.id) < n and time.monotonic() < deadline:  # a 503 still stores
-                        time.sleep(0.05)
-                    retry = _post(client, account.id, "secret", body)
-                    rows.append((n, len(body), first, retry))
-        finally:
-            conn.close()
-            proc.terminate()
-            proc.wait(timeout=60)
+        server = fleet.linkhub("linkhub", db)  # serve creates and migrates the database
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            rows = [(n, *first_and_retry(client, db, n)) for n in sizes]
     print("| links | body bytes | first call | retry |")
     print("|---:|---:|---:|---:|")
     for n, size, (s1, t1), (s2, t2) in rows:

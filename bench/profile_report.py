@@ -18,35 +18,42 @@ import collections
 import linecache
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
 _THREAD = re.compile(r"^thread \(\d+\): (?P<name>.*)$")
 
+EVENT_LOOP = "event loop: uvloop C code (epoll, socket reads, callback dispatch) + asyncio"
+
+
+def _linkhub(path: str, module: str) -> bool:
+    """Whether `path` is linkhub's `module` (e.g. "redirect.py"), whichever layer folder holds it."""
+    return path.startswith("linkhub/") and (path == f"linkhub/{module}" or path.endswith(f"/{module}"))
+
+
 # (category, predicate on (func, file)); checked for each frame from the leaf upwards, the
 # first frame that matches any rule decides. Order among rules matters only within one frame.
-EVENT_LOOP = "event loop: uvloop C code (epoll, socket reads, callback dispatch) + asyncio"
-RULES: list[tuple[str, object]] = [
-    ("linkhub: link lookup, SQLite SELECT (redirect.RedirectApp._lookup)",
-     lambda f, p: p.endswith("linkhub/redirect.py") and f.endswith("_lookup")),
-    ("linkhub: user-agent parsing (useragent.describe, lru-cached)", lambda f, p: p.endswith("linkhub/useragent.py")),
-    ("linkhub: client IP (clientip.client_ip)", lambda f, p: p.endswith("linkhub/clientip.py")),
-    ("linkhub: event id (ids.event_id → secrets)", lambda f, p: p.endswith("linkhub/ids.py")),
-    ("linkhub: click timestamp (timeutil.format_ms)", lambda f, p: p.endswith("linkhub/timeutil.py")),
+Rule = Callable[[str, str], bool]
+RULES: list[tuple[str, Rule]] = [
+    ("linkhub: link lookup, batched SQLite SELECT (links.LinkLookup)", lambda f, p: _linkhub(p, "links.py")),
+    ("linkhub: user-agent parsing (useragent.describe, lru-cached)", lambda f, p: _linkhub(p, "useragent.py")),
+    ("linkhub: client IP (clientip.client_ip)", lambda f, p: _linkhub(p, "clientip.py")),
+    ("linkhub: event id (ids.event_id → secrets)", lambda f, p: _linkhub(p, "ids.py")),
+    ("linkhub: click timestamp (times.format_ms)", lambda f, p: _linkhub(p, "times.py")),
     ("linkhub: metrics (metrics.Metrics, prometheus_client counters and histograms)",
-     lambda f, p: p.endswith("linkhub/metrics.py") or "/prometheus_client/" in p),
+     lambda f, p: _linkhub(p, "metrics.py") or "/prometheus_client/" in p),
     ("linkhub: waking committed clicks (db._resolve, on the loop)",
-     lambda f, p: p.endswith("linkhub/db.py") and f == "_resolve"),
+     lambda f, p: _linkhub(p, "db.py") and f == "_resolve"),
     ("linkhub: queue click + await commit (db.Database.write: put, wait_for, shield)",
-     lambda f, p: p.endswith("linkhub/db.py")),
+     lambda f, p: _linkhub(p, "db.py")),
     ("linkhub: _record_click own lines (headers loop, details dict, events.Event)",
-     lambda f, p: p.endswith("linkhub/redirect.py") and f.endswith("_record_click")),
+     lambda f, p: _linkhub(p, "redirect.py") and f.endswith("_record_click")),
     ("linkhub: redirect._send own lines (content-length, ASGI dicts)",
-     lambda f, p: p.endswith("linkhub/redirect.py") and f == "_send"),
-    ("linkhub: RedirectApp.__call__ own lines (code regex check, headers)",
-     lambda f, p: p.endswith("linkhub/redirect.py")),
-    ("linkhub: LinkhubApp.__call__ dispatch (app.py)", lambda f, p: p.endswith("linkhub/app.py")),
+     lambda f, p: _linkhub(p, "redirect.py") and f == "_send"),
+    ("linkhub: RedirectApp.__call__ own lines (code regex check, headers)", lambda f, p: _linkhub(p, "redirect.py")),
+    ("linkhub: LinkhubApp.__call__ dispatch (app.py)", lambda f, p: _linkhub(p, "app.py")),
     ("linkhub: other", lambda f, p: p.startswith("linkhub/")),
     ("ceiling app (bench/ceiling.py own lines)", lambda f, p: p.endswith("ceiling.py")),
     ("starlette: routing, Request/Response objects", lambda f, p: p.startswith("starlette/")),
@@ -102,7 +109,7 @@ def _category(frames: list[tuple[str, str, int]]) -> str:
     for index in range(len(frames) - 1, -1, -1):
         func, path, _line = frames[index]
         for name, rule in RULES:
-            if rule(func, path):  # type: ignore[operator]
+            if rule(func, path):
                 if name != "h11":
                     return name
                 outermost = func
@@ -179,22 +186,27 @@ def _us(count: int, rate: float, requests: int) -> float:
     return count / rate / requests * 1e6 if requests else float("nan")
 
 
+Parsed = dict[str, tuple[Profile, int, float]]  # name → (profile, requests served, seconds sampled)
+
+
 def side_by_side(profiles: dict[str, tuple[str, int, float]], rate: float, top: int = 15) -> str:
     """profiles: name → (raw py-spy text, requests served while sampled, seconds sampled under load).
     The LAST one is the subject (linkhub): its lines are listed; the others are compared."""
     parsed = {name: (parse(raw), requests, seconds) for name, (raw, requests, seconds) in profiles.items()}
+    subject = list(parsed)[-1]
+    out = _threads(parsed, rate) + _layers(parsed, subject, rate) + _hot_lines(parsed, subject, rate, top)
+    return "\n".join(out)
+
+
+def _threads(parsed: Parsed, rate: float) -> list[str]:
     names = list(parsed)
-    subject = names[-1]
-    sp, s_requests, _ = parsed[subject]
-    out: list[str] = []
-    out.append(f"Sampled with `py-spy record --threads --nonblocking --rate {rate:g} --format raw` (idle excluded). "
-               "µs/req = main-thread samples ÷ rate ÷ requests served while sampled.")
-    out.append("")
-    out.append("| | " + " | ".join(names) + " |")
-    out.append("|---|" + "---:|" * len(names))
-    out.append("| requests served while sampled | " + " | ".join(f"{parsed[n][1]:,}" for n in names) + " |")
-    out.append("| req/s during the profile | " + " | ".join(
-        f"{parsed[n][1] / parsed[n][2]:,.0f}" if parsed[n][2] else "-" for n in names) + " |")
+    out = [f"Sampled with `py-spy record --threads --nonblocking --rate {rate:g} --format raw` (idle excluded). "
+           "µs/req = main-thread samples ÷ rate ÷ requests served while sampled.", "",
+           "| | " + " | ".join(names) + " |",
+           "|---|" + "---:|" * len(names),
+           "| requests served while sampled | " + " | ".join(f"{parsed[n][1]:,}" for n in names) + " |",
+           "| req/s during the profile | " + " | ".join(
+               f"{parsed[n][1] / parsed[n][2]:,.0f}" if parsed[n][2] else "-" for n in names) + " |"]
     for thread in ("MainThread", "linkhub-writer"):
         cells = []
         for n in names:
@@ -203,43 +215,46 @@ def side_by_side(profiles: dict[str, tuple[str, int, float]], rate: float, top: 
             busy = cnt / rate / seconds if seconds else float("nan")
             cells.append(f"{_us(cnt, rate, requests):.0f} µs/req ({busy:.0%} of a core)" if cnt else "-")
         out.append(f"| {thread} busy | " + " | ".join(cells) + " |")
-    out.append("")
-    out.append("Main thread (the event loop: it is the bottleneck), by layer; µs per request, and share of "
-               f"{subject}'s main thread:")
-    out.append("")
-    out.append("| layer | " + " | ".join(f"{n} µs/req" for n in names) + f" | {subject} share |")
-    out.append("|---|" + "---:|" * (len(names) + 1))
+    return out
+
+
+def _layers(parsed: Parsed, subject: str, rate: float) -> list[str]:
+    names = list(parsed)
+    sp = parsed[subject][0]
+    out = ["", "Main thread (the event loop: it is the bottleneck), by layer; µs per request, and share of "
+           f"{subject}'s main thread:", "",
+           "| layer | " + " | ".join(f"{n} µs/req" for n in names) + f" | {subject} share |",
+           "|---|" + "---:|" * (len(names) + 1)]
     cats = sorted({c for p, _, _ in parsed.values() for c in p.main_categories},
                   key=lambda c: -sp.main_categories.get(c, 0))
     main_total = sp.by_thread.get("MainThread", 0) or 1
     for cat in cats:
-        cells = []
-        for n in names:
-            p, requests, _ = parsed[n]
-            cells.append(f"{_us(p.main_categories.get(cat, 0), rate, requests):.1f}")
+        cells = [f"{_us(p.main_categories.get(cat, 0), rate, requests):.1f}" for p, requests, _ in parsed.values()]
         out.append(f"| {cat} | " + " | ".join(cells) + f" | {sp.main_categories.get(cat, 0) / main_total:.1%} |")
-    totals = [f"**{_us(parsed[n][0].by_thread.get('MainThread', 0), rate, parsed[n][1]):.1f}**" for n in names]
+    totals = [f"**{_us(p.by_thread.get('MainThread', 0), rate, requests):.1f}**" for p, requests, _ in parsed.values()]
     out.append("| **total main thread** | " + " | ".join(totals) + " | 100% |")
-    out.append("")
-    out.append(f"{subject}: hottest main-thread lines (self time, the leaf frame of each sample):")
-    out.append("")
-    out.append("| share | µs/req | where | line |")
-    out.append("|---:|---:|---|---|")
-    for (func, path, line), cnt in sp.main_lines.most_common(top):
-        out.append(f"| {cnt / main_total:.1%} | {_us(cnt, rate, s_requests):.1f} | `{path}:{line}` {func} | "
-                   f"`{_source(path, line)[:90]}` |")
+    return out
+
+
+def _line_rows(lines: collections.Counter[tuple[str, str, int]], total: int, rate: float, requests: int,
+               top: int) -> list[str]:
+    return [f"| {cnt / total:.1%} | {_us(cnt, rate, requests):.1f} | `{path}:{line}` {func} | "
+            f"`{_source(path, line)[:90]}` |" for (func, path, line), cnt in lines.most_common(top)]
+
+
+def _hot_lines(parsed: Parsed, subject: str, rate: float, top: int) -> list[str]:
+    sp, s_requests, _ = parsed[subject]
+    main_total = sp.by_thread.get("MainThread", 0) or 1
+    out = ["", f"{subject}: hottest main-thread lines (self time, the leaf frame of each sample):", "",
+           "| share | µs/req | where | line |", "|---:|---:|---|---|",
+           *_line_rows(sp.main_lines, main_total, rate, s_requests, top)]
     writer_total = sum(sp.writer_lines.values())
     if writer_total:
-        out.append("")
-        out.append(f"{subject}: writer thread (group commit; runs beside the loop and competes for the GIL "
-                   "and the 2 cores), hottest lines:")
-        out.append("")
-        out.append("| share of writer | µs/req | where | line |")
-        out.append("|---:|---:|---|---|")
-        for (func, path, line), cnt in sp.writer_lines.most_common(10):
-            out.append(f"| {cnt / writer_total:.1%} | {_us(cnt, rate, s_requests):.1f} | `{path}:{line}` {func} | "
-                       f"`{_source(path, line)[:90]}` |")
-    return "\n".join(out)
+        out += ["", f"{subject}: writer thread (group commit; runs beside the loop and competes for the GIL "
+                "and the 2 cores), hottest lines:", "",
+                "| share of writer | µs/req | where | line |", "|---:|---:|---|---|",
+                *_line_rows(sp.writer_lines, writer_total, rate, s_requests, 10)]
+    return out
 
 
 def main() -> None:

@@ -2,7 +2,10 @@
 
 Runs as its own process (so it does not share the GIL with linkhub):
 
-    python bench/sink.py PORT
+    python bench/sink.py [PORT]
+
+PORT 0 (the default) takes a free port; once listening it prints `sink: serving on URL` on
+stderr, as linkhub does.
 
 POSTs are JSON arrays of events in linkhub's format; the sink records (event id, arrival
 time) for each. `GET /stats` answers {"events": n, "first": t, "last": t, "arrivals": {id: t}}.
@@ -62,9 +65,10 @@ class Sink(asyncio.Protocol):
 
 async def main(port: int) -> None:
     server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", port)
-    print(f"sink listening on {port}", flush=True)
+    port = server.sockets[0].getsockname()[1]
+    print(f"sink: serving on http://127.0.0.1:{port}", file=sys.stderr, flush=True)  # as linkhub announces itself
     await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

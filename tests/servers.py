@@ -18,13 +18,12 @@ _READY = re.compile(r"linkhub: serving on (http://\S+)")
 START_TIMEOUT_S = 30
 
 
-@dataclass
-class Server:
-    """One running `linkhub serve` subprocess."""
+@dataclass(kw_only=True)
+class Process:
+    """One running server subprocess, found listening at `url`; its stderr lines are in `log`."""
 
     proc: subprocess.Popen[str]
     url: str
-    db_path: Path
     log: list[str] = field(default_factory=list)
     _drain: threading.Thread | None = None
 
@@ -48,34 +47,49 @@ class Server:
         return "".join(self.log)
 
 
-def start_server(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+@dataclass(kw_only=True)
+class Server(Process):
+    """One running `linkhub serve` subprocess."""
+
+    db_path: Path
+
+
+def start_server(db_path: Path, *args: str, env: dict[str, str] | None = None,
+                 timeout: float = START_TIMEOUT_S) -> Server:
     """Start `linkhub serve --port 0` and return once it listens (it prints its URL then)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "linkhub", "serve", "--db", str(db_path), "--port", "0", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    argv = [sys.executable, "-m", "linkhub", "serve", "--db", str(db_path), "--port", "0", *args]
+    started = start_process(argv, env=env, timeout=timeout)
+    return Server(proc=started.proc, url=started.url, log=started.log, _drain=started._drain, db_path=db_path)
+
+
+def start_process(argv: list[str], *, ready: re.Pattern[str] = _READY, env: dict[str, str] | None = None,
+                  timeout: float = START_TIMEOUT_S) -> Process:
+    """Start `argv` and return once it prints `ready` (its URL in group 1) on stderr: linkhub, or one
+    of bench/'s servers; its stderr is read on (into `log`) so that a full pipe never blocks it."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
     assert proc.stderr is not None
     log: list[str] = []
-    ready = threading.Event()
+    ready_event = threading.Event()
     found: list[str] = []
 
     def drain() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
             log.append(line)
-            match = _READY.search(line)
+            match = ready.search(line)
             if match and not found:
                 found.append(match[1])
-                ready.set()
-        ready.set()  # the process ended: stop waiting
+                ready_event.set()
+        ready_event.set()  # the process ended: stop waiting
 
     thread = threading.Thread(target=drain, daemon=True)
     thread.start()
-    if not ready.wait(START_TIMEOUT_S) or not found:
+    try:
+        if not ready_event.wait(timeout) or not found:
+            raise RuntimeError(f"{' '.join(argv)} did not start:\n" + "".join(log))
+    except BaseException:  # Ctrl-C while waiting too: never leave it running unowned
         proc.kill()
         proc.wait()
-        raise RuntimeError("linkhub did not start:\n" + "".join(log))
-    return Server(proc=proc, url=found[0], db_path=db_path, log=log, _drain=thread)
+        raise
+    return Process(proc=proc, url=found[0], log=log, _drain=thread)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -328,53 +329,129 @@ def test_readme_commands_parser_reads_alternatives() -> None:
 
 
 ErrorUse = tuple[int | None, str, str]  # (status, or None when computed; code; file:line)
+Refusals = dict[str, tuple[int, str]]  # refusal class name → its (status, code)
+ROOT_REFUSAL = "LinkhubError"
 
 
-def error_uses() -> list[ErrorUse]:
-    """Every error code linkhub/ answers with: the calls `error(status, "code", …)`, a code held in a
-    variable (every string it may be assigned), and raw JSON bodies written as `{"error":"code"…}`."""
+def error_uses(source: Path = SOURCE) -> list[ErrorUse]:
+    """Every error code linkhub/ answers with: the refusal classes (`LinkhubError` and its subclasses,
+    by the `status` and `code` each declares), their calls (`LinkhubError(…, status=, code=)`, whose
+    code is the class's unless given), the calls `error(status, "code", …)`, a code held in a variable
+    (every string it may be assigned), and raw JSON bodies written as `{"error":"code"…}`."""
+    trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in sorted(source.rglob("*.py"))}
+    refusals = refusal_classes(list(trees.values()))
     uses: list[ErrorUse] = []
-    for path in sorted(SOURCE.rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        where = path.relative_to(ROOT)
-        for function in ast.walk(tree):
-            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
+    for path, tree in trees.items():
+        where = path.relative_to(source.parent)
+        # A method's `super().__init__(…, code=…)` calls its own class.
+        classes = {id(method): cls.name for cls in ast.walk(tree) if isinstance(cls, ast.ClassDef)
+                   for method in cls.body}
+        for scope in ast.walk(tree):
+            # A subclass that declares no code of its own answers its base's, wherever that is raised.
+            if (isinstance(scope, ast.ClassDef) and scope.name in refusals and scope.name != ROOT_REFUSAL
+                    and "code" in class_attributes(scope)):
+                uses.append((*refusals[scope.name], f"{where}:{scope.lineno}"))
+            if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
                 continue
-            for node in direct_nodes(function):
-                uses.extend(uses_in(node, function, f"{where}:{getattr(node, 'lineno', '?')}"))
+            for node in direct_nodes(scope):
+                uses.extend(uses_in(node, scope, classes.get(id(scope)), refusals,
+                                    f"{where}:{getattr(node, 'lineno', '?')}"))
     return uses
+
+
+def class_attributes(cls: ast.ClassDef) -> dict[str, object]:
+    """The literal values a class body assigns: `status = 413`, `code: str = "body_too_large"`."""
+    found: dict[str, object] = {}
+    for node in cls.body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        value = getattr(node, "value", None)
+        if isinstance(value, ast.Constant):
+            found |= {target.id: value.value for target in targets if isinstance(target, ast.Name)}
+    return found
+
+
+def refusal_classes(trees: list[ast.Module]) -> Refusals:
+    """`LinkhubError` and every class deriving from it, by name → its (status, code), inherited where not declared."""
+    classes = {node.name: node for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    assert ROOT_REFUSAL in classes, f"no class {ROOT_REFUSAL} in {sorted(classes)}: the refusals cannot be found"
+
+    def attributes(name: str, seen: frozenset[str]) -> dict[str, object] | None:
+        """The class's attributes over those of its refusal base, or None if it derives from no refusal."""
+        cls = classes[name]
+        if name == ROOT_REFUSAL:
+            return class_attributes(cls)
+        bases = [base.id if isinstance(base, ast.Name) else base.attr for base in cls.bases
+                 if isinstance(base, ast.Name | ast.Attribute)]
+        # `seen`: a class may share its base's name (`class Connection(sqlite3.Connection)`)
+        inherited = next((found for base in bases if base in classes and base not in seen
+                          and (found := attributes(base, seen | {name})) is not None), None)
+        return None if inherited is None else inherited | class_attributes(cls)
+
+    refusals: Refusals = {}
+    for name in classes:
+        if (found := attributes(name, frozenset())) is not None:
+            status, code = found.get("status"), found.get("code")
+            assert isinstance(status, int) and isinstance(code, str), f"class {name}: status {status!r}, code {code!r}"
+            refusals[name] = (status, code)
+    return refusals
 
 
 def direct_nodes(scope: ast.AST) -> Iterator[ast.AST]:
     """The nodes of `scope`, not of the functions nested in it (they are scopes of their own)."""
     for child in ast.iter_child_nodes(scope):
-        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
         yield child
         yield from direct_nodes(child)
 
 
-def uses_in(node: ast.AST, scope: ast.AST, where: str) -> list[ErrorUse]:
+def uses_in(node: ast.AST, scope: ast.AST, own_class: str | None, refusals: Refusals, where: str) -> list[ErrorUse]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
         text = node.value.decode() if isinstance(node.value, bytes) else node.value
         return [(None, code, where) for code in re.findall(r'\{"error": ?"(\w+)"', text)]
-    if not (isinstance(node, ast.Call) and is_error_function(node.func)):
+    if not isinstance(node, ast.Call):
         return []
-    assert len(node.args) >= 2, f"{where}: error() without a status and a code"
-    status_node, code_node = node.args[0], node.args[1]
-    status = status_node.value if isinstance(status_node, ast.Constant) else None
-    assert status is None or isinstance(status, int), f"{where}: error() status {status!r}"
+    if is_error_function(node.func):
+        assert len(node.args) >= 2, f"{where}: error() without a status and a code"
+        status_node, code_node = node.args[0], node.args[1]
+        status = status_node.value if isinstance(status_node, ast.Constant) else None
+    elif (name := called_name(node.func, own_class)) in refusals:
+        keywords = {keyword.arg: keyword.value for keyword in node.keywords}
+        default_status, default_code = refusals[name]
+        status_node = keywords.get("status")
+        status = default_status if status_node is None else status_node.value if isinstance(
+            status_node, ast.Constant) else None
+        code_node = keywords.get("code")
+        if code_node is None:
+            return [(status, default_code, where)]
+    else:
+        return []
+    assert status is None or isinstance(status, int), f"{where}: error status {status!r}"
+    return [(status, code, where) for code in codes_of(code_node, scope, where)]
+
+
+def codes_of(code_node: ast.expr, scope: ast.AST, where: str) -> list[str]:
+    """The code a call passes: a literal, or every string its variable is assigned in the function."""
     if isinstance(code_node, ast.Constant) and isinstance(code_node.value, str):
-        return [(status, code_node.value, where)]
+        return [code_node.value]
     assert isinstance(code_node, ast.Name), (
-        f"{where}: error()'s code is neither a literal nor a variable: this test cannot tell which codes it sends")
+        f"{where}: an error code is neither a literal nor a variable: this test cannot tell which codes it sends")
     assigned = [sub.value for sub in direct_nodes(scope)
                 if isinstance(sub, ast.Assign) and any(isinstance(t, ast.Name) and t.id == code_node.id
                                                          for t in sub.targets)]
     codes = [c.value for value in assigned for c in ast.walk(value)
              if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-    assert codes, f"{where}: error()'s code {code_node.id!r} is never assigned a literal in its function"
-    return [(None, code, where) for code in codes]
+    assert codes, f"{where}: the error code {code_node.id!r} is never assigned a literal in its function"
+    return codes
+
+
+def called_name(func: ast.expr, own_class: str | None) -> str | None:
+    """`Refused(…)`, `errors.Refused(…)` and, in a method of Refused, `super().__init__(…)` all call `Refused`."""
+    if isinstance(func, ast.Attribute) and func.attr == "__init__" and isinstance(func.value, ast.Call) and isinstance(
+            func.value.func, ast.Name) and func.value.func.id == "super":
+        return None if own_class == ROOT_REFUSAL else own_class  # LinkhubError's own calls Exception's
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
 
 
 def is_error_function(func: ast.expr) -> bool:
@@ -413,5 +490,30 @@ def test_every_code_of_the_api_md_error_table_is_answered_somewhere() -> None:
 
 def test_the_error_code_collector_finds_each_kind_of_use() -> None:
     found = {(status, code) for status, code, _ in error_uses()}
-    # a literal call, a code chosen in a variable, a raw JSON body
-    assert {(401, "unauthorized"), (None, "method_not_allowed"), (None, "unavailable")} <= found
+    # a refusal class, a refusal's call with its code, a code chosen in a variable, a raw JSON body
+    assert {(401, "unauthorized"), (400, "unknown_parameter"), (None, "method_not_allowed"),
+            (None, "unavailable")} <= found
+
+
+def test_the_error_code_collector_reads_refusal_classes_and_their_calls(tmp_path: Path) -> None:
+    """What a refusal answers, read from its class (and its bases) or from the call that raises it."""
+    source = tmp_path / "pkg"
+    source.mkdir()
+    (source / "errors.py").write_text(
+        "class LinkhubError(Exception):\n    status = 400\n    code = 'bad_request'\n"
+        "class Gone(LinkhubError):\n    status = 410\n    code = 'gone'\n"
+        "class GoneForGood(Gone):\n    code = 'gone_for_good'\n"
+        "class Quiet(Gone):\n    def __init__(self) -> None:\n        super().__init__('quiet', code='hushed')\n"
+        "class Unrelated(Exception):\n    code = 'not_an_answer'\n"
+    )
+    (source / "handlers.py").write_text(
+        "import errors\n"
+        "def pick(kind):\n    code = 'picked' if kind else 'other'\n    raise errors.LinkhubError('x', code=code)\n"
+        "def default():\n    raise LinkhubError('y')\n"
+        "def moved(status):\n    raise Gone('z', status=status)\n"
+        "def elsewhere():\n    raise Unrelated('w')\n"
+    )
+    assert Counter((status, code) for status, code, _ in error_uses(source)) == Counter([
+        (410, "gone"), (410, "gone_for_good"), (410, "hushed"), (400, "picked"), (400, "other"), (400, "bad_request"),
+        (None, "gone"),
+    ])

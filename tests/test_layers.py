@@ -2,6 +2,8 @@
 
 A module may import its own layer and the layers below it, never one above: the domain never
 knows about HTTP, the store never about webhooks. docs/architecture.md draws the same map.
+Above core/ (delivery, services, web, cli) there is no SQL, and outside store/ nobody knows the
+store is SQLite.
 """
 
 from __future__ import annotations
@@ -76,6 +78,43 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     assert layer_of("linkhub.web.app.create_app") == "web"
 
 
+# -- SQL belongs to store/ and core/ ---------------------------------------------------------
+
+# A string that starts like a statement: the front ends ask core/ and store/ for what they need.
+_SQL = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH|CREATE|DROP|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK"
+                  r"|SAVEPOINT|RELEASE|VACUUM|ATTACH)\b")
+_RUNS_SQL = {"execute", "executemany", "executescript"}
+
+
+def sql_in(path: Path) -> list[str]:
+    """Each `.execute(…)`-like call, and each string literal (f-strings' parts too) that reads as SQL."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _RUNS_SQL:
+            found.append(f"line {node.lineno}: .{node.func.attr}(…)")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _SQL.match(node.value):
+            found.append(f"line {node.lineno}: {node.value[:40]!r}")
+    return found
+
+
+ABOVE_CORE = [p for p in MODULES if (layer := layer_of(module_name(p))) and LAYERS.index(layer) > LAYERS.index("core")]
+
+
+@pytest.mark.parametrize("path", ABOVE_CORE, ids=[module_name(p) for p in ABOVE_CORE])
+def test_no_sql_above_core(path: Path) -> None:
+    """Delivery, the services and the front ends (web/, cli/) ask core/ and store/ for what they need."""
+    found = sql_in(path)
+    assert not found, f"{module_name(path)} runs or writes SQL; ask core/ or store/ instead:\n" + "\n".join(found)
+
+
+def test_the_sql_checker_sees_sql(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('conn.execute(f"SELECT {cols} FROM events")\nsql = "  insert into x"\nok = "Selected"\n'
+                      'db.executemany(q, rows)\n')
+    # Lower case is not looked for: too many sentences start with "update" or "with".
+    assert sorted(sql_in(sample)) == ["line 1: 'SELECT '", "line 1: .execute(…)", "line 4: .executemany(…)"]
+
+
 def _sqlite3_uses(path: Path) -> list[str]:
     """Where the file imports sqlite3 or names it (`except sqlite3.Error`, `sqlite3.Row`), with the line."""
     found: list[str] = []
@@ -103,33 +142,3 @@ def test_the_sqlite3_checker_sees_an_import_and_a_catch(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import sqlite3\ntry:\n    pass\nexcept sqlite3.Error:\n    pass\n")
     assert _sqlite3_uses(sample) == ["line 1: import sqlite3", "line 4: sqlite3"]
-
-
-_SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|PRAGMA|BEGIN|COMMIT|ROLLBACK|SAVEPOINT)\b")
-
-
-def _sql_in(path: Path) -> list[str]:
-    """Statements run (`.execute*(`) and SQL written (a string with an SQL keyword) in the file, with the line."""
-    found: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany", "executescript"):
-            found.append(f"line {node.lineno}: .{node.attr}")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _SQL.search(node.value):
-            found.append(f"line {node.lineno}: {node.value[:60]!r}")
-    return found
-
-
-DELIVERY = sorted((PACKAGE / "delivery").rglob("*.py"))
-
-
-@pytest.mark.parametrize("path", DELIVERY, ids=[module_name(p) for p in DELIVERY])
-def test_delivery_runs_no_sql_of_its_own(path: Path) -> None:
-    """The delivery loop reads and writes through core/ (outbox, webhooks), never in SQL of its own."""
-    found = _sql_in(path)
-    assert not found, f"{module_name(path)} runs SQL; move it into core/:\n" + "\n".join(found)
-
-
-def test_the_sql_checker_sees_a_statement(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.py"
-    sample.write_text('rows = conn.execute("SELECT id FROM webhooks")\nlog.info("selected the webhooks")\n')
-    assert _sql_in(sample) == ["line 1: .execute", "line 1: 'SELECT id FROM webhooks'"]

@@ -31,3 +31,10 @@ class LinkhubError(Exception):
     def document(self) -> dict[str, Any]:
         """The error JSON every endpoint answers with."""
         return {"error": self.code, "message": self.message, **self.where}
+
+
+class Unavailable(LinkhubError):
+    """The store did not answer (a failed statement, a write not committed in time): try again."""
+
+    status = 503
+    code = "unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -71,6 +72,46 @@ def public(event: Event, seq: int) -> dict[str, Any]:
         "code": event.code,
         "details": event.details,
     }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a read narrows an account's events to; None narrows nothing."""
+
+    type: str | None = None
+    mailing_id: str | None = None
+    email: str | None = None  # whatever its case
+    since: str | None = None  # RFC 3339 UTC, inclusive
+    until: str | None = None  # exclusive
+    after: int | None = None  # a seq: the cursor a previous page ended with
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[tuple[int, Event]]  # (seq, event), in seq order
+    next_cursor: int | None  # None: nothing after this page
+
+
+def page(conn: Connection, account_id: str, filters: Filters, limit: int) -> Page:
+    """Up to `limit` of the account's events that pass `filters`, oldest (lowest seq) first."""
+    where = ["account_id = ?"]
+    values: list[Any] = [account_id]
+    for clause, value in (
+        ("type = ?", filters.type),
+        ("mailing_id = ?", filters.mailing_id),
+        # Addresses match whatever their case; the events_by_email index compares the same way.
+        ("email = ? COLLATE NOCASE", filters.email),
+        ("occurred_at >= ?", filters.since),
+        ("occurred_at < ?", filters.until),
+        ("seq > ?", filters.after),
+    ):
+        if value is not None:
+            where.append(clause)
+            values.append(value)
+    rows = conn.execute(f"SELECT {PUBLIC_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+                        (*values, limit + 1)).fetchall()
+    shown = rows[:limit]
+    return Page([(row["seq"], from_row(row)) for row in shown], shown[-1]["seq"] if len(rows) > limit else None)
 
 
 # Rows per INSERT statement: 13 parameters each, far below SQLite's 32766.

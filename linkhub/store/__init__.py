@@ -54,4 +54,7 @@ class Store(Protocol):
     def reader(self) -> Connection:
         """This thread's read-only connection: never waits for the writer."""
 
+    def ping(self) -> None:
+        """Raise StoreError if the database does not answer a read."""
+
     def writer_alive(self) -> bool: ...

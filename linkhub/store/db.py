@@ -75,7 +75,8 @@ class DatabaseClosed(Exception):
     """The writer has stopped (closed, or failed itself); no more writes are accepted."""
 
 
-# What a request that needs the store may meet when the store cannot serve it (answered 503).
+# What "the store did not answer" is, for whoever turns it into a 503: a failed statement, a write
+# not committed in time, a writer that has stopped.
 UNAVAILABLE: tuple[type[Exception], ...] = (StoreError, WriteTimeout, DatabaseClosed)
 
 # A result row: by index, or by column name (`row["seq"]`, `dict(row)`).
@@ -272,6 +273,10 @@ class Database:
             conn = connect(self.path, readonly=True)
             self._local.conn = conn
         return conn
+
+    def ping(self) -> None:
+        """Read the schema's own table on this thread's reader: raises StoreError if the database does not answer."""
+        self.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
 
     # -- the writer ----------------------------------------------------------
 

@@ -11,23 +11,23 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from linkhub.core.errors import LinkhubError
+from linkhub.core.errors import Unavailable
 from linkhub.core.metrics import Metrics, ScrapeTime
 from linkhub.delivery import sender
 from linkhub.delivery.retention import Pruner
 from linkhub.settings import Settings
-from linkhub.store import Database, DatabaseClosed, StoreError, WriteTimeout
+from linkhub.store import UNAVAILABLE, Database
+from linkhub.web import errors
 from linkhub.web.access_log import AccessLog
-from linkhub.web.deadline import BodyTimeout, body_timeout_response, within
+from linkhub.web.deadline import within
 from linkhub.web.events import routes as event_routes
 from linkhub.web.outreach import replace_links
 from linkhub.web.redirect import RedirectApp
-from linkhub.web.responses import JSON, error
+from linkhub.web.responses import JSON
 from linkhub.web.state import State
 from linkhub.web.webhooks import routes as webhook_routes
 
@@ -37,46 +37,12 @@ log = logging.getLogger("linkhub.app")
 async def healthz(request: Request) -> Response:
     state: State = request.app.state.linkhub
     try:
-        state.db.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
-    except StoreError as exc:
-        return error(503, "unavailable", f"database does not answer: {exc}")
+        state.db.ping()
+    except UNAVAILABLE as exc:
+        raise Unavailable(f"database does not answer: {exc}") from exc
     if not state.db.writer_alive():
-        return error(503, "unavailable", "database writer is not running")
+        raise Unavailable("database writer is not running")
     return JSON({"status": "ok"})
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    # Unknown paths and wrong methods answer in the same JSON shape as every other error.
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = str(exc.detail)
-    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
-        message += f" (linkhub's paths have no trailing slash: {request.url.path.rstrip('/')})"
-    response = error(exc.status_code, code, message)
-    response.headers.update(exc.headers or {})
-    return response
-
-
-async def _refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, LinkhubError)
-    response = JSON(exc.document(), status_code=exc.status)
-    response.headers.update(exc.headers)
-    return response
-
-
-async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    log.error("store unavailable for %s %s: %r", request.method, request.url.path, exc)
-    return error(503, "unavailable", "the database did not answer; try again")
-
-
-async def _client_gone(request: Request, exc: Exception) -> None:
-    # The client closed the connection, or Hypercorn refused its broken body (short of its
-    # Content-Length, a bad chunk) and answered 400 itself: nobody is left to answer.
-    log.info("%s %s: the client went away before its request body ended", request.method, request.url.path)
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    return error(500, "internal_error", "unexpected error; it has been logged")
 
 
 async def metrics(request: Request) -> Response:
@@ -108,18 +74,7 @@ class LinkhubApp:
                 *webhook_routes,
             ],
             lifespan=self._lifespan,
-            exception_handlers={
-                HTTPException: _http_error,
-                LinkhubError: _refused,
-                StoreError: _store_unavailable,
-                WriteTimeout: _store_unavailable,
-                DatabaseClosed: _store_unavailable,
-                BodyTimeout: body_timeout_response,
-                # Starlette's handler type wants a Response, but its exception wrapper sends none when
-                # a handler returns None, which is what a client that has gone needs.
-                ClientDisconnect: _client_gone,  # type: ignore[dict-item]
-                500: _server_error,
-            },
+            exception_handlers=errors.HANDLERS,
         )
         self.starlette.state.linkhub = self.state
         # `/healthz/` → a JSON 404, not a redirect: Starlette's would point at http:// behind a

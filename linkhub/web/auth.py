@@ -10,8 +10,13 @@ from starlette.responses import Response
 
 from linkhub.core import accounts
 from linkhub.core.accounts import Account
-from linkhub.web.responses import JSON, error
+from linkhub.core.errors import LinkhubError
 from linkhub.web.state import State
+
+
+class Unauthorized(LinkhubError):
+    status = 401
+    code = "unauthorized"
 
 
 def account_of(request: Request) -> Account | None:
@@ -34,13 +39,8 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         account = account_of(request)
         if account is None:
-            return unauthorized()
+            raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)",
+                               headers={"WWW-Authenticate": 'Bearer realm="linkhub"'})
         return await handler(request, request.app.state.linkhub, account)
 
     return endpoint
-
-
-def unauthorized() -> JSON:
-    response = error(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="linkhub"'
-    return response

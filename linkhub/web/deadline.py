@@ -12,11 +12,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
-from linkhub.web.responses import error
-
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -55,10 +50,3 @@ def within(receive: Receive, seconds: float) -> Receive:
 
     return receive_within
 
-
-async def body_timeout_response(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BodyTimeout)
-    response = error(408, "body_timeout", str(exc))
-    # The rest of the body may still be on its way: the connection cannot carry another request.
-    response.headers["Connection"] = "close"
-    return response

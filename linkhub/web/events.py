@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any
 
 import msgspec
@@ -11,29 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from linkhub.core import events, outbox
+from linkhub.core import events
 from linkhub.core.accounts import Account
-from linkhub.store import UNAVAILABLE, Row
+from linkhub.core.errors import LinkhubError
+from linkhub.services.events import ingest as ingest_events
 from linkhub.util import ids, jsondepth
 from linkhub.util.times import now_rfc3339, parse_rfc3339, to_rfc3339
 from linkhub.web.auth import authenticated
-from linkhub.web.responses import (
-    JSON,
-    BodyTooLarge,
-    accepts,
-    error,
-    int_param,
-    read_body,
-    route,
-    too_large,
-    validation_error,
-)
+from linkhub.web.responses import JSON, InvalidParameter, accepts, int_param, read_body, route, validation_error
 from linkhub.web.state import State
 
 MAX_EVENTS = 1000
 MAX_BODY = 16 * 1024 * 1024
-# An API client can wait longer than Outreach, but not forever behind a locked database.
-STORE_DEADLINE_S = 10.0
 DEFAULT_LIMIT = 100
 INLINE_PARSE_BYTES = 256 * 1024
 
@@ -59,27 +47,25 @@ _decode_batch = msgspec.json.Decoder(Annotated[list[EventIn], msgspec.Meta(min_l
 _PATH = regex.compile(r"^\$\[(\d+)\](?:\.(\w+))?")
 
 
-class Invalid(Exception):
+class InvalidEvent(LinkhubError):
+    status = 422
+    code = "invalid_event"
+
     def __init__(self, index: int | None, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.index, self.field, self.reason = index, field, reason
-
-    def response(self) -> JSON:
-        where = f"event {self.index}" if self.index is not None else "the body"
-        if self.field:
-            where += f", field {self.field!r}"
-        return error(422, "invalid_event", f"{where}: {self.reason}", index=self.index, field=self.field,
-                     reason=self.reason)
+        where = f"event {index}" if index is not None else "the body"
+        if field:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {reason}", index=index, field=field, reason=reason)
 
 
-def _from_msgspec(exc: msgspec.ValidationError) -> Invalid:
+def _from_msgspec(exc: msgspec.ValidationError) -> InvalidEvent:
     message, _, path = str(exc).partition(" - at `")
     match = _PATH.match(path.rstrip("`"))
     index = int(match[1]) if match else None
     field = match[2] if match else None
     if field is None and message.startswith("Object missing required field"):
         field = message.rsplit("`", 2)[-2]  # "Object missing required field `occurred_at`"
-    return Invalid(index, field, message)
+    return InvalidEvent(index, field, message)
 
 
 def _check(index: int, item: EventIn) -> None:
@@ -87,23 +73,27 @@ def _check(index: int, item: EventIn) -> None:
     try:
         parse_rfc3339(item.occurred_at)
     except ValueError as exc:
-        raise Invalid(index, "occurred_at", str(exc)) from None
+        raise InvalidEvent(index, "occurred_at", str(exc)) from None
     if item.email is None and item.recipient_id is None:
-        raise Invalid(index, "email", "one of email or recipient_id is required")
+        raise InvalidEvent(index, "email", "one of email or recipient_id is required")
     if item.email is not None and "@" not in item.email:
-        raise Invalid(index, "email", "not an email address")
+        raise InvalidEvent(index, "email", "not an email address")
     category = item.details.get("category")
     if item.type == "bounce" and category is not None and category not in ("soft", "hard"):
-        raise Invalid(index, "details.category", "bounce category must be 'soft' or 'hard'")
+        raise InvalidEvent(index, "details.category", "bounce category must be 'soft' or 'hard'")
 
 
 def parse_batch(body: bytes, account_id: str) -> list[events.Event]:
-    """Validate a whole POST body; raises Invalid (422) at the first bad event, or DecodeError (400)."""
-    jsondepth.check(body)  # details can hold anything: nothing stored may be too deep to read back
+    """Validate a whole POST body; refuses it at the first bad event (422), or as not JSON (400)."""
     try:
+        jsondepth.check(body)  # details can hold anything: nothing stored may be too deep to read back
         items = _decode_batch(body)
     except msgspec.ValidationError as exc:
         raise _from_msgspec(exc) from None
+    except jsondepth.TooDeep as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise LinkhubError(str(exc), code="malformed_json", path="$") from None
     received = now_rfc3339()
     batch = []
     for index, item in enumerate(items):
@@ -130,83 +120,45 @@ def parse_batch(body: bytes, account_id: str) -> list[events.Event]:
 @authenticated
 @accepts()
 async def ingest(request: Request, state: State, account: Account) -> Response:
-    try:
-        body = await read_body(request, MAX_BODY)
-    except BodyTooLarge:
-        return too_large(MAX_BODY)
-    try:
-        # A big batch takes a while to decode and check: not on the event loop, which serves redirects.
-        batch = (parse_batch(body, account.id) if len(body) <= INLINE_PARSE_BYTES
-                 else await run_in_threadpool(parse_batch, body, account.id))
-    except Invalid as exc:
-        return exc.response()
-    except jsondepth.TooDeep as exc:
-        return validation_error(exc)
-    except msgspec.DecodeError as exc:
-        return error(400, "malformed_json", str(exc), path="$")
-    try:
-        stored, queued = await state.db.write(functools.partial(outbox.store_events, batch=batch),
-                                              timeout=STORE_DEADLINE_S)
-    except UNAVAILABLE as exc:
-        # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
-        return error(503, "unavailable", f"the event store did not confirm the batch ({exc}); "
-                                         "retry it — events with an id are never stored twice")
-    if queued:
-        state.deliverer.wake()
-    accepted = sum(stored)
-    return JSON({"accepted": accepted, "duplicates": len(stored) - accepted}, status_code=202)
+    body = await read_body(request, MAX_BODY)
+    # A big batch takes a while to decode and check: not on the event loop, which serves redirects.
+    batch = (parse_batch(body, account.id) if len(body) <= INLINE_PARSE_BYTES
+             else await run_in_threadpool(parse_batch, body, account.id))
+    ingested = await ingest_events(state.db, state.deliverer, batch)
+    return JSON({"accepted": ingested.accepted, "duplicates": ingested.duplicates}, status_code=202)
 
 
-def _query_filters(request: Request) -> tuple[list[str], list[Any], int]:
+def _filters(request: Request) -> events.Filters:
     params = request.query_params
-    where: list[str] = []
-    values: list[Any] = []
-    for name in ("type", "mailing_id", "email"):
-        if params.get(name):
-            if name == "type" and params[name] not in events.EVENT_TYPES:
-                raise Invalid(None, "type", f"unknown event type; one of {', '.join(events.EVENT_TYPES)}")
-            # Addresses match whatever their case; the events_by_email index compares the same way.
-            where.append(f"{name} = ? COLLATE NOCASE" if name == "email" else f"{name} = ?")
-            values.append(params[name])
-    for name, op in (("since", ">="), ("until", "<")):
-        if params.get(name):
-            try:
-                values.append(to_rfc3339(parse_rfc3339(params[name])))
-            except ValueError as exc:
-                raise Invalid(None, name, str(exc)) from None
-            where.append(f"occurred_at {op} ?")
-    if params.get("cursor"):
-        cursor = int_param(request, "cursor", 0, 0, 2**63 - 1)
-        if cursor is None:
-            raise Invalid(None, "cursor", "not a cursor returned by this API")
-        where.append("seq > ?")
-        values.append(cursor)
-    limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_EVENTS)
-    if limit is None:
-        raise Invalid(None, "limit", f"limit must be an integer from 1 to {MAX_EVENTS}")
-    return where, values, limit
+    kind = params.get("type") or None
+    if kind is not None and kind not in events.EVENT_TYPES:
+        raise InvalidParameter(f"unknown event type; one of {', '.join(events.EVENT_TYPES)}", field="type")
+    since, until = _time(request, "since"), _time(request, "until")
+    after = (int_param(request, "cursor", 0, 0, 2**63 - 1, refusal="not a cursor returned by this API")
+             if params.get("cursor") else None)
+    return events.Filters(type=kind, mailing_id=params.get("mailing_id") or None, email=params.get("email") or None,
+                          since=since, until=until, after=after)
+
+
+def _time(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return to_rfc3339(parse_rfc3339(raw))
+    except ValueError as exc:
+        raise InvalidParameter(str(exc), field=name) from None
 
 
 @authenticated
 @accepts("type", "mailing_id", "email", "since", "until", "cursor", "limit")
 async def list_events(request: Request, state: State, account: Account) -> Response:
-    try:
-        where, values, limit = _query_filters(request)
-    except Invalid as exc:
-        return error(422, "invalid_parameter", exc.reason, field=exc.field)
-    sql = (
-        f"SELECT {events.PUBLIC_COLUMNS} FROM events WHERE {' AND '.join(['account_id = ?', *where])}"
-        " ORDER BY seq LIMIT ?"
-    )
-
-    def read() -> list[Row]:
-        return state.db.reader().execute(sql, (account.id, *values, limit + 1)).fetchall()
-
-    rows = await run_in_threadpool(read)  # may scan: keep it off the event loop
-    page = rows[:limit]
-    next_cursor = str(page[-1]["seq"]) if len(rows) > limit else None
-    return JSON({"events": [events.public(events.from_row(row), row["seq"]) for row in page],
-                 "next_cursor": next_cursor})
+    filters = _filters(request)
+    limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_EVENTS)
+    # May scan: off the event loop, on that thread's reader.
+    page = await run_in_threadpool(lambda: events.page(state.db.reader(), account.id, filters, limit))
+    return JSON({"events": [events.public(event, seq) for seq, event in page.events],
+                 "next_cursor": None if page.next_cursor is None else str(page.next_cursor)})
 
 
 routes = [route("/v1/events", GET=list_events, POST=ingest)]

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from linkhub.core import accounts, outreach
-from linkhub.store import StoreError, WriteTimeout
-from linkhub.web.responses import JSON, BodyTooLarge, error, read_body, too_large, validation_error
+from linkhub.core.errors import LinkhubError, Unavailable
+from linkhub.store import UNAVAILABLE
+from linkhub.web.auth import Unauthorized
+from linkhub.web.responses import JSON, read_body, validation_error
 from linkhub.web.state import State
 
 log = logging.getLogger("linkhub.outreach")
@@ -30,28 +32,33 @@ _DUMMY_SECRET = "linkhub-no-such-account"
 async def replace_links(request: Request) -> Response:
     started = time.monotonic()
     state: State = request.app.state.linkhub
-    response = await _replace_links(request, state, started)
-    state.metrics.inc("linkhub_outreach_requests_total", status=str(response.status_code))
-    state.metrics.observe("linkhub_link_replacement_duration_seconds", time.monotonic() - started)
+    try:
+        response = await _replace_links(request, state, started)
+    except LinkhubError as exc:  # a refusal is an answer too; a reader failing is the app's 503, not counted here
+        _measure(state, exc.status, started)
+        raise
+    _measure(state, response.status_code, started)
     return response
 
 
+def _measure(state: State, status: int, started: float) -> None:
+    state.metrics.inc("linkhub_outreach_requests_total", status=str(status))
+    state.metrics.observe("linkhub_link_replacement_duration_seconds", time.monotonic() - started)
+
+
 async def _replace_links(request: Request, state: State, started: float) -> Response:
-    try:
-        body = await read_body(request, MAX_BODY)
-    except BodyTooLarge:
-        return too_large(MAX_BODY)
+    body = await read_body(request, MAX_BODY)
 
     account = accounts.get(state.db.reader(), request.path_params["account_id"])
     signature = request.headers.get(outreach.SIGNATURE_HEADER)
     signed = outreach.signature_ok(account.outreach_secret if account else _DUMMY_SECRET, body, signature)
     if account is None or not signed:
-        return error(401, "unauthorized", "missing or invalid Outreach-Webhook-Signature")
+        raise Unauthorized("missing or invalid Outreach-Webhook-Signature")
 
     try:
         payload = outreach.decode(body)
     except msgspec.DecodeError as exc:
-        return validation_error(exc)
+        raise validation_error(exc) from None
 
     if account.link_filter:
         # In a worker thread: a catastrophic pattern may take its whole budget, which must not
@@ -79,10 +86,10 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
             codes, created = await state.db.write(
                 functools.partial(outreach.mint, who=who, links=links), timeout=max(remaining, 0.001)
             )
-        except (WriteTimeout, StoreError) as exc:
+        except UNAVAILABLE as exc:
             log.warning("link store failed (%s): answered 503 to account %s; Outreach keeps the original links",
                         exc, account.id)
-            return error(503, "unavailable", "the link store did not answer in time; try again")
+            raise Unavailable("the link store did not answer in time; try again") from exc
         state.metrics.inc("linkhub_links_minted_total", created)
 
     base = account.public_url or state.settings.base_url

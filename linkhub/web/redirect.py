@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from linkhub.core import events, outbox
 from linkhub.core.useragent import describe
-from linkhub.store import StoreError, WriteTimeout
+from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.util import ids
 from linkhub.util.times import format_ms
@@ -65,7 +65,7 @@ class RedirectApp:
         code = scope["path"][3:]
         try:
             link = await self.links.get(code) if _CODE.fullmatch(code) else None
-        except StoreError as exc:
+        except UNAVAILABLE as exc:  # its own page, not the API's JSON: a visitor's browser shows it
             log.error("link look-up failed: %s", exc)
             await _send(send, 503, [(b"content-type", b"text/html; charset=utf-8"), (b"retry-after", b"1"),
                                     (b"cache-control", b"no-store")], _UNAVAILABLE, head)

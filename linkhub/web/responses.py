@@ -1,4 +1,4 @@
-"""JSON answers and errors, shared by every handler."""
+"""JSON answers, and the refusals of a request's form (its body, its query parameters), shared by every handler."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from linkhub.core.errors import LinkhubError
 from linkhub.util.jsondepth import TooDeep
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -28,57 +29,62 @@ class JSON(Response):
 
 
 def error(status: int, code: str, message: str, **where: Any) -> JSON:
-    """`{"error": code, "message": …, …where}`: what is wrong, and where (path, index, field)."""
+    """`{"error": code, "message": …, …where}` as a response, for the handlers that still return their refusals."""
     return JSON({"error": code, "message": message, **where}, status_code=status)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(LinkhubError):
+    status = 413
+    code = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        # The unread rest of the body makes the connection unusable: tell the client not to reuse it.
+        super().__init__(f"request body is over {limit} bytes", headers={"Connection": "close"})
 
 
-def too_large(limit: int) -> JSON:
-    response = error(413, "body_too_large", f"request body is over {limit} bytes")
-    # The unread rest of the body makes the connection unusable: tell the client not to reuse it.
-    response.headers["Connection"] = "close"
-    return response
+class InvalidParameter(LinkhubError):
+    """A query parameter that is there but is not one of the values it takes; `field=` names it."""
+
+    status = 422
+    code = "invalid_parameter"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+        raise BodyTooLarge(limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
+            raise BodyTooLarge(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> JSON:
-    """400 from msgspec's message, with its `$.path` split out."""
+def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> LinkhubError:
+    """The 400 for msgspec's error (raise it), with its `$.path` split out."""
     if isinstance(exc, TooDeep):
-        return error(400, "too_deep", str(exc), path=exc.path, offset=exc.offset, max_depth=exc.limit)
+        return LinkhubError(str(exc), code="too_deep", path=exc.path, offset=exc.offset, max_depth=exc.limit)
     message = str(exc)
     path = None
     if " - at `" in message:
         message, _, rest = message.partition(" - at `")
         path = rest.rstrip("`")
     if isinstance(exc, msgspec.ValidationError):
-        return error(400, "invalid_body", message, path=path or "$")
-    return error(400, "malformed_json", message, path=path or "$")
+        return LinkhubError(message, code="invalid_body", path=path or "$")
+    return LinkhubError(message, code="malformed_json", path=path or "$")
 
 
-def int_param(request: Request, name: str, default: int, low: int, high: int) -> int | None:
-    """A query parameter as an int within [low, high]; None if it is anything else."""
+def int_param(request: Request, name: str, default: int, low: int, high: int, *, refusal: str | None = None) -> int:
+    """A query parameter as an int within [low, high]; anything else is refused (422), saying `refusal` if given."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
     if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        return None
+        raise InvalidParameter(refusal or f"{name} must be an integer from {low} to {high}", field=name)
     return int(raw)
 
 
@@ -98,18 +104,15 @@ def accepts(*names: str) -> Callable[[H], H]:
             given = request.query_params.multi_items()
             unknown = list(dict.fromkeys(name for name, _ in given if name not in names))
             repeated = [name for name in names if sum(1 for key, _ in given if key == name) > 1]
-            if not unknown and not repeated:
-                return await handler(request, *args)
             if unknown:
                 takes = f"it takes {', '.join(names)}" if names else "it takes none"
-                refusal = error(400, "unknown_parameter",
-                                f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
-                                f"{', '.join(map(repr, unknown))} for {request.method} {request.url.path}; {takes}",
-                                parameters=unknown)
-            else:
-                refusal = error(400, "repeated_parameter", f"query parameter {repeated[0]!r} is given more than once",
-                                parameters=repeated)
-            return refusal
+                raise LinkhubError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                                   f"{', '.join(map(repr, unknown))} for {request.method} {request.url.path}; {takes}",
+                                   code="unknown_parameter", parameters=unknown)
+            if repeated:
+                raise LinkhubError(f"query parameter {repeated[0]!r} is given more than once",
+                                   code="repeated_parameter", parameters=repeated)
+            return await handler(request, *args)
 
         return checked  # type: ignore[return-value]
 

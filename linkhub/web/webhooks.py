@@ -21,17 +21,7 @@ from linkhub.core.webhooks import Webhook
 from linkhub.delivery import sender, verify
 from linkhub.store import Connection, StoreError
 from linkhub.web.auth import Handler, authenticated
-from linkhub.web.responses import (
-    JSON,
-    BodyTooLarge,
-    accepts,
-    error,
-    int_param,
-    read_body,
-    route,
-    too_large,
-    validation_error,
-)
+from linkhub.web.responses import JSON, accepts, error, int_param, read_body, route, validation_error
 from linkhub.web.state import State
 
 log = logging.getLogger("linkhub.webhooks")
@@ -62,16 +52,13 @@ def _invalid(exc: webhooks.InvalidWebhook) -> JSON:
 
 
 async def _body(request: Request, kind: type[webhooks.S], *, optional: bool = False) -> webhooks.S | Response:
-    try:
-        raw = await read_body(request, MAX_BODY)
-    except BodyTooLarge:
-        return too_large(MAX_BODY)
+    raw = await read_body(request, MAX_BODY)
     try:
         return webhooks.parse(kind, raw if raw.strip() or not optional else b"{}")
     except webhooks.InvalidWebhook as exc:
         return _invalid(exc)
     except msgspec.DecodeError as exc:
-        return validation_error(exc)
+        raise validation_error(exc) from None
 
 
 async def _target_refused(state: State, url: str) -> JSON | None:
@@ -289,9 +276,6 @@ async def rotate_secret(request: Request, state: State, account: Account) -> Res
 async def list_deliveries(request: Request, state: State, account: Account) -> Response:
     webhook = _mine(state, request, account)
     limit = int_param(request, "limit", DEFAULT_DELIVERIES, 1, MAX_DELIVERIES)
-    if limit is None:
-        return error(422, "invalid_parameter", f"limit must be an integer from 1 to {MAX_DELIVERIES}",
-                     field="limit")
     return JSON({"deliveries": webhooks.recent_deliveries(state.db.reader(), webhook.id, limit)})
 
 

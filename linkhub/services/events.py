@@ -1,0 +1,35 @@
+"""Events a sender reports: stored all-or-nothing with their deliveries queued, then delivery woken."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from linkhub.core import outbox
+from linkhub.core.errors import Unavailable
+from linkhub.core.events import Event
+from linkhub.delivery.loop import Deliverer
+from linkhub.store import UNAVAILABLE, Store
+
+# An API client can wait longer than Outreach, but not forever behind a locked database.
+STORE_DEADLINE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Ingested:
+    accepted: int
+    duplicates: int  # ids the account already had, or had earlier in the batch: neither stored nor queued
+
+
+async def ingest(db: Store, deliverer: Deliverer, batch: list[Event]) -> Ingested:
+    """Store the batch in one transaction, each new event queued for the account's matching webhooks."""
+    try:
+        stored, queued = await db.write(functools.partial(outbox.store_events, batch=batch), timeout=STORE_DEADLINE_S)
+    except UNAVAILABLE as exc:
+        # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
+        raise Unavailable(f"the event store did not confirm the batch ({exc}); "
+                          "retry it — events with an id are never stored twice") from exc
+    if queued:
+        deliverer.wake()
+    accepted = sum(stored)
+    return Ingested(accepted, len(stored) - accepted)
