@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from linkhub.store import db as db_module
-from linkhub.store.db import Database, DatabaseClosed, WriteTimeout, connect
+from linkhub.store.db import Database, DatabaseClosed, StoreError, WriteTimeout, connect
 
 
 @pytest.fixture
@@ -85,6 +85,37 @@ def test_a_failing_item_fails_only_its_own_caller(path: Path) -> None:
     results = run(main())
     assert [type(r).__name__ for r in results] == ["NoneType", "NoneType", "ValueError", "NoneType", "NoneType"]
     assert rows(path) == [1, 2, 4, 5]
+
+
+def test_sqlite_failures_reach_callers_as_store_errors_in_sqlites_words(path: Path, tmp_path: Path) -> None:
+    """Opening, running, fetching and writing through the writer all fail with StoreError, SQLite's text kept."""
+    with pytest.raises(StoreError, match="unable to open database file"):
+        connect(tmp_path / "no such directory" / "t.db")
+    conn = connect(path)
+    try:
+        with pytest.raises(StoreError, match="no such table: nowhere"):
+            conn.execute("SELECT * FROM nowhere")
+        with pytest.raises(StoreError, match="UNIQUE constraint failed"):
+            conn.executemany("INSERT INTO t (v) VALUES (?)", [(1,), (1,)])
+        conn.execute("INSERT INTO t (v) VALUES (2)")
+        # The first row is stepped by execute; the second, malformed, only by the fetch or the loop.
+        query = "SELECT json(CASE v WHEN 1 THEN '[]' ELSE '{' END) FROM t ORDER BY v"
+        with pytest.raises(StoreError, match="malformed JSON"):
+            conn.execute(query).fetchall()
+        with pytest.raises(StoreError, match="malformed JSON"):
+            list(conn.execute(query))
+    finally:
+        conn.close()
+
+    async def main() -> None:
+        db = Database(path)
+        db.start()
+        with pytest.raises(StoreError, match="UNIQUE constraint failed"):
+            await db.write(lambda conn: conn.execute("INSERT INTO t (v) VALUES (3), (3)"))
+        await db.close()
+
+    run(main())
+    assert rows(path) == [1, 2]
 
 
 def test_a_missed_deadline_raises_but_the_write_still_commits(path: Path) -> None:

@@ -2,7 +2,8 @@
 
 A module may import its own layer and the layers below it, never one above: the domain never
 knows about HTTP, the store never about webhooks. docs/architecture.md draws the same map.
-And the front ends (web/, cli/) hold no SQL: they ask core/ and store/.
+Above core/ (delivery, services, web, cli) there is no SQL, and outside store/ nobody knows the
+store is SQLite.
 """
 
 from __future__ import annotations
@@ -96,17 +97,12 @@ def sql_in(path: Path) -> list[str]:
     return found
 
 
-# Strict: once the transaction moves into store/, this fails until the mark goes.
-_STILL_SQL = {"linkhub.cli.common": "cli/common.py's transaction() says BEGIN/COMMIT itself"}
-FRONT_ENDS = [
-    pytest.param(p, id=module_name(p), marks=[pytest.mark.xfail(strict=True, reason=_STILL_SQL[module_name(p)])]
-                 if module_name(p) in _STILL_SQL else [])
-    for p in MODULES if layer_of(module_name(p)) in ("web", "cli")
-]
+ABOVE_CORE = [p for p in MODULES if (layer := layer_of(module_name(p))) and LAYERS.index(layer) > LAYERS.index("core")]
 
 
-@pytest.mark.parametrize("path", FRONT_ENDS)
-def test_the_front_ends_hold_no_sql(path: Path) -> None:
+@pytest.mark.parametrize("path", ABOVE_CORE, ids=[module_name(p) for p in ABOVE_CORE])
+def test_no_sql_above_core(path: Path) -> None:
+    """Delivery, the services and the front ends (web/, cli/) ask core/ and store/ for what they need."""
     found = sql_in(path)
     assert not found, f"{module_name(path)} runs or writes SQL; ask core/ or store/ instead:\n" + "\n".join(found)
 
@@ -117,3 +113,32 @@ def test_the_sql_checker_sees_sql(tmp_path: Path) -> None:
                       'db.executemany(q, rows)\n')
     # Lower case is not looked for: too many sentences start with "update" or "with".
     assert sorted(sql_in(sample)) == ["line 1: 'SELECT '", "line 1: .execute(…)", "line 4: .executemany(…)"]
+
+
+def _sqlite3_uses(path: Path) -> list[str]:
+    """Where the file imports sqlite3 or names it (`except sqlite3.Error`, `sqlite3.Row`), with the line."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] == "sqlite3"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlite3":
+            found.append(f"line {node.lineno}: from {node.module} import …")
+        elif isinstance(node, ast.Name) and node.id == "sqlite3":
+            found.append(f"line {node.lineno}: sqlite3")
+    return found
+
+
+OUTSIDE_THE_STORE = [p for p in MODULES if layer_of(module_name(p)) != "store"]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_THE_STORE, ids=[module_name(p) for p in OUTSIDE_THE_STORE])
+def test_only_the_store_knows_it_is_sqlite(path: Path) -> None:
+    """Outside the store, connections are `store.Connection`, rows `store.Row`, failures `store.StoreError`."""
+    uses = _sqlite3_uses(path)
+    assert not uses, f"{module_name(path)} uses sqlite3 directly:\n" + "\n".join(uses)
+
+
+def test_the_sqlite3_checker_sees_an_import_and_a_catch(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import sqlite3\ntry:\n    pass\nexcept sqlite3.Error:\n    pass\n")
+    assert _sqlite3_uses(sample) == ["line 1: import sqlite3", "line 4: sqlite3"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ import click
 
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import REGISTRY, Setting, Settings
-from linkhub.store import schema
-from linkhub.store.db import connect, describe_error
+from linkhub.store import Connection, StoreError, connect, describe_error, schema, transaction
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
 # context), so an SQLite error raised later can name the file.
@@ -126,7 +124,7 @@ class LinkhubGroup(click.Group):
             raise click.exceptions.Exit(1) from None
         except LinkhubError as exc:  # a use case's refusal: its sentence is the one line
             raise click.ClickException(exc.message) from None
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             raise click.ClickException(describe_error(exc, ctx.meta.get(_DB_KEY))) from None
         except OSError as exc:
             raise click.ClickException(_os_message(exc)) from None
@@ -149,7 +147,7 @@ def _missing(path: Path) -> click.ClickException:
 
 @contextlib.contextmanager
 def open_db(path: Path, *, create: bool = False, readonly: bool = False,
-            apply_migrations: bool = True) -> Iterator[sqlite3.Connection]:
+            apply_migrations: bool = True) -> Iterator[Connection]:
     """A connection to the database at `path`.
 
     Only `create=True` callers (migrate, accounts create) make a new file; for every other command
@@ -180,18 +178,6 @@ def open_db(path: Path, *, create: bool = False, readonly: bool = False,
         conn.close()
 
 
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction: what a command checks and the change it guards commit together."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class Direct:
     """The use cases' Storage (linkhub.services) on the CLI's own connection: each write is one
     IMMEDIATE transaction, which a running server's writer waits for (busy timeout) and then sees.
@@ -200,16 +186,16 @@ class Direct:
     invalid request, a refused target) is said as before, and creates no database file.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Connection]) -> None:
         self._connect = connect
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Connection:
         if self._conn is None:
             self._conn = self._connect()
         return self._conn
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T]) -> T:
         conn = self.reader()
         with transaction(conn):
             return fn(conn)

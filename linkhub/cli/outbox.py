@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from linkhub.cli.common import db_option, emit, json_option, open_db, table, transaction
+from linkhub.cli.common import db_option, emit, json_option, open_db, table
 from linkhub.core import outbox, webhooks
 from linkhub.core.events import EVENT_TYPES
+from linkhub.store import transaction
 from linkhub.util.times import parse_rfc3339, to_rfc3339
 from linkhub.util.wording import plural
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -10,6 +9,7 @@ import sqlite_utils
 from linkhub.core import linkfilter
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import normalize_public_url
+from linkhub.store import Connection, Row
 from linkhub.util import ids
 from linkhub.util.times import now_rfc3339
 
@@ -59,20 +59,20 @@ class Account:
         }
 
 
-def _row(row: sqlite3.Row | None) -> Account | None:
+def _row(row: Row | None) -> Account | None:
     return Account(**dict(row)) if row is not None else None
 
 
-def get(conn: sqlite3.Connection, account_id: str) -> Account | None:
+def get(conn: Connection, account_id: str) -> Account | None:
     return _row(conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = ?", (account_id,)).fetchone())
 
 
-def by_api_key(conn: sqlite3.Connection, api_key: str) -> Account | None:
+def by_api_key(conn: Connection, api_key: str) -> Account | None:
     digest = ids.api_key_digest(api_key)
     return _row(conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE api_key_sha256 = ?", (digest,)).fetchone())
 
 
-def list_all(conn: sqlite3.Connection) -> list[Account]:
+def list_all(conn: Connection) -> list[Account]:
     return [Account(**dict(r)) for r in conn.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY created_at, id")]
 
 
@@ -102,7 +102,7 @@ def _check(outreach_secret: str | None, public_url: str | None, link_filter: str
 
 
 def create(
-    conn: sqlite3.Connection,
+    conn: Connection,
     name: str,
     outreach_secret: str,
     *,
@@ -135,7 +135,7 @@ _UNSET = object()
 
 
 def update(
-    conn: sqlite3.Connection,
+    conn: Connection,
     account_id: str,
     *,
     name: str | None = None,
@@ -168,7 +168,7 @@ def update(
     return account
 
 
-def rotate_key(conn: sqlite3.Connection, account_id: str) -> str:
+def rotate_key(conn: Connection, account_id: str) -> str:
     """Replace the account's API key; the old one stops working at once. Returns the new key."""
     if get(conn, account_id) is None:
         raise AccountNotFound(account_id)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import msgspec
+
+from linkhub.store import Connection, Row
 
 # The canonical types, in their canonical order: the type for validation, the tuple for everything else.
 EventType = Literal[
@@ -47,8 +48,8 @@ PUBLIC_COLUMNS = ("seq, id, account_id, type, occurred_at, received_at, source, 
                   " message_id, url, code, details")
 
 
-def from_row(row: sqlite3.Row) -> Event:
-    # keys(), not the Row itself: iterating a sqlite3.Row (and `in` on it) gives its values, not its column names.
+def from_row(row: Row) -> Event:
+    # keys(), not the Row itself: iterating a Row (and `in` on it) gives its values, not its column names.
     values = {key: row[key] for key in row.keys() if key in Event.__struct_fields__}  # noqa: SIM118
     values["details"] = _decode_details(row["details"])
     return Event(**values)
@@ -91,7 +92,7 @@ class Page:
     next_cursor: int | None  # None: nothing after this page
 
 
-def page(conn: sqlite3.Connection, account_id: str, filters: Filters, limit: int) -> Page:
+def page(conn: Connection, account_id: str, filters: Filters, limit: int) -> Page:
     """Up to `limit` of the account's events that pass `filters`, oldest (lowest seq) first."""
     where = ["account_id = ?"]
     values: list[Any] = [account_id]
@@ -117,7 +118,7 @@ def page(conn: sqlite3.Connection, account_id: str, filters: Filters, limit: int
 _ROWS_PER_STATEMENT = 500
 
 
-def insert_many(conn: sqlite3.Connection, batch: list[Event]) -> list[int | None]:
+def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     """Insert events in the caller's transaction, skipping ids the account already has.
 
     Returns each event's seq, or None for a duplicate. Within the batch, the first of two

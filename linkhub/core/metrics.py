@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from linkhub import __version__
 from linkhub.core import outbox
-from linkhub.store.db import Database
+from linkhub.store import Store
 
 # Without this every counter and histogram also has a `…_created` series (its creation time).
 # prometheus_client leaves this one function unannotated (it takes nothing, returns None); strict
@@ -95,7 +95,7 @@ class ScrapeTime(Collector):
     per queued event, while waiting and dead rows are counted from the partial indexes alone.
     """
 
-    def __init__(self, db: Database, in_flight: Mapping[str, int]) -> None:
+    def __init__(self, db: Store, in_flight: Mapping[str, int]) -> None:
         self.db = db
         self.in_flight = in_flight
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +20,7 @@ import msgspec
 
 from linkhub.core import events, formats, webhooks
 from linkhub.core.events import Event
+from linkhub.store import Connection, Row
 from linkhub.util.times import clamped_later, now_rfc3339
 
 EXPONENTIAL_FIRST_S = 10.0
@@ -58,7 +58,7 @@ _FAN_OUT = (
 )
 
 
-def store_events(conn: sqlite3.Connection, batch: list[Event]) -> tuple[list[bool], int]:
+def store_events(conn: Connection, batch: list[Event]) -> tuple[list[bool], int]:
     """Store events and queue each for its account's matching active webhooks, in the caller's transaction.
 
     Returns, per event, whether it was stored (False for a duplicate: an id the account
@@ -73,7 +73,7 @@ def store_events(conn: sqlite3.Connection, batch: list[Event]) -> tuple[list[boo
     return [seq is not None for seq in seqs], queued
 
 
-def store_clicks(conn: sqlite3.Connection, clicks: list[Event]) -> list[int]:
+def store_clicks(conn: Connection, clicks: list[Event]) -> list[int]:
     """`store_events` for `Database.add`, which hands concurrent clicks to one call: each click
     hears how many deliveries its transaction queued (so the redirect knows to wake the deliverer)."""
     _stored, queued = store_events(conn, clicks)
@@ -97,7 +97,7 @@ def _later(seconds: float) -> str:
     return clamped_later(seconds)
 
 
-def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
+def expire(conn: Connection, hook: webhooks.Webhook) -> int:
     """Move the oldest pending rows that outlived max_age_s to 'dead', keeping their last error."""
     cutoff = _later(-hook.max_age_s)
     head = conn.execute(
@@ -121,7 +121,7 @@ def expire(conn: sqlite3.Connection, hook: webhooks.Webhook) -> int:
     return cursor.rowcount
 
 
-def claim(conn: sqlite3.Connection, webhook_id: str, *, ordered: bool | None = None) -> Batch | None:
+def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> Batch | None:
     """Take the webhook's next batch: mark its rows 'sending' and count the attempt.
 
     The webhook is read afresh here, so a deactivation, a new URL, secret or batch_size
@@ -169,7 +169,7 @@ def claim(conn: sqlite3.Connection, webhook_id: str, *, ordered: bool | None = N
             f" JOIN events e ON e.seq = o.event_seq WHERE o.id IN ({marks}) ORDER BY o.id",
             ids,
         ).fetchall()
-        kept: list[tuple[sqlite3.Row, Event]] = []
+        kept: list[tuple[Row, Event]] = []
         refused: list[tuple[int, str]] = []
         for row in rows:
             if not hook.accepts(row["type"]):
@@ -196,7 +196,7 @@ def claim(conn: sqlite3.Connection, webhook_id: str, *, ordered: bool | None = N
     )
 
 
-def set_aside(conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> None:
+def set_aside(conn: Connection, rows: list[tuple[int, str]]) -> None:
     """Rows that can never be sent, as (outbox id, reason): 'dead' at once, keeping why (replay brings them back)."""
     conn.executemany("UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
                      [(reason, row_id) for row_id, reason in rows])
@@ -206,7 +206,7 @@ def _event_columns(alias: str) -> str:
     return ", ".join(f"{alias}.{name}" for name in events.Event.__struct_fields__)
 
 
-def next_due(conn: sqlite3.Connection, hook: webhooks.Webhook) -> str | None:
+def next_due(conn: Connection, hook: webhooks.Webhook) -> str | None:
     """When the webhook's next batch may go: the head's time if ordered (None while the head is in
     flight), the earliest pending row's if not."""
     if hook.ordered:
@@ -237,7 +237,7 @@ def retry_delay(hook: webhooks.Webhook, attempts: int) -> float:
     return min(EXPONENTIAL_CAP_S, delay * random.uniform(0.8, 1.2))
 
 
-def delivered(conn: sqlite3.Connection, batch: Batch) -> None:
+def delivered(conn: Connection, batch: Batch) -> None:
     marks = ",".join("?" * len(batch.row_ids))
     conn.execute(
         f"UPDATE outbox SET state = 'delivered', delivered_at = ?, last_error = NULL WHERE id IN ({marks})",
@@ -245,7 +245,7 @@ def delivered(conn: sqlite3.Connection, batch: Batch) -> None:
     )
 
 
-def failed(conn: sqlite3.Connection, batch: Batch, error: str, delay_s: float) -> None:
+def failed(conn: Connection, batch: Batch, error: str, delay_s: float) -> None:
     """Back to 'pending', not before `delay_s` from now, remembering why."""
     marks = ",".join("?" * len(batch.row_ids))
     conn.execute(
@@ -254,7 +254,7 @@ def failed(conn: sqlite3.Connection, batch: Batch, error: str, delay_s: float) -
     )
 
 
-def release_claims(conn: sqlite3.Connection, webhook_id: str | None = None) -> int:
+def release_claims(conn: Connection, webhook_id: str | None = None) -> int:
     """Rows left 'sending' (by a stopped or killed process, or a failed worker) go back to 'pending'."""
     # Written so that only the partial index of queued rows is read, never the delivered history.
     if webhook_id is None:
@@ -272,7 +272,7 @@ def release_claims(conn: sqlite3.Connection, webhook_id: str | None = None) -> i
 # -- reports and admin ------------------------------------------------------------------
 
 
-def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def status(conn: Connection) -> list[dict[str, Any]]:
     """Per webhook: pending, in flight, dead, age of the oldest pending event, last error, and beside it
     the last successful delivery and when the next attempt is due, so a recovered queue reads as one."""
     report = []
@@ -319,6 +319,14 @@ def status(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return report
 
 
+def webhooks_with_work(conn: Connection, *, active: bool) -> list[str]:
+    """The webhooks, active or not (paused: inactive or disabled), with rows waiting in their queue."""
+    return [row[0] for row in conn.execute(
+        f"SELECT w.id FROM webhooks w WHERE w.status {'=' if active else '!='} 'active' AND EXISTS ("
+        " SELECT 1 FROM outbox o WHERE o.webhook_id = w.id AND o.state IN ('pending', 'sending'))"
+    ).fetchall()]
+
+
 @dataclass(frozen=True)
 class QueueSize:
     webhook_id: str
@@ -327,7 +335,7 @@ class QueueSize:
     head_queued_at: str | None  # when the head of the queue (its oldest row by id) was queued
 
 
-def queue_sizes(conn: sqlite3.Connection) -> list[QueueSize]:
+def queue_sizes(conn: Connection) -> list[QueueSize]:
     """Every webhook's queue, cheaply enough for each /metrics scrape.
 
     The counts read only the partial indexes outbox_queue and outbox_dead, never a table row
@@ -354,7 +362,7 @@ def queue_sizes(conn: sqlite3.Connection) -> list[QueueSize]:
 
 
 def replay(
-    conn: sqlite3.Connection,
+    conn: Connection,
     hook: webhooks.Webhook,
     *,
     since: str | None = None,
@@ -410,7 +418,7 @@ def prune_cutoff(days: int) -> str:
     return _later(-days * 86_400)
 
 
-def prune_chunk(conn: sqlite3.Connection, before: str) -> int:
+def prune_chunk(conn: Connection, before: str) -> int:
     """Delete up to PRUNE_CHUNK delivered outbox rows and delivery-log rows older than `before`.
 
     Dead and waiting rows are never pruned, nor are events (the event store keeps them). Called

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -19,7 +19,7 @@ import msgspec
 
 from linkhub.core import linkfilter
 from linkhub.core.accounts import Account
-from linkhub.store.db import Connection
+from linkhub.store import Connection
 from linkhub.util import ids, jsondepth
 from linkhub.util.times import now_rfc3339
 
@@ -181,7 +181,7 @@ def recipient(account: Account, payload: Payload) -> Recipient:
     )
 
 
-def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str]) -> dict[str, str]:
+def existing_codes(conn: Connection, who: Recipient, targets: list[str]) -> dict[str, str]:
     """Codes already minted for these targets (one chunk's, at most _LINKS_PER_INSERT) and this recipient."""
     # A seek per target in the unique index links_by_recipient, not the recipient's whole range:
     # a retried call reads back every chunk, and reading all of a 45,000-link email's rows
@@ -192,6 +192,12 @@ def existing_codes(conn: sqlite3.Connection, who: Recipient, targets: list[str])
         (who.account_id, who.mailing_id, who.prospect_id, *targets),
     )
     return dict(rows.fetchall())
+
+
+# The rowid of the next link minted on a connection (the writer's), counted here because a
+# statement asking for max(rowid) cost each call a wait for the GIL in the writer; kept with the
+# connection's rollback count, since a rollback takes back the rows it was counted past.
+_next_number: weakref.WeakKeyDictionary[Connection, tuple[int, int]] = weakref.WeakKeyDictionary()
 
 
 def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
@@ -213,12 +219,11 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
     while missing:
         for start in range(0, len(missing), _LINKS_PER_INSERT):
             chunk = missing[start : start + _LINKS_PER_INSERT]
-            # Numbered with the next rowid: the chunk's codes sort together, after those minted
-            # before. The connection keeps count, because a statement to ask for max(rowid)
-            # cost each call a wait for the GIL in the writer (which forgets the count when it
-            # rolls back).
-            number = conn.next_link_number
-            if number is None:
+            # Numbered with the next rowid: the chunk's codes sort together, after those minted before.
+            counted = _next_number.get(conn)
+            if counted is not None and counted[0] == conn.rollbacks:
+                number = counted[1]
+            else:
                 number = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
             drawn = ids.link_codes(number, len(chunk))
             values: list[str | None] = []
@@ -232,7 +237,7 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
                 + " ON CONFLICT DO NOTHING",
                 values,
             ).rowcount
-            conn.next_link_number = number + inserted
+            _next_number[conn] = (conn.rollbacks, number + inserted)
             created += inserted
             if inserted == len(chunk):
                 codes.update((link.target, code) for link, code in zip(chunk, drawn, strict=True))

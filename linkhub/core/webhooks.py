@@ -7,7 +7,6 @@ import dataclasses
 import ipaddress
 import re
 import secrets
-import sqlite3
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from msgspec import UNSET, UnsetType
 from linkhub.core import formats
 from linkhub.core.errors import LinkhubError
 from linkhub.core.events import EVENT_TYPES
+from linkhub.store import Connection, Row
 from linkhub.util import jsondepth
 from linkhub.util.times import format_ms, now_rfc3339
 from linkhub.util.wording import plural
@@ -106,7 +106,7 @@ class Webhook:
         }
 
 
-def from_row(row: sqlite3.Row) -> Webhook:
+def from_row(row: Row) -> Webhook:
     values = dict(row)
     values["types"] = tuple(msgspec.json.decode(values["types"]))
     values["auth"] = msgspec.json.decode(values["auth"])
@@ -114,7 +114,7 @@ def from_row(row: sqlite3.Row) -> Webhook:
     return Webhook(**values)
 
 
-def get(conn: sqlite3.Connection, webhook_id: str, account_id: str | None = None) -> Webhook | None:
+def get(conn: Connection, webhook_id: str, account_id: str | None = None) -> Webhook | None:
     """The webhook, or None; with `account_id`, only if it belongs to that account."""
     sql = f"SELECT {_COLUMNS} FROM webhooks WHERE id = ?"
     params: tuple[str, ...] = (webhook_id,)
@@ -125,7 +125,7 @@ def get(conn: sqlite3.Connection, webhook_id: str, account_id: str | None = None
     return from_row(row) if row is not None else None
 
 
-def list_for(conn: sqlite3.Connection, account_id: str | None = None) -> list[Webhook]:
+def list_for(conn: Connection, account_id: str | None = None) -> list[Webhook]:
     if account_id is None:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM webhooks ORDER BY created_at, id")
     else:
@@ -531,7 +531,7 @@ def _row_values(webhook: Webhook) -> dict[str, Any]:
     return values
 
 
-def insert(conn: sqlite3.Connection, webhook: Webhook) -> Webhook:
+def insert(conn: Connection, webhook: Webhook) -> Webhook:
     conn.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES ({', '.join(':' + n for n in _COLUMN_NAMES)})",
                  _row_values(webhook))
     stored = get(conn, webhook.id)
@@ -539,7 +539,7 @@ def insert(conn: sqlite3.Connection, webhook: Webhook) -> Webhook:
     return stored
 
 
-def create(conn: sqlite3.Connection, account_id: str, spec: WebhookSpec) -> tuple[Webhook, str]:
+def create(conn: Connection, account_id: str, spec: WebhookSpec) -> tuple[Webhook, str]:
     """Store a new webhook; return it with its signing secret (shown to the caller once)."""
     webhook = insert(conn, draft(account_id, spec))
     return webhook, webhook.secret
@@ -572,7 +572,7 @@ def apply(webhook: Webhook, changes: WebhookChanges) -> Webhook:
     return dataclasses.replace(webhook, **values, updated_at=now_rfc3339())
 
 
-def update(conn: sqlite3.Connection, webhook: Webhook, changes: WebhookChanges) -> Webhook:
+def update(conn: Connection, webhook: Webhook, changes: WebhookChanges) -> Webhook:
     """Store `changes` to `webhook` (as read in this transaction). Status and secret are not touched here."""
     changed = apply(webhook, changes)
     conn.execute(
@@ -585,7 +585,7 @@ def update(conn: sqlite3.Connection, webhook: Webhook, changes: WebhookChanges) 
     return stored
 
 
-def set_status(conn: sqlite3.Connection, webhook_id: str, status: str, reason: str | None = None) -> Webhook:
+def set_status(conn: Connection, webhook_id: str, status: str, reason: str | None = None) -> Webhook:
     """Make the webhook active, inactive or disabled (with why); events are queued only while active."""
     if status not in ("active", "inactive", "disabled"):
         raise ValueError(f"unknown webhook status {status!r}")
@@ -597,7 +597,7 @@ def set_status(conn: sqlite3.Connection, webhook_id: str, status: str, reason: s
     return webhook
 
 
-def rotate_secret(conn: sqlite3.Connection, webhook_id: str, *, expire_previous: bool = False) -> Webhook:
+def rotate_secret(conn: Connection, webhook_id: str, *, expire_previous: bool = False) -> Webhook:
     """Sign with a new secret from now on; return the webhook with it.
 
     The secret it replaces goes on signing beside it for PREVIOUS_SECRET_S, so receivers can
@@ -617,7 +617,7 @@ def rotate_secret(conn: sqlite3.Connection, webhook_id: str, *, expire_previous:
     return webhook
 
 
-def forget_expired_secrets(conn: sqlite3.Connection, now: str) -> int:
+def forget_expired_secrets(conn: Connection, now: str) -> int:
     """Erase the previous secrets that stopped signing at or before `now`; return how many.
 
     Past previous_secret_until a secret signs nothing (`Webhook.signing_secrets`), so keeping
@@ -630,7 +630,7 @@ def forget_expired_secrets(conn: sqlite3.Connection, now: str) -> int:
     ).rowcount
 
 
-def delete(conn: sqlite3.Connection, webhook_id: str, *, force: bool = False) -> Dropped:
+def delete(conn: Connection, webhook_id: str, *, force: bool = False) -> Dropped:
     """Delete an inactive (or disabled) webhook with its queue and delivery log (ON DELETE CASCADE).
 
     Refusing active ones, as Optimizely does, means queued events are never dropped by a stray call;
@@ -655,7 +655,7 @@ def delete(conn: sqlite3.Connection, webhook_id: str, *, force: bool = False) ->
                         " deleted, so that events queued for it are never dropped by accident)")
 
 
-def _queued(conn: sqlite3.Connection, webhook_id: str) -> Dropped:
+def _queued(conn: Connection, webhook_id: str) -> Dropped:
     pending = conn.execute("SELECT count(*) FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')",
                            (webhook_id,)).fetchone()[0]
     dead = conn.execute("SELECT count(*) FROM outbox WHERE webhook_id = ? AND state = 'dead'",
@@ -666,7 +666,7 @@ def _queued(conn: sqlite3.Connection, webhook_id: str) -> Dropped:
 # -- the delivery log ---------------------------------------------------------------------------
 
 
-def record_delivery(conn: sqlite3.Connection, webhook_id: str, message_id: str, attempted_at: str, events: int,
+def record_delivery(conn: Connection, webhook_id: str, message_id: str, attempted_at: str, events: int,
                     status_code: int | None, duration_ms: int, error: str | None, *, test: bool) -> None:
     conn.execute(
         "INSERT INTO deliveries (webhook_id, message_id, attempted_at, events, status_code, duration_ms, error, test)"
@@ -675,7 +675,7 @@ def record_delivery(conn: sqlite3.Connection, webhook_id: str, message_id: str, 
     )
 
 
-def recent_deliveries(conn: sqlite3.Connection, webhook_id: str, limit: int = 50) -> list[dict[str, Any]]:
+def recent_deliveries(conn: Connection, webhook_id: str, limit: int = 50) -> list[dict[str, Any]]:
     """The latest POSTs to the webhook, newest first: time, events, status, duration, error."""
     rows = conn.execute(
         "SELECT id, message_id, attempted_at, events, status_code, duration_ms, error, test FROM deliveries"

@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import sqlite3
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ import httpx
 from linkhub.core import formats, outbox, webhooks
 from linkhub.core.metrics import Metrics
 from linkhub.delivery import sender
-from linkhub.store.db import Database, DatabaseClosed
+from linkhub.store import Connection, DatabaseClosed, Store
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import plural
 
@@ -42,7 +41,7 @@ EXPIRY_INTERVAL_S = 10.0
 
 
 class Deliverer:
-    def __init__(self, db: Database, metrics: Metrics, *, allow_private: bool) -> None:
+    def __init__(self, db: Store, metrics: Metrics, *, allow_private: bool) -> None:
         self.db = db
         self.metrics = metrics
         self.allow_private = allow_private
@@ -87,7 +86,7 @@ class Deliverer:
                 if time.monotonic() - last_expiry >= EXPIRY_INTERVAL_S:
                     last_expiry = time.monotonic()
                     await self._expire_paused()
-                for webhook_id in self._webhooks_with_work():
+                for webhook_id in outbox.webhooks_with_work(self.db.reader(), active=True):
                     if webhook_id not in self._workers:
                         task = asyncio.create_task(self._work(webhook_id), name=f"linkhub-delivery-{webhook_id}")
                         self._workers[webhook_id] = task
@@ -118,20 +117,9 @@ class Deliverer:
             # supervisor each time would restart it in a busy loop until then.
             self._wake.set()
 
-    def _webhooks_with_work(self) -> list[str]:
-        rows = self.db.reader().execute(
-            "SELECT w.id FROM webhooks w WHERE w.status = 'active' AND EXISTS ("
-            " SELECT 1 FROM outbox o WHERE o.webhook_id = w.id AND o.state IN ('pending', 'sending'))"
-        )
-        return [row[0] for row in rows]
-
     async def _expire_paused(self) -> None:
         """Queued rows of inactive or disabled webhooks still expire (their workers do it for active ones)."""
-        rows = self.db.reader().execute(
-            "SELECT w.id FROM webhooks w WHERE w.status != 'active' AND EXISTS ("
-            " SELECT 1 FROM outbox o WHERE o.webhook_id = w.id AND o.state IN ('pending', 'sending'))"
-        ).fetchall()
-        for (webhook_id,) in rows:
+        for webhook_id in outbox.webhooks_with_work(self.db.reader(), active=False):
             hook = webhooks.get(self.db.reader(), webhook_id)
             if hook is not None:
                 await self.db.write(functools.partial(outbox.expire, hook=hook))
@@ -247,7 +235,7 @@ def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple
     return sendable, formats.join(parts), poisoned
 
 
-def _record_then_claim(conn: sqlite3.Connection, *, webhook_id: str, batch: outbox.Batch | None,
+def _record_then_claim(conn: Connection, *, webhook_id: str, batch: outbox.Batch | None,
                        poisoned: list[tuple[int, str]], result: sender.Outcome | None, attempted_at: str,
                        ordered: bool) -> outbox.Batch | None:
     """Record the outcome of one POST (and the events set aside before it); after a success, or when
@@ -272,7 +260,7 @@ def retry_after_delay(hook: webhooks.Webhook, retry_after_s: float) -> float:
     return max(floor, min(retry_after_s, MAX_RETRY_AFTER_S))
 
 
-def _record(conn: sqlite3.Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome,
+def _record(conn: Connection, *, hook: webhooks.Webhook, batch: outbox.Batch, result: sender.Outcome,
             attempted_at: str) -> None:
     """The outcome of one POST: rows, attempt log, and the webhook's status on 410."""
     if webhooks.get(conn, hook.id) is None:

@@ -14,7 +14,7 @@ import functools
 import logging
 
 from linkhub.core import outbox, webhooks
-from linkhub.store.db import Database
+from linkhub.store import Store
 from linkhub.util.times import now_rfc3339
 
 log = logging.getLogger("linkhub.retention")
@@ -28,7 +28,7 @@ class Pruner:
     `keep_days` 0 keeps every delivery; expired secrets are forgotten whatever it is.
     """
 
-    def __init__(self, db: Database, keep_days: int) -> None:
+    def __init__(self, db: Store, keep_days: int) -> None:
         self._db = db
         self._keep_days = keep_days
         self._task: asyncio.Task[None] | None = None

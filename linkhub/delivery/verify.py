@@ -8,7 +8,6 @@ Nothing here stores an event; the attempt itself is logged in `deliveries` with 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 
 from linkhub.core import formats, webhooks
 from linkhub.delivery import sender
+from linkhub.store import Connection
 from linkhub.util.times import now_rfc3339
 
 
@@ -45,7 +45,7 @@ class VerifyResult:
         body = self.outcome.body_excerpt.strip()
         return f"{answer}: {body[:200]!r}" if body else answer
 
-    def record(self, conn: sqlite3.Connection, webhook_id: str) -> None:
+    def record(self, conn: Connection, webhook_id: str) -> None:
         webhooks.record_delivery(conn, webhook_id, self.message_id, self.attempted_at, self.events,
                                  self.outcome.status_code, self.outcome.duration_ms, self.outcome.error, test=True)
 

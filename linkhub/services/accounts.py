@@ -5,7 +5,6 @@ Refusals: AccountNotFound (a `LinkhubError`); InvalidAccount naming the field, w
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from linkhub.core import accounts
 from linkhub.core.accounts import Account
 from linkhub.services.storage import Storage
 from linkhub.settings import Settings
+from linkhub.store import Connection
 
 
 def outreach_url(account: Account, server: Callable[[], Settings]) -> str:
@@ -56,7 +56,7 @@ async def create(store: Storage, name: str, outreach_secret: str, *, public_url:
     # Checked before the store is touched: a refused URL creates no database.
     checked_url = accounts.check_public_url(public_url) if public_url else None
 
-    def insert(conn: sqlite3.Connection) -> tuple[Account, str]:
+    def insert(conn: Connection) -> tuple[Account, str]:
         return accounts.create(conn, name, outreach_secret, public_url=checked_url, link_filter=link_filter)
 
     return await store.write(insert)

@@ -9,7 +9,7 @@ from linkhub.core import outbox
 from linkhub.core.errors import Unavailable
 from linkhub.core.events import Event
 from linkhub.delivery.loop import Deliverer
-from linkhub.store.db import UNAVAILABLE, Database
+from linkhub.store import UNAVAILABLE, Store
 
 # An API client can wait longer than Outreach, but not forever behind a locked database.
 STORE_DEADLINE_S = 10.0
@@ -21,7 +21,7 @@ class Ingested:
     duplicates: int  # ids the account already had, or had earlier in the batch: neither stored nor queued
 
 
-async def ingest(db: Database, deliverer: Deliverer, batch: list[Event]) -> Ingested:
+async def ingest(db: Store, deliverer: Deliverer, batch: list[Event]) -> Ingested:
     """Store the batch in one transaction, each new event queued for the account's matching webhooks."""
     try:
         stored, queued = await db.write(functools.partial(outbox.store_events, batch=batch), timeout=STORE_DEADLINE_S)

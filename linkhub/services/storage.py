@@ -7,18 +7,19 @@ serves both front ends.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Protocol, TypeVar
+
+from linkhub.store import Connection
 
 T = TypeVar("T")
 
 
 class Storage(Protocol):
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Connection:
         """A connection to read from, outside any write."""
         ...
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn(conn)` in one transaction; return its result once it is committed."""
         ...

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from linkhub.delivery import sender
 from linkhub.delivery import verify as verify_batch
 from linkhub.delivery.verify import VerifyResult
 from linkhub.services.storage import Storage
+from linkhub.store import Connection, StoreError
 
 log = logging.getLogger("linkhub.webhooks")
 
@@ -119,7 +119,7 @@ def deliveries(store: Storage, webhook_id: str, account_id: str | None, limit: i
     return webhooks.recent_deliveries(conn, _owned(conn, webhook_id, account_id).id, limit)
 
 
-def _owned(conn: sqlite3.Connection, webhook_id: str, account_id: str | None) -> Webhook:
+def _owned(conn: Connection, webhook_id: str, account_id: str | None) -> Webhook:
     """The webhook as this connection sees it now (inside a write: as it is being changed)."""
     webhook = webhooks.get(conn, webhook_id, account_id)
     if webhook is None:
@@ -142,7 +142,7 @@ async def create(store: Storage, receivers: Receivers, account_id: str, spec: we
         if not result.ok:
             raise VerifyFailed(result)
 
-    def insert(conn: sqlite3.Connection) -> Webhook:
+    def insert(conn: Connection) -> Webhook:
         stored = webhooks.insert(conn, draft)
         if result is not None:
             result.record(conn, stored.id)
@@ -160,7 +160,7 @@ async def update(store: Storage, receivers: Receivers, webhook_id: str, account_
     if changes.url is not UNSET:
         await _check_target(receivers, changed.url)
 
-    def store_changes(conn: sqlite3.Connection) -> Webhook:
+    def store_changes(conn: Connection) -> Webhook:
         # Applied again to the row as it is now: it may have changed while DNS answered, and
         # into something these changes do not fit (InvalidWebhook then, too).
         return webhooks.update(conn, _owned(conn, webhook_id, account_id), changes)
@@ -176,12 +176,12 @@ async def verify(store: Storage, receivers: Receivers, webhook_id: str, account_
     result = await _send(receivers, webhook)
     try:
         await store.write(functools.partial(_record_if_exists, result=result, webhook_id=webhook.id))
-    except sqlite3.Error as exc:  # the log is a convenience: the caller still gets the receiver's answer
+    except StoreError as exc:  # the log is a convenience: the caller still gets the receiver's answer
         log.warning("could not log verify attempt of webhook %s: %s", webhook.id, exc)
     return result
 
 
-def _record_if_exists(conn: sqlite3.Connection, *, result: VerifyResult, webhook_id: str) -> None:
+def _record_if_exists(conn: Connection, *, result: VerifyResult, webhook_id: str) -> None:
     if webhooks.get(conn, webhook_id) is not None:  # it may have been deleted while we waited on the receiver
         result.record(conn, webhook_id)
 
@@ -195,7 +195,7 @@ async def activate(store: Storage, receivers: Receivers, webhook_id: str, accoun
     current = find(store, webhook_id, account_id)
     result = await _send(receivers, current) if verify_first else None
 
-    def store_status(conn: sqlite3.Connection) -> Webhook:
+    def store_status(conn: Connection) -> Webhook:
         webhook = _owned(conn, webhook_id, account_id)
         if result is not None:
             result.record(conn, webhook.id)
@@ -214,7 +214,7 @@ async def deactivate(store: Storage, webhook_id: str, account_id: str | None) ->
     """Stop queueing new events for the webhook; it can be activated again later."""
     find(store, webhook_id, account_id)
 
-    def store_status(conn: sqlite3.Connection) -> Webhook:
+    def store_status(conn: Connection) -> Webhook:
         return webhooks.set_status(conn, _owned(conn, webhook_id, account_id).id, "inactive", None)
 
     webhook = await store.write(store_status)
@@ -226,7 +226,7 @@ async def rotate(store: Storage, webhook_id: str, account_id: str | None, *, exp
     """A new signing secret; the previous one signs beside it for a day, unless `expire_previous`."""
     find(store, webhook_id, account_id)
 
-    def store_secret(conn: sqlite3.Connection) -> Webhook:
+    def store_secret(conn: Connection) -> Webhook:
         return webhooks.rotate_secret(conn, _owned(conn, webhook_id, account_id).id, expire_previous=expire_previous)
 
     webhook = await store.write(store_secret)
@@ -239,7 +239,7 @@ async def delete(store: Storage, webhook_id: str, account_id: str | None, *, for
     """Delete an inactive webhook with its queue and log; one with pending or dead deliveries only with `force`."""
     find(store, webhook_id, account_id)
 
-    def remove(conn: sqlite3.Connection) -> Dropped:
+    def remove(conn: Connection) -> Dropped:
         return webhooks.delete(conn, _owned(conn, webhook_id, account_id).id, force=force)
 
     dropped = await store.write(remove)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkhub.store.db import connect
+from linkhub.store.db import StoreError, connect
 
 
 class BackupError(Exception):
@@ -45,7 +45,7 @@ def backup(source: Path, dest: Path) -> Backup:
         _copy(source, partial)
         os.replace(partial, dest)
         _sync_directory(dest.parent)
-    except (sqlite3.Error, OSError) as exc:
+    except (StoreError, sqlite3.Error, OSError) as exc:  # sqlite3.Error: from the backup call itself
         raise BackupError(f"backup of {source} failed: {exc}") from None
     finally:
         for leftover in (partial, *(Path(f"{partial}{suffix}") for suffix in ("-journal", "-wal", "-shm"))):

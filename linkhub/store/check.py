@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from linkhub.store import schema
-from linkhub.store.db import BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT, describe_error
+from linkhub.store.db import BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT, Connection, StoreError, describe_error
 
 
 class CheckError(Exception):
@@ -61,19 +61,19 @@ def check(path: Path, *, full: bool = False) -> Report:
     if not path.is_file():
         raise CheckError(f"no database at {path}: `linkhub migrate --db {path}` creates one")
     try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, factory=Connection)
     except sqlite3.Error as exc:
         raise CheckError(describe_error(exc, path)) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return _check(conn, path, full)
-    except sqlite3.DatabaseError as exc:
+    except StoreError as exc:
         raise CheckError(describe_error(exc, path)) from None
     finally:
         conn.close()
 
 
-def _check(conn: sqlite3.Connection, path: Path, full: bool) -> Report:
+def _check(conn: Connection, path: Path, full: bool) -> Report:
     journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     wal = Path(f"{path}-wal")
     report = Report(
@@ -98,7 +98,7 @@ def _check(conn: sqlite3.Connection, path: Path, full: bool) -> Report:
     return report
 
 
-def _integrity(conn: sqlite3.Connection, report: Report, full: bool) -> None:
+def _integrity(conn: Connection, report: Report, full: bool) -> None:
     try:
         report.integrity = [row[0] for row in conn.execute(f"PRAGMA {report.integrity_check}")]
         if full:
@@ -106,14 +106,14 @@ def _integrity(conn: sqlite3.Connection, report: Report, full: bool) -> None:
             if broken:
                 report.integrity.append(f"{len(broken)} rows refer to rows that do not exist "
                                         f"(first: table {broken[0][0]}, rowid {broken[0][1]})")
-    except sqlite3.DatabaseError as exc:  # too damaged for the check itself to finish
+    except StoreError as exc:  # too damaged for the check itself to finish
         report.integrity = [str(exc)]
     if report.integrity != ["ok"]:
         report.problems.append(f"{report.integrity_check} failed: {'; '.join(report.integrity[:5])} — restore "
                                "a backup (docs/operations.md)")
 
 
-def _schema(conn: sqlite3.Connection, report: Report) -> None:
+def _schema(conn: Connection, report: Report) -> None:
     known = {m.version: m for m in schema.available()}
     applied = schema.recorded(conn)
     report.schema_version = max(applied) if applied else None
@@ -130,7 +130,7 @@ def _schema(conn: sqlite3.Connection, report: Report) -> None:
                                "migrated by a newer version")
 
 
-def _queue(conn: sqlite3.Connection) -> dict[str, Any]:
+def _queue(conn: Connection) -> dict[str, Any]:
     counts = dict(conn.execute(
         "SELECT state, count(*) FROM outbox WHERE state IN ('pending', 'sending', 'dead') GROUP BY state"
     ).fetchall())

@@ -9,21 +9,25 @@ one each, and a caller that has been answered knows its rows are on disk.
 
 Readers use their own connections (one per thread) and, thanks to WAL, never
 wait for the writer. Checkpoints run in a thread of their own (see below).
+
+Every SQLite failure on a connection from here reaches the caller as `StoreError`, so
+nothing above the store needs to know that the store is SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 log = logging.getLogger("linkhub.db")
 
@@ -59,6 +63,10 @@ CATCH_UP_FRAMES = 256
 WAL_SIZE_LIMIT = 192 * 1024 * 1024
 
 
+class StoreError(Exception):
+    """A database operation failed (locked, full, damaged, a constraint…); the text is SQLite's."""
+
+
 class WriteTimeout(Exception):
     """The write was not committed within the caller's deadline. It stays queued and may still commit."""
 
@@ -69,23 +77,84 @@ class DatabaseClosed(Exception):
 
 # What "the store did not answer" is, for whoever turns it into a 503: a failed statement, a write
 # not committed in time, a writer that has stopped.
-UNAVAILABLE = (sqlite3.Error, WriteTimeout, DatabaseClosed)
+UNAVAILABLE: tuple[type[Exception], ...] = (StoreError, WriteTimeout, DatabaseClosed)
+
+# A result row: by index, or by column name (`row["seq"]`, `dict(row)`).
+Row: TypeAlias = sqlite3.Row
+
+
+class Cursor(sqlite3.Cursor):
+    """sqlite3's cursor, whose later steps (fetches) fail with StoreError too."""
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+
+_execute = sqlite3.Cursor.execute
+_executemany = sqlite3.Cursor.executemany
+_executescript = sqlite3.Cursor.executescript
 
 
 class Connection(sqlite3.Connection):
-    """sqlite3's connection, with room for what the writer remembers from one job to the next."""
+    """sqlite3's connection, failing with StoreError, and counting its rollbacks."""
 
-    # The number the next minted codes begin with (outreach.mint); None: ask the database.
-    next_link_number: int | None = None
+    # How many times work was rolled back on this connection (`undo`): whatever a job remembered
+    # from an earlier one (outreach.mint's next link number) is stale once this changes.
+    rollbacks = 0
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        cursor = self.cursor(Cursor)
+        try:
+            _execute(cursor, sql, parameters)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
+        cursor = self.cursor(Cursor)
+        try:
+            _executemany(cursor, sql, parameters)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return cursor
+
+    def executescript(self, sql_script: str, /) -> Cursor:
+        cursor = self.cursor(Cursor)
+        try:
+            _executescript(cursor, sql_script)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return cursor
 
     def undo(self, savepoint: str | None = None) -> None:
-        """Undo the transaction (or back to the savepoint), and what the jobs remembered of it."""
+        """Undo the transaction (or back to the savepoint)."""
         self.execute("ROLLBACK" if savepoint is None else f"ROLLBACK TO {savepoint}")
-        self.next_link_number = None
+        self.rollbacks += 1
 
 
-def describe_error(exc: sqlite3.Error, path: str | Path | None = None) -> str:
-    """One sentence for an operator about a failed SQLite call on the database at `path`.
+def describe_error(exc: Exception, path: str | Path | None = None) -> str:
+    """One sentence for an operator about a failed SQLite call (a StoreError) on the database at `path`.
 
     SQLite's own texts ("unable to open database file") do not say which file, nor what to do.
     """
@@ -93,7 +162,7 @@ def describe_error(exc: sqlite3.Error, path: str | Path | None = None) -> str:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return f"{where} is locked by another process (a long write or a backup); try again in a moment"
-    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+    if "not a database" in text or "malformed" in text:
         return f"{where} is not a SQLite database, or it is damaged ({text}): restore it from a backup"
     if "readonly" in text or "read-only" in text:
         return f"{where} cannot be written ({text}): check the permissions of the file and its directory"
@@ -105,8 +174,11 @@ def describe_error(exc: sqlite3.Error, path: str | Path | None = None) -> str:
 def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
     _create_private(str(path))
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=Connection)
-    conn.row_factory = sqlite3.Row
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=Connection)
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc)) from exc
+    conn.row_factory = Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     # Reads through the OS page cache without a read() per page, and a larger page cache:
@@ -125,6 +197,19 @@ def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     return conn
 
 
+@contextlib.contextmanager
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """One IMMEDIATE transaction on a connection of one's own (the CLI's): what a command checks
+    and the change it guards commit together. (The server writes through `Database.write`.)"""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.undo()
+        raise
+    conn.execute("COMMIT")
+
+
 def _create_private(path: str) -> None:
     """Create a missing database file readable by its owner only (0600), before SQLite creates it
     with the umask's mode: it holds secrets, and SQLite gives its -wal and -shm files its mode."""
@@ -139,10 +224,10 @@ def _create_private(path: str) -> None:
 @dataclass(eq=False)
 class _Job(Generic[T]):
     # Either fn(conn) -> result, or many(conn, [item, …]) -> [result, …] for jobs that can be merged.
-    fn: Callable[[sqlite3.Connection], T] | None
+    fn: Callable[[Connection], T] | None
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
-    many: Callable[[sqlite3.Connection, list[Any]], list[T]] | None = None
+    many: Callable[[Connection, list[Any]], list[T]] | None = None
     item: Any = None
     result: Any = None
     error: BaseException | None = None
@@ -160,7 +245,7 @@ _STOP = object()
 
 
 class Database:
-    """The process's gateway to one SQLite file."""
+    """The process's gateway to one SQLite file: the `Store` (linkhub.store) the server runs on."""
 
     def __init__(self, path: str | Path, *, on_commit: Callable[[float], None] | None = None) -> None:
         self.path = str(path)
@@ -181,7 +266,7 @@ class Database:
 
     # -- readers -------------------------------------------------------------
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Connection:
         """This thread's read-only connection (opened on first use)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -190,7 +275,7 @@ class Database:
         return conn
 
     def ping(self) -> None:
-        """Read the schema's own table on this thread's reader: raises sqlite3.Error if the database does not answer."""
+        """Read the schema's own table on this thread's reader: raises StoreError if the database does not answer."""
         self.reader().execute("SELECT count(*) FROM schema_migrations").fetchone()
 
     # -- the writer ----------------------------------------------------------
@@ -206,7 +291,7 @@ class Database:
                                               name="linkhub-checkpointer", daemon=True)
         self._checkpointer.start()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T], *, timeout: float | None = None) -> T:
+    async def write(self, fn: Callable[[Connection], T], *, timeout: float | None = None) -> T:
         """Run `fn(conn)` inside the writer's next transaction; return once it is committed.
 
         Raises `WriteTimeout` if the commit has not happened within `timeout`
@@ -215,7 +300,7 @@ class Database:
         loop = asyncio.get_running_loop()
         return await self._submit(_Job(fn=fn, future=loop.create_future(), loop=loop), timeout)
 
-    async def add(self, many: Callable[[sqlite3.Connection, list[Any]], list[T]], item: Any, *,
+    async def add(self, many: Callable[[Connection, list[Any]], list[T]], item: Any, *,
                   timeout: float | None = None) -> T:
         """Like `write`, for work that merges: queued items with the same `many` function are
         handed to ONE call, `many(conn, [item, …])`, which returns one result per item.
@@ -320,7 +405,7 @@ class Database:
             job.error = DatabaseClosed(self._crashed)
         _wake(jobs)
 
-    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint_loop(self, conn: Connection) -> None:
         database_file = os.open(self.path, os.O_RDONLY)
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
@@ -329,7 +414,7 @@ class Database:
                 self._committed_since_checkpoint = False
                 try:
                     self._checkpoint_round(conn, database_file)
-                except (sqlite3.Error, OSError) as exc:  # disk full, I/O error…: the commits are safe in the WAL
+                except (StoreError, OSError) as exc:  # disk full, I/O error…: the commits are safe in the WAL
                     log.error("checkpoint failed, trying again in %.0f s: %s", CHECKPOINT_RETRY_S, exc)
                     self._committed_since_checkpoint = True
                     self._stop_checkpoints.wait(CHECKPOINT_RETRY_S)
@@ -337,7 +422,7 @@ class Database:
             os.close(database_file)
             conn.close()
 
-    def _checkpoint_round(self, conn: sqlite3.Connection, database_file: int) -> None:
+    def _checkpoint_round(self, conn: Connection, database_file: int) -> None:
         previous = None
         while not self._stop_checkpoints.is_set():
             _busy, wal_frames, checkpointed = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -409,10 +494,10 @@ class Database:
         return True
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
+def _checkpoint(conn: Connection) -> None:
     try:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except sqlite3.Error as exc:  # the next one may succeed; the data is safe in the WAL meanwhile
+    except StoreError as exc:  # the next one may succeed; the data is safe in the WAL meanwhile
         log.error("checkpoint failed: %s", exc)
 
 
@@ -427,7 +512,7 @@ def _merge(batch: list[_Job[Any]]) -> list[list[_Job[Any]]]:
     return groups
 
 
-def _call(conn: sqlite3.Connection, group: list[_Job[Any]]) -> None:
+def _call(conn: Connection, group: list[_Job[Any]]) -> None:
     for job in group:
         job.error = None
     first = group[0]

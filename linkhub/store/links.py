@@ -14,7 +14,7 @@ import asyncio
 
 import msgspec
 
-from linkhub.store.db import Database
+from linkhub.store import Store
 
 
 class Link(msgspec.Struct, array_like=True, frozen=True):
@@ -38,12 +38,12 @@ _encode = msgspec.json.encode
 
 
 class LinkLookup:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
         self._waiting: dict[str, list[asyncio.Future[Link | None]]] = {}
 
     async def get(self, code: str) -> Link | None:
-        """The link with this code, or None. Raises sqlite3.Error if the database cannot be read."""
+        """The link with this code, or None. Raises StoreError if the database cannot be read."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Link | None] = loop.create_future()
         if not self._waiting:

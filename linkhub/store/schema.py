@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
+from linkhub.store.db import Connection, StoreError
 from linkhub.util.times import now_rfc3339
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -33,7 +33,7 @@ def available() -> list[Migration]:
     return found
 
 
-def applied(conn: sqlite3.Connection) -> set[int]:
+def applied(conn: Connection) -> set[int]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -41,7 +41,7 @@ def applied(conn: sqlite3.Connection) -> set[int]:
     return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
-def pending(conn: sqlite3.Connection) -> list[Migration]:
+def pending(conn: Connection) -> list[Migration]:
     done = applied(conn)
     return [m for m in available() if m.version not in done]
 
@@ -55,7 +55,7 @@ _COLUMNS_ADDED_BY_EDITS = [
 ]
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
+def migrate(conn: Connection) -> list[str]:
     """Apply pending migrations, each in its own transaction with its record, then the repairs.
 
     Returns one line per change made, for the caller to print or log.
@@ -72,7 +72,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         )
         try:
             conn.executescript(script)
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if migration.version in applied(conn):  # another process got there first
@@ -82,7 +82,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return done + _add_missing_columns(conn)
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> list[str]:
+def _add_missing_columns(conn: Connection) -> list[str]:
     done = []
     versions = applied(conn)
     for version, table, column, definition in _COLUMNS_ADDED_BY_EDITS:
@@ -90,7 +90,7 @@ def _add_missing_columns(conn: sqlite3.Connection) -> list[str]:
             continue
         try:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             if _has_column(conn, table, column):  # another process got there first
                 continue
             raise RuntimeError(f"adding {table}.{column} failed: {exc}") from exc
@@ -98,11 +98,11 @@ def _add_missing_columns(conn: sqlite3.Connection) -> list[str]:
     return done
 
 
-def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+def _has_column(conn: Connection, table: str, column: str) -> bool:
     return any(row[0] == column for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,)))
 
 
-def recorded(conn: sqlite3.Connection) -> set[int]:
+def recorded(conn: Connection) -> set[int]:
     """The versions applied, read without writing (`applied` creates the log table): empty if there is none."""
     has_log = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
@@ -110,7 +110,7 @@ def recorded(conn: sqlite3.Connection) -> set[int]:
     return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if has_log else set()
 
 
-def needed(conn: sqlite3.Connection) -> list[str]:
+def needed(conn: Connection) -> list[str]:
     """What `migrate` would do, found without writing anything (for read-only callers); [] if nothing."""
     done = recorded(conn)
     todo = [f"{m.version:04d}_{m.name} is pending" for m in available() if m.version not in done]

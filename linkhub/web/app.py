@@ -20,7 +20,7 @@ from linkhub.core.metrics import Metrics, ScrapeTime
 from linkhub.delivery import sender
 from linkhub.delivery.retention import Pruner
 from linkhub.settings import Settings
-from linkhub.store.db import UNAVAILABLE, Database
+from linkhub.store import UNAVAILABLE, Database
 from linkhub.web import errors
 from linkhub.web.access_log import AccessLog
 from linkhub.web.deadline import within

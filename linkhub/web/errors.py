@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from linkhub.core.errors import LinkhubError, Unavailable
-from linkhub.store.db import UNAVAILABLE
+from linkhub.store import UNAVAILABLE
 from linkhub.web.deadline import BodyTimeout
 from linkhub.web.responses import JSON
 

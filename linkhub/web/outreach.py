@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from linkhub.core import accounts, outreach
 from linkhub.core.errors import LinkhubError, Unavailable
-from linkhub.store.db import UNAVAILABLE
+from linkhub.store import UNAVAILABLE
 from linkhub.web.auth import Unauthorized
 from linkhub.web.responses import JSON, read_body, validation_error
 from linkhub.web.state import State

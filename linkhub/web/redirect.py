@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from linkhub.core import events, outbox
 from linkhub.core.useragent import describe
-from linkhub.store.db import UNAVAILABLE, WriteTimeout
+from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.util import ids
 from linkhub.util.times import format_ms

@@ -11,7 +11,6 @@ import os
 import resource
 import signal
 import socket
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from hypercorn.config import Config
 
 from linkhub.core import outbox, useragent
 from linkhub.settings import Settings
-from linkhub.store import db, schema
+from linkhub.store import StoreError, connect, describe_error, schema
 from linkhub.util import logs
 from linkhub.web.app import LinkhubApp, create_app
 
@@ -131,7 +130,7 @@ def _prepare_database(path: Path) -> None:
     """Migrate the database and requeue interrupted batches, or say in one line why it cannot be used."""
     _check_database_path(path)
     try:
-        conn = db.connect(path)
+        conn = connect(path)
         try:
             for change in schema.migrate(conn):
                 log.info("schema: %s", change)
@@ -141,8 +140,8 @@ def _prepare_database(path: Path) -> None:
                 log.info("%d outbox rows of an interrupted run will be sent again", released)
         finally:
             conn.close()
-    except sqlite3.Error as exc:
-        raise StartupError(db.describe_error(exc, path)) from None
+    except StoreError as exc:
+        raise StartupError(describe_error(exc, path)) from None
     except RuntimeError as exc:  # a migration failed
         raise StartupError(f"cannot migrate {path}: {exc}") from None
 

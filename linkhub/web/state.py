@@ -10,7 +10,7 @@ import httpx
 from linkhub.core.metrics import Metrics
 from linkhub.delivery.loop import Deliverer
 from linkhub.settings import Settings
-from linkhub.store.db import Database
+from linkhub.store import Store
 
 FILTER_THREADS = 2
 
@@ -18,7 +18,7 @@ FILTER_THREADS = 2
 @dataclass
 class State:
     settings: Settings
-    db: Database
+    db: Store
     metrics: Metrics = field(default_factory=Metrics)
     # The one outbound connection pool (deliveries and verify calls); open while the app runs.
     http: httpx.AsyncClient | None = None
