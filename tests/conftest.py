@@ -1,4 +1,9 @@
-"""Shared test fixtures: a real `linkhub serve` process on a free port, on a real SQLite file."""
+"""Shared test fixtures, in two tiers, both on a real SQLite file.
+
+In-process (inprocess.py, a plugin): `app`/`make_app`, the real app answering an httpx client
+in this process. Subprocess (servers.py): `server`/`make_server`/`hub`, a real `linkhub serve`
+on a free port, for what needs a process boundary or a socket.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ from linkhub.store.schema import migrate
 
 from servers import Server, start_server
 
-# Real local HTTP receivers for webhook tests: the make_sink and make_receiver fixtures.
-pytest_plugins = ("sink",)
+# Fixtures of plugin modules: real local HTTP receivers for webhook tests (sink: make_sink,
+# make_receiver) and the in-process app (inprocess: app, make_app).
+pytest_plugins = ("sink", "inprocess")
 # Helpers whose asserts should explain themselves when a test fails through them.
 pytest.register_assert_rewrite("delivery_support")
 
@@ -53,6 +59,12 @@ def make_server(db_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def server(make_server: Any) -> Server:
     return make_server()
+
+
+@pytest.fixture
+def hub(make_server: Any) -> Server:
+    """A server that may deliver to receivers on 127.0.0.1."""
+    return make_server("--allow-private-targets")
 
 
 @pytest.fixture(scope="module")

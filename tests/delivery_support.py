@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 
-from conftest import Account, Server, query
+from conftest import Account, query
 
 T = TypeVar("T")
 
 # Retries within a second or so: the delivery tests never wait on the default policies.
 FAST_RETRY = {"policy": "fixed", "interval_s": 1}
 OCCURRED = "2026-03-02T10:{:02d}:{:02d}.{:03d}Z"
-
-
-@pytest.fixture
-def hub(make_server: Callable[..., Server]) -> Server:
-    """A server that may deliver to receivers on 127.0.0.1."""
-    return make_server("--allow-private-targets")
 
 
 def bearer(account: Account) -> dict[str, str]:

@@ -23,7 +23,6 @@ from delivery_support import (
     create_webhook,
     event,
     events,
-    hub,  # noqa: F401  (fixture)
     ids_of,
     outbox,
     post_events,

@@ -23,7 +23,6 @@ from delivery_support import (
     cli,
     create_webhook,
     events,
-    hub,  # noqa: F401  (fixture)
     ids_of,
     outbox,
     post_events,

@@ -26,7 +26,6 @@ from delivery_support import (
     event,
     events,
     get_webhook,
-    hub,  # noqa: F401  (fixture)
     ids_of,
     outbox,
     post_events,

@@ -27,7 +27,6 @@ from delivery_support import (
     bearer,
     create_webhook,
     events,
-    hub,  # noqa: F401  (fixture)
     post_events,
     wait_until,
 )

@@ -1,0 +1,201 @@
+"""The in-process tier: the real app (`create_app(Settings(...))`) on a real SQLite file, its
+lifespan run, answering an ordinary `httpx.Client` without a socket or a subprocess.
+
+Tests of HTTP semantics (validation, CRUD, formats, auth, errors, query parameters) run here;
+the subprocess tier (servers.py) is for what needs a process or a socket: signals, shutdown,
+slow clients, broken transfers, file modes, start-up, delivery timing, the CLI end to end.
+
+Not Starlette's TestClient: the installed Starlette warns that using it with httpx is deprecated
+(it wants httpx2), sends `user-agent: testclient` and warns on every `timeout=`. Here the lifespan
+is driven over the ASGI protocol, as Hypercorn drives it, in an event loop of its own (uvloop, as
+`linkhub serve` runs) on a portal thread that every request is handed to, so the delivery loop,
+the pruner and the database writer run between requests exactly as they do in the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+import httpx
+import pytest
+import uvloop
+
+from linkhub.settings import Settings
+from linkhub.util import logs
+from linkhub.web.app import LinkhubApp, create_app
+
+# Where requests seem to come from: the peer address Hypercorn would put in the scope.
+CLIENT = ("127.0.0.1", 50123)
+
+
+class _Captured(logging.Handler):
+    """Every log record, formatted as `linkhub serve` writes them to stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logs.TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record) + "\n")
+
+
+class _Transport(httpx.BaseTransport):
+    """Hands each request to the app's event loop (httpx's ASGITransport there) and waits for the answer."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, app: LinkhubApp, client: tuple[str, int]) -> None:
+        self._portal = portal
+        self._asgi = httpx.ASGITransport(app, client=client)  # type: ignore[arg-type]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()  # the body as one ByteStream, which the async transport can read too
+
+        async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            answer = await self._asgi.handle_async_request(request)
+            return answer.status_code, answer.headers.raw, await answer.aread()
+
+        status, headers, body = self._portal.call(call)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body),
+                              extensions={"http_version": b"HTTP/1.1"})
+
+
+class _Lifespan:
+    """The ASGI lifespan protocol, spoken as a server does: startup, then shutdown once."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, app: LinkhubApp) -> None:
+        self._portal = portal
+        self._app = app
+        self._to_app: asyncio.Queue[dict[str, Any]] = portal.call(self._queue)
+        self._from_app: asyncio.Queue[dict[str, Any]] = portal.call(self._queue)
+        self._task = portal.start_task_soon(self._run)
+
+    @staticmethod
+    async def _queue() -> asyncio.Queue[dict[str, Any]]:
+        return asyncio.Queue()
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        await self._app(scope, self._to_app.get, self._from_app.put)
+
+    async def _step(self, name: str) -> None:
+        await self._to_app.put({"type": f"lifespan.{name}"})
+        answer = await self._from_app.get()
+        if answer["type"] != f"lifespan.{name}.complete":
+            raise RuntimeError(f"lifespan {name} failed: {answer.get('message', answer)}")
+
+    def startup(self) -> None:
+        self._portal.call(self._step, "startup")
+
+    def shutdown(self) -> None:
+        self._portal.call(self._step, "shutdown")
+        self._task.result(timeout=30)
+
+
+class InProcess:
+    """The app of one `Settings`, serving in this process; it stands where a `servers.Server` would.
+
+    `url`, `db_path`, `client()`, `stop()` and `output`/`log` (the log records, formatted as the
+    server writes them) mean what they mean on a Server, so a test reads the same on both tiers.
+    """
+
+    def __init__(self, settings: Settings, *, client: tuple[str, int] = CLIENT) -> None:
+        self.settings = settings
+        self.db_path = settings.db
+        self.url = settings.base_url
+        self._peer = client
+        self._captured = _Captured()
+        self._stack = ExitStack()
+        self._levels: list[tuple[logging.Logger, int]] = []
+        self._configure_logging()
+        self._stack.callback(self._restore_logging)
+        self._portal = self._stack.enter_context(
+            anyio.from_thread.start_blocking_portal("asyncio", {"loop_factory": uvloop.new_event_loop}))
+        self.app = create_app(settings)
+        self._lifespan = _Lifespan(self._portal, self.app)
+        self._lifespan.startup()
+        self._running = True
+        self._default = self.client()
+
+    def _configure_logging(self) -> None:
+        # What `linkhub serve` sets (logs.configure), without replacing pytest's own handlers.
+        root = logging.getLogger()
+        for logger, level in ((root, logging.INFO), (logging.getLogger("httpx"), logging.WARNING),
+                              (logging.getLogger("httpcore"), logging.WARNING)):
+            self._levels.append((logger, logger.level))
+            logger.setLevel(level)
+        root.addHandler(self._captured)
+
+    def _restore_logging(self) -> None:
+        logging.getLogger().removeHandler(self._captured)
+        for logger, level in self._levels:
+            logger.setLevel(level)
+
+    def client(self, *, client: tuple[str, int] | None = None, **kwargs: Any) -> httpx.Client:
+        """An httpx client of this app, as `Server.client()`: no redirects followed; `client` is the peer address."""
+        transport = _Transport(self._portal, self.app, client or self._peer)
+        return httpx.Client(base_url=self.url, transport=transport, follow_redirects=False, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An async client of this app, for coroutines that `run` on the app's own event loop."""
+        transport = httpx.ASGITransport(self.app, client=self._peer)  # type: ignore[arg-type]
+        return httpx.AsyncClient(base_url=self.url, transport=transport, follow_redirects=False, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self._default.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self._default.post(path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._default.request(method, path, **kwargs)
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run the coroutine function `fn(*args)` on the app's event loop and return its result."""
+        return self._portal.call(fn, *args)
+
+    def stop(self) -> int:
+        """Run the lifespan's shutdown (deliveries stop, the writer drains and closes); 0, as a clean exit."""
+        if self._running:
+            self._running = False
+            self._default.close()
+            try:
+                self._lifespan.shutdown()
+            finally:
+                self._stack.close()
+        return 0
+
+    @property
+    def log(self) -> list[str]:
+        return self._captured.lines
+
+    @property
+    def output(self) -> str:
+        return "".join(self._captured.lines)
+
+
+@pytest.fixture
+def make_app(db_path: Path) -> Iterator[Callable[..., InProcess]]:
+    """Factory: `make_app(**settings)` serves `Settings(db=db_path, **settings)` in-process; all stop afterwards."""
+    started: list[InProcess] = []
+
+    def make(*, client: tuple[str, int] = CLIENT, **settings: Any) -> InProcess:
+        settings.setdefault("db", db_path)
+        app = InProcess(Settings(**settings), client=client)
+        started.append(app)
+        return app
+
+    yield make
+    for app in reversed(started):
+        app.stop()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., InProcess]) -> InProcess:
+    """The app with default settings on `db_path`."""
+    return make_app()
