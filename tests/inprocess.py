@@ -15,8 +15,9 @@ the pruner and the database writer run between requests exactly as they do in th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -46,21 +47,42 @@ class _Captured(logging.Handler):
         self.lines.append(self.format(record) + "\n")
 
 
+class _Chunks(httpx.AsyncByteStream):
+    """A request body as the client gave it, chunk by chunk (a generator stays a streamed, chunked body)."""
+
+    def __init__(self, stream: httpx.SyncByteStream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._stream:
+            yield chunk
+
+
 class _Transport(httpx.BaseTransport):
-    """Hands each request to the app's event loop (httpx's ASGITransport there) and waits for the answer."""
+    """Hands each request to the app's event loop (httpx's ASGITransport there) and waits for the answer.
+
+    The client's read timeout bounds the wait, as it bounds a wait on a socket: a stalled event
+    loop fails a test with httpx.ReadTimeout instead of hanging it.
+    """
 
     def __init__(self, portal: anyio.from_thread.BlockingPortal, app: LinkhubApp, client: tuple[str, int]) -> None:
         self._portal = portal
         self._asgi = httpx.ASGITransport(app, client=client)  # type: ignore[arg-type]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()  # the body as one ByteStream, which the async transport can read too
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        request.stream = _Chunks(request.stream)
 
         async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
             answer = await self._asgi.handle_async_request(request)
             return answer.status_code, answer.headers.raw, await answer.aread()
 
-        status, headers, body = self._portal.call(call)
+        future = self._portal.start_task_soon(call)
+        try:
+            status, headers, body = future.result(timeout=request.extensions.get("timeout", {}).get("read"))
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise httpx.ReadTimeout("the app did not answer in time", request=request) from None
         return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body),
                               extensions={"http_version": b"HTTP/1.1"})
 
@@ -137,9 +159,11 @@ class InProcess:
             logger.setLevel(level)
 
     def client(self, *, client: tuple[str, int] | None = None, **kwargs: Any) -> httpx.Client:
-        """An httpx client of this app, as `Server.client()`: no redirects followed; `client` is the peer address."""
+        """An httpx client of this app, as `Server.client()` (10 s timeout, no redirects followed); `client`
+        is the peer address."""
         transport = _Transport(self._portal, self.app, client or self._peer)
-        return httpx.Client(base_url=self.url, transport=transport, follow_redirects=False, **kwargs)
+        return httpx.Client(base_url=self.url, transport=transport, **{"timeout": 10, "follow_redirects": False,
+                                                                         **kwargs})
 
     def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An async client of this app, for coroutines that `run` on the app's own event loop."""

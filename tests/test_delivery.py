@@ -18,16 +18,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 import linkhub
 
 from conftest import create_account, outreach_body, post_links, query
-from delivery_support import (
-    bearer,
-    create_webhook,
-    event,
-    events,
-    ids_of,
-    outbox,
-    post_events,
-    wait_until,
-)
+from delivery_support import bearer, create_webhook, event, events, ids_of, outbox, post_events, wait_until
 
 USER_AGENT = f"linkhub/{linkhub.__version__}"
 CLICK_DETAILS = {"ip": "198.51.100.4", "user_agent": "Mozilla/5.0 (Windows NT 10.0)", "device": "desktop",

@@ -6,17 +6,7 @@ from __future__ import annotations
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from delivery_support import (
-    bearer,
-    create_webhook,
-    event,
-    events,
-    ids_of,
-    outbox,
-    post_events,
-    states,
-    wait_until,
-)
+from delivery_support import bearer, create_webhook, event, events, ids_of, outbox, post_events, states, wait_until
 from sink import Answer
 
 

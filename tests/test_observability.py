@@ -22,14 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import linkhub
 
 from conftest import Account, Server, create_account, outreach_body, post_links, sign
-from delivery_support import (
-    all_in,
-    bearer,
-    create_webhook,
-    events,
-    post_events,
-    wait_until,
-)
+from delivery_support import all_in, bearer, create_webhook, events, post_events, wait_until
 from sink import Answer, closed_port
 
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
