@@ -7,10 +7,15 @@ on a free port, for what needs a process boundary or a socket.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from linkhub.cli.main import cli
 from linkhub.core import accounts
 from linkhub.store.db import connect
 from linkhub.store.schema import migrate
@@ -146,3 +153,37 @@ def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+
+def _without_linkhub_env(env: dict[str, str] | None) -> dict[str, str | None]:
+    """The test's LINKHUB_* variables unset (they would configure the command), then `env`."""
+    return {**{name: None for name in os.environ if name.startswith("LINKHUB_")}, **(env or {})}
+
+
+def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`linkhub ARGS`, run in this process with click's CliRunner; the answer reads as a subprocess's.
+
+    stdout and stderr apart, `input` on stdin, LINKHUB_* variables only those given. An exception that
+    escapes the command ends it as it would end the process: its traceback on stderr, exit code 1, so
+    a test's `"Traceback" not in stderr` still means what it says.
+    """
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = CliRunner().invoke(cli, list(args), input=input, env=_without_linkhub_env(env), prog_name="linkhub")
+    stderr, code = result.stderr, result.exit_code
+    if result.exception is not None and not isinstance(result.exception, SystemExit) and result.exc_info:
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+        code = 1
+    return subprocess.CompletedProcess(["linkhub", *args], code, result.stdout, stderr)
+
+
+def linkhub_process(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                    input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m linkhub ARGS` as a real process: for the few tests where the process itself is the point."""
+    environment = {name: value for name, value in {**os.environ, **_without_linkhub_env(env)}.items()
+                   if value is not None}
+    return subprocess.run([sys.executable, "-m", "linkhub", *args], capture_output=True, text=True, timeout=60,
+                          env=environment, cwd=cwd, input=input)

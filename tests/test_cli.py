@@ -1,29 +1,20 @@
-"""The real `linkhub` command, run as a subprocess on a database in tmp_path."""
+"""The `linkhub` command on a database in tmp_path: in-process with click's CliRunner (conftest.linkhub), and
+as a real process where reading its own stdin is the point."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import regex
 
-from conftest import query
+from conftest import linkhub, linkhub_process, query
 
 MIGRATIONS = Path(__file__).parent.parent / "linkhub" / "store" / "migrations"
-
-
-def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "linkhub", *args],
-        capture_output=True, text=True, timeout=60, env={**base, **(env or {})}, cwd=cwd,
-    )
 
 
 def ok(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -449,9 +440,9 @@ def test_migrate_json(db):
 
 
 def test_outreach_secret_from_stdin_and_from_the_environment(db):
-    piped = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "Piped", "--outreach-secret", "-",
-                            "--json", "--db", str(db)], input="from-stdin\n", capture_output=True, text=True,
-                           timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")})
+    # A real process: the secret comes through its own stdin, a pipe.
+    piped = linkhub_process("accounts", "create", "Piped", "--outreach-secret", "-", "--json", "--db", str(db),
+                            input="from-stdin\n")
     assert piped.returncode == 0, piped.stderr
     from_env = json.loads(ok("accounts", "create", "Env", "--json", "--db", str(db),
                              env={"LINKHUB_OUTREACH_SECRET": "from-env"}).stdout)
@@ -460,16 +451,13 @@ def test_outreach_secret_from_stdin_and_from_the_environment(db):
     assert "from-stdin" not in piped.stdout
 
     account_id = from_env["id"]
-    rotated = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "update", account_id,
-                              "--outreach-secret", "-", "--db", str(db)], input="rotated\n", capture_output=True,
-                             text=True, timeout=60)
+    rotated = linkhub("accounts", "update", account_id, "--outreach-secret", "-", "--db", str(db), input="rotated\n")
     assert rotated.returncode == 0 and "rotated" not in rotated.stdout
     assert _account_row(db, account_id)["outreach_secret"] == "rotated"
 
 
 def test_outreach_secret_dash_with_empty_stdin_is_refused(db):
-    result = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "A", "--outreach-secret", "-",
-                             "--db", str(db)], input="", capture_output=True, text=True, timeout=60)
+    result = linkhub("accounts", "create", "A", "--outreach-secret", "-", "--db", str(db), input="")
     assert "--outreach-secret" in one_line_error(result) and not db.exists()
 
 
