@@ -76,10 +76,10 @@ def hub(make_server: Any) -> Server:
 
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for a whole test module (a server per test would make the suite slow).
+    """One real server for a whole test module (a server per test would make the suite slow).
 
-    Modules that use it give each test an account of its own on it, so tests cannot see
-    each other's data; tests that need other settings start their own with `make_server`.
+    Tests that use it give themselves an account of their own on it, so they cannot see each
+    other's data; tests that need other settings start their own with `make_server`.
     """
     path = tmp_path_factory.mktemp("shared") / "linkhub.db"
     conn = connect(path)
