@@ -163,9 +163,21 @@ def _without_linkhub_env(env: dict[str, str] | None) -> dict[str, str | None]:
     return {**{name: None for name in os.environ if name.startswith("LINKHUB_")}, **(env or {})}
 
 
+@dataclass
+class Ran:
+    """What a `linkhub` command did, named as subprocess.CompletedProcess names it, and `output`: stdout and
+    stderr interleaved, as a terminal shows them."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    output: str
+
+
 def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`linkhub ARGS`, run in this process with click's CliRunner; the answer reads as a subprocess's.
+            input: str | None = None) -> Ran:
+    """`linkhub ARGS`, run in this process with click's CliRunner; the answer reads as a process's.
 
     stdout and stderr apart, `input` on stdin, LINKHUB_* variables only those given. An exception that
     escapes the command ends it as it would end the process: its traceback on stderr, exit code 1, so
@@ -173,11 +185,11 @@ def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     """
     with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
         result = CliRunner().invoke(cli, list(args), input=input, env=_without_linkhub_env(env), prog_name="linkhub")
-    stderr, code = result.stderr, result.exit_code
+    code, stderr, output = result.exit_code, result.stderr, result.output
     if result.exception is not None and not isinstance(result.exception, SystemExit) and result.exc_info:
-        stderr += "".join(traceback.format_exception(*result.exc_info))
-        code = 1
-    return subprocess.CompletedProcess(["linkhub", *args], code, result.stdout, stderr)
+        escaped = "".join(traceback.format_exception(*result.exc_info))
+        code, stderr, output = 1, stderr + escaped, output + escaped
+    return Ran(["linkhub", *args], code, result.stdout, stderr, output)
 
 
 def linkhub_process(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

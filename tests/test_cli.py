@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import regex
 
-from conftest import linkhub, linkhub_process, query
+from conftest import Ran, linkhub, linkhub_process, query
 
 MIGRATIONS = Path(__file__).parent.parent / "linkhub" / "store" / "migrations"
 
 
-def ok(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+def ok(*args: str, **kwargs) -> Ran:
     result = linkhub(*args, **kwargs)
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
@@ -362,7 +362,7 @@ WRITERS = [("accounts", "update", "acc", "--name", "N"), ("accounts", "rotate-ke
            ("webhooks", "activate", "wh"), ("webhooks", "delete", "wh"), ("outbox", "prune", "--older-than", "1")]
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(result: Ran | subprocess.CompletedProcess[str]) -> str:
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
