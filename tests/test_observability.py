@@ -1,4 +1,4 @@
-"""Logs and metrics as an operator reads them: stderr of a real `linkhub serve`, and GET /metrics.
+"""Logs and metrics as an operator reads them: stderr of a real `linkhub serve`, and GET /metrics (in-process).
 
 - `--log-format json`: every line is a JSON object with time/level/logger/message first;
 - `--log-level`, and the start-up line that is written at every level;
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 import linkhub
 
 from conftest import Account, Server, create_account, outreach_body, post_links, sign
+from conftest import linkhub as linkhub_cli
 from delivery_support import all_in, bearer, create_webhook, events, post_events, wait_until
+from inprocess import InProcess
 from sink import Answer, closed_port
+
+Served = Server | InProcess
 
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 RFC3339_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -33,7 +35,7 @@ STABLE_KEYS = ["time", "level", "logger", "message"]
 # -- reading /metrics -----------------------------------------------------------------------
 
 
-def scrape(server: Server) -> dict[str, dict[str, Any]]:
+def scrape(server: Served) -> dict[str, dict[str, Any]]:
     """/metrics parsed: exposed family name (counters with their `_total`) → type and samples."""
     with server.client() as client:
         answer = client.get("/metrics")
@@ -54,7 +56,7 @@ def value(families: dict[str, dict[str, Any]], name: str, **labels: str) -> floa
     return found[0]
 
 
-def metric_value(server: Server, name: str, **labels: str) -> float:
+def metric_value(server: Served, name: str, **labels: str) -> float:
     return value(scrape(server), name, **labels)
 
 
@@ -68,7 +70,7 @@ def documented_metrics() -> dict[str, tuple[str, frozenset[str]]]:
 # -- traffic ----------------------------------------------------------------------------------
 
 
-def mint_and_click(server: Server, account: Account, target: str) -> str:
+def mint_and_click(server: Served, account: Account, target: str) -> str:
     """One Outreach call and one redirect; returns the short link's path."""
     with server.client() as client:
         answer = post_links(client, account, outreach_body([target]))
@@ -139,8 +141,7 @@ def test_log_level_from_the_environment_leaves_out_info_but_not_the_start_line(m
 
 def test_a_log_option_with_a_bad_value_is_refused_naming_it(db_path):
     for args in (["--log-format", "xml"], ["--log-level", "loud"]):
-        run = subprocess.run([sys.executable, "-m", "linkhub", "serve", "--db", str(db_path), "--port", "0", *args],
-                             capture_output=True, text=True, timeout=60)
+        run = linkhub_cli("serve", "--db", str(db_path), "--port", "0", *args)  # refused before it would serve
         assert run.returncode == 2, run.stderr
         assert args[0] in run.stderr and "Traceback" not in run.stderr, run.stderr
 
@@ -201,7 +202,8 @@ def test_expired_events_are_logged_once_with_webhook_count_and_reason(make_serve
 # -- metrics ----------------------------------------------------------------------------------
 
 
-def test_queue_gauges_follow_a_webhooks_queue(hub, make_sink, db_path):
+def test_queue_gauges_follow_a_webhooks_queue(make_app, make_sink, db_path):
+    hub = make_app(allow_private_targets=True)
     account = create_account(db_path)
     sink = make_sink()
     hold = sink.hang()
@@ -228,8 +230,8 @@ def test_queue_gauges_follow_a_webhooks_queue(hub, make_sink, db_path):
     assert value(done, "linkhub_webhook_delivery_duration_seconds_count") == 2
 
 
-def test_delivery_attempts_are_counted_by_outcome(make_server, make_sink, make_receiver, db_path):
-    hub = make_server("--allow-private-targets")
+def test_delivery_attempts_are_counted_by_outcome(make_app, make_sink, make_receiver, db_path):
+    hub = make_app(allow_private_targets=True)
     account = create_account(db_path)
     flaky = make_sink()
     flaky.script(500)  # then the default 200
@@ -255,7 +257,7 @@ def test_delivery_attempts_are_counted_by_outcome(make_server, make_sink, make_r
     assert hub.stop() == 0, hub.output[-3000:]
 
     # The same webhooks on a server that refuses private targets: the next attempts are refused.
-    strict = make_server()
+    strict = make_app()
     with strict.client() as client:
         post_events(client, account, events("refused", 1))
     wait_until(lambda: metric_value(strict, "linkhub_webhook_deliveries_total", outcome="refused"),
@@ -263,7 +265,8 @@ def test_delivery_attempts_are_counted_by_outcome(make_server, make_sink, make_r
     assert metric_value(strict, "linkhub_webhook_deliveries_total", outcome="delivered") == 0
 
 
-def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(hub, make_receiver, db_path):
+def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(make_app, make_receiver, db_path):
+    hub = make_app(allow_private_targets=True)
     account = create_account(db_path)
     receiver = make_receiver()
     with hub.client() as client:
