@@ -223,3 +223,9 @@ def make_app(db_path: Path) -> Iterator[Callable[..., InProcess]]:
 def app(make_app: Callable[..., InProcess]) -> InProcess:
     """The app with default settings on `db_path`."""
     return make_app()
+
+
+@pytest.fixture
+def hub_app(make_app: Callable[..., InProcess]) -> InProcess:
+    """The app, allowed to deliver to receivers on 127.0.0.1: conftest's `hub`, in-process."""
+    return make_app(allow_private_targets=True)

@@ -202,18 +202,17 @@ def test_expired_events_are_logged_once_with_webhook_count_and_reason(make_serve
 # -- metrics ----------------------------------------------------------------------------------
 
 
-def test_queue_gauges_follow_a_webhooks_queue(make_app, make_sink, db_path):
-    hub = make_app(allow_private_targets=True)
+def test_queue_gauges_follow_a_webhooks_queue(hub_app, make_sink, db_path):
     account = create_account(db_path)
     sink = make_sink()
     hold = sink.hang()
     sink.default = Answer(200, hold=hold)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)  # ordered: a later batch waits for this one
         post_events(client, account, events("queued-a", 5))
         sink.wait_for(1)
         post_events(client, account, events("queued-b", 2))
-    held = scrape(hub)
+    held = scrape(hub_app)
     assert value(held, "linkhub_outbox_in_flight", webhook=hook["id"]) == 5
     assert value(held, "linkhub_outbox_pending", webhook=hook["id"]) == 2
     assert value(held, "linkhub_outbox_dead", webhook=hook["id"]) == 0
@@ -221,7 +220,7 @@ def test_queue_gauges_follow_a_webhooks_queue(make_app, make_sink, db_path):
 
     hold.set()
     wait_until(all_in(db_path, hook["id"], "delivered", 7), what="7 delivered rows")
-    done = scrape(hub)
+    done = scrape(hub_app)
     for gauge in ("linkhub_outbox_in_flight", "linkhub_outbox_pending", "linkhub_outbox_dead",
                   "linkhub_outbox_oldest_pending_age_seconds"):
         assert value(done, gauge, webhook=hook["id"]) == 0, gauge
@@ -230,22 +229,21 @@ def test_queue_gauges_follow_a_webhooks_queue(make_app, make_sink, db_path):
     assert value(done, "linkhub_webhook_delivery_duration_seconds_count") == 2
 
 
-def test_delivery_attempts_are_counted_by_outcome(make_app, make_sink, make_receiver, db_path):
-    hub = make_app(allow_private_targets=True)
+def test_delivery_attempts_are_counted_by_outcome(hub_app, make_app, make_sink, make_receiver, db_path):
     account = create_account(db_path)
     flaky = make_sink()
     flaky.script(500)  # then the default 200
     hung = make_sink()
     hold = hung.hang()
     hung.default = Answer(200, hold=hold)
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, flaky.url)
         create_webhook(client, account, f"http://127.0.0.1:{closed_port()}/hook")
         create_webhook(client, account, hung.url, timeout_s=1, retry={"policy": "fixed", "interval_s": 3600})
         post_events(client, account, events("outcomes", 1))
 
     def counted() -> dict[str, float]:
-        families = scrape(hub)
+        families = scrape(hub_app)
         found = {outcome: value(families, "linkhub_webhook_deliveries_total", outcome=outcome)
                  for outcome in ("delivered", "http_error", "timeout", "connection_error", "refused", "not_sent")}
         return found if found["delivered"] and found["http_error"] and found["timeout"] and \
@@ -254,7 +252,7 @@ def test_delivery_attempts_are_counted_by_outcome(make_app, make_sink, make_rece
     found = wait_until(counted, what="delivered, http_error, timeout and connection_error")
     assert found["refused"] == 0 and found["not_sent"] == 0
     hold.set()
-    assert hub.stop() == 0, hub.output[-3000:]
+    assert hub_app.stop() == 0, hub_app.output[-3000:]
 
     # The same webhooks on a server that refuses private targets: the next attempts are refused.
     strict = make_app()
@@ -265,18 +263,17 @@ def test_delivery_attempts_are_counted_by_outcome(make_app, make_sink, make_rece
     assert metric_value(strict, "linkhub_webhook_deliveries_total", outcome="delivered") == 0
 
 
-def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(make_app, make_receiver, db_path):
-    hub = make_app(allow_private_targets=True)
+def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(hub_app, make_receiver, db_path):
     account = create_account(db_path)
     receiver = make_receiver()
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, receiver.url)
-    mint_and_click(hub, account, "https://example.com/documented")  # an Outreach call, a redirect (a click event)
-    with hub.client() as client:
+    mint_and_click(hub_app, account, "https://example.com/documented")  # an Outreach call, a redirect (a click event)
+    with hub_app.client() as client:
         post_events(client, account, events("documented", 2))  # an ingest
     receiver.wait_events(3)  # deliveries to a local receiver
     wait_until(all_in(db_path, hook["id"], "delivered", 3), what="3 delivered rows")
-    families = scrape(hub)
+    families = scrape(hub_app)
 
     documented = documented_metrics()
     assert sorted(families) == sorted(documented), (
