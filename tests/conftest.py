@@ -11,10 +11,12 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,6 +165,19 @@ def _without_linkhub_env(env: dict[str, str] | None) -> dict[str, str | None]:
     return {**{name: None for name in os.environ if name.startswith("LINKHUB_")}, **(env or {})}
 
 
+class _LastResort(logging.Handler):
+    """What Python does with the records of a process that set up no logging (as the commands but serve
+    do): WARNING and up, the message alone, on stderr. Only the command's own thread: not an app's."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread:
+            sys.stderr.write(self.format(record) + "\n")
+
+
 @dataclass
 class Ran:
     """What a `linkhub` command did, named as subprocess.CompletedProcess names it, and `output`: stdout and
@@ -183,8 +198,14 @@ def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     escapes the command ends it as it would end the process: its traceback on stderr, exit code 1, so
     a test's `"Traceback" not in stderr` still means what it says.
     """
-    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
-        result = CliRunner().invoke(cli, list(args), input=input, env=_without_linkhub_env(env), prog_name="linkhub")
+    last_resort = _LastResort()
+    logging.getLogger().addHandler(last_resort)
+    try:
+        with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+            result = CliRunner().invoke(cli, list(args), input=input, env=_without_linkhub_env(env),
+                                        prog_name="linkhub")
+    finally:
+        logging.getLogger().removeHandler(last_resort)
     code, stderr, output = result.exit_code, result.stderr, result.output
     if result.exception is not None and not isinstance(result.exception, SystemExit) and result.exc_info:
         escaped = "".join(traceback.format_exception(*result.exc_info))

@@ -6,8 +6,6 @@ Webhooks are created through the REST API only (POST /v1/webhooks), as a user wo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,10 +106,6 @@ def states(db_path: Path, webhook_id: str) -> list[str]:
 def all_in(db_path: Path, webhook_id: str, state: str, count: int) -> Callable[[], bool]:
     """A check for wait_until: the webhook has exactly `count` outbox rows, all in `state`."""
     return lambda: states(db_path, webhook_id) == [state] * count
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "linkhub", *args], capture_output=True, text=True, timeout=60)
 
 
 def ids_of(batch: list[dict[str, Any]]) -> list[str]:

@@ -16,19 +16,8 @@ from linkhub.delivery.loop import Deliverer
 from linkhub.store.db import Database, connect
 from linkhub.util.times import now_rfc3339
 
-from conftest import query
-from delivery_support import (
-    all_in,
-    bearer,
-    cli,
-    create_webhook,
-    events,
-    ids_of,
-    outbox,
-    post_events,
-    states,
-    wait_until,
-)
+from conftest import linkhub, query
+from delivery_support import all_in, bearer, create_webhook, events, ids_of, outbox, post_events, states, wait_until
 from sink import Answer
 
 
@@ -44,7 +33,7 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert all("expired" in row["last_error"] and "500" in row["last_error"] for row in rows), rows
         assert all(row["delivered_at"] is None for row in rows)
 
-        status = cli("outbox", "status", "--json", "--db", str(db_path))
+        status = linkhub("outbox", "status", "--json", "--db", str(db_path))
         assert status.returncode == 0, status.stderr
         [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
         assert (mine["pending"], mine["in_flight"], mine["dead"]) == (0, 0, 3), mine
@@ -57,13 +46,13 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert answer.status_code == 200, answer.text
         before = len(sink.requests)
 
-        dry = cli("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--dry-run", "--db", str(db_path))
+        dry = linkhub("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--dry-run", "--db", str(db_path))
         assert dry.returncode == 0, dry.stderr
         assert dry.stdout.strip() == f"3 events would be queued for {hook['id']}", dry.stdout
         assert states(db_path, hook["id"]) == ["dead"] * 3  # nothing changed
         assert len(sink.requests) == before
 
-        replay = cli("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--db", str(db_path))
+        replay = linkhub("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--db", str(db_path))
         assert replay.returncode == 0, replay.stderr
         assert replay.stdout.strip() == f"3 events queued for {hook['id']}", replay.stdout
         # The CLI cannot wake the server: its delivery loop finds the rows on its next poll (1 s).
@@ -73,11 +62,11 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert all(row["last_error"] is None for row in outbox(db_path, hook["id"]))
 
         # Recovered: the last error is still shown, but beside a later success and no next attempt.
-        status = cli("outbox", "status", "--json", "--db", str(db_path))
+        status = linkhub("outbox", "status", "--json", "--db", str(db_path))
         [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
         assert mine["last_success_at"] > mine["last_error"]["attempted_at"], mine
         assert (mine["pending"], mine["dead"], mine["next_attempt_at"]) == (0, 0, None), mine
-        text = cli("outbox", "status", "--db", str(db_path)).stdout.splitlines()
+        text = linkhub("outbox", "status", "--db", str(db_path)).stdout.splitlines()
         assert text[0].split()[:9] == ["webhook", "status", "pending", "in", "flight", "dead", "oldest", "last",
                                        "success"]
         [line] = [line for line in text if line.startswith(hook["id"])]
@@ -93,7 +82,7 @@ def test_outbox_status_shows_when_the_next_attempt_is_due(hub, account, make_sin
         sink.wait_for(1)
 
         def failed_once() -> dict | None:
-            status = cli("outbox", "status", "--json", "--db", str(db_path))
+            status = linkhub("outbox", "status", "--json", "--db", str(db_path))
             [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
             return mine if mine["last_error"] and mine["next_attempt_at"] else None
 
@@ -171,7 +160,7 @@ def _old_and_recent_deliveries(account, db_path):
 
 def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(account, db_path):
     hook = _old_and_recent_deliveries(account, db_path)
-    answer = cli("outbox", "prune", "--older-than", "30", "--json", "--db", str(db_path))
+    answer = linkhub("outbox", "prune", "--older-than", "30", "--json", "--db", str(db_path))
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["rows_deleted"] == 3  # two old delivered rows and the old log entry
     assert sorted(states(db_path, hook.id)) == ["dead", "delivered"]  # dead rows and recent ones stay
