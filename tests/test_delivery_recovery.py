@@ -1,5 +1,6 @@
 """Webhook delivery end to end when things go badly: expiry to dead, `linkhub outbox status` and
-`replay` (the CLI, as a subprocess on the server's database), and a SIGKILL mid-delivery."""
+`replay` (the CLI on the server's database), a SIGKILL or SIGTERM mid-delivery (a real server), and
+the pruning an app does by itself (in-process)."""
 
 from __future__ import annotations
 
@@ -73,10 +74,10 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert mine["last_success_at"] in line and line.index(mine["last_success_at"]) == text[0].index("last success")
 
 
-def test_outbox_status_shows_when_the_next_attempt_is_due(hub, account, make_sink, db_path):
+def test_outbox_status_shows_when_the_next_attempt_is_due(hub_app, account, make_sink, db_path):
     sink = make_sink()
     sink.default = Answer(500)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)
         post_events(client, account, events("n", 1))
         sink.wait_for(1)
@@ -167,9 +168,9 @@ def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(acco
     assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
 
 
-def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_server):
+def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_app):
     hook = _old_and_recent_deliveries(account, db_path)
-    server = make_server()  # default: keep 30 days of deliveries
+    server = make_app()  # default: keep 30 days of deliveries
     wait_until(lambda: sorted(states(db_path, hook.id)) == ["dead", "delivered"], what="old delivered rows pruned")
     wait_until(lambda: query(db_path, "SELECT count(*) FROM deliveries")[0][0] == 0, what="old log entry pruned")
     assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
@@ -177,7 +178,7 @@ def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_serve
     assert "pruned 3 delivered outbox rows and delivery-log entries" in server.output
 
 
-def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_path, make_server):
+def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_path, make_app):
     conn = connect(db_path)
     spec = webhook_store.parse(webhook_store.WebhookSpec, {"url": "https://example.com/hook"})
     over, running = (webhook_store.insert(conn, webhook_store.draft(account.id, spec)) for _ in range(2))
@@ -186,7 +187,7 @@ def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_p
     conn.execute("UPDATE webhooks SET previous_secret_until = '2020-01-01T00:00:00.000Z' WHERE id = ?", (over.id,))
     conn.close()
 
-    server = make_server("--keep-deliveries-days", "0")  # erased even when every delivery is kept
+    server = make_app(keep_deliveries_days=0)  # erased even when every delivery is kept
 
     def previous(hook_id):
         return tuple(query(db_path, "SELECT previous_secret, previous_secret_until FROM webhooks WHERE id = ?",
