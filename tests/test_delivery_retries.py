@@ -1,5 +1,6 @@
 """Webhook delivery end to end when receivers fail: retries, attempt counts, Retry-After, 410,
-FIFO behind a failing head, parallel unordered batches, and isolation between webhooks.
+FIFO behind a failing head, parallel unordered batches, and isolation between webhooks, timed on
+a real server; what a failure is (a redirect, TLS, a refused target, the longest schedule) in-process.
 
 Every webhook here retries on a fixed 1 s interval (unless a test needs otherwise), so a retry
 comes within a second or two; tests wait on what the receiver saw, never on a guessed delay.
@@ -244,11 +245,11 @@ def test_post_batch_times_out_on_a_hung_receiver(make_sink):
     assert len(sink.requests) == 1
 
 
-def test_redirects_are_not_followed_tls_errors_fail_and_any_2xx_delivers(hub, account, make_sink, db_path):
+def test_redirects_are_not_followed_tls_errors_fail_and_any_2xx_delivers(hub_app, account, make_sink, db_path):
     redirecting, elsewhere, plain_http, no_content = make_sink(), make_sink(), make_sink(), make_sink()
     redirecting.script(Answer(302, headers={"Location": elsewhere.url}))
     no_content.default = Answer(204, body=b"")
-    with hub.client() as client:
+    with hub_app.client() as client:
         redirected = create_webhook(client, account, redirecting.url)
         tls = create_webhook(client, account, plain_http.url.replace("http://", "https://"))
         accepted = create_webhook(client, account, no_content.url)
@@ -268,14 +269,14 @@ def test_redirects_are_not_followed_tls_errors_fail_and_any_2xx_delivers(hub, ac
     wait_until(lambda: states(db_path, accepted["id"]) == ["delivered"], what="the 204 counted as delivered")
 
 
-def test_private_targets_are_refused_again_at_delivery(make_server, account, make_sink, db_path):
+def test_private_targets_are_refused_again_at_delivery(make_app, account, make_sink, db_path):
     """SSRF: a webhook stored while private targets were allowed is not delivered to once they are not."""
     sink = make_sink()
-    allowing = make_server("--allow-private-targets")
+    allowing = make_app(allow_private_targets=True)
     with allowing.client() as client:
         hook = create_webhook(client, account, sink.url)
     allowing.stop()
-    strict = make_server()
+    strict = make_app()
     with strict.client() as client:
         post_events(client, account, events("s", 1))
         log = wait_until(lambda: deliveries(client, account, hook["id"]), what="the refused attempt logged")
@@ -285,11 +286,12 @@ def test_private_targets_are_refused_again_at_delivery(make_server, account, mak
     assert outbox(db_path, hook["id"])[0]["state"] in ("pending", "sending")
 
 
-def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedule(hub, account, make_sink, db_path):
+def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedule(hub_app, account, make_sink,
+                                                                                   db_path):
     """At the upper bounds of interval_s and max_age_s, a failure is rescheduled a day later (not a crash)."""
     sink = make_sink()
     sink.default = Answer(500)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url, max_age_s=webhooks.MAX_AGE_S,
                               retry={"policy": "fixed", "interval_s": webhooks.MAX_RETRY_INTERVAL_S})
         post_events(client, account, events("long", 1))
@@ -300,4 +302,4 @@ def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedu
     assert attempt["status_code"] == 500
     wait = datetime.fromisoformat(next_attempt_at) - datetime.fromisoformat(attempt["attempted_at"])
     assert timedelta(hours=23) < wait < timedelta(hours=25), wait
-    assert "Traceback" not in hub.output and "failed: OverflowError" not in hub.output, hub.output
+    assert "Traceback" not in hub_app.output and "failed: OverflowError" not in hub_app.output, hub_app.output
