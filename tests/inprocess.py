@@ -33,10 +33,15 @@ from linkhub.web.app import LinkhubApp, create_app
 
 # Where requests seem to come from: the peer address Hypercorn would put in the scope.
 CLIENT = ("127.0.0.1", 50123)
+# The levels `linkhub serve` sets (logs.configure), set while any app runs; pytest's handlers stay.
+LEVELS = {"": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.WARNING}
 
 
 class _Captured(logging.Handler):
     """Every log record, formatted as `linkhub serve` writes them to stderr."""
+
+    running = 0  # apps in this process: the first sets LEVELS, the last one to stop restores the levels before
+    saved: dict[str, int] = {}  # noqa: RUF012 - shared by every app on purpose, like the loggers themselves
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -45,6 +50,21 @@ class _Captured(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record) + "\n")
+
+    def attach(self) -> None:
+        if _Captured.running == 0:
+            _Captured.saved = {name: logging.getLogger(name).level for name in LEVELS}
+            for name, level in LEVELS.items():
+                logging.getLogger(name).setLevel(level)
+        _Captured.running += 1
+        logging.getLogger().addHandler(self)
+
+    def detach(self) -> None:
+        logging.getLogger().removeHandler(self)
+        _Captured.running -= 1
+        if _Captured.running == 0:
+            for name, level in _Captured.saved.items():
+                logging.getLogger(name).setLevel(level)
 
 
 class _Chunks(httpx.AsyncByteStream):
@@ -126,58 +146,35 @@ class InProcess:
     server writes them) mean what they mean on a Server, so a test reads the same on both tiers.
     """
 
-    def __init__(self, settings: Settings, *, client: tuple[str, int] = CLIENT) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db_path = settings.db
         self.url = settings.base_url
-        self._peer = client
         self._captured = _Captured()
         self._stack = ExitStack()
-        self._levels: list[tuple[logging.Logger, int]] = []
-        self._configure_logging()
-        self._stack.callback(self._restore_logging)
-        self._portal = self._stack.enter_context(
-            anyio.from_thread.start_blocking_portal("asyncio", {"loop_factory": uvloop.new_event_loop}))
-        self.app = create_app(settings)
-        self._lifespan = _Lifespan(self._portal, self.app)
-        self._lifespan.startup()
+        self._captured.attach()
+        self._stack.callback(self._captured.detach)
+        try:
+            self._portal = self._stack.enter_context(
+                anyio.from_thread.start_blocking_portal("asyncio", {"loop_factory": uvloop.new_event_loop}))
+            self.app = create_app(settings)
+            self._lifespan = _Lifespan(self._portal, self.app)
+            self._lifespan.startup()
+        except BaseException:
+            self._stack.close()
+            raise
         self._running = True
-        self._default = self.client()
 
-    def _configure_logging(self) -> None:
-        # What `linkhub serve` sets (logs.configure), without replacing pytest's own handlers.
-        root = logging.getLogger()
-        for logger, level in ((root, logging.INFO), (logging.getLogger("httpx"), logging.WARNING),
-                              (logging.getLogger("httpcore"), logging.WARNING)):
-            self._levels.append((logger, logger.level))
-            logger.setLevel(level)
-        root.addHandler(self._captured)
-
-    def _restore_logging(self) -> None:
-        logging.getLogger().removeHandler(self._captured)
-        for logger, level in self._levels:
-            logger.setLevel(level)
-
-    def client(self, *, client: tuple[str, int] | None = None, **kwargs: Any) -> httpx.Client:
-        """An httpx client of this app, as `Server.client()` (10 s timeout, no redirects followed); `client`
-        is the peer address."""
-        transport = _Transport(self._portal, self.app, client or self._peer)
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client of this app, as `Server.client()`: 10 s timeout, no redirects followed."""
+        transport = _Transport(self._portal, self.app, CLIENT)
         return httpx.Client(base_url=self.url, transport=transport, **{"timeout": 10, "follow_redirects": False,
                                                                          **kwargs})
 
     def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An async client of this app, for coroutines that `run` on the app's own event loop."""
-        transport = httpx.ASGITransport(self.app, client=self._peer)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(self.app, client=CLIENT)  # type: ignore[arg-type]
         return httpx.AsyncClient(base_url=self.url, transport=transport, follow_redirects=False, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self._default.get(path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self._default.post(path, **kwargs)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self._default.request(method, path, **kwargs)
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run the coroutine function `fn(*args)` on the app's event loop and return its result."""
@@ -187,7 +184,6 @@ class InProcess:
         """Run the lifespan's shutdown (deliveries stop, the writer drains and closes); 0, as a clean exit."""
         if self._running:
             self._running = False
-            self._default.close()
             try:
                 self._lifespan.shutdown()
             finally:
@@ -208,9 +204,9 @@ def make_app(db_path: Path) -> Iterator[Callable[..., InProcess]]:
     """Factory: `make_app(**settings)` serves `Settings(db=db_path, **settings)` in-process; all stop afterwards."""
     started: list[InProcess] = []
 
-    def make(*, client: tuple[str, int] = CLIENT, **settings: Any) -> InProcess:
+    def make(**settings: Any) -> InProcess:
         settings.setdefault("db", db_path)
-        app = InProcess(Settings(**settings), client=client)
+        app = InProcess(Settings(**settings))
         started.append(app)
         return app
 
