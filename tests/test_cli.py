@@ -7,6 +7,7 @@ import hashlib
 import json
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -425,6 +426,18 @@ def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothi
     assert "needs `linkhub migrate`" in line and "0002_webhooks_outbox is pending" in line
     assert db.read_bytes() == before
     ok("migrate", "--db", str(db))
+    assert ok("accounts", "list", "--db", str(db)).stdout.strip() == "no accounts"
+
+
+def test_the_installed_command_is_the_same_group(db):
+    # pyproject's [project.scripts] entry point, as an operator runs it: a process of its own.
+    script = Path(sys.executable).with_name("linkhub")
+    if not script.exists():
+        pytest.skip(f"no {script}: the package is not installed beside this Python")
+    result = subprocess.run([str(script), "migrate", "--json", "--db", str(db)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["created"] is True
     assert ok("accounts", "list", "--db", str(db)).stdout.strip() == "no accounts"
 
 
