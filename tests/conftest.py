@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -40,12 +41,21 @@ pytest_plugins = ("sink", "inprocess")
 # Helpers whose asserts should explain themselves when a test fails through them.
 pytest.register_assert_rewrite("delivery_support")
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "linkhub.db"
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with every migration applied, made once: each test's `db_path` is a copy of it."""
+    path = tmp_path_factory.mktemp("migrated") / "linkhub.db"
     conn = connect(path)
     migrate(conn)
     conn.close()
+    assert not Path(f"{path}-wal").exists()  # closed: all of it is in the one file
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, migrated: Path) -> Path:
+    path = tmp_path / "linkhub.db"
+    shutil.copy2(migrated, path)  # its mode (0600, as connect made it) too
     return path
 
 
