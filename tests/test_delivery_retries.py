@@ -1,6 +1,7 @@
 """Webhook delivery end to end when receivers fail: retries, attempt counts, Retry-After, 410,
-FIFO behind a failing head, parallel unordered batches, and isolation between webhooks, timed on
-a real server; what a failure is (a redirect, TLS, a refused target, the longest schedule) in-process.
+FIFO behind a failing head, parallel unordered batches, and isolation between webhooks. What is timed
+(the gaps between retries, Retry-After, a receiver's timeout) runs on a real server; the rest (what a
+failure is, what is sent next, what waits) in-process, against the same real receivers.
 
 Every webhook here retries on a fixed 1 s interval (unless a test needs otherwise), so a retry
 comes within a second or two; tests wait on what the receiver saw, never on a guessed delay.
@@ -120,10 +121,10 @@ def test_retry_after_on_429_and_503_is_honoured(hub, account, make_sink):
     assert [d["status_code"] for d in log] == [429, 503, 200]
 
 
-def test_410_gone_disables_the_webhook(hub, account, make_sink, db_path):
+def test_410_gone_disables_the_webhook(hub_app, account, make_sink, db_path):
     gone, healthy = make_sink(), make_sink()
     gone.script(Answer(410, body=b"this endpoint was removed"))
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, gone.url)
         create_webhook(client, account, healthy.url)
         post_events(client, account, events("g", 1))
@@ -142,11 +143,11 @@ def test_410_gone_disables_the_webhook(hub, account, make_sink, db_path):
     assert [w["status"] for w in listed["webhooks"] if w["id"] == hook["id"]] == ["disabled"]
 
 
-def test_ordered_fifo_holds_while_the_head_fails(hub, account, make_sink, db_path):
+def test_ordered_fifo_holds_while_the_head_fails(hub_app, account, make_sink, db_path):
     sink = make_sink()
     sink.script(500, 500)
     head, tail = events("f", 6)[:2], events("f", 6)[2:]
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url, batch_size=2)
         post_events(client, account, head)
         sink.wait_for(1)
@@ -162,12 +163,12 @@ def test_ordered_fifo_holds_while_the_head_fails(hub, account, make_sink, db_pat
     assert len(sink.requests) == 5 and sink.max_in_flight == 1, sink.describe()
 
 
-def test_unordered_batches_go_in_parallel(hub, account, make_sink):
+def test_unordered_batches_go_in_parallel(hub_app, account, make_sink):
     """The receiver holds each request until 4 are in flight at once: only parallel batches get through quickly."""
     sink = make_sink()
     sink.gate = loop.PER_WEBHOOK_CONCURRENCY
     sent = events("p", 8)
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, sink.url, ordered=False, batch_size=1)
         post_events(client, account, sent)
         received = sink.wait_events(8, timeout=20)
@@ -177,10 +178,10 @@ def test_unordered_batches_go_in_parallel(hub, account, make_sink):
     assert len(sink.requests) == 8
 
 
-def test_unordered_a_failing_batch_holds_back_nothing(hub, account, make_sink):
+def test_unordered_a_failing_batch_holds_back_nothing(hub_app, account, make_sink):
     sink = make_sink()
     sink.script(500)  # whichever batch arrives first fails once
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, sink.url, ordered=False, batch_size=1)
         post_events(client, account, events("u", 4))
         received = sink.wait_events(4)
