@@ -223,10 +223,26 @@ def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return Ran(["linkhub", *args], code, result.stdout, stderr, output)
 
 
+def linkhub_started(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """`python -m linkhub ARGS` started as a process of its own, stdin, stdout and stderr piped."""
+    environment = {name: value for name, value in {**os.environ, **_without_linkhub_env(env)}.items()
+                   if value is not None}
+    return subprocess.Popen([sys.executable, "-m", "linkhub", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment, cwd=cwd)
+
+
+def finished(process: subprocess.Popen[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """What a started process wrote and its exit code, once it ends (killed if it takes more than a minute)."""
+    try:
+        stdout, stderr = process.communicate(input, timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def linkhub_process(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
                     input: str | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m linkhub ARGS` as a real process: for the few tests where the process itself is the point."""
-    environment = {name: value for name, value in {**os.environ, **_without_linkhub_env(env)}.items()
-                   if value is not None}
-    return subprocess.run([sys.executable, "-m", "linkhub", *args], capture_output=True, text=True, timeout=60,
-                          env=environment, cwd=cwd, input=input)
+    return finished(linkhub_started(*args, env=env, cwd=cwd), input)

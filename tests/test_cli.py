@@ -8,12 +8,13 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import regex
 
-from conftest import Ran, linkhub, linkhub_process, query
+from conftest import Ran, finished, linkhub, linkhub_process, linkhub_started, query
 
 MIGRATIONS = Path(__file__).parent.parent / "linkhub" / "store" / "migrations"
 
@@ -400,19 +401,6 @@ def test_a_missing_directory_is_one_line(tmp_path):
     assert "cannot open" in line
 
 
-def test_a_locked_database_is_one_line(db):
-    ok("migrate", "--db", str(db))
-    holder = sqlite3.connect(db, isolation_level=None)
-    try:
-        holder.execute("PRAGMA journal_mode = WAL")
-        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
-        line = one_line_error(linkhub("accounts", "create", "A", "--outreach-secret", "s", "--db", str(db)))
-        assert "is locked by another process" in line
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-
-
 def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothing(db):
     conn = sqlite3.connect(db)
     conn.executescript((MIGRATIONS / "0001_accounts_links_events.sql").read_text()
@@ -531,3 +519,34 @@ def test_accounts_list_text_is_aligned(db):
     assert lines[1].startswith(a["id"]) and lines[2].startswith(b["id"])
     column = lines[0].index("public URL")
     assert lines[1][column:].startswith("-") and lines[2][column:].startswith("https://go.example.com")
+
+
+# -- a locked database: a second process, waiting while the tests above run ------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def create_on_a_locked_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
+    """`linkhub accounts create`, a process of its own, on a database whose write lock this one holds.
+
+    It can say so only once SQLite's busy timeout (5 s) has passed: started with the module, its wait
+    overlaps the module's other tests. The database and its lock are its alone."""
+    db = tmp_path_factory.mktemp("locked") / "cli.db"
+    ok("migrate", "--db", str(db))
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+    process = linkhub_started("accounts", "create", "A", "--outreach-secret", "s", "--db", str(db))
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_locked_database_is_one_line(create_on_a_locked_database):
+    # Last in the module: by now the process has waited out the busy timeout.
+    line = one_line_error(finished(create_on_a_locked_database))
+    assert "is locked by another process" in line
