@@ -1,8 +1,11 @@
 """Shared test fixtures, in two tiers, both on a real SQLite file.
 
-In-process (inprocess.py, a plugin): `app`/`make_app`, the real app answering an httpx client
-in this process. Subprocess (servers.py): `server`/`make_server`/`hub`, a real `linkhub serve`
-on a free port, for what needs a process boundary or a socket.
+In-process (inprocess.py, a plugin): `app`/`make_app`/`hub_app`, the real app answering an httpx
+client in this process. Subprocess (servers.py): `server`/`make_server`/`hub`/`shared_server`, a
+real `linkhub serve` on a free port, for what needs a process boundary or a socket.
+
+Commands: `linkhub()` runs one in-process with click's CliRunner and answers as a process would;
+`linkhub_process()` runs a real `python -m linkhub`, where the process itself is the point.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from linkhub.store.schema import migrate
 from servers import Server, start_server
 
 # Fixtures of plugin modules: real local HTTP receivers for webhook tests (sink: make_sink,
-# make_receiver) and the in-process app (inprocess: app, make_app).
+# make_receiver) and the in-process app (inprocess: app, make_app, hub_app).
 pytest_plugins = ("sink", "inprocess")
 # Helpers whose asserts should explain themselves when a test fails through them.
 pytest.register_assert_rewrite("delivery_support")
