@@ -10,6 +10,9 @@ Not Starlette's TestClient: the installed Starlette warns that using it with htt
 is driven over the ASGI protocol, as Hypercorn drives it, in an event loop of its own (uvloop, as
 `linkhub serve` runs) on a portal thread that every request is handed to, so the delivery loop,
 the pruner and the database writer run between requests exactly as they do in the server.
+Requests come from 127.0.0.1 (the peer in the scope, as Hypercorn gives it: the click's IP, the
+access log). An exception that escapes the app fails the test with its traceback, where Hypercorn
+would answer 500 and log it.
 """
 
 from __future__ import annotations
