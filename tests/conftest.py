@@ -1,11 +1,27 @@
-"""Shared test fixtures: a real `linkhub serve` process on a free port, on a real SQLite file."""
+"""Shared test fixtures, in two tiers, both on a real SQLite file.
+
+In-process (inprocess.py, a plugin): `app`/`make_app`/`hub_app`, the real app answering an httpx
+client in this process. Subprocess (servers.py): `server`/`make_server`/`hub`/`shared_server`, a
+real `linkhub serve` on a free port, for what needs a process boundary or a socket.
+
+Commands: `linkhub()` runs one in-process with click's CliRunner and answers as a process would;
+`linkhub_process()` runs a real `python -m linkhub`, where the process itself is the point.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import threading
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,24 +29,36 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from linkhub.cli.main import cli
 from linkhub.core import accounts
 from linkhub.store.db import connect
 from linkhub.store.schema import migrate
 
 from servers import Server, start_server
 
-# Real local HTTP receivers for webhook tests: the make_sink and make_receiver fixtures.
-pytest_plugins = ("sink",)
+# Fixtures of plugin modules: real local HTTP receivers for webhook tests (sink: make_sink,
+# make_receiver) and the in-process app (inprocess: app, make_app, hub_app).
+pytest_plugins = ("sink", "inprocess")
 # Helpers whose asserts should explain themselves when a test fails through them.
 pytest.register_assert_rewrite("delivery_support")
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "linkhub.db"
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with every migration applied, made once: each test's `db_path` is a copy of it."""
+    path = tmp_path_factory.mktemp("migrated") / "linkhub.db"
     conn = connect(path)
     migrate(conn)
     conn.close()
+    assert not Path(f"{path}-wal").exists()  # closed: all of it is in the one file
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, migrated: Path) -> Path:
+    path = tmp_path / "linkhub.db"
+    shutil.copy2(migrated, path)  # its mode (0600, as connect made it) too
     return path
 
 
@@ -55,12 +83,18 @@ def server(make_server: Any) -> Server:
     return make_server()
 
 
+@pytest.fixture
+def hub(make_server: Any) -> Server:
+    """A server that may deliver to receivers on 127.0.0.1."""
+    return make_server("--allow-private-targets")
+
+
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for a whole test module (a server per test would make the suite slow).
+    """One real server for a whole test module (a server per test would make the suite slow).
 
-    Modules that use it give each test an account of its own on it, so tests cannot see
-    each other's data; tests that need other settings start their own with `make_server`.
+    Tests that use it give themselves an account of their own on it, so they cannot see each
+    other's data; tests that need other settings start their own with `make_server`.
     """
     path = tmp_path_factory.mktemp("shared") / "linkhub.db"
     conn = connect(path)
@@ -134,3 +168,84 @@ def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+
+def _without_linkhub_env(env: dict[str, str] | None) -> dict[str, str | None]:
+    """The test's LINKHUB_* variables unset (they would configure the command), then `env`."""
+    return {**{name: None for name in os.environ if name.startswith("LINKHUB_")}, **(env or {})}
+
+
+class _LastResort(logging.Handler):
+    """What Python does with the records of a process that set up no logging (as the commands but serve
+    do): WARNING and up, the message alone, on stderr. Only the command's own thread: not an app's."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread:
+            sys.stderr.write(self.format(record) + "\n")
+
+
+@dataclass
+class Ran:
+    """What a `linkhub` command did, named as subprocess.CompletedProcess names it, and `output`: stdout and
+    stderr interleaved, as a terminal shows them."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    output: str
+
+
+def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            input: str | None = None) -> Ran:
+    """`linkhub ARGS`, run in this process with click's CliRunner; the answer reads as a process's.
+
+    stdout and stderr apart, `input` on stdin, LINKHUB_* variables only those given. An exception that
+    escapes the command ends it as it would end the process: its traceback on stderr, exit code 1, so
+    a test's `"Traceback" not in stderr` still means what it says.
+    """
+    last_resort = _LastResort()
+    logging.getLogger().addHandler(last_resort)
+    try:
+        with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+            result = CliRunner().invoke(cli, list(args), input=input, env=_without_linkhub_env(env),
+                                        prog_name="linkhub")
+    finally:
+        logging.getLogger().removeHandler(last_resort)
+    code, stderr, output = result.exit_code, result.stderr, result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit) and result.exc_info:
+        escaped = "".join(traceback.format_exception(*result.exc_info))
+        code, stderr, output = 1, stderr + escaped, output + escaped
+    return Ran(["linkhub", *args], code, result.stdout, stderr, output)
+
+
+def linkhub_started(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """`python -m linkhub ARGS` started as a process of its own, stdin, stdout and stderr piped."""
+    environment = {name: value for name, value in {**os.environ, **_without_linkhub_env(env)}.items()
+                   if value is not None}
+    return subprocess.Popen([sys.executable, "-m", "linkhub", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment, cwd=cwd)
+
+
+def finished(process: subprocess.Popen[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """What a started process wrote and its exit code, once it ends (killed if it takes more than a minute)."""
+    try:
+        stdout, stderr = process.communicate(input, timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def linkhub_process(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                    input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m linkhub ARGS` as a real process: for the few tests where the process itself is the point."""
+    return finished(linkhub_started(*args, env=env, cwd=cwd), input)

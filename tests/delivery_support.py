@@ -6,29 +6,20 @@ Webhooks are created through the REST API only (POST /v1/webhooks), as a user wo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 
-from conftest import Account, Server, query
+from conftest import Account, query
 
 T = TypeVar("T")
 
 # Retries within a second or so: the delivery tests never wait on the default policies.
 FAST_RETRY = {"policy": "fixed", "interval_s": 1}
 OCCURRED = "2026-03-02T10:{:02d}:{:02d}.{:03d}Z"
-
-
-@pytest.fixture
-def hub(make_server: Callable[..., Server]) -> Server:
-    """A server that may deliver to receivers on 127.0.0.1."""
-    return make_server("--allow-private-targets")
 
 
 def bearer(account: Account) -> dict[str, str]:
@@ -115,10 +106,6 @@ def states(db_path: Path, webhook_id: str) -> list[str]:
 def all_in(db_path: Path, webhook_id: str, state: str, count: int) -> Callable[[], bool]:
     """A check for wait_until: the webhook has exactly `count` outbox rows, all in `state`."""
     return lambda: states(db_path, webhook_id) == [state] * count
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "linkhub", *args], capture_output=True, text=True, timeout=60)
 
 
 def ids_of(batch: list[dict[str, Any]]) -> list[str]:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import outreach_body, post_links, query
+from conftest import Ran, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, events, post_events
 
 
-def backup(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "linkhub", "backup", *args],
-                          capture_output=True, text=True, timeout=60)
+def backup(*args: str) -> Ran:
+    return linkhub("backup", *args)
 
 
 def test_a_backup_taken_while_serving_holds_every_commit_and_serves_them(make_server, account, db_path, tmp_path):
+    # A real server: the copy is taken from outside the process that writes.
     server = make_server()
     with server.client() as client:
         post_events(client, account, events("b", 50))  # answered 202: committed

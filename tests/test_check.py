@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from linkhub.store import schema
 
-from conftest import create_account
+from conftest import Ran, create_account, linkhub
 from delivery_support import create_webhook, events, post_events
+from sink import closed_port
 
 LATEST = max(m.version for m in schema.available())
 
 
-def check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "linkhub", "check", *args], capture_output=True, text=True,
-                          timeout=60)
+def check(*args: str) -> Ran:
+    return linkhub("check", *args)
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(result: Ran) -> str:
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -34,13 +31,8 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_serving_database_checks_ok_and_shows_its_wal_and_queue(make_server, db_path):
+    # A real server: the check reads a database another process holds open and writes to.
     server = make_server("--allow-private-targets")
     account = create_account(db_path)
     with server.client() as client:

@@ -1,32 +1,25 @@
-"""The real `linkhub` command, run as a subprocess on a database in tmp_path."""
+"""The `linkhub` command on a database in tmp_path: in-process with click's CliRunner (conftest.linkhub), and
+as a real process where reading its own stdin is the point."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import regex
 
-from conftest import query
+from conftest import Ran, finished, linkhub, linkhub_process, linkhub_started, query
 
 MIGRATIONS = Path(__file__).parent.parent / "linkhub" / "store" / "migrations"
 
 
-def linkhub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "linkhub", *args],
-        capture_output=True, text=True, timeout=60, env={**base, **(env or {})}, cwd=cwd,
-    )
-
-
-def ok(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+def ok(*args: str, **kwargs) -> Ran:
     result = linkhub(*args, **kwargs)
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
@@ -371,7 +364,7 @@ WRITERS = [("accounts", "update", "acc", "--name", "N"), ("accounts", "rotate-ke
            ("webhooks", "activate", "wh"), ("webhooks", "delete", "wh"), ("outbox", "prune", "--older-than", "1")]
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(result: Ran | subprocess.CompletedProcess[str]) -> str:
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
@@ -408,19 +401,6 @@ def test_a_missing_directory_is_one_line(tmp_path):
     assert "cannot open" in line
 
 
-def test_a_locked_database_is_one_line(db):
-    ok("migrate", "--db", str(db))
-    holder = sqlite3.connect(db, isolation_level=None)
-    try:
-        holder.execute("PRAGMA journal_mode = WAL")
-        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
-        line = one_line_error(linkhub("accounts", "create", "A", "--outreach-secret", "s", "--db", str(db)))
-        assert "is locked by another process" in line
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-
-
 def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothing(db):
     conn = sqlite3.connect(db)
     conn.executescript((MIGRATIONS / "0001_accounts_links_events.sql").read_text()
@@ -437,6 +417,18 @@ def test_a_read_only_command_on_an_old_schema_asks_for_migrate_and_changes_nothi
     assert ok("accounts", "list", "--db", str(db)).stdout.strip() == "no accounts"
 
 
+def test_the_installed_command_is_the_same_group(db):
+    # pyproject's [project.scripts] entry point, as an operator runs it: a process of its own.
+    script = Path(sys.executable).with_name("linkhub")
+    if not script.exists():
+        pytest.skip(f"no {script}: the package is not installed beside this Python")
+    result = subprocess.run([str(script), "migrate", "--json", "--db", str(db)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["created"] is True
+    assert ok("accounts", "list", "--db", str(db)).stdout.strip() == "no accounts"
+
+
 def test_migrate_json(db):
     first = json.loads(ok("migrate", "--json", "--db", str(db)).stdout)
     assert first["created"] is True and first["up_to_date"] is False and first["path"] == str(db)
@@ -449,9 +441,9 @@ def test_migrate_json(db):
 
 
 def test_outreach_secret_from_stdin_and_from_the_environment(db):
-    piped = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "Piped", "--outreach-secret", "-",
-                            "--json", "--db", str(db)], input="from-stdin\n", capture_output=True, text=True,
-                           timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("LINKHUB_")})
+    # A real process: the secret comes through its own stdin, a pipe.
+    piped = linkhub_process("accounts", "create", "Piped", "--outreach-secret", "-", "--json", "--db", str(db),
+                            input="from-stdin\n")
     assert piped.returncode == 0, piped.stderr
     from_env = json.loads(ok("accounts", "create", "Env", "--json", "--db", str(db),
                              env={"LINKHUB_OUTREACH_SECRET": "from-env"}).stdout)
@@ -460,16 +452,13 @@ def test_outreach_secret_from_stdin_and_from_the_environment(db):
     assert "from-stdin" not in piped.stdout
 
     account_id = from_env["id"]
-    rotated = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "update", account_id,
-                              "--outreach-secret", "-", "--db", str(db)], input="rotated\n", capture_output=True,
-                             text=True, timeout=60)
+    rotated = linkhub("accounts", "update", account_id, "--outreach-secret", "-", "--db", str(db), input="rotated\n")
     assert rotated.returncode == 0 and "rotated" not in rotated.stdout
     assert _account_row(db, account_id)["outreach_secret"] == "rotated"
 
 
 def test_outreach_secret_dash_with_empty_stdin_is_refused(db):
-    result = subprocess.run([sys.executable, "-m", "linkhub", "accounts", "create", "A", "--outreach-secret", "-",
-                             "--db", str(db)], input="", capture_output=True, text=True, timeout=60)
+    result = linkhub("accounts", "create", "A", "--outreach-secret", "-", "--db", str(db), input="")
     assert "--outreach-secret" in one_line_error(result) and not db.exists()
 
 
@@ -530,3 +519,34 @@ def test_accounts_list_text_is_aligned(db):
     assert lines[1].startswith(a["id"]) and lines[2].startswith(b["id"])
     column = lines[0].index("public URL")
     assert lines[1][column:].startswith("-") and lines[2][column:].startswith("https://go.example.com")
+
+
+# -- a locked database: a second process, waiting while the tests above run ------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def create_on_a_locked_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
+    """`linkhub accounts create`, a process of its own, on a database whose write lock this one holds.
+
+    It can say so only once SQLite's busy timeout (5 s) has passed: started with the module, its wait
+    overlaps the module's other tests. The database and its lock are its alone."""
+    db = tmp_path_factory.mktemp("locked") / "cli.db"
+    ok("migrate", "--db", str(db))
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+    process = linkhub_started("accounts", "create", "A", "--outreach-secret", "s", "--db", str(db))
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_locked_database_is_one_line(create_on_a_locked_database):
+    # Last in the module: by now the process has waited out the busy timeout.
+    line = one_line_error(finished(create_on_a_locked_database))
+    assert "is locked by another process" in line

@@ -1,34 +1,30 @@
-"""`linkhub webhooks …`: the CLI on a real SQLite file, verify against real local receivers."""
+"""`linkhub webhooks …`: the CLI (in-process, conftest.linkhub) on a real SQLite file, verify against real local
+receivers."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import standardwebhooks
-from click.testing import CliRunner, Result
 
-from linkhub.cli.main import cli
-
-from conftest import create_account, query
+from conftest import Ran, create_account, linkhub, linkhub_process, query
 from sink import Answer
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public literal: no DNS, never contacted without --verify
 
 
-def run(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, ["webhooks", *args, "--db", str(db_path)], env=env, catch_exceptions=False)
+def run(db_path: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Ran:
+    return linkhub("webhooks", *args, "--db", str(db_path), env=env, input=input)
 
 
 def run_json(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     result = run(db_path, *args, "--json", env=env)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    assert result.returncode == 0, result.output
+    return json.loads(result.stdout)
 
 
 def test_full_lifecycle(db_path: Path, account: Any) -> None:
@@ -54,7 +50,7 @@ def test_full_lifecycle(db_path: Path, account: Any) -> None:
 
     assert run_json(db_path, "activate", hook)["status"] == "active"
     refused = run(db_path, "delete", hook)
-    assert refused.exit_code == 1 and "deactivate it first" in refused.output
+    assert refused.returncode == 1 and "deactivate it first" in refused.output
     assert run_json(db_path, "deactivate", hook)["status"] == "inactive"
 
     rotated = run_json(db_path, "rotate-secret", hook)
@@ -70,12 +66,12 @@ def test_full_lifecycle(db_path: Path, account: Any) -> None:
 
     assert run_json(db_path, "delete", hook) == {"id": hook, "deleted": True, "dropped": {"pending": 0, "dead": 0}}
     missing = run(db_path, "show", hook)
-    assert missing.exit_code == 1 and "no webhook" in missing.output
+    assert missing.returncode == 1 and "no webhook" in missing.output
 
 
 def test_text_output(db_path: Path, account: Any) -> None:
     created = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
-    assert created.exit_code == 0 and "whsec_" in created.output and "shown only now" in created.output
+    assert created.returncode == 0 and "whsec_" in created.output and "shown only now" in created.output
     assert "inactive" in run(db_path, "list").output
     assert run(db_path, "list", "--account", "nobody").output.strip() == "no webhooks"
 
@@ -94,18 +90,18 @@ def test_text_output(db_path: Path, account: Any) -> None:
 ])
 def test_invalid_create_names_the_flag(db_path: Path, account: Any, args: list[str], message: str) -> None:
     result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
-    assert result.exit_code == 2, result.output
+    assert result.returncode == 2, result.output
     assert message in result.output
     assert "_s)" not in result.output and "auth." not in result.output  # never the JSON field's name
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
 
 def test_usage_errors(db_path: Path, account: Any) -> None:
-    assert run(db_path, "create", "--account", account.id).exit_code == 2  # no --url
-    assert run(db_path, "create", "--url", PUBLIC_URL).exit_code == 2  # no --account
+    assert run(db_path, "create", "--account", account.id).returncode == 2  # no --url
+    assert run(db_path, "create", "--url", PUBLIC_URL).returncode == 2  # no --account
     unknown = run(db_path, "create", "--account", "nope", "--url", PUBLIC_URL)
-    assert unknown.exit_code == 1 and "no account" in unknown.output
-    assert run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--token", "t").exit_code == 2
+    assert unknown.returncode == 1 and "no account" in unknown.output
+    assert run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--token", "t").returncode == 2
 
 
 def test_credentials_from_the_environment_are_stored_but_never_shown(db_path: Path, account: Any) -> None:
@@ -125,7 +121,7 @@ def test_account_scoping(db_path: Path, account: Any) -> None:
     for args in (["show", hook], ["activate", hook], ["delete", hook], ["rotate-secret", hook],
                  ["update", hook, "--batch-size", "5"], ["deliveries", hook]):
         result = run(db_path, *args, "--account", other.id)
-        assert result.exit_code == 1 and "no webhook" in result.output, args
+        assert result.returncode == 1 and "no webhook" in result.output, args
     assert run_json(db_path, "show", hook, "--account", account.id)["id"] == hook
 
 
@@ -134,7 +130,7 @@ def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: A
     for url in ("http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]/", "http://10.0.0.1/",
                 "http://169.254.169.254/"):
         refused = run(db_path, "create", "--account", account.id, "--url", url)
-        assert refused.exit_code == 2 and "Invalid value for '--url': refused target" in refused.output, url
+        assert refused.returncode == 2 and "Invalid value for '--url': refused target" in refused.output, url
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
     hook = run_json(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/",
@@ -142,7 +138,7 @@ def test_ssrf_check_and_its_override(db_path: Path, account: Any, monkeypatch: A
     run_json(db_path, "create", "--account", account.id, "--url", "http://10.0.0.1/",
              env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "1"})
     refused = run(db_path, "update", hook, "--url", "http://169.254.169.254/")
-    assert refused.exit_code == 2 and "refused target" in refused.output
+    assert refused.returncode == 2 and "refused target" in refused.output
     assert "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it" in refused.output
     assert run_json(db_path, "update", hook, "--url", "http://127.0.0.2:9/", "--allow-private-targets")["url"] \
         == "http://127.0.0.2:9/"
@@ -164,12 +160,12 @@ def test_verify_sends_a_signed_test_batch(db_path: Path, account: Any, make_rece
 
     receiver.default = Answer(500)
     failed = run(db_path, "verify", made["id"], "--allow-private-targets", "--json")
-    assert failed.exit_code == 1
+    assert failed.returncode == 1
     assert json.loads(failed.output)["status_code"] == 500
 
     # Without the override the receiver (on 127.0.0.1) is refused at send time.
     refused = run(db_path, "verify", made["id"], "--json", env={"LINKHUB_ALLOW_PRIVATE_TARGETS": ""})
-    assert refused.exit_code == 1 and "refused target" in json.loads(refused.output)["error"]
+    assert refused.returncode == 1 and "refused target" in json.loads(refused.output)["error"]
     assert len(receiver.requests) == 2
 
 
@@ -177,13 +173,13 @@ def test_create_and_activate_with_verify(db_path: Path, account: Any, make_recei
     receiver = make_receiver(status=500, body=b"not yet")
     refused = run(db_path, "create", "--account", account.id, "--url", receiver.url, "--verify",
                   "--allow-private-targets")
-    assert refused.exit_code == 1 and "nothing was stored" in refused.output and "not yet" in refused.output
+    assert refused.returncode == 1 and "nothing was stored" in refused.output and "not yet" in refused.output
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
     hook = run_json(db_path, "create", "--account", account.id, "--url", receiver.url,
                     "--allow-private-targets")["id"]
     refused = run(db_path, "activate", hook, "--verify", "--allow-private-targets")
-    assert refused.exit_code == 1 and "stays inactive" in refused.output
+    assert refused.returncode == 1 and "stays inactive" in refused.output
     receiver.default = Answer(200)
     activated = run_json(db_path, "activate", hook, "--verify", "--allow-private-targets")
     assert activated["status"] == "active" and activated["verify"]["ok"] is True
@@ -194,10 +190,9 @@ def test_create_and_activate_with_verify(db_path: Path, account: Any, make_recei
     assert made["status"] == "active" and made["verify"]["ok"] is True
 
 
-def test_cli_changes_are_seen_by_a_running_server(make_server: Any, db_path: Path, account: Any) -> None:
-    server = make_server()
+def test_cli_changes_are_seen_by_a_running_server(app: Any, db_path: Path, account: Any) -> None:
     hook = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)["id"]
-    with server.client() as client:
+    with app.client() as client:
         headers = {"Authorization": f"Bearer {account.api_key}"}
         assert client.get(f"/v1/webhooks/{hook}", headers=headers).json()["status"] == "inactive"
         run_json(db_path, "activate", hook)
@@ -207,8 +202,9 @@ def test_cli_changes_are_seen_by_a_running_server(make_server: Any, db_path: Pat
 
 
 def test_registered_on_the_linkhub_command(db_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "linkhub", "webhooks", "list", "--db", str(db_path), "--json"],
-                            capture_output=True, text=True, check=True)
+    # The process end to end: `python -m linkhub` finds the group's subcommand.
+    result = linkhub_process("webhooks", "list", "--db", str(db_path), "--json")
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
 
 
@@ -230,7 +226,7 @@ def test_credential_flags_without_their_auth_are_refused(db_path: Path, account:
                                                          message: str) -> None:
     for command in (["create", "--account", account.id, "--url", PUBLIC_URL], ["update", "wh_any"]):
         result = run(db_path, *command, *args)
-        assert result.exit_code == 2 and message in result.output, (command, result.output)
+        assert result.returncode == 2 and message in result.output, (command, result.output)
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
 
 
@@ -252,9 +248,8 @@ def test_a_credential_in_the_environment_counts_only_where_auth_asks_for_it(db_p
      {"type": "header", "name": "X-Key", "value": "from-stdin"}),
 ])
 def test_credentials_from_stdin(db_path: Path, account: Any, args: list[str], stored: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "linkhub", "webhooks", "create", "--account", account.id,
-                             "--url", PUBLIC_URL, *args, "--json", "--db", str(db_path)],
-                            input="from-stdin\n", capture_output=True, text=True, timeout=60)
+    result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args, "--json",
+                 input="from-stdin\n")
     assert result.returncode == 0, result.stderr
     assert "from-stdin" not in result.stdout
     [row] = query(db_path, "SELECT auth FROM webhooks")
@@ -277,7 +272,7 @@ def test_linkhub_allow_private_targets_is_read_like_serve_reads_it(db_path: Path
         ctx = serve.make_context("serve", [])
         assert ctx.params["allow_private_targets"] is allowed
     result = run(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/", env=env)
-    assert (result.exit_code == 0) is allowed, result.output
+    assert (result.returncode == 0) is allowed, result.output
     if not allowed:
         assert "--allow-private-targets (or LINKHUB_ALLOW_PRIVATE_TARGETS=1) allows it" in result.output
 
@@ -286,7 +281,7 @@ def test_verify_of_a_refused_target_says_which_setting_lifts_it(db_path: Path, a
     made = run_json(db_path, "create", "--account", account.id, "--url", "http://127.0.0.1:9/",
                     "--allow-private-targets")
     text = run(db_path, "verify", made["id"], env={"LINKHUB_ALLOW_PRIVATE_TARGETS": "0"})
-    assert text.exit_code == 1
+    assert text.returncode == 1
     assert "NOT accepted: refused target" in text.output
     assert "LINKHUB_ALLOW_PRIVATE_TARGETS=1" in text.output
     assert "None" not in text.output and "status:" not in text.output  # no HTTP answer, so no status line
@@ -299,7 +294,7 @@ def test_verify_text(db_path: Path, account: Any, make_receiver: Any) -> None:
     made = run_json(db_path, "create", "--account", account.id, "--url", receiver.url, "--allow-private-targets",
                     "--type", "open")
     result = run(db_path, "verify", made["id"], "--allow-private-targets")
-    assert result.exit_code == 0
+    assert result.returncode == 0
     lines = result.output.splitlines()
     assert lines[0] == "verify batch of 1 test event: accepted"
     assert lines[1].split() == ["status:", "HTTP", "200"] and lines[3].split() == ["body:", "(empty)"]
@@ -321,8 +316,8 @@ def queue_events(db_path: Path, account: Any, webhook_id: str, count: int) -> No
                                                received_at=now, source="api") for i in range(count)])
     finally:
         conn.close()
-    replayed = CliRunner().invoke(cli, ["outbox", "replay", "--webhook", webhook_id, "--db", str(db_path)])
-    assert replayed.exit_code == 0 and replayed.output.startswith(f"{count} event"), replayed.output
+    replayed = linkhub("outbox", "replay", "--webhook", webhook_id, "--db", str(db_path))
+    assert replayed.returncode == 0 and replayed.output.startswith(f"{count} event"), replayed.output
 
 
 def test_delete_with_pending_or_dead_deliveries_needs_force(db_path: Path, account: Any) -> None:
@@ -334,7 +329,7 @@ def test_delete_with_pending_or_dead_deliveries_needs_force(db_path: Path, accou
     conn.close()
 
     refused = run(db_path, "delete", hook)
-    assert refused.exit_code == 1
+    assert refused.returncode == 1
     assert "still has 2 pending events and 1 dead event" in refused.output and "--force" in refused.output
     assert query(db_path, "SELECT count(*) FROM outbox")[0][0] == 3
 
@@ -366,21 +361,15 @@ def test_list_is_an_aligned_table(db_path: Path, account: Any) -> None:
 def test_update_with_nothing_to_change_is_refused(db_path: Path, account: Any) -> None:
     made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
     result = run(db_path, "update", made["id"])
-    assert result.exit_code == 2 and "nothing to change" in result.output
+    assert result.returncode == 2 and "nothing to change" in result.output
     assert run_json(db_path, "show", made["id"])["updated_at"] == made["updated_at"]
-
-def linkhub(db_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real command, as an operator runs it."""
-    return subprocess.run([sys.executable, "-m", "linkhub", "webhooks", *args, "--db", str(db_path)],
-                          capture_output=True, text=True, timeout=60, env=env)
-
 
 @pytest.mark.parametrize("url", ["http://a..b/", "http://" + "a" * 64 + ".example/", "http://ex\u00adample.com/",
                                  "http://exa\u0085mple.com/", "http://ex%41mple.com/"])
 def test_an_invalid_host_is_one_line_from_create_and_update(db_path: Path, account: Any, url: str) -> None:
     made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
     for args in (["create", "--account", account.id, "--url", url], ["update", made["id"], "--url", url]):
-        result = linkhub(db_path, *args)
+        result = run(db_path, *args)
         assert result.returncode == 2, result.stderr  # an invalid value: a usage error, in one line
         assert result.stderr.count("\n") == 1 and "--url" in result.stderr and "Traceback" not in result.stderr
         assert result.stdout == ""
@@ -395,7 +384,7 @@ def test_an_invalid_host_is_one_line_from_create_and_update(db_path: Path, accou
 ])
 def test_an_unsendable_credential_is_one_line_that_does_not_echo_it(db_path: Path, account: Any, args: list[str],
                                                                      secret: str) -> None:
-    result = linkhub(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
+    result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
     assert result.returncode == 2, result.stderr  # an invalid value: a usage error, in one line
     assert result.stderr.count("\n") == 1
     assert "ASCII" in result.stderr or "space" in result.stderr

@@ -1,4 +1,5 @@
-"""Webhook delivery end to end, the happy paths: a real `linkhub serve`, real receivers on 127.0.0.1.
+"""Webhook delivery end to end, the happy paths: the app in-process (its delivery loop runs as in `serve`), real
+receivers on 127.0.0.1.
 
 Events go in through POST /v1/events (or a click on /r/), webhooks are made with POST /v1/webhooks,
 and what the receivers get is checked as bytes on the wire: the JSON array in the webhook's format,
@@ -18,17 +19,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 import linkhub
 
 from conftest import create_account, outreach_body, post_links, query
-from delivery_support import (
-    bearer,
-    create_webhook,
-    event,
-    events,
-    hub,  # noqa: F401  (fixture)
-    ids_of,
-    outbox,
-    post_events,
-    wait_until,
-)
+from delivery_support import bearer, create_webhook, event, events, ids_of, outbox, post_events, wait_until
 
 USER_AGENT = f"linkhub/{linkhub.__version__}"
 CLICK_DETAILS = {"ip": "198.51.100.4", "user_agent": "Mozilla/5.0 (Windows NT 10.0)", "device": "desktop",
@@ -82,9 +73,9 @@ def check_wire(request: Any, secret: str) -> list[dict[str, Any]]:
 # -- formats ------------------------------------------------------------------------------
 
 
-def test_each_format_receives_what_it_can_express_signed_and_in_order(hub, account, make_sink, db_path):
+def test_each_format_receives_what_it_can_express_signed_and_in_order(hub_app, account, make_sink, db_path):
     sinks = {fmt: make_sink() for fmt in EXPRESSIBLE}
-    with hub.client() as client:
+    with hub_app.client() as client:
         hooks = {fmt: create_webhook(client, account, sink.url, format=fmt) for fmt, sink in sinks.items()}
         assert post_events(client, account, ALL_TYPES).json() == {"accepted": 9, "duplicates": 0}
     by_type = {item["type"]: item for item in ALL_TYPES}
@@ -159,10 +150,10 @@ def test_each_format_receives_what_it_can_express_signed_and_in_order(hub, accou
         Verifier(hooks["linkhub"]["secret"]).verify(request.body.replace(b"e-open", b"e-0pen"), request.headers)
 
 
-def test_types_filter_and_inactive_webhooks(hub, account, make_sink, db_path):
+def test_types_filter_and_inactive_webhooks(hub_app, account, make_sink, db_path):
     """Only subscribed types are queued; an inactive webhook gets nothing, even once activated later."""
     clicks_sink, idle_sink = make_sink(), make_sink()
-    with hub.client() as client:
+    with hub_app.client() as client:
         clicks_only = create_webhook(client, account, clicks_sink.url, types=["click"])
         idle = create_webhook(client, account, idle_sink.url, active=False)
         post_events(client, account, [event("t-open", "open", 0), event("t-click", "click", 1, url="https://x.test/"),
@@ -180,11 +171,11 @@ def test_types_filter_and_inactive_webhooks(hub, account, make_sink, db_path):
 # -- clicks from /r/ ------------------------------------------------------------------------
 
 
-def test_clicks_from_redirects_flow_through_the_same_pipeline(hub, account, make_sink):
+def test_clicks_from_redirects_flow_through_the_same_pipeline(hub_app, account, make_sink):
     native, optimizely = make_sink(), make_sink()
     original, target = "https://www.example.com/page?x=1", "https://bit.ly/abc"
     plain = "https://example.org/plain"
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, native.url, types=["click"])
         create_webhook(client, account, optimizely.url, format="optimizely")
         minted = post_links(client, account, outreach_body([target, plain], urls={original: target},
@@ -193,7 +184,7 @@ def test_clicks_from_redirects_flow_through_the_same_pipeline(hub, account, make
         assert minted.status_code == 200, minted.text
         for link in (target, plain):
             short = minted.json()["data"][link]
-            answer = client.get(short[len(hub.url):], headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"})
+            answer = client.get(short[len(hub_app.url):], headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"})
             assert answer.status_code == 302
             assert answer.headers["location"] == link
     clicks = native.wait_events(2)
@@ -212,10 +203,10 @@ def test_clicks_from_redirects_flow_through_the_same_pipeline(hub, account, make
 # -- batching ------------------------------------------------------------------------------
 
 
-def test_batches_by_size_in_order(hub, account, make_sink):
+def test_batches_by_size_in_order(hub_app, account, make_sink):
     sink = make_sink()
     sent = events("b", 7)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url, batch_size=3)
         post_events(client, account, sent)
     received = sink.wait_events(7)
@@ -231,7 +222,7 @@ def test_batches_by_size_in_order(hub, account, make_sink):
 # -- auth connectors -------------------------------------------------------------------------
 
 
-def test_each_auth_type_arrives_as_configured(hub, account, make_sink):
+def test_each_auth_type_arrives_as_configured(hub_app, account, make_sink):
     auths = {
         "none": {"type": "none"},
         "basic": {"type": "basic", "username": "hook-user", "password": "p@ss:word"},
@@ -239,7 +230,7 @@ def test_each_auth_type_arrives_as_configured(hub, account, make_sink):
         "header": {"type": "header", "name": "X-Api-Key", "value": "k-456"},
     }
     sinks = {kind: make_sink() for kind in auths}
-    with hub.client() as client:
+    with hub_app.client() as client:
         for kind, auth in auths.items():
             create_webhook(client, account, sinks[kind].url, auth=auth)
         post_events(client, account, events("auth", 2))
@@ -256,10 +247,10 @@ def test_each_auth_type_arrives_as_configured(hub, account, make_sink):
 # -- the ingest API as the pipeline's entrance ----------------------------------------------
 
 
-def test_account_isolation(hub, account, make_sink, db_path):
+def test_account_isolation(hub_app, account, make_sink, db_path):
     other = create_account(db_path, secret="other-secret")
     mine, theirs = make_sink(), make_sink()
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, mine.url)
         their_hook = create_webhook(client, other, theirs.url)
         post_events(client, account, events("iso", 3))
@@ -278,12 +269,12 @@ def test_account_isolation(hub, account, make_sink, db_path):
     assert len(mine.requests) == 1 and len(theirs.requests) == 1
 
 
-def test_one_bad_event_refuses_the_whole_request(hub, account, make_sink, db_path):
+def test_one_bad_event_refuses_the_whole_request(hub_app, account, make_sink, db_path):
     sink = make_sink()
     batch = events("v", 5)
     batch[3]["email"] = "not-an-address"
     del batch[3]["recipient_id"]
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)
         answer = post_events(client, account, batch, expect=422)
         document = answer.json()
@@ -299,9 +290,9 @@ def test_one_bad_event_refuses_the_whole_request(hub, account, make_sink, db_pat
     assert sink.requests == []
 
 
-def test_duplicates_are_counted_and_not_delivered_twice(hub, account, make_sink, db_path):
+def test_duplicates_are_counted_and_not_delivered_twice(hub_app, account, make_sink, db_path):
     sink = make_sink()
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)
         first = events("d", 3)
         assert post_events(client, account, first).json() == {"accepted": 3, "duplicates": 0}

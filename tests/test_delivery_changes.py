@@ -1,31 +1,21 @@
 """Webhook delivery end to end while the webhook is changed under a queue that is still draining:
-deactivation, a new URL, a rotated secret, a new format. Each change must apply from the next batch on."""
+deactivation, a new URL, a rotated secret, a new format. Each change must apply from the next batch on.
+In-process (hub_app): the delivery loop and real receivers, batches held by the receiver, not timed."""
 
 from __future__ import annotations
 
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from delivery_support import (
-    bearer,
-    create_webhook,
-    event,
-    events,
-    hub,  # noqa: F401  (fixture)
-    ids_of,
-    outbox,
-    post_events,
-    states,
-    wait_until,
-)
+from delivery_support import bearer, create_webhook, event, events, ids_of, outbox, post_events, states, wait_until
 from sink import Answer
 
 
-def test_deactivation_stops_the_queue_after_the_batch_in_flight(hub, account, make_sink, db_path):
+def test_deactivation_stops_the_queue_after_the_batch_in_flight(hub_app, account, make_sink, db_path):
     sink = make_sink()
     hold = sink.hang()
     sink.script(Answer(200, hold=hold))  # the first batch is held until the webhook is deactivated
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url, batch_size=1)
         post_events(client, account, events("q", 4))
         sink.wait_for(1)
@@ -43,11 +33,11 @@ def test_deactivation_stops_the_queue_after_the_batch_in_flight(hub, account, ma
     assert ids_of(received) == ["q-0", "q-1", "q-2", "q-3"]
 
 
-def test_a_new_url_and_a_rotated_secret_apply_from_the_next_batch(hub, account, make_sink, db_path):
+def test_a_new_url_and_a_rotated_secret_apply_from_the_next_batch(hub_app, account, make_sink, db_path):
     old, new = make_sink(), make_sink()
     hold = old.hang()
     old.script(Answer(200, hold=hold))
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, old.url, batch_size=1)
         post_events(client, account, events("c", 4))
         old.wait_for(1)
@@ -73,12 +63,12 @@ def test_a_new_url_and_a_rotated_secret_apply_from_the_next_batch(hub, account, 
     assert ids_of(new.wait_events(3)) == ["c-1", "c-2", "c-3"]
 
 
-def test_a_format_change_with_queued_events_does_not_wedge_the_queue(hub, account, make_sink, db_path):
+def test_a_format_change_with_queued_events_does_not_wedge_the_queue(hub_app, account, make_sink, db_path):
     """Queued while the webhook was `linkhub`, a `sent` event cannot be expressed once it is `esputnik`.
     It must not be sent (issue #3, Formats) — and it must not stop the events behind it either."""
     sink = make_sink()
     sink.default = Answer(500)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)
         post_events(client, account, [event("s-1", "sent", 0), event("o-1", "open", 1)])
         sink.wait_for(1)
@@ -90,7 +80,7 @@ def test_a_format_change_with_queued_events_does_not_wedge_the_queue(hub, accoun
             received = sink.wait_events(2, timeout=6)
         except AssertionError as exc:
             rows = [(row["event_id"], row["state"], row["last_error"]) for row in outbox(db_path, hook["id"])]
-            errors = [line.strip() for line in hub.log if "ERROR" in line]
+            errors = [line.strip() for line in hub_app.log if "ERROR" in line]
             raise AssertionError(f"{exc}\noutbox: {rows}\nserver errors: {errors}") from None
         assert [(item.get("iid"), item.get("activityStatus")) for item in received] == [
             ("o-1", "READ"), ("o-2", "READ")], received

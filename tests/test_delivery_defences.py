@@ -2,9 +2,10 @@
 address, credentials quoted in exception texts, receivers that ask for instant retries, events
 their format cannot render, and `ordered` switched on while batches are in flight.
 
-Two servers serve the whole module: a strict one (private targets refused, as in production)
-for the SSRF tests, and one that may deliver to receivers on 127.0.0.1 for the others. Every
-address here is an IP literal: nothing is resolved through DNS.
+Two servers serve the whole module: a strict app in-process (private targets refused, as in
+production) for the SSRF tests, and a real server that may deliver to receivers on 127.0.0.1 for
+the others (retry timing, batches in flight, what its log shows). Every address here is an IP
+literal: nothing is resolved through DNS.
 """
 
 from __future__ import annotations
@@ -25,34 +26,36 @@ from linkhub.core import events as event_store
 from linkhub.core import outbox as outbox_store
 from linkhub.core import webhooks as webhook_store
 from linkhub.delivery import loop, sender
+from linkhub.settings import Settings
 from linkhub.store.db import connect
 from linkhub.store.schema import migrate
 
-from conftest import Account, Server, create_account, query, start_server
-from delivery_support import bearer, cli, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until
+from conftest import Account, Server, create_account, linkhub, query, start_server
+from delivery_support import bearer, create_webhook, deliveries, events, ids_of, outbox, post_events, wait_until
+from inprocess import InProcess
 from sink import Answer
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public IP literal: never connected to (the webhook stays inactive)
 
 
-def _server(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Server:
+def _database(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     path = tmp_path_factory.mktemp(name) / "linkhub.db"
     conn = connect(path)
     migrate(conn)
     conn.close()
-    return start_server(path, *args)
+    return path
 
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = _server(tmp_path_factory, "strict")
-    yield server
-    assert server.stop() == 0
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    app = InProcess(Settings(db=_database(tmp_path_factory, "strict")))
+    yield app
+    assert app.stop() == 0
 
 
 @pytest.fixture(scope="module")
 def lenient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = _server(tmp_path_factory, "lenient", "--allow-private-targets")
+    server = start_server(_database(tmp_path_factory, "lenient"), "--allow-private-targets")
     yield server
     assert server.stop() == 0
 
@@ -102,7 +105,7 @@ OTHER_V6 = [
 ]
 
 
-def _strict_account(strict: Server) -> Account:
+def _strict_account(strict: InProcess) -> Account:
     return create_account(strict.db_path)
 
 
@@ -138,7 +141,7 @@ def test_update_refuses_ipv6_forms_of_non_public_addresses(strict):
 
 def test_cli_create_refuses_an_ipv4_compatible_loopback(strict):
     account = _strict_account(strict)
-    answer = cli("webhooks", "create", "--account", account.id, "--url", "http://[::7f00:1]/hook",
+    answer = linkhub("webhooks", "create", "--account", account.id, "--url", "http://[::7f00:1]/hook",
                  "--db", str(strict.db_path))
     assert answer.returncode != 0
     assert "127.0.0.1" in answer.stderr and "not a public address" in answer.stderr, answer.stderr
@@ -213,7 +216,7 @@ def test_credentials_are_redacted_from_errors_logs_and_answers(lenient, make_sin
                   for kind, hook in hooks.items()}
         verified = {kind: client.post(f"/v1/webhooks/{hook.id}/verify", headers=bearer(account))
                     for kind, hook in hooks.items()}
-    by_cli = {kind: cli("webhooks", "verify", hook.id, "--allow-private-targets", "--db", str(lenient.db_path))
+    by_cli = {kind: linkhub("webhooks", "verify", hook.id, "--allow-private-targets", "--db", str(lenient.db_path))
               for kind, hook in hooks.items()}
     # The failures really came from the credentials (else this test would prove nothing).
     assert "Illegal header value" in logs["bearer"][0]["error"] and "[redacted]" in logs["bearer"][0]["error"]

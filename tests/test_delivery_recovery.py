@@ -1,5 +1,6 @@
 """Webhook delivery end to end when things go badly: expiry to dead, `linkhub outbox status` and
-`replay` (the CLI, as a subprocess on the server's database), and a SIGKILL mid-delivery."""
+`replay` (the CLI on the server's database), a SIGKILL or SIGTERM mid-delivery (a real server), and
+the pruning an app does by itself (in-process)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,8 @@ from linkhub.delivery.loop import Deliverer
 from linkhub.store.db import Database, connect
 from linkhub.util.times import now_rfc3339
 
-from conftest import query
-from delivery_support import (
-    all_in,
-    bearer,
-    cli,
-    create_webhook,
-    events,
-    hub,  # noqa: F401  (fixture)
-    ids_of,
-    outbox,
-    post_events,
-    states,
-    wait_until,
-)
+from conftest import linkhub, query
+from delivery_support import all_in, bearer, create_webhook, events, ids_of, outbox, post_events, states, wait_until
 from sink import Answer
 
 
@@ -45,7 +34,7 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert all("expired" in row["last_error"] and "500" in row["last_error"] for row in rows), rows
         assert all(row["delivered_at"] is None for row in rows)
 
-        status = cli("outbox", "status", "--json", "--db", str(db_path))
+        status = linkhub("outbox", "status", "--json", "--db", str(db_path))
         assert status.returncode == 0, status.stderr
         [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
         assert (mine["pending"], mine["in_flight"], mine["dead"]) == (0, 0, 3), mine
@@ -58,13 +47,13 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert answer.status_code == 200, answer.text
         before = len(sink.requests)
 
-        dry = cli("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--dry-run", "--db", str(db_path))
+        dry = linkhub("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--dry-run", "--db", str(db_path))
         assert dry.returncode == 0, dry.stderr
         assert dry.stdout.strip() == f"3 events would be queued for {hook['id']}", dry.stdout
         assert states(db_path, hook["id"]) == ["dead"] * 3  # nothing changed
         assert len(sink.requests) == before
 
-        replay = cli("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--db", str(db_path))
+        replay = linkhub("outbox", "replay", "--webhook", hook["id"], "--dead-only", "--db", str(db_path))
         assert replay.returncode == 0, replay.stderr
         assert replay.stdout.strip() == f"3 events queued for {hook['id']}", replay.stdout
         # The CLI cannot wake the server: its delivery loop finds the rows on its next poll (1 s).
@@ -74,27 +63,27 @@ def test_expired_events_go_dead_and_replay_brings_them_back(hub, account, make_s
         assert all(row["last_error"] is None for row in outbox(db_path, hook["id"]))
 
         # Recovered: the last error is still shown, but beside a later success and no next attempt.
-        status = cli("outbox", "status", "--json", "--db", str(db_path))
+        status = linkhub("outbox", "status", "--json", "--db", str(db_path))
         [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
         assert mine["last_success_at"] > mine["last_error"]["attempted_at"], mine
         assert (mine["pending"], mine["dead"], mine["next_attempt_at"]) == (0, 0, None), mine
-        text = cli("outbox", "status", "--db", str(db_path)).stdout.splitlines()
+        text = linkhub("outbox", "status", "--db", str(db_path)).stdout.splitlines()
         assert text[0].split()[:9] == ["webhook", "status", "pending", "in", "flight", "dead", "oldest", "last",
                                        "success"]
         [line] = [line for line in text if line.startswith(hook["id"])]
         assert mine["last_success_at"] in line and line.index(mine["last_success_at"]) == text[0].index("last success")
 
 
-def test_outbox_status_shows_when_the_next_attempt_is_due(hub, account, make_sink, db_path):
+def test_outbox_status_shows_when_the_next_attempt_is_due(hub_app, account, make_sink, db_path):
     sink = make_sink()
     sink.default = Answer(500)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)
         post_events(client, account, events("n", 1))
         sink.wait_for(1)
 
         def failed_once() -> dict | None:
-            status = cli("outbox", "status", "--json", "--db", str(db_path))
+            status = linkhub("outbox", "status", "--json", "--db", str(db_path))
             [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
             return mine if mine["last_error"] and mine["next_attempt_at"] else None
 
@@ -172,16 +161,16 @@ def _old_and_recent_deliveries(account, db_path):
 
 def test_outbox_prune_forgets_old_deliveries_but_keeps_events_and_dead_rows(account, db_path):
     hook = _old_and_recent_deliveries(account, db_path)
-    answer = cli("outbox", "prune", "--older-than", "30", "--json", "--db", str(db_path))
+    answer = linkhub("outbox", "prune", "--older-than", "30", "--json", "--db", str(db_path))
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["rows_deleted"] == 3  # two old delivered rows and the old log entry
     assert sorted(states(db_path, hook.id)) == ["dead", "delivered"]  # dead rows and recent ones stay
     assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
 
 
-def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_server):
+def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_app):
     hook = _old_and_recent_deliveries(account, db_path)
-    server = make_server()  # default: keep 30 days of deliveries
+    server = make_app()  # default: keep 30 days of deliveries
     wait_until(lambda: sorted(states(db_path, hook.id)) == ["dead", "delivered"], what="old delivered rows pruned")
     wait_until(lambda: query(db_path, "SELECT count(*) FROM deliveries")[0][0] == 0, what="old log entry pruned")
     assert query(db_path, "SELECT count(*) FROM events WHERE account_id = ?", (account.id,))[0][0] == 4
@@ -189,7 +178,7 @@ def test_the_server_prunes_old_deliveries_by_itself(account, db_path, make_serve
     assert "pruned 3 delivered outbox rows and delivery-log entries" in server.output
 
 
-def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_path, make_server):
+def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_path, make_app):
     conn = connect(db_path)
     spec = webhook_store.parse(webhook_store.WebhookSpec, {"url": "https://example.com/hook"})
     over, running = (webhook_store.insert(conn, webhook_store.draft(account.id, spec)) for _ in range(2))
@@ -198,7 +187,7 @@ def test_the_server_erases_previous_secrets_once_their_day_is_over(account, db_p
     conn.execute("UPDATE webhooks SET previous_secret_until = '2020-01-01T00:00:00.000Z' WHERE id = ?", (over.id,))
     conn.close()
 
-    server = make_server("--keep-deliveries-days", "0")  # erased even when every delivery is kept
+    server = make_app(keep_deliveries_days=0)  # erased even when every delivery is kept
 
     def previous(hook_id):
         return tuple(query(db_path, "SELECT previous_secret, previous_secret_until FROM webhooks WHERE id = ?",

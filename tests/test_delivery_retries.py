@@ -1,5 +1,7 @@
 """Webhook delivery end to end when receivers fail: retries, attempt counts, Retry-After, 410,
-FIFO behind a failing head, parallel unordered batches, and isolation between webhooks.
+FIFO behind a failing head, parallel unordered batches, and isolation between webhooks. What is timed
+(the gaps between retries, Retry-After, a receiver's timeout) runs on a real server; the rest (what a
+failure is, what is sent next, what waits) in-process, against the same real receivers.
 
 Every webhook here retries on a fixed 1 s interval (unless a test needs otherwise), so a retry
 comes within a second or two; tests wait on what the receiver saw, never on a guessed delay.
@@ -26,7 +28,6 @@ from delivery_support import (
     event,
     events,
     get_webhook,
-    hub,  # noqa: F401  (fixture)
     ids_of,
     outbox,
     post_events,
@@ -120,10 +121,10 @@ def test_retry_after_on_429_and_503_is_honoured(hub, account, make_sink):
     assert [d["status_code"] for d in log] == [429, 503, 200]
 
 
-def test_410_gone_disables_the_webhook(hub, account, make_sink, db_path):
+def test_410_gone_disables_the_webhook(hub_app, account, make_sink, db_path):
     gone, healthy = make_sink(), make_sink()
     gone.script(Answer(410, body=b"this endpoint was removed"))
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, gone.url)
         create_webhook(client, account, healthy.url)
         post_events(client, account, events("g", 1))
@@ -142,11 +143,11 @@ def test_410_gone_disables_the_webhook(hub, account, make_sink, db_path):
     assert [w["status"] for w in listed["webhooks"] if w["id"] == hook["id"]] == ["disabled"]
 
 
-def test_ordered_fifo_holds_while_the_head_fails(hub, account, make_sink, db_path):
+def test_ordered_fifo_holds_while_the_head_fails(hub_app, account, make_sink, db_path):
     sink = make_sink()
     sink.script(500, 500)
     head, tail = events("f", 6)[:2], events("f", 6)[2:]
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url, batch_size=2)
         post_events(client, account, head)
         sink.wait_for(1)
@@ -162,12 +163,12 @@ def test_ordered_fifo_holds_while_the_head_fails(hub, account, make_sink, db_pat
     assert len(sink.requests) == 5 and sink.max_in_flight == 1, sink.describe()
 
 
-def test_unordered_batches_go_in_parallel(hub, account, make_sink):
+def test_unordered_batches_go_in_parallel(hub_app, account, make_sink):
     """The receiver holds each request until 4 are in flight at once: only parallel batches get through quickly."""
     sink = make_sink()
     sink.gate = loop.PER_WEBHOOK_CONCURRENCY
     sent = events("p", 8)
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, sink.url, ordered=False, batch_size=1)
         post_events(client, account, sent)
         received = sink.wait_events(8, timeout=20)
@@ -177,10 +178,10 @@ def test_unordered_batches_go_in_parallel(hub, account, make_sink):
     assert len(sink.requests) == 8
 
 
-def test_unordered_a_failing_batch_holds_back_nothing(hub, account, make_sink):
+def test_unordered_a_failing_batch_holds_back_nothing(hub_app, account, make_sink):
     sink = make_sink()
     sink.script(500)  # whichever batch arrives first fails once
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, sink.url, ordered=False, batch_size=1)
         post_events(client, account, events("u", 4))
         received = sink.wait_events(4)
@@ -245,11 +246,11 @@ def test_post_batch_times_out_on_a_hung_receiver(make_sink):
     assert len(sink.requests) == 1
 
 
-def test_redirects_are_not_followed_tls_errors_fail_and_any_2xx_delivers(hub, account, make_sink, db_path):
+def test_redirects_are_not_followed_tls_errors_fail_and_any_2xx_delivers(hub_app, account, make_sink, db_path):
     redirecting, elsewhere, plain_http, no_content = make_sink(), make_sink(), make_sink(), make_sink()
     redirecting.script(Answer(302, headers={"Location": elsewhere.url}))
     no_content.default = Answer(204, body=b"")
-    with hub.client() as client:
+    with hub_app.client() as client:
         redirected = create_webhook(client, account, redirecting.url)
         tls = create_webhook(client, account, plain_http.url.replace("http://", "https://"))
         accepted = create_webhook(client, account, no_content.url)
@@ -269,14 +270,14 @@ def test_redirects_are_not_followed_tls_errors_fail_and_any_2xx_delivers(hub, ac
     wait_until(lambda: states(db_path, accepted["id"]) == ["delivered"], what="the 204 counted as delivered")
 
 
-def test_private_targets_are_refused_again_at_delivery(make_server, account, make_sink, db_path):
+def test_private_targets_are_refused_again_at_delivery(make_app, account, make_sink, db_path):
     """SSRF: a webhook stored while private targets were allowed is not delivered to once they are not."""
     sink = make_sink()
-    allowing = make_server("--allow-private-targets")
+    allowing = make_app(allow_private_targets=True)
     with allowing.client() as client:
         hook = create_webhook(client, account, sink.url)
     allowing.stop()
-    strict = make_server()
+    strict = make_app()
     with strict.client() as client:
         post_events(client, account, events("s", 1))
         log = wait_until(lambda: deliveries(client, account, hook["id"]), what="the refused attempt logged")
@@ -286,11 +287,12 @@ def test_private_targets_are_refused_again_at_delivery(make_server, account, mak
     assert outbox(db_path, hook["id"])[0]["state"] in ("pending", "sending")
 
 
-def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedule(hub, account, make_sink, db_path):
+def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedule(hub_app, account, make_sink,
+                                                                                   db_path):
     """At the upper bounds of interval_s and max_age_s, a failure is rescheduled a day later (not a crash)."""
     sink = make_sink()
     sink.default = Answer(500)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url, max_age_s=webhooks.MAX_AGE_S,
                               retry={"policy": "fixed", "interval_s": webhooks.MAX_RETRY_INTERVAL_S})
         post_events(client, account, events("long", 1))
@@ -301,4 +303,4 @@ def test_the_longest_allowed_retry_interval_and_max_age_still_deliver_and_schedu
     assert attempt["status_code"] == 500
     wait = datetime.fromisoformat(next_attempt_at) - datetime.fromisoformat(attempt["attempted_at"])
     assert timedelta(hours=23) < wait < timedelta(hours=25), wait
-    assert "Traceback" not in hub.output and "failed: OverflowError" not in hub.output, hub.output
+    assert "Traceback" not in hub_app.output and "failed: OverflowError" not in hub_app.output, hub_app.output

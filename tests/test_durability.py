@@ -15,21 +15,72 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+import pytest
 
+from linkhub.store.db import connect
+from linkhub.store.schema import migrate
 from linkhub.web.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 
-from conftest import outreach_body, post_links, query
+from conftest import Server, create_account, outreach_body, post_links, query, start_server
 from delivery_support import bearer, create_webhook, events, post_events, states, wait_until
 from sink import Answer, Sink, closed_port
+
+T = TypeVar("T")
 
 TOTAL = 400
 CONNECTIONS = 32
 # A safety net for a hung server, never a synchronisation point.
 WAIT_S = 60
+
+
+class Background:
+    """`fn()` run in a thread of its own from now on; `result()` waits for it and returns or raises what it did."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._outcome: list[Any] = []
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._outcome.append((True, fn()))
+        except BaseException as exc:  # handed to result(), in the test's thread
+            self._outcome.append((False, exc))
+
+    def result(self) -> Any:
+        self._thread.join(STOP_BOUND_S + WAIT_S)
+        assert self._outcome, "still running"
+        ok, value = self._outcome[0]
+        if not ok:
+            raise value
+        return value
+
+
+@dataclass
+class Shutdown:
+    """A server stopping in the background: the two shutdowns that wait out the server's own bounds
+    (10 s and 15 s) are started when the module starts, each on a server, a database and receivers of
+    its own, so that those waits overlap the module's other tests instead of adding to them. Nothing
+    they check depends on the other tests: the waiting servers are idle, blocked on a receiver or a
+    client that never answers."""
+
+    server: Server
+    checked: Background
+    verify: threading.Thread | None = None
+
+
+def new_database(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    path = tmp_path_factory.mktemp(name) / "linkhub.db"
+    conn = connect(path)
+    migrate(conn)
+    conn.close()
+    return path
 
 
 def mint_many(server, account, count: int) -> list[str]:
@@ -284,24 +335,49 @@ def stop_and_check(server, db_path, hooks: list[dict], event_ids: set[str], *con
         assert "sending" not in states(db_path, hook["id"]), hook["url"]
 
 
-def test_sigterm_ends_a_running_request_and_idle_connections_within_the_bound(
-        make_server, make_sink, account, db_path):
-    """A verify call to a receiver that never answers (60 s timeout) is cut off after the graceful
-    period; an idle keep-alive connection and a half-sent request head do not hold the shutdown."""
-    server = make_server("--allow-private-targets")
-    hooks, hung = busy_delivery_loop(server, make_sink, account)
-    with server.client() as client:
-        post_events(client, account, events("verify-stop", 3))
-    wait_until(held(db_path, hooks[2]), what="a delivery held by the hung receiver")
-    verify = start_verify(server, account, hooks[2]["id"])
-    hung.wait_until(lambda requests: any(b'"test":true' in r.body for r in requests),
-                    what="the verify call held by the hung receiver")
-    idle = open_idle_connection(server)
-    half = socket.create_connection(idle.getpeername(), timeout=WAIT_S)
-    half.sendall(b"GET /healthz HTTP/1.1\r\n")
-    stop_and_check(server, db_path, hooks, {f"verify-stop-{i}" for i in range(3)}, idle, half)
-    verify.join(WAIT_S)
-    assert not verify.is_alive(), "the verify call neither got an answer nor saw its connection close"
+@pytest.fixture(scope="module", autouse=True)
+def running_request_shutdown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shutdown]:
+    """A verify call to a receiver that never answers (60 s timeout), an idle keep-alive connection
+    and a half-sent request head, then SIGTERM; the wait for the graceful period goes on while
+    the module's other tests run (see Shutdown)."""
+    db_path = new_database(tmp_path_factory, "running-request")
+    account = create_account(db_path)
+    server = start_server(db_path, "--allow-private-targets")
+    sinks: list[Sink] = []
+
+    def make_sink() -> Sink:
+        sinks.append(Sink())
+        return sinks[-1]
+
+    try:
+        hooks, hung = busy_delivery_loop(server, make_sink, account)
+        with server.client() as client:
+            post_events(client, account, events("verify-stop", 3))
+        wait_until(held(db_path, hooks[2]), what="a delivery held by the hung receiver")
+        verify = start_verify(server, account, hooks[2]["id"])
+        hung.wait_until(lambda requests: any(b'"test":true' in r.body for r in requests),
+                        what="the verify call held by the hung receiver")
+        idle = open_idle_connection(server)
+        half = socket.create_connection(idle.getpeername(), timeout=WAIT_S)
+        half.sendall(b"GET /healthz HTTP/1.1\r\n")
+        checked = Background(lambda: stop_and_check(server, db_path, hooks, {f"verify-stop-{i}" for i in range(3)},
+                                                    idle, half))
+        yield Shutdown(server, checked, verify=verify)
+    finally:
+        if server.proc.poll() is None:
+            server.kill()
+        for sink in sinks:
+            sink.stop()
+
+
+def test_sigterm_ends_a_running_request_and_idle_connections_within_the_bound(running_request_shutdown):
+    """The verify call is cut off after the graceful period; the idle connection and the half-sent
+    request head do not hold the shutdown."""
+    shutdown = running_request_shutdown
+    shutdown.checked.result()
+    assert shutdown.verify is not None
+    shutdown.verify.join(WAIT_S)
+    assert not shutdown.verify.is_alive(), "the verify call neither got an answer nor saw its connection close"
 
 
 def test_sigterm_stops_the_delivery_loop_every_time(make_server, make_sink, account, db_path):
@@ -350,16 +426,31 @@ def stalled_reader(server) -> socket.socket:
     raise AssertionError("the server kept reading requests whose answers were never read")
 
 
-def test_sigterm_stops_even_when_a_client_never_reads_its_answers(make_server, account, db_path):
-    server = make_server()
-    [path] = mint_many(server, account, 1)
-    stalled = stalled_reader(server)
-    with server.client() as client:
-        assert client.get(path).status_code == 302
+@pytest.fixture(scope="module", autouse=True)
+def stalled_reader_shutdown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shutdown]:
+    """A client that never reads its answers, then SIGTERM: the server stops without Hypercorn once
+    GRACEFUL_TIMEOUT_S + SHUTDOWN_MARGIN_S have passed, while the module's other tests run."""
+    db_path = new_database(tmp_path_factory, "stalled-reader")
+    account = create_account(db_path)
+    server = start_server(db_path)
+    stalled = None
     try:
-        assert server.stop(timeout=STOP_BOUND_S) == 0, server.output[-3000:]
+        [path] = mint_many(server, account, 1)
+        stalled = stalled_reader(server)
+        with server.client() as client:
+            assert client.get(path).status_code == 302
+        # The stalled connection stays open until the stop is over: closed, it would let Hypercorn stop.
+        yield Shutdown(server, Background(lambda: server.stop(timeout=STOP_BOUND_S)))
     finally:
-        stalled.close()
+        if stalled is not None:
+            stalled.close()
+        if server.proc.poll() is None:
+            server.kill()
+
+
+def test_sigterm_stops_even_when_a_client_never_reads_its_answers(stalled_reader_shutdown):
+    server = stalled_reader_shutdown.server
+    assert stalled_reader_shutdown.checked.result() == 0, server.output[-3000:]
     assert "stopping without it" in server.output, "the connection was closed: the test proved nothing"
     assert "database writer drained and closed" in server.output
-    assert len(query(db_path, "SELECT * FROM clicks")) == 1
+    assert len(query(server.db_path, "SELECT * FROM clicks")) == 1

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import create_account, outreach_body, post_links
+from conftest import create_account, linkhub, outreach_body, post_links
 
 
 @pytest.fixture(autouse=True)
@@ -23,10 +21,6 @@ def permissive_umask():
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def linkhub(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "linkhub", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_migrate_creates_the_database_0600(tmp_path):

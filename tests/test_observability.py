@@ -1,4 +1,4 @@
-"""Logs and metrics as an operator reads them: stderr of a real `linkhub serve`, and GET /metrics.
+"""Logs and metrics as an operator reads them: stderr of a real `linkhub serve`, and GET /metrics (in-process).
 
 - `--log-format json`: every line is a JSON object with time/level/logger/message first;
 - `--log-level`, and the start-up line that is written at every level;
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 import linkhub
 
 from conftest import Account, Server, create_account, outreach_body, post_links, sign
-from delivery_support import (
-    all_in,
-    bearer,
-    create_webhook,
-    events,
-    hub,  # noqa: F401  (fixture)
-    post_events,
-    wait_until,
-)
+from conftest import linkhub as linkhub_cli
+from delivery_support import all_in, bearer, create_webhook, events, post_events, wait_until
+from inprocess import InProcess
 from sink import Answer, closed_port
+
+Served = Server | InProcess
 
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 RFC3339_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -41,7 +35,7 @@ STABLE_KEYS = ["time", "level", "logger", "message"]
 # -- reading /metrics -----------------------------------------------------------------------
 
 
-def scrape(server: Server) -> dict[str, dict[str, Any]]:
+def scrape(server: Served) -> dict[str, dict[str, Any]]:
     """/metrics parsed: exposed family name (counters with their `_total`) → type and samples."""
     with server.client() as client:
         answer = client.get("/metrics")
@@ -62,7 +56,7 @@ def value(families: dict[str, dict[str, Any]], name: str, **labels: str) -> floa
     return found[0]
 
 
-def metric_value(server: Server, name: str, **labels: str) -> float:
+def metric_value(server: Served, name: str, **labels: str) -> float:
     return value(scrape(server), name, **labels)
 
 
@@ -76,7 +70,7 @@ def documented_metrics() -> dict[str, tuple[str, frozenset[str]]]:
 # -- traffic ----------------------------------------------------------------------------------
 
 
-def mint_and_click(server: Server, account: Account, target: str) -> str:
+def mint_and_click(server: Served, account: Account, target: str) -> str:
     """One Outreach call and one redirect; returns the short link's path."""
     with server.client() as client:
         answer = post_links(client, account, outreach_body([target]))
@@ -147,8 +141,7 @@ def test_log_level_from_the_environment_leaves_out_info_but_not_the_start_line(m
 
 def test_a_log_option_with_a_bad_value_is_refused_naming_it(db_path):
     for args in (["--log-format", "xml"], ["--log-level", "loud"]):
-        run = subprocess.run([sys.executable, "-m", "linkhub", "serve", "--db", str(db_path), "--port", "0", *args],
-                             capture_output=True, text=True, timeout=60)
+        run = linkhub_cli("serve", "--db", str(db_path), "--port", "0", *args)  # refused before it would serve
         assert run.returncode == 2, run.stderr
         assert args[0] in run.stderr and "Traceback" not in run.stderr, run.stderr
 
@@ -209,17 +202,17 @@ def test_expired_events_are_logged_once_with_webhook_count_and_reason(make_serve
 # -- metrics ----------------------------------------------------------------------------------
 
 
-def test_queue_gauges_follow_a_webhooks_queue(hub, make_sink, db_path):
+def test_queue_gauges_follow_a_webhooks_queue(hub_app, make_sink, db_path):
     account = create_account(db_path)
     sink = make_sink()
     hold = sink.hang()
     sink.default = Answer(200, hold=hold)
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, sink.url)  # ordered: a later batch waits for this one
         post_events(client, account, events("queued-a", 5))
         sink.wait_for(1)
         post_events(client, account, events("queued-b", 2))
-    held = scrape(hub)
+    held = scrape(hub_app)
     assert value(held, "linkhub_outbox_in_flight", webhook=hook["id"]) == 5
     assert value(held, "linkhub_outbox_pending", webhook=hook["id"]) == 2
     assert value(held, "linkhub_outbox_dead", webhook=hook["id"]) == 0
@@ -227,7 +220,7 @@ def test_queue_gauges_follow_a_webhooks_queue(hub, make_sink, db_path):
 
     hold.set()
     wait_until(all_in(db_path, hook["id"], "delivered", 7), what="7 delivered rows")
-    done = scrape(hub)
+    done = scrape(hub_app)
     for gauge in ("linkhub_outbox_in_flight", "linkhub_outbox_pending", "linkhub_outbox_dead",
                   "linkhub_outbox_oldest_pending_age_seconds"):
         assert value(done, gauge, webhook=hook["id"]) == 0, gauge
@@ -236,22 +229,21 @@ def test_queue_gauges_follow_a_webhooks_queue(hub, make_sink, db_path):
     assert value(done, "linkhub_webhook_delivery_duration_seconds_count") == 2
 
 
-def test_delivery_attempts_are_counted_by_outcome(make_server, make_sink, make_receiver, db_path):
-    hub = make_server("--allow-private-targets")
+def test_delivery_attempts_are_counted_by_outcome(hub_app, make_app, make_sink, make_receiver, db_path):
     account = create_account(db_path)
     flaky = make_sink()
     flaky.script(500)  # then the default 200
     hung = make_sink()
     hold = hung.hang()
     hung.default = Answer(200, hold=hold)
-    with hub.client() as client:
+    with hub_app.client() as client:
         create_webhook(client, account, flaky.url)
         create_webhook(client, account, f"http://127.0.0.1:{closed_port()}/hook")
         create_webhook(client, account, hung.url, timeout_s=1, retry={"policy": "fixed", "interval_s": 3600})
         post_events(client, account, events("outcomes", 1))
 
     def counted() -> dict[str, float]:
-        families = scrape(hub)
+        families = scrape(hub_app)
         found = {outcome: value(families, "linkhub_webhook_deliveries_total", outcome=outcome)
                  for outcome in ("delivered", "http_error", "timeout", "connection_error", "refused", "not_sent")}
         return found if found["delivered"] and found["http_error"] and found["timeout"] and \
@@ -260,10 +252,10 @@ def test_delivery_attempts_are_counted_by_outcome(make_server, make_sink, make_r
     found = wait_until(counted, what="delivered, http_error, timeout and connection_error")
     assert found["refused"] == 0 and found["not_sent"] == 0
     hold.set()
-    assert hub.stop() == 0, hub.output[-3000:]
+    assert hub_app.stop() == 0, hub_app.output[-3000:]
 
     # The same webhooks on a server that refuses private targets: the next attempts are refused.
-    strict = make_server()
+    strict = make_app()
     with strict.client() as client:
         post_events(client, account, events("refused", 1))
     wait_until(lambda: metric_value(strict, "linkhub_webhook_deliveries_total", outcome="refused"),
@@ -271,17 +263,17 @@ def test_delivery_attempts_are_counted_by_outcome(make_server, make_sink, make_r
     assert metric_value(strict, "linkhub_webhook_deliveries_total", outcome="delivered") == 0
 
 
-def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(hub, make_receiver, db_path):
+def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(hub_app, make_receiver, db_path):
     account = create_account(db_path)
     receiver = make_receiver()
-    with hub.client() as client:
+    with hub_app.client() as client:
         hook = create_webhook(client, account, receiver.url)
-    mint_and_click(hub, account, "https://example.com/documented")  # an Outreach call, a redirect (a click event)
-    with hub.client() as client:
+    mint_and_click(hub_app, account, "https://example.com/documented")  # an Outreach call, a redirect (a click event)
+    with hub_app.client() as client:
         post_events(client, account, events("documented", 2))  # an ingest
     receiver.wait_events(3)  # deliveries to a local receiver
     wait_until(all_in(db_path, hook["id"], "delivered", 3), what="3 delivered rows")
-    families = scrape(hub)
+    families = scrape(hub_app)
 
     documented = documented_metrics()
     assert sorted(families) == sorted(documented), (

@@ -1,4 +1,5 @@
-"""GET/HEAD /r/<code> against a real `linkhub serve`: the redirect and the click it records."""
+"""GET/HEAD /r/<code>: the redirect and the click it records, in-process; what `serve` reads from its flags and
+the environment (trusted proxies) against a real `linkhub serve`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from linkhub.settings import parse_networks
 from linkhub.store.db import connect
 
 from conftest import create_account, outreach_body, post_links, query
-from shared_server import account, db, server  # noqa: F401  (fixtures: one server per module)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IPHONE_SAFARI = (
@@ -23,15 +24,15 @@ IPHONE_SAFARI = (
 )
 
 
-def mint(server, account, target: str, *, original: str | None = None, **meta) -> str:
+def mint(app, account, target: str, *, original: str | None = None, **meta) -> str:
     """Ask for a short link the way Outreach does; return its path `/r/<code>`."""
     urls = {original: target} if original else {}
-    with server.client() as client:
+    with app.client() as client:
         answer = post_links(client, account, outreach_body([target], urls=urls, **meta))
     assert answer.status_code == 200, answer.text
     short = answer.json()["data"][target]
-    assert short.startswith(server.url + "/r/")
-    return short[len(server.url) :]
+    assert short.startswith(app.url + "/r/")
+    return short[len(app.url) :]
 
 
 def clicks(db_path, account) -> list[dict]:
@@ -48,18 +49,18 @@ def clicks(db_path, account) -> list[dict]:
 # -- the redirect ------------------------------------------------------------------------
 
 
-def test_known_code_redirects_with_no_store(server, account):
-    path = mint(server, account, "https://example.com/landing?utm_source=x&a=%20b")
-    with server.client() as client:
+def test_known_code_redirects_with_no_store(app, account):
+    path = mint(app, account, "https://example.com/landing?utm_source=x&a=%20b")
+    with app.client() as client:
         answer = client.get(path)
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://example.com/landing?utm_source=x&a=%20b"
     assert answer.headers["cache-control"] == "no-store"
 
 
-def test_a_code_minted_by_an_earlier_build_still_redirects(server, db, account):
+def test_a_code_minted_by_an_earlier_build_still_redirects(app, db_path, account):
     # Earlier builds minted 11 random characters (no sequence number); those emails are out there.
-    conn = connect(db)
+    conn = connect(db_path)
     try:
         conn.execute(
             "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id, created_at)"
@@ -69,58 +70,58 @@ def test_a_code_minted_by_an_earlier_build_still_redirects(server, db, account):
         )
     finally:
         conn.close()
-    with server.client() as client:
+    with app.client() as client:
         answer = client.get("/r/q3J-x_9aZk0")
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://example.com/old"
-    assert [click["code"] for click in clicks(db, account)] == ["q3J-x_9aZk0"]
+    assert [click["code"] for click in clicks(db_path, account)] == ["q3J-x_9aZk0"]
 
 
-def test_redirect_ignores_a_query_string(server, account):
-    path = mint(server, account, "https://example.com/x")
-    with server.client() as client:
+def test_redirect_ignores_a_query_string(app, account):
+    path = mint(app, account, "https://example.com/x")
+    with app.client() as client:
         answer = client.get(path + "?utm=1")
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://example.com/x"
 
 
-def test_redirect_target_is_the_data_value_not_the_original(server, account):
-    path = mint(server, account, "https://bit.ly/abc", original="https://www.example.com/page")
-    with server.client() as client:
+def test_redirect_target_is_the_data_value_not_the_original(app, account):
+    path = mint(app, account, "https://bit.ly/abc", original="https://www.example.com/page")
+    with app.client() as client:
         answer = client.get(path)
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://bit.ly/abc"
 
 
-def test_concurrent_redirects_each_get_their_own_link(server, account, db):
+def test_concurrent_redirects_each_get_their_own_link(app, account, db_path):
     """Codes asked for at the same moment are looked up together; each answer must still be its own."""
     targets = [f"https://example.com/page-{n}" for n in range(12)]
-    paths = [mint(server, account, target) for target in targets]
+    paths = [mint(app, account, target) for target in targets]
     asked = [*paths, *paths, "/r/nosuchcode1", paths[0]]  # repeats, an unknown code, and the same code twice
 
     async def fetch_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        async with app.async_client() as client:
             return await asyncio.gather(*(client.get(path) for path in asked))
 
-    answers = asyncio.run(fetch_all())
+    answers = app.run(fetch_all)
     expected = [*targets, *targets, None, targets[0]]
     assert [a.headers.get("location") for a in answers] == expected
     assert [a.status_code for a in answers] == [302 if t else 404 for t in expected]
-    stored = [(c["code"], c["url"]) for c in clicks(db, account)]
+    stored = [(c["code"], c["url"]) for c in clicks(db_path, account)]
     assert sorted(stored) == sorted((p[3:], t) for p, t in zip(asked, expected, strict=True) if t)
 
 
-def test_every_get_is_a_click(server, account, db):
-    path = mint(server, account, "https://example.com/x")
-    with server.client() as client:
+def test_every_get_is_a_click(app, account, db_path):
+    path = mint(app, account, "https://example.com/x")
+    with app.client() as client:
         for _ in range(3):
             assert client.get(path).status_code == 302
-    assert len(clicks(db, account)) == 3
+    assert len(clicks(db_path, account)) == 3
 
 
-def test_head_answers_like_get_but_records_no_click(server, account, db):
-    path = mint(server, account, "https://example.com/x")
-    with server.client() as client:
+def test_head_answers_like_get_but_records_no_click(app, account, db_path):
+    path = mint(app, account, "https://example.com/x")
+    with app.client() as client:
         head = client.head(path)
         unknown = client.head("/r/NoSuchCode123")
     assert head.status_code == 302
@@ -128,16 +129,16 @@ def test_head_answers_like_get_but_records_no_click(server, account, db):
     assert head.headers["cache-control"] == "no-store"
     assert head.content == b""
     assert unknown.status_code == 404
-    assert clicks(db, account) == []
+    assert clicks(db_path, account) == []
 
 
-def test_post_is_405(server, account, db):
-    path = mint(server, account, "https://example.com/x")
-    with server.client() as client:
+def test_post_is_405(app, account, db_path):
+    path = mint(app, account, "https://example.com/x")
+    with app.client() as client:
         answer = client.post(path, content=b"")
     assert answer.status_code == 405
     assert "location" not in answer.headers
-    assert clicks(db, account) == []
+    assert clicks(db_path, account) == []
 
 
 BAD_PATHS = [
@@ -155,9 +156,9 @@ BAD_PATHS = [
 
 
 @pytest.mark.parametrize("path", BAD_PATHS)
-def test_unknown_or_malformed_code_is_a_404_page_that_does_not_echo(server, account, db, path):
-    mint(server, account, "https://example.com/x")  # a real link exists; these are not it
-    with server.client() as client:
+def test_unknown_or_malformed_code_is_a_404_page_that_does_not_echo(app, account, db_path, path):
+    mint(app, account, "https://example.com/x")  # a real link exists; these are not it
+    with app.client() as client:
         answer = client.get(path)
         reference = client.get("/r/ZZZZZZZZZZZ")
     assert answer.status_code == 404
@@ -169,12 +170,12 @@ def test_unknown_or_malformed_code_is_a_404_page_that_does_not_echo(server, acco
     assert "Link not found" in body
     for fragment in ("script", "alert", "AAAAAAAA", "NoSuchCode", "onload", "space", "abc"):
         assert fragment not in body
-    assert clicks(db, account) == []
+    assert clicks(db_path, account) == []
 
 
-def test_a_code_of_another_shape_never_redirects(server, account):
+def test_a_code_of_another_shape_never_redirects(app, account):
     """Only codes linkhub minted redirect: no open redirect through a URL in the path."""
-    with server.client() as client:
+    with app.client() as client:
         for path in ("/r/https://evil.example/", "/r/https:%2F%2Fevil.example%2F", "/r//evil.example"):
             answer = client.get(path)
             assert answer.status_code == 404, path
@@ -184,16 +185,16 @@ def test_a_code_of_another_shape_never_redirects(server, account):
 # -- the stored click --------------------------------------------------------------------
 
 
-def test_stored_click_contents(server, account, db):
-    path = mint(server, account, "https://example.com/direct", mailing="mail-1", prospect=42,
+def test_stored_click_contents(app, account, db_path):
+    path = mint(app, account, "https://example.com/direct", mailing="mail-1", prospect=42,
                 email="pat@example.com")
     code = path[3:]
     before = datetime.now(UTC) - timedelta(seconds=1)
-    with server.client() as client:
+    with app.client() as client:
         answer = client.get(path, headers={"User-Agent": IPHONE_SAFARI, "Referer": "https://mail.example.com/inbox"})
     after = datetime.now(UTC) + timedelta(seconds=1)
     assert answer.status_code == 302
-    [click] = clicks(db, account)
+    [click] = clicks(db_path, account)
     assert click["type"] == "click"
     assert click["source"] == "redirect"
     assert click["code"] == code
@@ -216,45 +217,45 @@ def test_stored_click_contents(server, account, db):
     assert details["referer"] == "https://mail.example.com/inbox"
 
 
-def test_click_url_is_the_original_and_target_is_kept_when_different(server, account, db):
-    path = mint(server, account, "https://bit.ly/abc", original="https://www.example.com/page")
-    with server.client() as client:
+def test_click_url_is_the_original_and_target_is_kept_when_different(app, account, db_path):
+    path = mint(app, account, "https://bit.ly/abc", original="https://www.example.com/page")
+    with app.client() as client:
         assert client.get(path).status_code == 302
-    [click] = clicks(db, account)
+    [click] = clicks(db_path, account)
     assert click["url"] == "https://www.example.com/page"
     assert click["details"]["target"] == "https://bit.ly/abc"
 
 
-def test_click_without_user_agent_or_referer(server, account, db):
-    path = mint(server, account, "https://example.com/x")
-    with server.client() as client:
+def test_click_without_user_agent_or_referer(app, account, db_path):
+    path = mint(app, account, "https://example.com/x")
+    with app.client() as client:
         # httpx always sends its own User-Agent unless told not to
         client.headers.pop("user-agent", None)
         assert client.get(path).status_code == 302
-    [click] = clicks(db, account)
+    [click] = clicks(db_path, account)
     details = click["details"]
     assert details["user_agent"] is None
     assert details["referer"] is None
     assert details["device"] is None and details["os"] is None and details["browser"] is None
 
 
-def test_each_click_gets_its_own_event_id(server, account, db):
-    path = mint(server, account, "https://example.com/x")
-    with server.client() as client:
+def test_each_click_gets_its_own_event_id(app, account, db_path):
+    path = mint(app, account, "https://example.com/x")
+    with app.client() as client:
         for _ in range(5):
             client.get(path)
-    ids = [c["id"] for c in clicks(db, account)]
+    ids = [c["id"] for c in clicks(db_path, account)]
     assert len(ids) == len(set(ids)) == 5
 
 
-def test_clicks_view(server, account, db):
-    path = mint(server, account, "https://bit.ly/abc", original="https://www.example.com/page",
+def test_clicks_view(app, account, db_path):
+    path = mint(app, account, "https://bit.ly/abc", original="https://www.example.com/page",
                 mailing="m-7", prospect="p-9", email="pat@example.com")
-    direct = mint(server, account, "https://example.com/direct", mailing="m-7", prospect="p-9")
-    with server.client() as client:
+    direct = mint(app, account, "https://example.com/direct", mailing="m-7", prospect="p-9")
+    with app.client() as client:
         client.get(path, headers={"User-Agent": IPHONE_SAFARI, "Referer": "https://mail.example.com/"})
         client.get(direct)
-    rows = [dict(r) for r in query(db, "SELECT * FROM clicks WHERE account_id = ? ORDER BY seq", (account.id,))]
+    rows = [dict(r) for r in query(db_path, "SELECT * FROM clicks WHERE account_id = ? ORDER BY seq", (account.id,))]
     assert len(rows) == 2
     first, second = rows
     assert first["code"] == path[3:]
@@ -276,36 +277,37 @@ def test_clicks_view(server, account, db):
 # -- X-Forwarded-For ---------------------------------------------------------------------
 
 
-def _ip_of(server, account, db_path, headers) -> str:
-    path = mint(server, account, "https://example.com/x")
+def _ip_of(app, account, db_path, headers) -> str:
+    """The address a click through `app` (in-process or a Server) stores, given these request headers."""
+    path = mint(app, account, "https://example.com/x")
     before = len(clicks(db_path, account))
-    with server.client() as client:
+    with app.client() as client:
         assert client.get(path, headers=headers).status_code == 302
     rows = clicks(db_path, account)
     assert len(rows) == before + 1
     return rows[-1]["details"]["ip"]
 
 
-def test_forwarded_for_is_ignored_by_default(server, account, db):
-    assert _ip_of(server, account, db, {"X-Forwarded-For": "203.0.113.7"}) == "127.0.0.1"
+def test_forwarded_for_is_ignored_by_default(app, account, db_path):
+    assert _ip_of(app, account, db_path, {"X-Forwarded-For": "203.0.113.7"}) == "127.0.0.1"
 
 
-def test_forwarded_for_is_believed_from_a_trusted_proxy(make_server, db_path):
-    server = make_server("--trusted-proxies", "127.0.0.1/32")
+def test_forwarded_for_is_believed_from_a_trusted_proxy(make_app, db_path):
+    app = make_app(trusted_proxies=parse_networks("127.0.0.1/32"))
     account = create_account(db_path)
-    assert _ip_of(server, account, db_path, {"X-Forwarded-For": "203.0.113.7"}) == "203.0.113.7"
+    assert _ip_of(app, account, db_path, {"X-Forwarded-For": "203.0.113.7"}) == "203.0.113.7"
     # A client cannot forge its address: the rightmost untrusted hop is the client.
-    assert _ip_of(server, account, db_path, {"X-Forwarded-For": "1.2.3.4, 203.0.113.7"}) == "203.0.113.7"
+    assert _ip_of(app, account, db_path, {"X-Forwarded-For": "1.2.3.4, 203.0.113.7"}) == "203.0.113.7"
     # A chain of trusted proxies is skipped.
     chain = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7, 127.0.0.1, 127.0.0.1"}
-    assert _ip_of(server, account, db_path, chain) == "203.0.113.7"
+    assert _ip_of(app, account, db_path, chain) == "203.0.113.7"
     # Several X-Forwarded-For headers read as one list, in order.
     split = [("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "203.0.113.8")]
-    assert _ip_of(server, account, db_path, split) == "203.0.113.8"
+    assert _ip_of(app, account, db_path, split) == "203.0.113.8"
     # A port on the hop is not part of the address.
-    assert _ip_of(server, account, db_path, {"X-Forwarded-For": "203.0.113.9:4711"}) == "203.0.113.9"
+    assert _ip_of(app, account, db_path, {"X-Forwarded-For": "203.0.113.9:4711"}) == "203.0.113.9"
     # No header: the peer itself.
-    assert _ip_of(server, account, db_path, {}) == "127.0.0.1"
+    assert _ip_of(app, account, db_path, {}) == "127.0.0.1"
 
 
 def test_trusted_proxies_from_the_environment(make_server, db_path):
@@ -325,8 +327,8 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored_and_the_flag_wins(make_
 # -- a locked database -------------------------------------------------------------------
 
 
-def _metric(server, name: str) -> float:
-    with server.client() as client:
+def _metric(app, name: str) -> float:
+    with app.client() as client:
         text = client.get("/metrics").text
     for line in text.splitlines():
         if line.startswith(name + " "):
@@ -334,14 +336,13 @@ def _metric(server, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-def test_a_locked_database_does_not_break_redirects(make_server, db_path):
-    server = make_server()  # its own: this test locks the database
+def test_a_locked_database_does_not_break_redirects(app, db_path):
     account = create_account(db_path)
-    path = mint(server, account, "https://example.com/x")
+    path = mint(app, account, "https://example.com/x")
     blocker = connect(db_path)  # another process holding the write lock (a long report, a migration…)
     try:
         blocker.execute("BEGIN IMMEDIATE")
-        with server.client() as client:
+        with app.client() as client:
             started = time.monotonic()
             answer = client.get(path, headers={"User-Agent": "while-locked"})
             elapsed = time.monotonic() - started
@@ -352,11 +353,11 @@ def test_a_locked_database_does_not_break_redirects(make_server, db_path):
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://example.com/x"
     assert elapsed < 2.0, f"took {elapsed:.2f}s"
-    assert "not committed within" in server.output
-    assert _metric(server, "linkhub_clicks_unconfirmed_total") == 1
+    assert "not committed within" in app.output
+    assert _metric(app, "linkhub_clicks_unconfirmed_total") == 1
     # The click stayed queued: once the lock is gone it is committed, before the next one
     # (one writer, in order), whose 302 comes only after its own commit.
-    with server.client() as client:
+    with app.client() as client:
         assert client.get(path, headers={"User-Agent": "after"}).status_code == 302
     agents = [c["details"]["user_agent"] for c in clicks(db_path, account)]
     assert agents == ["while-locked", "after"]

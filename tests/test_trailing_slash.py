@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared_server import server  # noqa: F401  (fixture)
-
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/healthz/"), ("GET", "/metrics/"), ("POST", "/v1/events/"),
                                           ("GET", "/v1/webhooks/")])
-def test_a_trailing_slash_is_a_json_404_naming_the_path(server, method, path):
-    with server.client() as client:
+def test_a_trailing_slash_is_a_json_404_naming_the_path(app, method, path):
+    with app.client() as client:
         response = client.request(method, path, headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == 404
     assert "location" not in response.headers
@@ -23,6 +21,6 @@ def test_a_trailing_slash_is_a_json_404_naming_the_path(server, method, path):
     assert f"no trailing slash: {path.rstrip('/')}" in body["message"]
 
 
-def test_the_path_without_the_slash_answers(server):
-    with server.client() as client:
+def test_the_path_without_the_slash_answers(app):
+    with app.client() as client:
         assert client.get("/healthz").status_code == 200

@@ -1,12 +1,10 @@
-"""/v1/webhooks against a real server and real local receivers."""
+"""/v1/webhooks in-process, against real local receivers."""
 
 from __future__ import annotations
 
 import base64
 import json
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +12,14 @@ from typing import Any
 import pytest
 import standardwebhooks
 
+from linkhub.settings import Settings
 from linkhub.store.db import connect
 from linkhub.store.schema import migrate
 
-from conftest import create_account, query, start_server
+from conftest import create_account, linkhub, query
+from inprocess import InProcess
 from sink import Answer
 
-PRIVATE = "--allow-private-targets"
 # A public address literal: accepted without a DNS lookup, and never contacted (no verify).
 PUBLIC_URL = "http://93.184.215.14/hook"
 
@@ -36,25 +35,25 @@ def create(client: Any, account: Any, **body: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(make_server: Any, account: Any) -> Any:
-    """(client, account) on a server that lets webhooks reach 127.0.0.1 receivers."""
-    server = make_server(PRIVATE)
-    with server.client() as client:
+def api(make_app: Any, account: Any) -> Any:
+    """(client, account) on an app that lets webhooks reach 127.0.0.1 receivers."""
+    app = make_app(allow_private_targets=True)
+    with app.client() as client:
         yield client, account
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: Any) -> Any:
-    """One server for the many read-only validation cases (a server per case would be slow)."""
+    """One app for the many read-only validation cases, as a user's server sees many requests."""
     path = tmp_path_factory.mktemp("webhooks") / "linkhub.db"
     conn = connect(path)
     migrate(conn)
     conn.close()
     account = create_account(path)
-    server = start_server(path)  # no --allow-private-targets: SSRF cases run here too
-    with server.client() as client:
+    app = InProcess(Settings(db=path))  # private targets refused: SSRF cases run here too
+    with app.client() as client:
         yield client, account, path
-    assert server.stop() == 0
+    assert app.stop() == 0
 
 
 # -- CRUD ----------------------------------------------------------------------------------------
@@ -130,8 +129,7 @@ def test_delete_with_pending_or_dead_deliveries_is_409_unless_forced(shared: Any
         {"id": f"drop-{i}", "type": "open", "occurred_at": "2026-11-23T09:15:02Z", "email": "ann@example.com"}
         for i in range(3)])
     assert answer.status_code == 202, answer.text
-    replay = subprocess.run([sys.executable, "-m", "linkhub", "outbox", "replay", "--webhook", made["id"],
-                             "--db", str(path)], capture_output=True, text=True, timeout=60)
+    replay = linkhub("outbox", "replay", "--webhook", made["id"], "--db", str(path))
     assert replay.returncode == 0, replay.stderr
     conn = sqlite3.connect(path)  # one of them expired
     conn.execute("UPDATE outbox SET state = 'dead' WHERE id = (SELECT min(id) FROM outbox WHERE webhook_id = ?)",
@@ -527,12 +525,12 @@ def test_each_auth_connector_reaches_the_receiver(api: Any, make_receiver: Any, 
 # -- secrets -------------------------------------------------------------------------------------
 
 
-def test_secrets_and_credentials_are_never_shown_again_nor_logged(make_server: Any, account: Any,
+def test_secrets_and_credentials_are_never_shown_again_nor_logged(make_app: Any, account: Any,
                                                                    make_receiver: Any) -> None:
-    server = make_server(PRIVATE)
+    app = make_app(allow_private_targets=True)
     receiver = make_receiver()
     hidden = ["pw-SECRET-1", "tok-SECRET-2", "val-SECRET-3"]
-    with server.client() as client:
+    with app.client() as client:
         basic = create(client, account, url=receiver.url,
                        auth={"type": "basic", "username": "u", "password": hidden[0]})
         bearer_hook = create(client, account, url=receiver.url, auth={"type": "bearer", "token": hidden[1]})
@@ -553,8 +551,8 @@ def test_secrets_and_credentials_are_never_shown_again_nor_logged(make_server: A
                 client.post(f"{path}/deactivate", headers=bearer(account)).text,
                 client.get(f"{path}/deliveries", headers=bearer(account)).text,
             ]
-        server.stop()
-    for text in [*answers, server.output]:
+        app.stop()
+    for text in [*answers, app.output]:
         for value in [*hidden, *secrets, rotated]:
             assert value not in text
 
