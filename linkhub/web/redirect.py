@@ -13,12 +13,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from linkhub.core import events, outbox
-from linkhub.core.useragent import describe
+from linkhub.core import clicks, outbox
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
-from linkhub.util import ids
-from linkhub.util.times import format_ms
 from linkhub.web.clientip import client_ip
 from linkhub.web.state import State
 
@@ -95,33 +92,9 @@ class RedirectApp:
                 text = value.decode("latin-1")
                 forwarded_for = f"{forwarded_for},{text}" if forwarded_for else text
         peer = scope.get("client")
-        client = describe(user_agent or "")
-        now = format_ms(time.time_ns() // 1_000_000)
-        details: dict[str, Any] = {
-            "ip": client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies),
-            "user_agent": user_agent,
-            "device": client.device,
-            "os": client.os,
-            "browser": client.browser,
-            "bot": client.bot,
-            "referer": referer,
-        }
-        if link.target_url != link.original_url:
-            details["target"] = link.target_url
-        click = events.Event(
-            id=ids.event_id(),
-            account_id=link.account_id,
-            type="click",
-            occurred_at=now,
-            received_at=now,
-            source="redirect",
-            email=link.prospect_email,
-            recipient_id=link.prospect_id,
-            mailing_id=link.mailing_id,
-            url=link.original_url,
-            code=code,
-            details=details,
-        )
+        click = clicks.click(code, link, at_ms=time.time_ns() // 1_000_000, user_agent=user_agent, referer=referer,
+                             ip=client_ip(peer[0] if peer else None, forwarded_for,
+                                          self.state.settings.trusted_proxies))
         try:
             queued = await self.state.db.add(outbox.store_clicks, click, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
