@@ -28,11 +28,6 @@ class JSON(Response):
         return _encode(content)
 
 
-def error(status: int, code: str, message: str, **where: Any) -> JSON:
-    """`{"error": code, "message": …, …where}` as a response, for the handlers that still return their refusals."""
-    return JSON({"error": code, "message": message, **where}, status_code=status)
-
-
 class BodyTooLarge(LinkhubError):
     status = 413
     code = "body_too_large"
