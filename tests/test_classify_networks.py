@@ -258,3 +258,19 @@ def test_classify_data_turns_a_bad_operator_line_into_one_error_line(tmp_path: P
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"Error: {path}:1: expected `CIDR label certainty`, found 2 field(s): '198.51.100.0/24 cisco_egress'"]
+
+
+# -- the server's start-up warning ---------------------------------------------------------------------
+
+def test_the_server_warns_at_start_when_shipped_data_is_older_than_180_days(caplog: pytest.LogCaptureFixture) -> None:
+    from linkhub.web import server
+
+    oldest = min(MANIFEST.lists, key=lambda info: info.retrieved)
+    with caplog.at_level("WARNING", logger="linkhub.server"):
+        server._warn_if_classifier_data_is_old(oldest.retrieved + timedelta(days=180))
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="linkhub.server"):
+        server._warn_if_classifier_data_is_old(oldest.retrieved + timedelta(days=181))
+    (record,) = caplog.records
+    assert f"{oldest.label} (181 days)" in record.getMessage()
+    assert "--scanner-networks" in record.getMessage()
