@@ -13,12 +13,14 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from linkhub.core import outbox, useragent
+from linkhub.core.classify import data as classify_data
 from linkhub.settings import Settings
 from linkhub.store import StoreError, connect, describe_error, schema
 from linkhub.util import logs
@@ -105,6 +107,7 @@ def run(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT. Raises StartupError if the database or the address is unusable."""
     _prepare_database(settings.db)
     _warn_if_readable_by_others(settings.db)
+    _warn_if_classifier_data_is_old(datetime.now(UTC).date())
 
     sock = _bind(settings.host, settings.port)
     if settings.port == 0:  # let the OS choose; short links must still name the real port
@@ -173,6 +176,15 @@ def _warn_if_readable_by_others(path: Path) -> None:
         if mode & 0o077:
             log.warning("%s has mode %04o: other users can read its Outreach secrets and webhook credentials; "
                         "`chmod 600` it", file, mode)
+
+
+def _warn_if_classifier_data_is_old(today: date) -> None:
+    """Shipped network lists age as vendors renumber: say which are past `STALE_AFTER_DAYS` (one line)."""
+    stale = classify_data.stale_lists(today)
+    if stale:
+        log.warning("click classifier data older than %d days: %s; upgrade linkhub, or add current ranges with "
+                    "--scanner-networks (see `linkhub classify data`)", classify_data.STALE_AFTER_DAYS,
+                    ", ".join(f"{info.label} ({info.age_days(today)} days)" for info in stale))
 
 
 def _raise_file_limit() -> None:
