@@ -1,0 +1,1 @@
+"""Telling people's clicks from scanners' and bots': signals, shipped data, verdicts."""
