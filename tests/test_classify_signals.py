@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -391,3 +392,21 @@ def test_a_trace_line_decodes_to_a_hit_and_header_names_are_lowered() -> None:
     assert classify(decoded).verdict == "bot"
     with pytest.raises(msgspec.ValidationError):
         decode('{"event": "view"}')
+
+
+# --- the documentation ----------------------------------------------------------------------------
+
+DOC = Path(__file__).parent.parent / "docs" / "classification.md"
+
+
+def test_every_code_and_its_weights_are_documented() -> None:
+    text = DOC.read_text()
+    for code in CODES:
+        assert f"| `{code}` |" in text, f"docs/classification.md has no table row for {code}"
+
+
+def test_the_documented_example_is_what_the_classifier_answers() -> None:
+    text = DOC.read_text()
+    example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+    verdict = classify(hit(DEFENDER_97, t=20_000, method="HEAD", headers={}))
+    assert json.loads(msgspec.json.encode(verdict.document())) == example

@@ -29,7 +29,7 @@ import functools
 import importlib.metadata
 import json
 from datetime import date
-from importlib.resources import files
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import regex
@@ -64,8 +64,10 @@ OUTDATED_BEHIND = ((48, -35), (24, -25))
 CURRENT_WITHIN = 12
 # Safari's major follows the OS: 18 shipped in September 2024; older iPhones stop at older versions.
 SAFARI_CURRENT_MIN = 18
-# Chrome 101 sends MINOR.BUILD.PATCH as 0.0.0 (Chromium's User-Agent Reduction, phase 4).
-CHROME_REDUCED_SINCE = 101
+# Chrome sends MINOR.BUILD.PATCH as 0.0.0 since User-Agent Reduction's phase 4 (chromium.org/updates/
+# ua-reduction): rolled out from Chrome 101 in May 2022, to all clients in June, on by default from the
+# Chrome 105 branch. Chrome 101-104 may still have sent a full build; from 105 it never does.
+CHROME_REDUCED_SINCE = 105
 
 WEIGHTS: dict[str, int] = {
     "security_vendor": -90,
@@ -79,14 +81,14 @@ WEIGHTS: dict[str, int] = {
     "edgehtml": -30,
     "old_windows": -25,
     "os_mismatch": -40,
-    "chrome_full_version_reduced": -35,  # a Chrome >= 101 that should have sent 0.0.0
+    "chrome_full_version_reduced": -35,  # a Chrome >= 105 that should have sent 0.0.0
     "chrome_full_version_old": -15,      # an old Chrome: consistent with its age, adds little
     "current_browser": 15,
 }
 
 # Email-security vendors' link scanners that name themselves, with where each is listed.
 SECURITY_VENDORS: tuple[tuple[str, str], ...] = (
-    ("Barracuda Sentinel", "Crawler-Detect (JayBizzle/Crawler-Detect), Braze's bot-filtering docs"),
+    ("Barracuda Sentinel", "Crawler-Detect (github.com/JayBizzle/Crawler-Detect)"),
     ("Kaspersky Lab CFR link resolver", "Crawler-Detect"),
     ("Norton-Safeweb", "Crawler-Detect"),
     ("TwinWaveScanner", "crawler-user-agents: 'phishing detection bot'"),
@@ -151,13 +153,16 @@ class CrawlerList(NamedTuple):
 @functools.cache
 def crawler_list() -> CrawlerList:
     """The crawler-user-agents patterns, compiled once (about 30 ms)."""
-    source = files("crawleruseragents").joinpath("crawler-user-agents.json")
+    # Located through the distribution's metadata rather than `importlib.resources`, which would import
+    # the package, whose __init__ reads the same JSON once more for its own API.
+    distribution = importlib.metadata.distribution("crawler-user-agents")
+    source = Path(str(distribution.locate_file("crawleruseragents/crawler-user-agents.json")))
     entries: list[dict[str, Any]] = json.loads(source.read_text(encoding="utf-8"))
     patterns = [e["pattern"] for e in entries]
     # The family the matcher returns is the pattern's index; list order decides among several matches.
     matcher = ua_parser_rs.UserAgentExtractor([(p, str(i), None, None, None, None) for i, p in enumerate(patterns)])
     return CrawlerList(patterns, [list(e.get("tags", [])) for e in entries],
-                       importlib.metadata.version("crawler-user-agents"), matcher)
+                       distribution.version, matcher)
 
 
 def load() -> None:
