@@ -14,6 +14,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkhub.core.classify import agents
 from linkhub.core.classify.hits import Hit, decode
@@ -410,3 +412,30 @@ def test_the_documented_example_is_what_the_classifier_answers() -> None:
     example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
     verdict = classify(hit(DEFENDER_97, t=20_000, method="HEAD", headers={}))
     assert json.loads(msgspec.json.encode(verdict.document())) == example
+
+
+# --- hostile input: classification runs on the redirect, it must never raise -----------------------
+
+@pytest.mark.parametrize("ua", [
+    "Mozilla/5.0 Chrome/" + "9" * 5000 + ".0.0.0 Safari/537.36",
+    "Mozilla/5.0 (compatible; MSIE " + "1" * 5000 + ".0)",
+    "Mozilla/5.0 Firefox/" + "7" * 5000,
+    "Mozilla/5.0 (Windows NT 10.0) " + "AppleWebKit/537.36 " * 400,
+    "\x00\udcff Chrome/1.2.3.4.5.6 Edge/",
+])
+def test_hostile_user_agents_are_classified_without_raising(ua: str) -> None:
+    verdict = classify(hit(ua))
+    assert verdict.verdict in ("human", "unknown", "scanner", "bot")
+
+
+@given(ua=st.text(max_size=300), method=st.sampled_from(["GET", "HEAD", "POST", "get", ""]),
+       t=st.none() | st.integers(min_value=-(2**63), max_value=2**63),
+       extra=st.dictionaries(st.sampled_from(["sec-purpose", "purpose", "x-moz", "accept-language", "Accept-Language"]),
+                             st.text(max_size=40), max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_any_hit_gets_a_bounded_verdict(ua: str, method: str, t: int | None, extra: dict[str, str]) -> None:
+    verdict = classify(Hit(t=t, method=method, ip="40.107.0.1", headers={"user-agent": ua, **extra}),
+                       networks=FakeNetworks())
+    assert verdict.verdict in ("human", "unknown", "scanner", "bot")
+    assert -100 <= verdict.score <= 100
+    assert all(reason.code in CODES for reason in verdict.reasons)

@@ -123,15 +123,17 @@ _TAG_CODES = {
 
 _vendor_re = regex.compile("|".join(f"(?P<v{i}>{regex.escape(t)})" for i, (t, _) in enumerate(SECURITY_VENDORS)))
 _mail_re = regex.compile("|".join(f"(?P<m{i}>{p})" for i, (p, _) in enumerate(MAIL_CLIENTS)))
-_chrome_re = regex.compile(r"(?<![A-Za-z])Chrome/(\d+)\.(\d+)\.(\d+)\.(\d+)")
-_firefox_re = regex.compile(r"(?<![A-Za-z])Firefox/(\d+)")
-_safari_version_re = regex.compile(r"Version/(\d+)")
+# Version numbers are bounded (\d{1,6}): int() of a digit string past 4,300 digits raises, and a user
+# agent is whatever the client sends.
+_chrome_re = regex.compile(r"(?<![A-Za-z])Chrome/(\d{1,6})((?:\.\d{1,9}){0,3})(?![\d.])")
+_firefox_re = regex.compile(r"(?<![A-Za-z])Firefox/(\d{1,6})(?!\d)")
+_safari_version_re = regex.compile(r"Version/(\d{1,6})(?!\d)")
 # The browsers of iOS name themselves by their own token and version (all run WebKit).
-_ios_browser_re = regex.compile(r"(CriOS|EdgiOS|FxiOS)/(\d+)")
+_ios_browser_re = regex.compile(r"(CriOS|EdgiOS|FxiOS)/(\d{1,6})(?!\d)")
 _webview_re = regex.compile(r"; wv\)|Version/4\.0 Chrome/|Electron/")
-_msie_re = regex.compile(r"MSIE (\d+)")
+_msie_re = regex.compile(r"MSIE (\d{1,6})(?!\d)")
 _trident_re = regex.compile(r"Trident/\d")
-_edgehtml_re = regex.compile(r"(?<![A-Za-z])Edge/(\d+)")
+_edgehtml_re = regex.compile(r"(?<![A-Za-z])Edge/(\d{1,6})(?!\d)")
 _old_windows_re = regex.compile(r"Windows NT (?:[1-4]\.\d|5\.[012]|6\.0)(?![.\d])|Windows (?:XP|9[58]|ME)\b")
 _platform_res: tuple[tuple[str, regex.Pattern[str]], ...] = (
     ("Windows", regex.compile(r"Windows NT|Win64|WOW64")),
@@ -196,12 +198,13 @@ def _browser_reasons(ua: str) -> list[Reason]:
     if chrome and not edge:
         major = int(chrome.group(1))
         reasons.extend(_outdated("Chrome", major, CHROME_MAJOR))
-        full = any(int(chrome.group(i)) for i in (2, 3, 4))
+        rest = chrome.group(2).split(".")[1:]
+        full = len(rest) == 3 and any(int(part) for part in rest)
         if full and not webview:
             reduced = major >= CHROME_REDUCED_SINCE
             weight = WEIGHTS["chrome_full_version_reduced" if reduced else "chrome_full_version_old"]
             reasons.append(Reason("chrome_full_version", weight, {
-                "version": ".".join(chrome.group(i) for i in (1, 2, 3, 4)),
+                "version": chrome.group(1) + chrome.group(2),
                 "reduced_since": CHROME_REDUCED_SINCE,
             }))
     elif not chrome:
@@ -267,6 +270,13 @@ class AgentReading(NamedTuple):
 @functools.lru_cache(maxsize=8192)
 def read(ua: str) -> AgentReading:
     """What `ua` (non-empty) says of the client. Cached: the same strings recur."""
+    if not ua.isascii():
+        # The Rust matchers take UTF-8: a lone surrogate (possible in a trace's JSON escapes, never in
+        # the redirect's latin-1 headers) would raise there.
+        try:
+            ua.encode("utf-8")
+        except UnicodeEncodeError:
+            ua = ua.encode("utf-8", "replace").decode("utf-8")
     vendor = _vendor_re.search(ua)
     if vendor:
         token, source = SECURITY_VENDORS[_first_group(vendor)]
