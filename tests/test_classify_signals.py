@@ -439,3 +439,20 @@ def test_any_hit_gets_a_bounded_verdict(ua: str, method: str, t: int | None, ext
     assert verdict.verdict in ("human", "unknown", "scanner", "bot")
     assert -100 <= verdict.score <= 100
     assert all(reason.code in CODES for reason in verdict.reasons)
+
+
+@pytest.mark.parametrize("ua", [
+    # Chromium forks and embeddings that keep full builds and trail Chromium: people.
+    "Mozilla/5.0 (Linux; Android 12; HarmonyOS; NOH-AN00; HMSCore 6.13.0.302) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/114.0.5735.196 HuaweiBrowser/15.0.4.312 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; U; Android 13; en-US; SM-A145F Build/TP1A.220624.014) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/123.0.6312.80 UCBrowser/13.4.0.1306 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 "
+    "Edg/130.0.0.0 Teams/24295.606.3238.6194/49",
+    "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/29.0 "
+    "Chrome/136.0.0.0 Mobile Safari/537.36",
+])
+def test_chromium_forks_are_not_judged_as_google_chrome(ua: str) -> None:
+    verdict = classify(hit(ua, headers={}, t=10_000))
+    assert not codes(verdict.reasons) & {"chrome_full_version", "outdated_browser"}
+    assert verdict.verdict == "unknown"

@@ -59,6 +59,9 @@ FIREFOX_MAJOR = expected_major(_FIREFOX_ANCHOR)  # 159 at the reference date
 # Behind by two years: -25 (Windows 7/8.1 stopped at Chrome 109, Firefox ESR 115 carried them later:
 # people, so this stays weak); by four years: -35.
 OUTDATED_BEHIND = ((48, -35), (24, -25))
+# Chromium forks and embeddings (Samsung Internet, Huawei Browser, WebViews, Teams) trail Chromium by
+# design: only four years behind counts, and weakly.
+OUTDATED_FORK = ((48, -25),)
 # A browser counts as current (the one person-like sign of a user agent) within this many majors:
 # Chrome and Firefox update themselves, Firefox ESR trails by about a year.
 CURRENT_WITHIN = 12
@@ -130,6 +133,7 @@ _firefox_re = regex.compile(r"(?<![A-Za-z])Firefox/(\d{1,6})(?!\d)")
 _safari_version_re = regex.compile(r"Version/(\d{1,6})(?!\d)")
 # The browsers of iOS name themselves by their own token and version (all run WebKit).
 _ios_browser_re = regex.compile(r"(CriOS|EdgiOS|FxiOS)/(\d{1,6})(?!\d)")
+_plain_chrome_re = regex.compile(r"Chrome/[\d.]{1,40} (?:Mobile )?Safari/[\d.]{1,20}$")
 _webview_re = regex.compile(r"; wv\)|Version/4\.0 Chrome/|Electron/")
 _msie_re = regex.compile(r"MSIE (\d{1,6})(?!\d)")
 _trident_re = regex.compile(r"Trident/\d")
@@ -197,10 +201,14 @@ def _browser_reasons(ua: str) -> list[Reason]:
 
     if chrome and not edge:
         major = int(chrome.group(1))
-        reasons.extend(_outdated("Chrome", major, CHROME_MAJOR))
+        # Google Chrome's own user agent ends at its Chrome token: `Chrome/N.0.0.0 [Mobile ]Safari/537.36`.
+        # Anything after it (HuaweiBrowser/, Teams/, ...) or a WebView is a fork or an embedding that
+        # ships its own Chromium, often older and with the full build: judged more leniently.
+        plain = not webview and _plain_chrome_re.search(ua) is not None
+        reasons.extend(_outdated("Chrome", major, CHROME_MAJOR, bands=OUTDATED_BEHIND if plain else OUTDATED_FORK))
         rest = chrome.group(2).split(".")[1:]
         full = len(rest) == 3 and any(int(part) for part in rest)
-        if full and not webview:
+        if full and plain:
             reduced = major >= CHROME_REDUCED_SINCE
             weight = WEIGHTS["chrome_full_version_reduced" if reduced else "chrome_full_version_old"]
             reasons.append(Reason("chrome_full_version", weight, {
@@ -229,9 +237,10 @@ def _browser_reasons(ua: str) -> list[Reason]:
     return reasons
 
 
-def _outdated(browser: str, major: int, expected: int) -> list[Reason]:
+def _outdated(browser: str, major: int, expected: int, *,
+              bands: tuple[tuple[int, int], ...] = OUTDATED_BEHIND) -> list[Reason]:
     behind = expected - major
-    for years_behind, weight in OUTDATED_BEHIND:
+    for years_behind, weight in bands:
         if behind >= years_behind:
             return [Reason("outdated_browser", weight, {
                 "browser": browser, "major": major, "expected_major": expected,

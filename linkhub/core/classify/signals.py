@@ -128,6 +128,14 @@ def network_reasons(hit: Hit, networks: Networks | None, *, mail_client: bool = 
 
 def classify(hit: Hit, *, networks: Networks | None = None) -> Verdict:
     """The verdict on one hit, from its own request, user agent, network and timing."""
+    return decide(hit_reasons(hit, networks=networks))
+
+
+def hit_reasons(hit: Hit, *, networks: Networks | None = None) -> list[Reason]:
+    """Every per-hit reason, in a stable order (request, user agent, network, timing).
+
+    The behaviour-across-hits part adds its own reasons to this list and calls `decide()` on the whole.
+    """
     reasons = request_reasons(hit)
     ua = (hit.header("user-agent") or "").strip()
     mail_client = False
@@ -139,7 +147,7 @@ def classify(hit: Hit, *, networks: Networks | None = None) -> Verdict:
             reasons.append(Reason("current_browser", agents.WEIGHTS["current_browser"], {}))
     reasons.extend(network_reasons(hit, networks, mail_client=mail_client))
     reasons.extend(timing_reasons(hit))
-    return decide(reasons)
+    return reasons
 
 
 def _machine_request(reasons: list[Reason]) -> bool:

@@ -46,7 +46,11 @@ SCORE_BOUND = 100
 
 
 class Reason(msgspec.Struct, frozen=True):
-    """One signal that fired: `code` (stable, listed in `CODES`), `weight`, and what it saw."""
+    """One signal that fired: `code` (stable, listed in `CODES`), `weight`, and what it saw.
+
+    Reasons of a user agent are cached and shared between hits: treat `evidence` as read-only (build
+    a new Reason to change it).
+    """
 
     code: str
     weight: int
