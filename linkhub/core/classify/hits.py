@@ -1,0 +1,47 @@
+"""A hit: one request for a tracked link (or an open pixel), as the classifier sees it.
+
+The fields are those of a line of `linkhub classify trace`, so the redirect and the offline trace
+feed the same classifier the same input.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class Hit(msgspec.Struct, kw_only=True):
+    """One hit.
+
+    `t`: milliseconds since the recipient's links were minted (Outreach asks linkhub for them just
+    before it sends), or None when unknown. `headers`: request headers, names in lower case (names
+    given otherwise are lowered). `links_in_email`: how many links the email had, when known.
+    """
+
+    t: int | None = None
+    method: str = "GET"
+    ip: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    recipient: str | None = None
+    mailing: str | None = None
+    url: str | None = None
+    links_in_email: int | None = None
+    event: Literal["click", "open"] = "click"
+
+    def __post_init__(self) -> None:
+        # The redirect hands over ASGI's names, already lower case; a trace written by hand may not.
+        if any(name != name.lower() for name in self.headers):
+            self.headers = {name.lower(): value for name, value in self.headers.items()}
+
+    def header(self, name: str) -> str | None:
+        """The value of header `name` (lower case), or None when absent."""
+        return self.headers.get(name)
+
+
+_decoder = msgspec.json.Decoder(Hit)
+
+
+def decode(line: bytes | str) -> Hit:
+    """One trace line (a JSON object) as a Hit; raises msgspec.ValidationError / DecodeError."""
+    return _decoder.decode(line)
