@@ -27,11 +27,12 @@ class Link(msgspec.Struct, array_like=True, frozen=True):
     mailing_id: str
     prospect_id: str
     prospect_email: str | None
+    created_at: str  # when the link was minted: Outreach asks just before it sends the email
 
 
 _QUERY = (
     "SELECT json_group_array(json_array(l.code, l.account_id, l.target_url, l.original_url, l.mailing_id,"
-    " l.prospect_id, l.prospect_email)) FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
+    " l.prospect_id, l.prospect_email, l.created_at)) FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
 )
 _decode = msgspec.json.Decoder(list[Link]).decode
 _encode = msgspec.json.encode

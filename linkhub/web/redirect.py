@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from linkhub.core import clicks, outbox
+from linkhub.core.classify import agents
+from linkhub.core.classify.networks import Networks
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.web.clientip import client_ip
@@ -51,6 +53,9 @@ class RedirectApp:
     def __init__(self, state: State) -> None:
         self.state = state
         self.links = LinkLookup(state.db)
+        # Read once: the shipped scanner and crawler networks (a few ms), and the user-agent lists.
+        self.networks = Networks.load()
+        agents.load()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]
@@ -83,6 +88,7 @@ class RedirectApp:
 
     async def _record_click(self, code: str, link: Link, scope: dict[str, Any]) -> None:
         user_agent = referer = forwarded_for = None
+        classified: dict[str, str] = {}
         for name, value in scope["headers"]:
             if name == b"user-agent":
                 user_agent = value.decode("latin-1")
@@ -91,10 +97,13 @@ class RedirectApp:
             elif name == b"x-forwarded-for":
                 text = value.decode("latin-1")
                 forwarded_for = f"{forwarded_for},{text}" if forwarded_for else text
+            elif name in clicks.CLASSIFIED_HEADERS:
+                classified[name.decode("latin-1")] = value.decode("latin-1")
         peer = scope.get("client")
         click = clicks.click(code, link, at_ms=time.time_ns() // 1_000_000, user_agent=user_agent, referer=referer,
                              ip=client_ip(peer[0] if peer else None, forwarded_for,
-                                          self.state.settings.trusted_proxies))
+                                          self.state.settings.trusted_proxies),
+                             headers=classified, networks=self.networks)
         try:
             queued = await self.state.db.add(outbox.store_clicks, click, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
