@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 
+from linkhub.core import useragent
 from linkhub.core.classify import agents
 from linkhub.core.classify.hits import Hit
 from linkhub.core.classify.signals import classify
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20_000)
     args = parser.parse_args()
     started = time.perf_counter()
+    useragent.load_rules()
     agents.load()
     print(f"patterns compiled in {(time.perf_counter() - started) * 1e3:.0f} ms "
           f"({len(agents.crawler_list().patterns)} crawler-user-agents patterns)")

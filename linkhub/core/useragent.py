@@ -12,7 +12,6 @@ class Client(NamedTuple):
     device: str | None
     os: str | None
     browser: str | None
-    bot: bool
 
 
 def _version(family: str, *parts: str | None) -> str:
@@ -29,12 +28,11 @@ def load_rules() -> None:
 @functools.lru_cache(maxsize=8192)
 def describe(user_agent: str) -> Client:
     if not user_agent:
-        return Client(None, None, None, False)
+        return Client(None, None, None)
     parsed = ua_parser.parse(user_agent).with_defaults()
     ua, os, device = parsed.user_agent, parsed.os, parsed.device
     return Client(
         device=device.family if device.family != "Other" else None,
         os=_version(os.family, os.major, os.minor) if os.family != "Other" else None,
         browser=_version(ua.family, ua.major, ua.minor) if ua.family != "Other" else None,
-        bot=device.family == "Spider",
     )

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 from linkhub.core import clicks, outbox
-from linkhub.core.classify import agents
 from linkhub.core.classify.networks import Networks
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
@@ -53,9 +52,8 @@ class RedirectApp:
     def __init__(self, state: State) -> None:
         self.state = state
         self.links = LinkLookup(state.db)
-        # Read once: the shipped scanner and crawler networks (a few ms), and the user-agent lists.
+        # Read once: the shipped scanner and crawler networks (a few ms).
         self.networks = Networks.load()
-        agents.load()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]

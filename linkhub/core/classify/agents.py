@@ -172,9 +172,11 @@ def crawler_list() -> CrawlerList:
 
 
 def load() -> None:
-    """Compile the patterns now (the server calls it at start), not during the first click."""
+    """Compile the crawler patterns now (the server calls it at start), not during the first click.
+
+    ua-parser's own rules, which `read` uses too, are loaded by `useragent.load_rules`.
+    """
     crawler_list()
-    ua_parser.parse("Mozilla/5.0")
 
 
 def _first_group(match: regex.Match[str]) -> int:
