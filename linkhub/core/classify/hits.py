@@ -17,6 +17,11 @@ class Hit(msgspec.Struct, kw_only=True):
     `t`: milliseconds since the recipient's links were minted (Outreach asks linkhub for them just
     before it sends), or None when unknown. `headers`: request headers, names in lower case (names
     given otherwise are lowered). `links_in_email`: how many links the email had, when known.
+
+    Two optional fields place a hit among other recipients' hits: `at`, the hit's own time in ms
+    (since the epoch, or any origin shared by the whole trace; without it a trace's hits are placed
+    at `t`, as if every recipient's links were minted at once), and `email`, the recipient's address
+    (its domain tells one company's recipients behind one NAT from a scanner's many customers).
     """
 
     t: int | None = None
@@ -28,6 +33,8 @@ class Hit(msgspec.Struct, kw_only=True):
     url: str | None = None
     links_in_email: int | None = None
     event: Literal["click", "open"] = "click"
+    at: int | None = None
+    email: str | None = None
 
     def __post_init__(self) -> None:
         # The redirect hands over ASGI's names, already lower case; a trace written by hand may not.
