@@ -32,6 +32,10 @@ class Settings:
     body_timeout_s: float = 30.0
     # One log line per HTTP request (linkhub.access_log); off: the request path pays one attribute check.
     access_log: bool = False
+    # Hits related to a click (the rest of a scanner's burst) may change its verdict this long after it.
+    classify_settle_s: int = 120
+    # The operator's own scanner networks (`CIDR label certainty` lines), besides the shipped lists.
+    scanner_networks: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -139,4 +143,10 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("access_log", "--access-log", "LINKHUB_ACCESS_LOG", _DEFAULT.access_log,
             "Log one line per HTTP request: method, path without query string, status, duration, client",
             kind=bool),
+    Setting("classify_settle_s", "--classify-settle-s", "LINKHUB_CLASSIFY_SETTLE_S", _DEFAULT.classify_settle_s,
+            "Hits arriving this long after a click may still change its verdict (a scanner's burst); webhooks "
+            "that wait for the verdict get clicks this much later", kind=int, limits=(0, 3600), metavar="SECONDS"),
+    Setting("scanner_networks", "--scanner-networks", "LINKHUB_SCANNER_NETWORKS", _DEFAULT.scanner_networks,
+            "A file of your own scanner networks, one `CIDR label certainty` per line (your gateway's egress "
+            "addresses), checked besides the shipped lists", kind=Path, metavar="FILE"),
 )

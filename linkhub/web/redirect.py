@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 from linkhub.core import clicks, outbox
-from linkhub.core.classify.networks import Networks
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.web.clientip import client_ip
@@ -52,8 +51,6 @@ class RedirectApp:
     def __init__(self, state: State) -> None:
         self.state = state
         self.links = LinkLookup(state.db)
-        # Read once: the shipped scanner and crawler networks (a few ms).
-        self.networks = Networks.load()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]
@@ -101,7 +98,7 @@ class RedirectApp:
         click = clicks.click(code, link, at_ms=time.time_ns() // 1_000_000, user_agent=user_agent, referer=referer,
                              ip=client_ip(peer[0] if peer else None, forwarded_for,
                                           self.state.settings.trusted_proxies),
-                             headers=classified, networks=self.networks)
+                             headers=classified, networks=self.state.networks)
         try:
             queued = await self.state.db.add(outbox.store_clicks, click, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:

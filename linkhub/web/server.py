@@ -113,7 +113,11 @@ def run(settings: Settings) -> None:
     sock = _bind(settings.host, settings.port)
     if settings.port == 0:  # let the OS choose; short links must still name the real port
         settings = dataclasses.replace(settings, port=sock.getsockname()[1])
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # the one setting checked by reading a file: --scanner-networks
+        sock.close()
+        raise StartupError(str(exc)) from None
     config = hypercorn_config(sock)
     _raise_file_limit()
     _tune_garbage_collector()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from linkhub.core.classify.networks import Networks
 from linkhub.core.metrics import Metrics
 from linkhub.delivery.loop import Deliverer
 from linkhub.services.outreach import FilterThreads
@@ -22,6 +23,10 @@ class State:
     http: httpx.AsyncClient | None = None
     deliverer: Deliverer = field(init=False)
     filters: FilterThreads = field(default_factory=FilterThreads)
+    # The scanner and crawler networks clicks are checked against: shipped, plus --scanner-networks.
+    networks: Networks = field(init=False)
 
     def __post_init__(self) -> None:
+        # A bad operator file raises ValueError naming the file and line (serve reports it, one line).
+        self.networks = Networks.load(self.settings.scanner_networks)
         self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)
