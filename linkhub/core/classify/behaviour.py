@@ -177,7 +177,7 @@ class Window(Generic[R]):
         since = at_ms - self.settle_ms
         seen = {id(held)}
         for other in (*email, *by_ip):
-            if id(other) in seen or other.at < since:
+            if id(other) in seen or other.at <= since:  # settled: as old as the window (0: at once)
                 continue
             seen.add(id(other))
             new = self._judge(other, self._by_email.get(other.email_key, [other]),
