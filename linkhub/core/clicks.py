@@ -151,3 +151,63 @@ def change_verdicts(conn: Connection, changes: list[tuple[str, str, Verdict]], *
         changed += conn.execute(_RECORD_CHANGE, params).rowcount
         conn.execute(_SET_VERDICT, params)
     return changed
+
+
+class StoredClick(NamedTuple):
+    """A click as stored, and the hit it was: what `classify rescore` judges again."""
+
+    account_id: str
+    event_id: str
+    at_ms: int
+    hit: Hit
+    verdict: dict[str, Any] | None  # its stored verdict fields (None: recorded before verdicts)
+
+
+_STORED = (
+    "SELECT e.account_id, e.id, e.occurred_at, e.details, e.url, e.mailing_id, e.recipient_id, e.email,"
+    " l.created_at, (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id"
+    " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id)"
+    " FROM events AS e LEFT JOIN links AS l ON l.code = e.code"
+    " WHERE e.type = 'click' AND e.source = 'redirect' AND e.occurred_at >= :since"
+    " AND (:until IS NULL OR e.occurred_at < :until) AND (:account IS NULL OR e.account_id = :account)"
+    " ORDER BY e.occurred_at, e.seq"
+)
+_VERDICT_KEYS = ("verdict", "score", "reasons", "classifier")
+
+
+def stored_clicks(conn: Connection, *, since: str, until: str | None = None,
+                  account: str | None = None) -> list[StoredClick]:
+    """The clicks /r/ recorded in [since, until), oldest first, each with the hit it was."""
+    clicks: list[StoredClick] = []
+    for row in conn.execute(_STORED, {"since": since, "until": until, "account": account}):
+        details = msgspec.json.decode(row[3])
+        at_ms = rfc3339_to_ms(row[2])
+        headers = _stored_headers(details)
+        if details.get("user_agent") is not None:
+            headers["user-agent"] = details["user_agent"]
+        hit = Hit(t=at_ms - rfc3339_to_ms(row[8]) if row[8] else None, method=details.get("method", "GET"),
+                  ip=details.get("ip"), headers=headers, recipient=row[6], mailing=row[5], url=row[4],
+                  links_in_email=row[9] if row[8] else None, email=row[7])
+        verdict = {key: details.get(key) for key in _VERDICT_KEYS} if "verdict" in details else None
+        clicks.append(StoredClick(row[0], row[1], at_ms, hit, verdict))
+    return clicks
+
+
+def _stored_headers(details: dict[str, Any]) -> dict[str, str]:
+    """The classified headers a click stored; for clicks of classifier 2026.12.1, which kept only their
+    reasons, what those reasons say of them (an Accept-Language unless it was missing, a prefetch)."""
+    if "headers" in details:
+        return dict(details["headers"])
+    headers: dict[str, str] = {}
+    reasons = {reason.get("code"): reason for reason in details.get("reasons") or ()}
+    if reasons and "no_accept_language" not in reasons:
+        headers["accept-language"] = "*"
+    for code in ("prefetch", "prerender"):
+        if code in reasons:
+            headers["sec-purpose"] = str(reasons[code].get("evidence", {}).get("header", code))
+    return headers
+
+
+def same_verdict(stored: dict[str, Any] | None, verdict: Verdict) -> bool:
+    """True when a click's stored verdict fields are those `verdict` would store."""
+    return stored is not None and stored == {key: verdict_fields(verdict)[key] for key in _VERDICT_KEYS}
