@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from linkhub.settings import parse_networks
+from linkhub.store import connect
+from linkhub.util.times import now_rfc3339
 
-from conftest import create_account, linkhub_process, outreach_body, post_links, query
+from conftest import create_account, linkhub, linkhub_process, outreach_body, post_links, query
 
 CURRENT_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/154.0.0.0 Safari/537.36")
@@ -109,3 +111,29 @@ def test_serve_refuses_a_bad_operator_network_file_in_one_line(tmp_path, line):
     assert ran.returncode != 0
     assert "Traceback" not in ran.stderr
     assert f"{networks}:1" in ran.stderr
+
+
+def test_a_click_counts_from_its_email_s_delivery_when_the_sender_reported_it(make_app, db_path):
+    # A sender that mints links long before it sends: its `delivered` event is where timing starts.
+    app = make_app(trusted_proxies=parse_networks("127.0.0.1/32"))
+    account = create_account(db_path)
+    paths = mint(app, account, "p-delivered")
+    delivered = {"id": "dlv-1", "type": "delivered", "occurred_at": now_rfc3339(), "mailing_id": "m-1",
+                 "recipient_id": "p-delivered", "email": "P-Delivered@corp.example"}
+    with app.client() as client:
+        assert client.post("/v1/events", json=[delivered], headers={"Authorization": f"Bearer {account.api_key}"},
+                           ).status_code == 202
+        assert client.get(paths[LINKS[0]], headers={**DISGUISED, "x-forwarded-for": "203.0.113.4"}).status_code == 302
+    [row] = query(db_path, "SELECT reasons FROM clicks WHERE prospect_id = 'p-delivered'")
+    timing = next(r for r in json.loads(row["reasons"]) if r["code"] == "early_hit")
+    assert timing["evidence"]["since"] == "delivered"
+    app.stop()
+    # Judged again from the store alone (no memory of the event), the click counts from it too.
+    conn = connect(db_path)
+    conn.execute("UPDATE events SET details = json_set(details, '$.reasons', json('[]')) WHERE type = 'click'")
+    conn.close()
+    ran = linkhub("classify", "rescore", "--since", "2000-01-01", "--db", str(db_path))
+    assert ran.returncode == 0, ran.stderr
+    [row] = query(db_path, "SELECT reasons FROM clicks WHERE prospect_id = 'p-delivered'")
+    timing = next(r for r in json.loads(row["reasons"]) if r["code"] == "early_hit")
+    assert timing["evidence"]["since"] == "delivered"

@@ -9,13 +9,15 @@ clicks in the caller's transaction, so a click and what it says about its burst 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import msgspec
 
 from linkhub.core import outbox
 from linkhub.core.classify.behaviour import Change, Window
-from linkhub.core.classify.hits import Hit
+from linkhub.core.classify.hits import Hit, Since
 from linkhub.core.classify.signals import Networks
 from linkhub.core.classify.verdict import Verdict
 from linkhub.core.events import Event
@@ -40,11 +42,60 @@ class ClickWrite(NamedTuple):
     changes: list[Change[ClickRef]]
 
 
+class Origins:
+    """When recent emails were sent or delivered, as the events reported to this server say: what a
+    click's timing counts from, when it is known (a sender may mint links long before it sends).
+
+    Memory only and bounded: after a restart, clicks count from the minting again until the next
+    event, and `classify rescore` reads the store's events instead.
+    """
+
+    MAX = 200_000
+
+    def __init__(self) -> None:
+        self._at: OrderedDict[tuple[str, str, str], tuple[int, Since]] = OrderedDict()
+
+    def note(self, events: Iterable[Event]) -> None:
+        """Remember the `sent` and `delivered` events among these (stored ones)."""
+        for event in events:
+            if event.type not in ("sent", "delivered") or not event.mailing_id:
+                continue
+            at = rfc3339_to_ms(event.occurred_at)
+            kind: Since = "delivered" if event.type == "delivered" else "sent"
+            for key in _origin_keys(event.account_id, event.mailing_id, event.recipient_id, event.email):
+                known = self._at.get(key)
+                # Delivery is the moment that counts; a `sent` only stands in until it is known.
+                if known is None or (known[1] == "sent" and (kind == "delivered" or at > known[0])):
+                    self._at[key] = (at, kind)
+                self._at.move_to_end(key)
+        while len(self._at) > self.MAX:
+            self._at.popitem(last=False)
+
+    def of(self, link: Link) -> tuple[int, Since] | None:
+        """(ms since the epoch, 'sent' or 'delivered') of the link's email, or None."""
+        for key in _origin_keys(link.account_id, link.mailing_id, link.prospect_id, link.prospect_email):
+            found = self._at.get(key)
+            if found is not None:
+                return found
+        return None
+
+
+def _origin_keys(account_id: str, mailing_id: str, recipient_id: str | None,
+                 email: str | None) -> list[tuple[str, str, str]]:
+    keys = []
+    if recipient_id:
+        keys.append((account_id, mailing_id, "id:" + recipient_id))
+    if email:
+        keys.append((account_id, mailing_id, "email:" + email.lower()))
+    return keys
+
+
 class Clicks:
     """Turns hits of /r/ into click events, judged with the hits before them."""
 
     def __init__(self, networks: Networks | None, *, settle_s: int) -> None:
         self.window: Window[ClickRef] = Window(networks, settle_ms=settle_s * 1000)
+        self.origins = Origins()
 
     def hit(self, code: str, link: Link, *, at_ms: int, method: str, ip: str | None, user_agent: str | None,
             referer: str | None, headers: dict[str, str]) -> ClickWrite:
@@ -52,10 +103,15 @@ class Clicks:
 
         `headers` holds those of CLASSIFIED_HEADERS the request carried (lower-case names).
         """
-        hit = Hit(t=at_ms - rfc3339_to_ms(link.created_at), method=method, ip=ip,
+        origin: int = rfc3339_to_ms(link.created_at)
+        since: Since = "minted"
+        reported = self.origins.of(link)
+        if reported is not None and origin <= reported[0] <= at_ms:
+            origin, since = reported
+        hit = Hit(t=at_ms - origin, method=method, ip=ip,
                   headers={**headers, "user-agent": user_agent} if user_agent is not None else headers,
                   recipient=link.prospect_id, mailing=link.mailing_id, url=link.original_url,
-                  links_in_email=link.links_in_email, email=link.prospect_email)
+                  links_in_email=link.links_in_email, email=link.prospect_email, since=since)
         event_id = ids.event_id()
         verdict, changes = self.window.observe((link.account_id, event_id), hit, at_ms=at_ms, scope=link.account_id)
         return ClickWrite(click(code, link, event_id=event_id, at_ms=at_ms, method=method, ip=ip,
@@ -166,7 +222,12 @@ class StoredClick(NamedTuple):
 _STORED = (
     "SELECT e.account_id, e.id, e.occurred_at, e.details, e.url, e.mailing_id, e.recipient_id, e.email,"
     " l.created_at, (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id"
-    " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id)"
+    " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id),"
+    # The email's delivery (or else its sending) before the click, as the redirect's Origins knew it.
+    " (SELECT json_array(d.occurred_at, d.type) FROM events AS d WHERE d.account_id = e.account_id"
+    " AND d.mailing_id = e.mailing_id AND d.type IN ('delivered', 'sent')"
+    " AND (d.recipient_id = e.recipient_id OR d.email = e.email COLLATE NOCASE) AND d.occurred_at <= e.occurred_at"
+    " ORDER BY d.type = 'delivered' DESC, d.occurred_at DESC LIMIT 1)"
     " FROM events AS e LEFT JOIN links AS l ON l.code = e.code"
     " WHERE e.type = 'click' AND e.source = 'redirect' AND e.occurred_at >= :since"
     " AND (:until IS NULL OR e.occurred_at < :until) AND (:account IS NULL OR e.account_id = :account)"
@@ -185,9 +246,15 @@ def stored_clicks(conn: Connection, *, since: str, until: str | None = None,
         headers = _stored_headers(details)
         if details.get("user_agent") is not None:
             headers["user-agent"] = details["user_agent"]
-        hit = Hit(t=at_ms - rfc3339_to_ms(row[8]) if row[8] else None, method=details.get("method", "GET"),
+        origin: int | None = rfc3339_to_ms(row[8]) if row[8] else None
+        counted_from: Since = "minted"
+        if row[10] is not None:
+            reported_at, kind = msgspec.json.decode(row[10])
+            if origin is None or rfc3339_to_ms(reported_at) >= origin:
+                origin, counted_from = rfc3339_to_ms(reported_at), "delivered" if kind == "delivered" else "sent"
+        hit = Hit(t=at_ms - origin if origin is not None else None, method=details.get("method", "GET"),
                   ip=details.get("ip"), headers=headers, recipient=row[6], mailing=row[5], url=row[4],
-                  links_in_email=row[9] if row[8] else None, email=row[7])
+                  links_in_email=row[9] if row[8] else None, email=row[7], since=counted_from)
         verdict = {key: details.get(key) for key in _VERDICT_KEYS} if "verdict" in details else None
         clicks.append(StoredClick(row[0], row[1], at_ms, hit, verdict))
     return clicks

@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from linkhub.core import outbox
+from linkhub.core.clicks import Origins
 from linkhub.core.errors import Unavailable
 from linkhub.core.events import Event
 from linkhub.delivery.loop import Deliverer
@@ -21,8 +22,11 @@ class Ingested:
     duplicates: int  # ids the account already had, or had earlier in the batch: neither stored nor queued
 
 
-async def ingest(db: Store, deliverer: Deliverer, batch: list[Event]) -> Ingested:
-    """Store the batch in one transaction, each new event queued for the account's matching webhooks."""
+async def ingest(db: Store, deliverer: Deliverer, batch: list[Event], *, origins: Origins | None = None) -> Ingested:
+    """Store the batch in one transaction, each new event queued for the account's matching webhooks.
+
+    `origins` learns the `sent` and `delivered` events stored: clicks on those emails count from them.
+    """
     try:
         stored, queued = await db.write(functools.partial(outbox.store_events, batch=batch), timeout=STORE_DEADLINE_S)
     except UNAVAILABLE as exc:
@@ -31,5 +35,7 @@ async def ingest(db: Store, deliverer: Deliverer, batch: list[Event]) -> Ingeste
                           "retry it — events with an id are never stored twice") from exc
     if queued:
         deliverer.wake()
+    if origins is not None:
+        origins.note(event for event, new in zip(batch, stored, strict=True) if new)
     accepted = sum(stored)
     return Ingested(accepted, len(stored) - accepted)

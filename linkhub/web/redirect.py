@@ -51,7 +51,6 @@ class RedirectApp:
     def __init__(self, state: State) -> None:
         self.state = state
         self.links = LinkLookup(state.db)
-        self.clicks = clicks.Clicks(state.networks, settle_s=state.settings.classify_settle_s)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]
@@ -97,10 +96,9 @@ class RedirectApp:
             elif name in clicks.CLASSIFIED_HEADERS:
                 classified[name.decode("latin-1")] = value.decode("latin-1")
         peer = scope.get("client")
-        write = self.clicks.hit(code, link, at_ms=time.time_ns() // 1_000_000, method=method, user_agent=user_agent,
-                                referer=referer, ip=client_ip(peer[0] if peer else None, forwarded_for,
-                                                              self.state.settings.trusted_proxies),
-                                headers=classified)
+        ip = client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies)
+        write = self.state.clicks.hit(code, link, at_ms=time.time_ns() // 1_000_000, method=method, ip=ip,
+                                      user_agent=user_agent, referer=referer, headers=classified)
         try:
             queued = await self.state.db.add(clicks.store, write, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from linkhub.core.classify.networks import Networks
+from linkhub.core.clicks import Clicks
 from linkhub.core.metrics import Metrics
 from linkhub.delivery.loop import Deliverer
 from linkhub.services.outreach import FilterThreads
@@ -25,8 +26,11 @@ class State:
     filters: FilterThreads = field(default_factory=FilterThreads)
     # The scanner and crawler networks clicks are checked against: shipped, plus --scanner-networks.
     networks: Networks = field(init=False)
+    # The classifier's memory of recent hits and of when recent emails were delivered.
+    clicks: Clicks = field(init=False)
 
     def __post_init__(self) -> None:
         # A bad operator file raises ValueError naming the file and line (serve reports it, one line).
         self.networks = Networks.load(self.settings.scanner_networks)
+        self.clicks = Clicks(self.networks, settle_s=self.settings.classify_settle_s)
         self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)

@@ -10,12 +10,15 @@ from typing import Literal
 
 import msgspec
 
+Since = Literal["minted", "sent", "delivered"]
+
 
 class Hit(msgspec.Struct, kw_only=True):
     """One hit.
 
     `t`: milliseconds since the recipient's links were minted (Outreach asks linkhub for them just
-    before it sends), or None when unknown. `headers`: request headers, names in lower case (names
+    before it sends), or since the email's `sent` / `delivered` event (`since` says which), or None
+    when unknown. `headers`: request headers, names in lower case (names
     given otherwise are lowered). `links_in_email`: how many links the email had, when known.
 
     Two optional fields place a hit among other recipients' hits: `at`, the hit's own time in ms
@@ -35,6 +38,9 @@ class Hit(msgspec.Struct, kw_only=True):
     event: Literal["click", "open"] = "click"
     at: int | None = None
     email: str | None = None
+    # What `t` counts from: the minting of the links, or the email's `sent` / `delivered` event when the
+    # event store has one (a sender that mints links long before it sends).
+    since: Since = "minted"
 
     def __post_init__(self) -> None:
         # The redirect hands over ASGI's names, already lower case; a trace written by hand may not.

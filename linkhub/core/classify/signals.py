@@ -83,14 +83,16 @@ def request_reasons(hit: Hit) -> list[Reason]:
 
 
 def timing_reasons(hit: Hit) -> list[Reason]:
-    """How soon after the links were minted the hit came (nothing when `t` is unknown)."""
+    """How soon after the email was sent, delivered or its links minted the hit came (nothing when `t` is
+    unknown); the evidence names the `since` when it is not the minting."""
     if hit.t is None or hit.t < 0:
         return []
+    since = {} if hit.since == "minted" else {"since": hit.since}
     for below, weight in EARLY_BANDS:
         if hit.t < below:
-            return [Reason("early_hit", weight, {"t_ms": hit.t, "below_ms": below})]
+            return [Reason("early_hit", weight, {"t_ms": hit.t, "below_ms": below, **since})]
     if hit.t >= LATE_MS:
-        return [Reason("late_hit", WEIGHTS["late_hit"], {"t_ms": hit.t})]
+        return [Reason("late_hit", WEIGHTS["late_hit"], {"t_ms": hit.t, **since})]
     return []
 
 
