@@ -256,7 +256,10 @@ def browser(rng: random.Random, *, mobile: bool | None = None, family: str | Non
                    "sec-fetch-user": "?1", "priority": "u=0, i"}
     else:
         if family == "safari":
-            ua = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_7 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            # Safari 26 on iOS no longer names the system's version: it says 18_6 (WebKit, "WebKit Features in
+            # Safari 26.0"), later releases 18_7.
+            ios = "18_6" if safari in ("18.6", "26.0") else "18_7"
+            ua = (f"Mozilla/5.0 (iPhone; CPU iPhone OS {ios} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
                   f"Version/{safari} Mobile/15E148 Safari/604.1" if mobile else
                   "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
                   f"Version/{safari} Safari/605.1.15")
@@ -648,6 +651,35 @@ def cloud_burst(c: Corpus, scenario: str, case: str) -> None:
                        ip=c.office(email.domain) if not who.mobile else c.home(True), who=who)
 
 
+def click_follower(c: Corpus, scenario: str, case: str) -> None:
+    """A scanner that follows the person's click: the same link seconds later, another network, another OS,
+    the same current browser.
+
+    Source: resend/resend-node#901 (a person's click from a residential IPv6 address on macOS with Chrome
+    146, then +12 s the same link from an IPv4 address of another network on Windows with Chrome 146).
+    Which product it was is not said, nor its Accept-Language (here half send one), nor its network (here
+    a cloud's or a business ISP's, on no list). It looks like phone-then-laptop, a hard negative: only the
+    gap (seconds, not a minute) and the browser told them apart in that report.
+    """
+    rng = c.rng
+    email = c.email()
+    who = browser(rng, mobile=False, family="chrome")
+    major = who.user_agent.split("Chrome/")[1].split(".")[0]
+    mac = who.user_agent.replace("Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10_15_7") \
+        .replace("X11; Linux x86_64", "Macintosh; Intel Mac OS X 10_15_7")
+    person_headers = {**who.headers, "user-agent": mac, "sec-ch-ua-platform": '"macOS"'}
+    t = c.log_uniform(1 * MINUTE, 1 * DAY)
+    url = c.person_click(email, scenario, case, t=t, ip=c.address(tuple(n for n in HOME if ":" in n)),
+                         who=Browser(mac, person_headers, False))
+    windows = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               f"Chrome/{major}.0.0.0 Safari/537.36")
+    headers = {**who.headers, "user-agent": windows, "sec-ch-ua-platform": '"Windows"'}
+    if rng.random() < 0.5:
+        del headers["accept-language"]
+    c.hit(email, url, t + rng.randint(8 * SECOND, 20 * SECOND), label="scanner", scenario=scenario, case=case,
+          ip=c.address(CLOUD + OFFICE), headers=headers)
+
+
 def link_preview(c: Corpus, scenario: str, case: str) -> None:
     """The recipient pastes a link into Slack or Teams: the previewer fetches it, hours or days later;
     often colleagues then click it (from their office or phones). Previewers act for a recipient: scanners.
@@ -833,6 +865,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              barracuda),
     Scenario("cloud_burst", ("scanner", "human"),
              "every link incl. unsubscribe from 3-6 cloud addresses within seconds, browser user agent", cloud_burst),
+    Scenario("click_follower", ("human", "scanner"),
+             "a person's click, then the same link +8-20 s from another network and OS, same browser",
+             click_follower),
     Scenario("link_preview", ("scanner", "human"), "Slackbot, Teams/Skype, MicrosoftPreview; colleagues' clicks",
              link_preview),
     Scenario("http_library", ("bot",), "python-requests, curl, Go-http-client, Wget, okhttp, ... from clouds",
