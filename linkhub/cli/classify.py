@@ -1,24 +1,29 @@
-"""`linkhub classify`: the click classifier's data, as shipped and as the operator adds to it."""
+"""`linkhub classify`: the click classifier's data, as shipped and as the operator adds to it, stored clicks
+judged again (`rescore`), and the classifier run offline on a file of hits (`trace`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from datetime import date as date_type
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
+import msgspec
 
 from linkhub.cli.common import db_option, emit, json_option, moment, open_db, setting_options, table
 from linkhub.core.classify import data
+from linkhub.core.classify.behaviour import settle
+from linkhub.core.classify.hits import Hit, decode
 from linkhub.core.classify.networks import Networks, parse_operator_file
 from linkhub.services import classify
+from linkhub.settings import REGISTRY
 from linkhub.util.wording import plural
 
 
 @click.group("classify")
 def classify_group() -> None:
-    """The click classifier: its shipped data, and stored clicks judged again."""
+    """The click classifier: its shipped data, stored clicks judged again, and verdicts on a file of hits."""
 
 
 @classify_group.command("data")
@@ -104,3 +109,71 @@ def rescore(since: str, until: str | None, account: str | None, dry_run: bool, s
     text = [table(["from", "to", "clicks"], rows, right=frozenset({2}))] if rows else []
     text.append(f"{plural(result.clicks, 'click')} judged again; {verb}: {result.changed:,}")
     emit(as_json, document, "\n".join(text))
+
+
+# `trace` settles as the server does: the same window, read from the same variable, within the same bounds.
+_SETTLE = next(setting for setting in REGISTRY if setting.name == "classify_settle_s")
+_SETTLE_LOW, _SETTLE_HIGH = _SETTLE.limits or (None, None)
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@classify_group.command("trace")
+@click.argument("source", metavar="FILE", type=click.File("rb"))
+@setting_options("scanner_networks")
+@click.option("--settle-s", "--classify-settle-s", "settle_s",
+              type=click.IntRange(None if _SETTLE_LOW is None else int(_SETTLE_LOW),
+                                  None if _SETTLE_HIGH is None else int(_SETTLE_HIGH)),
+              default=_SETTLE.default, envvar=_SETTLE.env, show_default=True, metavar="SECONDS",
+              help=f"Hits this far apart may still change each other's verdicts: the server's {_SETTLE.flag} "
+                   f"[env {_SETTLE.env}].")
+def trace_command(source: IO[bytes], scanner_networks: Path | None, settle_s: int) -> None:
+    """The verdict on every hit of FILE (`-`: stdin), one JSON object a line in, one a line out.
+
+    Each input line is a hit: `t` (ms since the recipient's links were minted), `method`, `ip`,
+    `headers` (lower-case names), `recipient`, `mailing`, `url`, `links_in_email`, and optionally
+    `event` (`click` or `open`), `at` (the hit's own time in ms) and `email`; other fields are ignored.
+    The whole file is read before anything is written, so every verdict is settled: a hit early in a
+    scanner's burst is judged with the rest of the burst. Output lines follow the input's order (blank
+    lines skipped), each with `line`, `verdict`, `score`, `reasons` and `classifier`.
+    """
+    try:
+        networks = Networks.load(scanner_networks)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    numbers, hits = _read_hits(source)
+    # The window follows time, so the hits are settled in time order (a log need not be sorted: merged
+    # from several servers, say) and the verdicts put back in the file's order. A stable sort keeps the
+    # file's order among hits of the same millisecond (a HEAD and its GET).
+    order = sorted(range(len(hits)), key=lambda i: _placed(hits[i]))
+    settled = settle([hits[i] for i in order], networks=networks, settle_ms=settle_s * 1000)
+    by_index = dict(zip(order, settled, strict=True))
+    verdicts = [by_index[index] for index in range(len(hits))]
+    encode = msgspec.json.Encoder().encode
+    click.echo(b"".join(encode({"line": number, "verdict": v.verdict, "score": v.score,
+                                "reasons": [r.document() for r in v.reasons], "classifier": v.version}) + b"\n"
+                        for number, v in zip(numbers, verdicts, strict=True)), nl=False)
+
+
+def _placed(hit: Hit) -> int:
+    """Where `settle` places a hit in time: `at`, else `t` (as if every recipient's links were minted at once)."""
+    return hit.at if hit.at is not None else (hit.t or 0)
+
+
+def _read_hits(source: IO[bytes]) -> tuple[list[int], list[Hit]]:
+    """The hits of `source` and their line numbers; a bad line stops it with one sentence naming the line."""
+    name = getattr(source, "name", "-")
+    name = "stdin" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+    numbers: list[int] = []
+    hits: list[Hit] = []
+    for number, raw in enumerate(source, start=1):
+        line = raw.removeprefix(_UTF8_BOM) if number == 1 else raw
+        if not line.strip():
+            continue
+        try:
+            hits.append(decode(line))
+        except msgspec.ValidationError as exc:
+            raise click.ClickException(f"{name}:{number}: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise click.ClickException(f"{name}:{number}: not valid JSON ({exc})") from None
+        numbers.append(number)
+    return numbers, hits
