@@ -17,7 +17,6 @@ from linkhub.core.classify.behaviour import settle
 from linkhub.core.classify.hits import Hit, decode
 from linkhub.core.classify.networks import Networks, parse_operator_file
 from linkhub.services import classify
-from linkhub.settings import REGISTRY
 from linkhub.util.wording import plural
 
 
@@ -111,22 +110,13 @@ def rescore(since: str, until: str | None, account: str | None, dry_run: bool, s
     emit(as_json, document, "\n".join(text))
 
 
-# `trace` settles as the server does: the same window, read from the same variable, within the same bounds.
-_SETTLE = next(setting for setting in REGISTRY if setting.name == "classify_settle_s")
-_SETTLE_LOW, _SETTLE_HIGH = _SETTLE.limits or (None, None)
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @classify_group.command("trace")
 @click.argument("source", metavar="FILE", type=click.File("rb"))
-@setting_options("scanner_networks")
-@click.option("--settle-s", "--classify-settle-s", "settle_s",
-              type=click.IntRange(None if _SETTLE_LOW is None else int(_SETTLE_LOW),
-                                  None if _SETTLE_HIGH is None else int(_SETTLE_HIGH)),
-              default=_SETTLE.default, envvar=_SETTLE.env, show_default=True, metavar="SECONDS",
-              help=f"Hits this far apart may still change each other's verdicts: the server's {_SETTLE.flag} "
-                   f"[env {_SETTLE.env}].")
-def trace_command(source: IO[bytes], scanner_networks: Path | None, settle_s: int) -> None:
+@setting_options("scanner_networks", "classify_settle_s")
+def trace_command(source: IO[bytes], scanner_networks: Path | None, classify_settle_s: int) -> None:
     """The verdict on every hit of FILE (`-`: stdin), one JSON object a line in, one a line out.
 
     Each input line is a hit: `t` (ms since the recipient's links were minted), `method`, `ip`,
@@ -141,22 +131,11 @@ def trace_command(source: IO[bytes], scanner_networks: Path | None, settle_s: in
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     numbers, hits = _read_hits(source)
-    # The window follows time, so the hits are settled in time order (a log need not be sorted: merged
-    # from several servers, say) and the verdicts put back in the file's order. A stable sort keeps the
-    # file's order among hits of the same millisecond (a HEAD and its GET).
-    order = sorted(range(len(hits)), key=lambda i: _placed(hits[i]))
-    settled = settle([hits[i] for i in order], networks=networks, settle_ms=settle_s * 1000)
-    by_index = dict(zip(order, settled, strict=True))
-    verdicts = [by_index[index] for index in range(len(hits))]
+    verdicts = settle(hits, networks=networks, settle_ms=classify_settle_s * 1000)
     encode = msgspec.json.Encoder().encode
     click.echo(b"".join(encode({"line": number, "verdict": v.verdict, "score": v.score,
                                 "reasons": [r.document() for r in v.reasons], "classifier": v.version}) + b"\n"
                         for number, v in zip(numbers, verdicts, strict=True)), nl=False)
-
-
-def _placed(hit: Hit) -> int:
-    """Where `settle` places a hit in time: `at`, else `t` (as if every recipient's links were minted at once)."""
-    return hit.at if hit.at is not None else (hit.t or 0)
 
 
 def _read_hits(source: IO[bytes]) -> tuple[list[int], list[Hit]]:

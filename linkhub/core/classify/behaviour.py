@@ -32,7 +32,7 @@ person: the hard cases are people who click twice within seconds, or from a phon
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 import regex
@@ -83,12 +83,18 @@ _UNSUBSCRIBE = regex.compile(
     regex.IGNORECASE,
 )
 
-# Bounds of the memory the window may use; past them the oldest hits are let go (settled early).
+# Bounds of the memory and time the window may use; past them the oldest hits are let go (settled early).
 MAX_HELD = 100_000
-MAX_PER_EMAIL = 200
+# Hits of one email judged together: a scan opens each link once or twice, a person a few times.
+MAX_PER_EMAIL = 32
+# Recent recipients remembered per client address: shared_ip needs to tell 1, 2, 3 or more apart.
+MAX_RECIPIENTS_PER_ADDRESS = 8
+# Hits of one address re-scored when it turns out to be shared: the most recent ones.
+MAX_PER_ADDRESS = 32
 MAX_SCANS = 100_000
 
 R = TypeVar("R", bound=Hashable)
+EmailKey = tuple[str, str | None, str | None]
 
 
 class Change(NamedTuple, Generic[R]):
@@ -102,10 +108,10 @@ class Change(NamedTuple, Generic[R]):
 class _Held(Generic[R]):
     """One hit held in the window, with what its later re-scoring needs."""
 
-    __slots__ = ("at", "base", "current", "domain", "email_key", "hit", "machine_net", "net", "ref", "verdict")
+    __slots__ = ("at", "base", "current", "domain", "email_key", "head", "hit", "machine_net", "net", "ref",
+                 "unsubscribe", "verdict")
 
-    def __init__(self, ref: R, hit: Hit, at: int, email_key: tuple[str, str | None, str | None],
-                 base: list[Reason]) -> None:
+    def __init__(self, ref: R, hit: Hit, at: int, email_key: EmailKey, base: list[Reason]) -> None:
         self.ref = ref
         self.hit = hit
         self.at = at
@@ -114,8 +120,38 @@ class _Held(Generic[R]):
         self.net = _network_key(hit.ip)
         self.machine_net = any(r.code in ("scanner_network", "crawler_network") and r.weight < 0 for r in base)
         self.current = any(r.code == "current_browser" for r in base)
+        self.head = hit.method.upper() == "HEAD"
+        self.unsubscribe = hit.url is not None and _UNSUBSCRIBE.search(hit.url) is not None
         self.domain = hit.email.rpartition("@")[2].lower() if hit.email and "@" in hit.email else None
         self.verdict: Verdict = decide(base)
+
+
+class _Address(Generic[R]):
+    """What the window knows of one client address: its recent recipients, and its recent hits."""
+
+    __slots__ = ("hits", "recipients")
+
+    def __init__(self) -> None:
+        self.hits: deque[_Held[R]] = deque(maxlen=MAX_PER_ADDRESS)
+        # email -> (its last hit's time, its recipient's domain), the most recent last
+        self.recipients: OrderedDict[EmailKey, tuple[int, str | None]] = OrderedDict()
+
+    def note(self, held: _Held[R]) -> bool:
+        """Add a hit; True when it makes the address newly look shared (so its earlier hits must be re-scored)."""
+        self.hits.append(held)
+        before = _sharing(self.recipients, held.at)
+        new_recipient = held.email_key not in self.recipients
+        self.recipients[held.email_key] = (held.at, held.domain)
+        self.recipients.move_to_end(held.email_key)
+        if len(self.recipients) > MAX_RECIPIENTS_PER_ADDRESS:
+            self.recipients.popitem(last=False)
+        return new_recipient and _sharing(self.recipients, held.at) != before
+
+
+def _sharing(recipients: OrderedDict[EmailKey, tuple[int, str | None]], at: int) -> tuple[int, int]:
+    """(recipients, domains) an address hit within SHARED_IP_MS of `at`, each counted up to 3."""
+    near = [domain for seen, domain in recipients.values() if abs(seen - at) <= SHARED_IP_MS]
+    return min(len(near), 3), min(len({d for d in near if d is not None}), 3)
 
 
 def _network_key(ip: str | None) -> str | None:
@@ -139,11 +175,10 @@ class Window(Generic[R]):
         self.every_change = every_change
         self._hold_ms = max(settle_ms, SHARED_IP_MS, BURST_MS, NETWORKS_MS, EVERY_LINK_MS)
         self._order: deque[_Held[R]] = deque()
-        self._by_email: dict[tuple[str, str | None, str | None], list[_Held[R]]] = {}
-        self._by_ip: dict[str, list[_Held[R]]] = {}
+        self._by_email: dict[EmailKey, list[_Held[R]]] = {}
+        self._by_ip: dict[str, _Address[R]] = {}
         # Each email's last machine hit (time, networks), kept longer: what a later click confirms against.
-        self._scans: OrderedDict[tuple[str, str | None, str | None], tuple[int, frozenset[str | None]]] = (
-            OrderedDict())
+        self._scans: OrderedDict[EmailKey, tuple[int, frozenset[str | None]]] = OrderedDict()
         self._now = 0
 
     def __len__(self) -> int:
@@ -163,25 +198,31 @@ class Window(Generic[R]):
         email.append(held)
         if len(email) > MAX_PER_EMAIL:
             del email[0]
-        by_ip = self._by_ip.setdefault(hit.ip, []) if hit.ip else [held]
+        shared_now = False
         if hit.ip:
-            by_ip.append(held)
+            address = self._by_ip.get(hit.ip)
+            if address is None:
+                address = self._by_ip[hit.ip] = _Address()
+            shared_now = address.note(held)
         self._order.append(held)
         if len(self._order) > MAX_HELD:
             self._forget(self._order.popleft())
 
-        held.verdict = self._judge(held, email, by_ip)
-        if len(email) == 1 and len(by_ip) == 1:  # a lone hit, the common case: nothing else to re-score
+        held.verdict = self._judge(held, email)
+        if len(email) == 1 and not shared_now:  # a lone hit, the common case: nothing else to re-score
             return held.verdict, []
+        # Re-score the email's other hits, and the address's when it just turned out to be shared.
+        others = list(email)
+        if shared_now and hit.ip:
+            others += self._by_ip[hit.ip].hits
         changes: list[Change[R]] = []
         since = at_ms - self.settle_ms
         seen = {id(held)}
-        for other in (*email, *by_ip):
+        for other in others:
             if id(other) in seen or other.at <= since:  # settled: as old as the window (0: at once)
                 continue
             seen.add(id(other))
-            new = self._judge(other, self._by_email.get(other.email_key, [other]),
-                              self._by_ip.get(other.hit.ip, [other]) if other.hit.ip else [other])
+            new = self._judge(other, self._by_email.get(other.email_key, [other]))
             if new.verdict != other.verdict.verdict or (self.every_change and new != other.verdict):
                 changes.append(Change(other.ref, other.verdict, new))
             other.verdict = new
@@ -193,12 +234,13 @@ class Window(Generic[R]):
 
     # -- the signals ---------------------------------------------------------
 
-    def _judge(self, held: _Held[R], email: list[_Held[R]], by_ip: list[_Held[R]]) -> Verdict:
+    def _judge(self, held: _Held[R], email: list[_Held[R]]) -> Verdict:
         reasons = list(held.base)
         if len(email) > 1:
             reasons.extend(self._email_reasons(held, email))
-        if len(by_ip) > 1:
-            reasons.extend(_shared_ip(held, by_ip))
+        address = self._by_ip.get(held.hit.ip) if held.hit.ip else None
+        if address is not None and len(address.recipients) >= 3:
+            reasons.extend(_shared_ip(held, address))
         confirmed = self._confirmation(held)
         if confirmed is not None:
             reasons.append(confirmed)
@@ -216,21 +258,20 @@ class Window(Generic[R]):
             if len(links) >= 3:
                 weight = WEIGHTS["burst_many_fast"] if span <= FAST_PAIR_MS else WEIGHTS["burst_many"]
             else:
-                pair = [o.at for o in near if o.hit.url != held.hit.url]
-                closest = min(abs(at - held.at) for at in pair) if pair else span
+                closest = min((abs(o.at - held.at) for o in near if o.hit.url != held.hit.url), default=span)
                 weight = WEIGHTS["burst_fast_pair"] if closest <= FAST_PAIR_MS else WEIGHTS["burst_pair"]
             reasons.append(Reason("burst", weight, {"links": len(links), "span_ms": span}))
-            unsubscribe = next((u for u in links if _UNSUBSCRIBE.search(u)), None)
-            if unsubscribe is not None and len(links) >= 2:
+            unsubscribe = next((o.hit.url for o in near if o.unsubscribe), None)
+            if unsubscribe is not None:
                 reasons.append(Reason("unsubscribe_with_content", WEIGHTS["unsubscribe_with_content"],
                                       {"url": unsubscribe}))
-        if held.hit.method.upper() == "GET":
-            head = next((o for o in email if o.hit.method.upper() == "HEAD" and o.hit.url == held.hit.url
+        if not held.head:
+            head = next((o for o in email if o.head and o.hit.url == held.hit.url
                          and o.net == held.net and 0 <= held.at - o.at <= HEAD_GET_MS), None)
             if head is not None:
                 reasons.append(Reason("head_then_get", WEIGHTS["head_then_get"], {"after_ms": held.at - head.at}))
         expected = held.hit.links_in_email
-        if expected is not None and expected >= 3:
+        if expected is not None and 3 <= expected <= len(email):
             window = {o.hit.url for o in email if abs(o.at - held.at) <= EVERY_LINK_MS and o.hit.url is not None}
             if len(window) >= expected:
                 reasons.append(Reason("every_link", WEIGHTS["every_link"], {"links": expected}))
@@ -269,20 +310,21 @@ class Window(Generic[R]):
 
     def _forget(self, held: _Held[R]) -> None:
         email = self._by_email.get(held.email_key)
-        if email is not None and _drop(email, held):
-            del self._by_email[held.email_key]
-        by_ip = self._by_ip.get(held.hit.ip) if held.hit.ip else None
-        if by_ip is not None and _drop(by_ip, held):
-            del self._by_ip[held.hit.ip]  # type: ignore[arg-type]  # not None: by_ip was found under it
-
-
-def _drop(group: list[_Held[R]], held: _Held[R]) -> bool:
-    """Take `held` out of its group (it may be gone already: MAX_PER_EMAIL); True when the group is empty."""
-    for index, other in enumerate(group):
-        if other is held:
-            del group[index]
-            break
-    return not group
+        if email is not None:
+            for index, other in enumerate(email):
+                if other is held:
+                    del email[index]
+                    break
+            if not email:
+                del self._by_email[held.email_key]
+        if held.hit.ip:
+            address = self._by_ip.get(held.hit.ip)
+            if address is not None:
+                # Hits leave oldest first; one the bounded deque let go of already is not there.
+                if address.hits and address.hits[0] is held:
+                    address.hits.popleft()
+                if not address.hits:
+                    del self._by_ip[held.hit.ip]
 
 
 def _networks_reasons(held: _Held[R], email: list[_Held[R]]) -> list[Reason]:
@@ -304,33 +346,35 @@ def _networks_reasons(held: _Held[R], email: list[_Held[R]]) -> list[Reason]:
     return []
 
 
-def _shared_ip(held: _Held[R], by_ip: list[_Held[R]]) -> list[Reason]:
-    near = [o for o in by_ip if abs(o.at - held.at) <= SHARED_IP_MS]
-    recipients = {o.email_key for o in near}
-    if len(recipients) < 3:
+def _shared_ip(held: _Held[R], address: _Address[R]) -> list[Reason]:
+    near = [(key, domain) for key, (seen, domain) in address.recipients.items() if abs(seen - held.at) <= SHARED_IP_MS]
+    if len(near) < 3:
         return []
-    domains = {o.domain for o in near if o.domain is not None}
+    domains = {domain for _key, domain in near if domain is not None}
     if len(domains) >= 3:
         weight = WEIGHTS["shared_ip_many"]
     elif len(domains) == 2:
         weight = WEIGHTS["shared_ip_pair"]
     else:  # one company's people behind its own NAT, or nothing known of the domains
         return []
-    return [Reason("shared_ip", weight, {"recipients": len(recipients), "domains": len(domains)})]
+    return [Reason("shared_ip", weight, {"recipients": len(near), "domains": len(domains)})]
 
 
-def settle(hits: Iterable[Hit], *, networks: signals.Networks | None,
+def settle(hits: Sequence[Hit], *, networks: signals.Networks | None,
            settle_ms: int = DEFAULT_SETTLE_MS) -> list[Verdict]:
     """Every hit's settled verdict, in input order: `linkhub classify trace` on a whole file.
 
-    A hit without `at` is placed at `t` (as if every recipient's links were minted at once).
+    The window follows time, so the hits are judged in time order (a log need not be sorted: merged from
+    several servers, say); a stable sort keeps the input's order among hits of the same millisecond (a
+    HEAD and its GET). A hit without `at` is placed at `t` (as if every recipient's links were minted at
+    once).
     """
     window: Window[int] = Window(networks, settle_ms=settle_ms, every_change=True)
-    final: list[Verdict] = []
-    for index, hit in enumerate(hits):
-        at = hit.at if hit.at is not None else (hit.t or 0)
-        verdict, changes = window.observe(index, hit, at_ms=at)
-        final.append(verdict)
+    placed = [hit.at if hit.at is not None else (hit.t or 0) for hit in hits]
+    final: list[Verdict | None] = [None] * len(hits)
+    for index in sorted(range(len(hits)), key=placed.__getitem__):
+        verdict, changes = window.observe(index, hits[index], at_ms=placed[index])
+        final[index] = verdict
         for change in changes:
             final[change.ref] = change.new
-    return final
+    return [verdict for verdict in final if verdict is not None]
