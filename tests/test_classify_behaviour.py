@@ -101,6 +101,12 @@ def test_a_person_clicking_two_links_six_seconds_apart_stays_a_person() -> None:
     assert people(result)
 
 
+def test_a_reader_opening_three_tabs_at_once_an_hour_later_is_not_called_a_scanner() -> None:
+    result = judged([hit(3_700_000 + 600 * i, url) for i, url in enumerate(LINKS[:3])])
+    assert people(result)
+    assert all("burst" in codes for _, codes in result)
+
+
 def test_phone_then_laptop_within_two_minutes_stays_a_person() -> None:
     result = judged([hit(15_000, LINKS[0], ip="172.58.1.9", headers={"user-agent": IPHONE, "accept-language": "en"}),
                      hit(105_000, LINKS[0], ip="81.2.69.142")])

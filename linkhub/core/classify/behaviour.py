@@ -62,7 +62,7 @@ SHARED_IP_MS = 300_000
 CONFIRM_AFTER_MS = 600_000
 
 WEIGHTS: dict[str, int] = {
-    "burst_many_fast": -75,  # three or more links within FAST_PAIR_MS: no person opens tabs that fast
+    "burst_many_fast": -70,  # three or more links within FAST_PAIR_MS: a person opening tabs that fast is rare
     "burst_many": -60,       # three or more links within BURST_MS
     "burst_fast_pair": -40,  # two links within FAST_PAIR_MS
     "burst_pair": -15,       # two links within BURST_MS
