@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from linkhub.core.classify.behaviour import settle
+from linkhub.core.classify.hits import decode
+from linkhub.core.classify.networks import Networks
 from linkhub.core.classify.verdict import CLASSIFIER_VERSION
 
 from conftest import linkhub
@@ -150,3 +153,22 @@ def test_the_settle_window_is_the_server_s_setting_within_its_bounds() -> None:
     assert too_long.returncode == 2 and "--classify-settle-s" in too_long.stderr
     help_text = linkhub("classify", "trace", "--help").stdout
     assert "LINKHUB_CLASSIFY_SETTLE_S" in help_text and "default: 120" in " ".join(help_text.split())
+
+
+def test_the_documented_example_is_what_trace_answers() -> None:
+    """docs/classification.md's trace example: its five hits (the shortened lines filled in as the text
+    says) give the verdicts, scores and reason codes the page shows."""
+    text = (Path(__file__).parent.parent / "docs" / "classification.md").read_text()
+    section = text.split("## Trying it on your own logs", 1)[1]
+    shown = [json.loads(line) for line in section.split("| jq -c", 1)[1].split("```", 1)[0].splitlines()[1:]
+             if line.startswith("{")]
+    full = [json.loads(line) for line in section.split("```\n", 2)[1].splitlines() if "…" not in line]
+    defender, person = full[0], full[-1]
+    hits = [defender,
+            {**defender, "t": 21420, "at": 1795600821420, "method": "GET"},
+            {**defender, "t": 21650, "at": 1795600821650, "method": "GET", "url": "https://www.example.com/demo"},
+            {**defender, "t": 21700, "at": 1795600821700, "method": "GET", "url": "https://example.com/unsubscribe?r=4711"},
+            person]
+    got = settle([decode(json.dumps(h)) for h in hits], networks=Networks.load())
+    assert [{"line": i, "verdict": v.verdict, "score": v.score, "codes": [r.code for r in v.reasons]}
+            for i, v in enumerate(got, start=1)] == shown
