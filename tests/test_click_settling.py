@@ -137,3 +137,31 @@ def test_a_click_counts_from_its_email_s_delivery_when_the_sender_reported_it(ma
     [row] = query(db_path, "SELECT reasons FROM clicks WHERE prospect_id = 'p-delivered'")
     timing = next(r for r in json.loads(row["reasons"]) if r["code"] == "early_hit")
     assert timing["evidence"]["since"] == "delivered"
+
+
+DEFENDER_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                   "Chrome/97.0.4692.99 Safari/537.36")
+
+
+def test_a_defender_scan_right_after_minting_is_a_scanner_and_the_person_s_click_after_it_is_not(make_app, db_path):
+    app = make_app(trusted_proxies=parse_networks("127.0.0.1/32"))
+    account = create_account(db_path)
+    paths = mint(app, account, "p-defender")
+    scan = {"user-agent": DEFENDER_CHROME, "x-forwarded-for": "40.107.22.9"}
+    with app.client() as client:
+        for path in paths.values():  # HEAD then GET on every link, as Safe Links does at delivery
+            assert client.head(path, headers=scan).status_code == 302
+            assert client.get(path, headers=scan).status_code == 302
+        person = {**DISGUISED, "accept-language": "en-GB", "x-forwarded-for": "81.2.69.142"}
+        assert client.get(paths[LINKS[1]], headers=person).status_code == 302
+    rows = [dict(row) for row in query(db_path, "SELECT method, ip, verdict, reasons FROM clicks"
+                                                " WHERE prospect_id = 'p-defender' ORDER BY seq")]
+    scans, [mine] = rows[:-1], rows[-1:]
+    assert [row["method"] for row in scans] == ["HEAD", "GET"] * len(LINKS)
+    assert {row["verdict"] for row in scans} == {"scanner"}
+    gets = [{r["code"] for r in json.loads(row["reasons"])} for row in scans if row["method"] == "GET"]
+    assert all({"scanner_network", "head_then_get"} <= codes for codes in gets)
+    # A verdict that stays a scanner's is not rewritten as more of the burst arrives: the last GET's
+    # reasons saw all of it.
+    assert {"burst", "every_link", "unsubscribe_with_content"} <= gets[-1]
+    assert mine["ip"] == "81.2.69.142" and mine["verdict"] in ("human", "unknown")
