@@ -107,6 +107,15 @@ def test_a_reader_opening_three_tabs_at_once_an_hour_later_is_not_called_a_scann
     assert all("burst" in codes for _, codes in result)
 
 
+def test_a_reader_clicking_while_defender_scans_the_email_stays_a_person() -> None:
+    scan = [hit(14_000 + 3 * i, url, ip="40.107.7.20", headers={"user-agent": DEFENDER}) for i, url in enumerate(LINKS)]
+    reader = hit(15_000, LINKS[0], ip="172.58.1.9", headers={"user-agent": IPHONE, "accept-language": "en-US"})
+    result = judged([*scan, reader])
+    assert [verdict for verdict, _ in result[:-1]] == ["scanner"] * 4
+    verdict, codes = result[-1]
+    assert verdict in ("human", "unknown") and "burst" not in codes and "scanner_companion" in codes
+
+
 def test_phone_then_laptop_within_two_minutes_stays_a_person() -> None:
     result = judged([hit(15_000, LINKS[0], ip="172.58.1.9", headers={"user-agent": IPHONE, "accept-language": "en"}),
                      hit(105_000, LINKS[0], ip="81.2.69.142")])

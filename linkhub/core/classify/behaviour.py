@@ -251,6 +251,11 @@ class Window(Generic[R]):
 
     def _email_reasons(self, held: _Held[R], email: list[_Held[R]]) -> list[Reason]:
         reasons: list[Reason] = []
+        multi_network = _networks_reasons(held, email)
+        if not held.machine_net:
+            # A known scanner's hits from its own network are its burst, not this client's: a person who
+            # clicks while Defender scans the email is judged on their own hits.
+            email = [o for o in email if not o.machine_net or o.net == held.net]
         near = [o for o in email if abs(o.at - held.at) <= BURST_MS]
         links = {o.hit.url for o in near if o.hit.url is not None}
         if len(links) >= 2:
@@ -275,7 +280,7 @@ class Window(Generic[R]):
             window = {o.hit.url for o in email if abs(o.at - held.at) <= EVERY_LINK_MS and o.hit.url is not None}
             if len(window) >= expected:
                 reasons.append(Reason("every_link", WEIGHTS["every_link"], {"links": expected}))
-        reasons.extend(_networks_reasons(held, email))
+        reasons.extend(multi_network)
         return reasons
 
     def _confirmation(self, held: _Held[R]) -> Reason | None:
