@@ -462,3 +462,12 @@ def test_chromium_forks_are_not_judged_as_google_chrome(ua: str) -> None:
     verdict = classify(hit(ua, headers={}, t=10_000))
     assert not codes(verdict.reasons) & {"chrome_full_version", "outdated_browser"}
     assert verdict.verdict == "unknown"
+
+
+@pytest.mark.parametrize("ua", ["Mozilla/5.0 (compatible; AcmeFreshBot/0.3; +https://acme.example/bot)",
+                                "NewsHarvest-Crawler/2.1"])
+def test_a_crawler_no_list_names_yet_is_still_a_bot_by_ua_parser_s_rules(ua: str) -> None:
+    verdict = classify(hit(ua))
+    assert verdict.verdict == "bot"
+    [reason] = [r for r in verdict.reasons if r.code == "crawler_user_agent"]
+    assert reason.evidence == {"device": "Spider", "rules": "ua-parser"} and reason.weight == -70

@@ -13,6 +13,9 @@ Three sources, checked in this order, each stopping the ones after it:
    `browser-automation` → `headless_browser`, `social-preview` → `link_preview` (a previewer fetches
    for a person who shared or received the link: a scanner in the verdict's sense), anything else →
    `crawler_user_agent`.
+4. **ua-parser's device rules** (Apache-2.0), which call generic names (`…Bot/1.0`, `…Crawler`,
+   `…Spider`) a `Spider` device: a crawler the list does not name yet, `crawler_user_agent` at a
+   lower weight, its evidence saying which rules matched.
 
 When none names the client, its looks as a browser are checked: outdated majors, four-part Chrome
 builds, Internet Explorer, EdgeHTML, Windows XP/Vista, and a user agent contradicting its own OS.
@@ -75,6 +78,7 @@ CHROME_REDUCED_SINCE = 105
 WEIGHTS: dict[str, int] = {
     "security_vendor": -90,
     "crawler_user_agent": -80,
+    "crawler_user_agent_generic": -70,  # ua-parser's Spider device: generic, so a little weaker
     "http_library": -80,
     "headless_browser": -80,
     "link_preview": -80,
@@ -313,5 +317,9 @@ def read(ua: str) -> AgentReading:
         return AgentReading((Reason(code, WEIGHTS[code], {
             "pattern": listed.patterns[index], "tags": tags, "list": f"crawler-user-agents {listed.version}",
         }),), False, False)
+    device = ua_parser.parse_device(ua)
+    if device is not None and device.family == "Spider":
+        return AgentReading((Reason("crawler_user_agent", WEIGHTS["crawler_user_agent_generic"],
+                                    {"device": "Spider", "rules": "ua-parser"}),), False, False)
     reasons = _browser_reasons(ua)
     return AgentReading(tuple(reasons), False, not reasons and _current(ua))
