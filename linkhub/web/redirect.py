@@ -7,6 +7,7 @@ group-commit writer, one 302.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -51,6 +52,8 @@ class RedirectApp:
     def __init__(self, state: State) -> None:
         self.state = state
         self.links = LinkLookup(state.db)
+        # One function object for every click: Database.add merges the items of the same function.
+        self.store_clicks = functools.partial(outbox.store_clicks, settle_s=state.settings.classify_settle_s)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]
@@ -100,7 +103,7 @@ class RedirectApp:
                                           self.state.settings.trusted_proxies),
                              headers=classified, networks=self.state.networks)
         try:
-            queued = await self.state.db.add(outbox.store_clicks, click, timeout=CLICK_DEADLINE_S)
+            queued = await self.state.db.add(self.store_clicks, click, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",
