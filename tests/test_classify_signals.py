@@ -359,7 +359,7 @@ def test_the_document_shape() -> None:
     document = json.loads(msgspec.json.encode(verdict.document()))
     assert set(document) == {"verdict", "score", "reasons", "version"}
     assert document["version"] == CLASSIFIER_VERSION
-    assert document["reasons"][0] == {"code": "head_request", "weight": -60, "evidence": {"method": "HEAD"}}
+    assert document["reasons"][0] == {"code": "head_request", "weight": -70, "evidence": {"method": "HEAD"}}
     assert all(set(r) == {"code", "weight", "evidence"} for r in document["reasons"])
     assert verdict.machine
 
@@ -369,9 +369,15 @@ def test_the_strongest_named_evidence_decides_the_kind_of_machine() -> None:
     assert decide([Reason("crawler_user_agent", -80), Reason("scanner_network", -70)]).verdict == "bot"
     assert decide([Reason("prefetch", -70), Reason("security_vendor", -90)]).verdict == "scanner"
     # Only unnamed machine signs: a scanner (a program in browser clothes at delivery).
-    assert decide([Reason("head_request", -60), Reason("early_hit", -20)]).verdict == "scanner"
+    assert decide([Reason("head_request", -70), Reason("early_hit", -20)]).verdict == "scanner"
     # Mixed evidence lands in between.
-    assert decide([Reason("head_request", -60), Reason("late_hit", 10)]).verdict == "unknown"
+    assert decide([Reason("no_accept_language", -20), Reason("late_hit", 10)]).verdict == "unknown"
+
+
+def test_a_head_request_is_a_machine_even_an_hour_late() -> None:
+    # Nobody's browser sends HEAD for a click: Safe Links' click-time check can come late, too.
+    late = classify(hit(FIREFOX_WINDOWS, t=7_200_000, method="HEAD"))
+    assert late.verdict == "scanner" and "late_hit" in codes(late.reasons)
 
 
 def test_every_code_a_signal_emits_is_registered() -> None:

@@ -9,14 +9,16 @@ from typing import Any
 
 import click
 
-from linkhub.cli.common import emit, json_option, table
+from linkhub.cli.common import db_option, emit, json_option, moment, open_db, setting_options, table
 from linkhub.core.classify import data
-from linkhub.core.classify.networks import parse_operator_file
+from linkhub.core.classify.networks import Networks, parse_operator_file
+from linkhub.services import classify
+from linkhub.util.wording import plural
 
 
 @click.group("classify")
 def classify_group() -> None:
-    """The click classifier: its shipped data."""
+    """The click classifier: its shipped data, and stored clicks judged again."""
 
 
 @classify_group.command("data")
@@ -68,3 +70,37 @@ def _text(shipped: data.Manifest, operator: list[dict[str, Any]], today: date_ty
         lines += ["", "not shipped:"] + [f"  {item['vendor']}: {item['why']}" for item in shipped.not_shipped]
     lines += ["", "licences, sha256 and notes: linkhub classify data --json"]
     return "\n".join(lines)
+
+
+@classify_group.command("rescore")
+@click.option("--since", required=True, help="Clicks recorded at or after this RFC 3339 time (or date, UTC).")
+@click.option("--until", default=None, help="Only clicks recorded before this RFC 3339 time (or date, UTC).")
+@click.option("--account", "account", default=None, metavar="ID", help="Only this account's clicks.")
+@click.option("--dry-run", is_flag=True, help="Print the transitions; change nothing.")
+@setting_options("scanner_networks", "classify_settle_s")
+@json_option
+@db_option
+def rescore(since: str, until: str | None, account: str | None, dry_run: bool, scanner_networks: Path | None,
+            classify_settle_s: int, as_json: bool, db: Path) -> None:
+    """Judge stored clicks again with the current rules and data, together and in order, and store the
+    new verdicts (each change recorded in verdict_changes). Prints how many clicks go from each old
+    verdict to each new one."""
+    since_at, until_at = moment(since, "--since"), moment(until, "--until")
+    try:
+        networks = Networks.load(scanner_networks)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with open_db(db, readonly=dry_run) as conn:
+        result = classify.rescore(conn, since=since_at, until=until_at, account=account, networks=networks,
+                                  settle_s=classify_settle_s, dry_run=dry_run)
+    transitions = sorted(result.transitions.items(), key=lambda item: (-item[1], str(item[0])))
+    document = {
+        "since": since_at, "until": until_at, "account": account, "dry_run": dry_run,
+        "clicks": result.clicks, "changed": result.changed,
+        "transitions": [{"from": old, "to": new, "clicks": count} for (old, new), count in transitions],
+    }
+    rows = [[old or "(none)", new, f"{count:,}"] for (old, new), count in transitions]
+    verb = "would change" if dry_run else "changed"
+    text = [table(["from", "to", "clicks"], rows, right=frozenset({2}))] if rows else []
+    text.append(f"{plural(result.clicks, 'click')} judged again; {verb}: {result.changed:,}")
+    emit(as_json, document, "\n".join(text))

@@ -9,13 +9,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import REGISTRY, Setting, Settings
 from linkhub.store import Connection, StoreError, connect, describe_error, schema, transaction
+from linkhub.util.times import parse_rfc3339, to_rfc3339
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
 # context), so an SQLite error raised later can name the file.
@@ -233,3 +234,20 @@ def table(header: list[str], rows: list[list[str]], right: frozenset[int] = froz
 
 def emit(as_json: bool, document: Any, text: str) -> None:
     click.echo(json.dumps(document, indent=2) if as_json else text)
+
+
+@overload
+def moment(value: str, flag: str) -> str: ...
+@overload
+def moment(value: None, flag: str) -> None: ...
+def moment(value: str | None, flag: str) -> str | None:
+    """A --since/--until value (an RFC 3339 time, or a date: its midnight UTC) as linkhub's RFC 3339
+    form; a bad one is the flag's usage error."""
+    if value is None:
+        return None
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        value += "T00:00:00Z"
+    try:
+        return to_rfc3339(parse_rfc3339(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None

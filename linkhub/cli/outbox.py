@@ -6,21 +6,11 @@ from pathlib import Path
 
 import click
 
-from linkhub.cli.common import db_option, emit, json_option, open_db, table
+from linkhub.cli.common import db_option, emit, json_option, moment, open_db, table
 from linkhub.core import outbox, webhooks
 from linkhub.core.events import EVENT_TYPES
 from linkhub.store import transaction
-from linkhub.util.times import parse_rfc3339, to_rfc3339
 from linkhub.util.wording import plural
-
-
-def _moment(value: str | None, name: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return to_rfc3339(parse_rfc3339(value))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=name) from None
 
 
 @click.group("outbox")
@@ -50,8 +40,8 @@ def status(as_json: bool, db: Path) -> None:
 
 @outbox_group.command("replay")
 @click.option("--webhook", "webhook_id", required=True, help="Webhook to queue the events for.")
-@click.option("--since", default=None, help="Only events that occurred at or after this RFC 3339 time.")
-@click.option("--until", default=None, help="Only events that occurred before this RFC 3339 time.")
+@click.option("--since", default=None, help="Only events that occurred at or after this RFC 3339 time (or date, UTC).")
+@click.option("--until", default=None, help="Only events that occurred before this RFC 3339 time (or date, UTC).")
 @click.option("--type", "types", multiple=True, type=click.Choice(EVENT_TYPES), help="Only this type (repeatable).")
 @click.option("--dead-only", is_flag=True, help="Only events whose delivery to this webhook is dead.")
 @click.option("--dry-run", is_flag=True, help="Print how many events would be queued; change nothing.")
@@ -60,7 +50,7 @@ def status(as_json: bool, db: Path) -> None:
 def replay(webhook_id: str, since: str | None, until: str | None, types: tuple[str, ...], dead_only: bool,
            dry_run: bool, as_json: bool, db: Path) -> None:
     """Queue matching events for a webhook again (delivered and dead ones included)."""
-    since_at, until_at = _moment(since, "--since"), _moment(until, "--until")
+    since_at, until_at = moment(since, "--since"), moment(until, "--until")
     with open_db(db, readonly=dry_run) as conn:  # a dry run only counts
         hook = webhooks.get(conn, webhook_id)
         if hook is None:

@@ -1,53 +1,91 @@
 """A click on a short link, as the event the redirect stores: who clicked (the link's recipient),
 what (the original URL), what the request says of the device that clicked, and the classifier's
-verdict on it (a person, or a security scanner or bot acting without one)."""
+verdict on it (a person, or a security scanner or bot acting without one).
+
+`Clicks` holds the classifier's window of recent hits (memory only: see
+linkhub.core.classify.behaviour); `store()` writes a click and the verdict changes it made to earlier
+clicks in the caller's transaction, so a click and what it says about its burst commit together.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
-from linkhub.core.classify import signals
+import msgspec
+
+from linkhub.core import outbox
+from linkhub.core.classify.behaviour import Change, Window
 from linkhub.core.classify.hits import Hit
-from linkhub.core.classify.networks import Networks
+from linkhub.core.classify.signals import Networks
+from linkhub.core.classify.verdict import Verdict
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
+from linkhub.store import Connection
 from linkhub.store.links import Link
 from linkhub.util import ids
-from linkhub.util.times import format_ms, rfc3339_to_ms
+from linkhub.util.times import format_ms, now_rfc3339, rfc3339_to_ms
 
-# The request headers the classifier reads, besides the user agent (docs/classification.md).
+# The request headers the classifier reads, besides the user agent (docs/classification.md). Those a
+# request carried are stored with its click (`details.headers`), so `classify rescore` can judge it again.
 CLASSIFIED_HEADERS = frozenset((b"accept-language", b"sec-purpose", b"purpose", b"x-moz"))
 
+# A click's handle in the window: (account id, event id), what a later change is written against.
+ClickRef = tuple[str, str]
 
-def click(code: str, link: Link, *, at_ms: int, ip: str | None, user_agent: str | None, referer: str | None,
-          headers: dict[str, str], networks: Networks | None) -> Event:
-    """The `click` event of a GET of `/r/<code>` at `at_ms` (ms since the epoch, UTC).
 
-    `headers` holds those of CLASSIFIED_HEADERS the request carried (lower-case names).
-    """
+class ClickWrite(NamedTuple):
+    """What one hit of /r/ writes: its click, and the verdicts it changed of earlier clicks."""
+
+    event: Event
+    changes: list[Change[ClickRef]]
+
+
+class Clicks:
+    """Turns hits of /r/ into click events, judged with the hits before them."""
+
+    def __init__(self, networks: Networks | None, *, settle_s: int) -> None:
+        self.window: Window[ClickRef] = Window(networks, settle_ms=settle_s * 1000)
+        # `store` for Database.add with this settle window (webhooks that wait for the verdict are due
+        # after it): one function object, made once, since Database.add merges the items of the same one.
+        self.store = functools.partial(store, settle_s=settle_s)
+
+    def hit(self, code: str, link: Link, *, at_ms: int, method: str, ip: str | None, user_agent: str | None,
+            referer: str | None, headers: dict[str, str]) -> ClickWrite:
+        """The click of a GET or HEAD of `/r/<code>` at `at_ms` (ms since the epoch, UTC).
+
+        `headers` holds those of CLASSIFIED_HEADERS the request carried (lower-case names).
+        """
+        hit = Hit(t=at_ms - rfc3339_to_ms(link.created_at), method=method, ip=ip,
+                  headers={**headers, "user-agent": user_agent} if user_agent is not None else headers,
+                  recipient=link.prospect_id, mailing=link.mailing_id, url=link.original_url,
+                  links_in_email=link.links_in_email, email=link.prospect_email)
+        event_id = ids.event_id()
+        verdict, changes = self.window.observe((link.account_id, event_id), hit, at_ms=at_ms, scope=link.account_id)
+        return ClickWrite(click(code, link, event_id=event_id, at_ms=at_ms, method=method, ip=ip,
+                                user_agent=user_agent, referer=referer, headers=headers, verdict=verdict), changes)
+
+
+def click(code: str, link: Link, *, event_id: str, at_ms: int, method: str, ip: str | None, user_agent: str | None,
+          referer: str | None, headers: dict[str, str], verdict: Verdict) -> Event:
+    """The `click` event of one hit, with its verdict."""
     client = describe(user_agent or "")
-    hit = Hit(t=at_ms - rfc3339_to_ms(link.created_at), ip=ip,
-              headers={**headers, "user-agent": user_agent} if user_agent is not None else headers,
-              recipient=link.prospect_id, mailing=link.mailing_id, url=link.original_url)
-    verdict = signals.classify(hit, networks=networks)
     now = format_ms(at_ms)
     details: dict[str, Any] = {
+        "method": method,
         "ip": ip,
         "user_agent": user_agent,
+        "headers": headers,
         "device": client.device,
         "os": client.os,
         "browser": client.browser,
-        "bot": verdict.machine,
         "referer": referer,
-        "verdict": verdict.verdict,
-        "score": verdict.score,
-        "reasons": [reason.document() for reason in verdict.reasons],
-        "classifier": verdict.version,
+        **verdict_fields(verdict),
     }
     if link.target_url != link.original_url:
         details["target"] = link.target_url
     return Event(
-        id=ids.event_id(),
+        id=event_id,
         account_id=link.account_id,
         type="click",
         occurred_at=now,
@@ -60,3 +98,121 @@ def click(code: str, link: Link, *, at_ms: int, ip: str | None, user_agent: str 
         code=code,
         details=details,
     )
+
+
+def verdict_fields(verdict: Verdict) -> dict[str, Any]:
+    """The fields of a click's `details` that hold its verdict."""
+    return {
+        "bot": verdict.machine,
+        "verdict": verdict.verdict,
+        "score": verdict.score,
+        "reasons": [reason.document() for reason in verdict.reasons],
+        "classifier": verdict.version,
+    }
+
+
+def store(conn: Connection, writes: list[ClickWrite], *, settle_s: int = outbox.DEFAULT_SETTLE_S) -> list[int]:
+    """Store clicks and the verdict changes they made, in the caller's transaction (`Database.add`).
+
+    Each click hears how many deliveries its transaction queued, so the redirect knows to wake the
+    deliverer. The clicks are inserted first: a change may be about a click of the same batch.
+    `settle_s` is the settle window, after which a webhook that waits for the verdict gets a click.
+    """
+    queued = outbox.store_clicks(conn, [write.event for write in writes], settle_s=settle_s)
+    changes = [change for write in writes for change in write.changes]
+    if changes:
+        change_verdicts(conn, [(*change.ref, change.new) for change in changes], cause="settle")
+    return queued
+
+
+_RECORD_CHANGE = (
+    "INSERT INTO verdict_changes (account_id, event_seq, changed_at, cause, old_verdict, old_score,"
+    " new_verdict, new_score, reasons, classifier)"
+    " SELECT account_id, seq, :at, :cause, json_extract(details, '$.verdict'), json_extract(details, '$.score'),"
+    " :verdict, :score, :reasons, :classifier FROM events"
+    " WHERE account_id = :account AND id = :id AND type = 'click'"
+    " AND json_extract(details, '$.verdict') IS NOT :verdict"
+)
+_SET_VERDICT = (
+    "UPDATE events SET details = json_set(details, '$.bot', json(:bot), '$.verdict', :verdict, '$.score', :score,"
+    " '$.reasons', json(:reasons), '$.classifier', :classifier)"
+    " WHERE account_id = :account AND id = :id AND type = 'click'"
+)
+
+
+def change_verdicts(conn: Connection, changes: list[tuple[str, str, Verdict]], *, cause: str) -> int:
+    """Give clicks (account id, event id) a new verdict; a change of the verdict itself is recorded in
+    `verdict_changes` (old → new, when, why). Returns how many clicks' verdicts changed.
+
+    A click not found (its write failed, or it was erased) is passed over.
+    """
+    at = now_rfc3339()
+    changed = 0
+    for account_id, event_id, verdict in changes:
+        params = {"account": account_id, "id": event_id, "at": at, "cause": cause, "verdict": verdict.verdict,
+                  "score": verdict.score, "classifier": verdict.version,
+                  "reasons": msgspec.json.encode([r.document() for r in verdict.reasons]).decode(),
+                  "bot": "true" if verdict.machine else "false"}
+        changed += conn.execute(_RECORD_CHANGE, params).rowcount
+        conn.execute(_SET_VERDICT, params)
+    return changed
+
+
+class StoredClick(NamedTuple):
+    """A click as stored, and the hit it was: what `classify rescore` judges again."""
+
+    account_id: str
+    event_id: str
+    at_ms: int
+    hit: Hit
+    verdict: dict[str, Any] | None  # its stored verdict fields (None: recorded before verdicts)
+
+
+_STORED = (
+    "SELECT e.account_id, e.id, e.occurred_at, e.details, e.url, e.mailing_id, e.recipient_id, e.email,"
+    " l.created_at, (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id"
+    " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id)"
+    " FROM events AS e LEFT JOIN links AS l ON l.code = e.code"
+    " WHERE e.type = 'click' AND e.source = 'redirect' AND e.occurred_at >= :since"
+    " AND (:until IS NULL OR e.occurred_at < :until) AND (:account IS NULL OR e.account_id = :account)"
+    " ORDER BY e.occurred_at, e.seq"
+)
+_VERDICT_KEYS = ("verdict", "score", "reasons", "classifier")
+
+
+def stored_clicks(conn: Connection, *, since: str, until: str | None = None,
+                  account: str | None = None) -> list[StoredClick]:
+    """The clicks /r/ recorded in [since, until), oldest first, each with the hit it was."""
+    clicks: list[StoredClick] = []
+    for row in conn.execute(_STORED, {"since": since, "until": until, "account": account}):
+        details = msgspec.json.decode(row[3])
+        at_ms = rfc3339_to_ms(row[2])
+        headers = _stored_headers(details)
+        if details.get("user_agent") is not None:
+            headers["user-agent"] = details["user_agent"]
+        hit = Hit(t=at_ms - rfc3339_to_ms(row[8]) if row[8] else None, method=details.get("method", "GET"),
+                  ip=details.get("ip"), headers=headers, recipient=row[6], mailing=row[5], url=row[4],
+                  links_in_email=row[9] if row[8] else None, email=row[7])
+        verdict = {key: details.get(key) for key in _VERDICT_KEYS} if "verdict" in details else None
+        clicks.append(StoredClick(row[0], row[1], at_ms, hit, verdict))
+    return clicks
+
+
+def _stored_headers(details: dict[str, Any]) -> dict[str, str]:
+    """The classified headers a click stored; for clicks of classifier 2026.12.1, which kept only their
+    reasons, what those reasons say of them (an Accept-Language unless it was missing, a prefetch)."""
+    if "headers" in details:
+        return dict(details["headers"])
+    headers: dict[str, str] = {}
+    reasons = {reason.get("code"): reason for reason in details.get("reasons") or ()}
+    if reasons and "no_accept_language" not in reasons:
+        headers["accept-language"] = "*"
+    for code in ("prefetch", "prerender"):
+        if code in reasons:
+            headers["sec-purpose"] = str(reasons[code].get("evidence", {}).get("header", code))
+    return headers
+
+
+def same_verdict(stored: dict[str, Any] | None, verdict: Verdict) -> bool:
+    """True when a click's stored verdict fields are those `verdict` would store."""
+    return stored is not None and stored == {key: verdict_fields(verdict)[key] for key in _VERDICT_KEYS}

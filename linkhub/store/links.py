@@ -28,11 +28,16 @@ class Link(msgspec.Struct, array_like=True, frozen=True):
     prospect_id: str
     prospect_email: str | None
     created_at: str  # when the link was minted: Outreach asks just before it sends the email
+    links_in_email: int  # how many links were minted for this recipient of this mailing
 
 
 _QUERY = (
     "SELECT json_group_array(json_array(l.code, l.account_id, l.target_url, l.original_url, l.mailing_id,"
-    " l.prospect_id, l.prospect_email, l.created_at)) FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
+    " l.prospect_id, l.prospect_email, l.created_at,"
+    # links_by_recipient answers the count from the index entries next to this link's own.
+    " (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id AND m.mailing_id = l.mailing_id"
+    " AND m.prospect_id = l.prospect_id)))"
+    " FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
 )
 _decode = msgspec.json.Decoder(list[Link]).decode
 _encode = msgspec.json.encode

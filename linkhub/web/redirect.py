@@ -7,14 +7,13 @@ group-commit writer, one 302.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
 from typing import Any
 from urllib.parse import quote
 
-from linkhub.core import clicks, outbox
+from linkhub.core import clicks
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.web.clientip import client_ip
@@ -52,8 +51,7 @@ class RedirectApp:
     def __init__(self, state: State) -> None:
         self.state = state
         self.links = LinkLookup(state.db)
-        # One function object for every click: Database.add merges the items of the same function.
-        self.store_clicks = functools.partial(outbox.store_clicks, settle_s=state.settings.classify_settle_s)
+        self.clicks = clicks.Clicks(state.networks, settle_s=state.settings.classify_settle_s)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]
@@ -75,8 +73,9 @@ class RedirectApp:
             await _send(send, 404, [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")],
                         _NOT_FOUND, head)
             return
+        # A HEAD is recorded too (Defender sends one before its GET): flagged, never dropped.
+        await self._record_click(code, link, scope, method)
         if not head:
-            await self._record_click(code, link, scope)
             self.state.metrics.inc("linkhub_redirects_total")
         headers = [
             (b"location", _location(link.target_url)),
@@ -84,7 +83,7 @@ class RedirectApp:
         ]
         await _send(send, 302, headers, b"", head)
 
-    async def _record_click(self, code: str, link: Link, scope: dict[str, Any]) -> None:
+    async def _record_click(self, code: str, link: Link, scope: dict[str, Any], method: str) -> None:
         user_agent = referer = forwarded_for = None
         classified: dict[str, str] = {}
         for name, value in scope["headers"]:
@@ -98,12 +97,12 @@ class RedirectApp:
             elif name in clicks.CLASSIFIED_HEADERS:
                 classified[name.decode("latin-1")] = value.decode("latin-1")
         peer = scope.get("client")
-        click = clicks.click(code, link, at_ms=time.time_ns() // 1_000_000, user_agent=user_agent, referer=referer,
-                             ip=client_ip(peer[0] if peer else None, forwarded_for,
-                                          self.state.settings.trusted_proxies),
-                             headers=classified, networks=self.state.networks)
+        write = self.clicks.hit(code, link, at_ms=time.time_ns() // 1_000_000, method=method, user_agent=user_agent,
+                                referer=referer, ip=client_ip(peer[0] if peer else None, forwarded_for,
+                                                              self.state.settings.trusted_proxies),
+                                headers=classified)
         try:
-            queued = await self.state.db.add(self.store_clicks, click, timeout=CLICK_DEADLINE_S)
+            queued = await self.state.db.add(self.clicks.store, write, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",

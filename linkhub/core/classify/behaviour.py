@@ -1,53 +1,336 @@
 """Behaviour across hits: what a hit means next to the other hits of the same email and client IP.
 
-(First cut: the window and its interface; the cross-hit signals follow.)
+A link scanner gives itself away less by any one request than by what it does to a whole email: it
+opens every link within a second, often with a HEAD first, sometimes from several machines at once,
+unsubscribe link included, and one scanner IP does so for many companies' recipients. A person opens
+one link, reads, perhaps comes back for another. `Window` holds the recent hits in memory and, for each
+new hit, adds these reasons to its per-hit ones (`signals.hit_reasons`):
+
+- `burst`: different links of one email within `BURST_MS` of each other;
+- `head_then_get`: a GET right after a HEAD of the same link from the same network (Defender);
+- `every_link`: every link of an email (three or more) hit within two minutes;
+- `multi_network`: one email's links hit from several networks within seconds;
+- `unsubscribe_with_content`: an unsubscribe link hit in the same burst as content links;
+- `shared_ip`: one IP hitting the links of many recipients in several companies within minutes;
+- `confirmed_later`: a current browser, long after a scan of the same email, from a network the scan
+  did not use: the person the email was for (the scan's own verdicts stay);
+- `scanner_companion` (weight 0): a hit that came with a known scanner's hit of the same link, from
+  another network: the person whose click Safe Links checked at click time, not a second machine.
+
+A burst is only visible once its later hits arrive, so a hit's verdict may change while it is younger
+than the settle window: `observe()` returns those changes with the new hit's own verdict, and the
+caller stores them (the redirect rewrites the earlier click and records the change). Past the window a
+verdict is settled. The window lives in one process's memory and is bounded (`MAX_HELD` hits); it is a
+cache of what the store holds, so losing it (a restart) costs only the evidence of bursts that span the
+restart, and `linkhub classify rescore` replays stored clicks through a fresh one.
+
+Weights are set so that no behaviour signal alone, against a current browser, makes a machine of a
+person: the hard cases are people who click twice within seconds, or from a phone and then a laptop
+(see docs/classification.md for the sources and the measured corpus).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
+
+import regex
 
 from linkhub.core.classify import signals
 from linkhub.core.classify.hits import Hit
-from linkhub.core.classify.verdict import Verdict, decide
+from linkhub.core.classify.verdict import Reason, Verdict, decide
 
 DEFAULT_SETTLE_MS = 120_000
 
+# Different links this close together are one program's work: nobody reads a page and comes back for
+# the next link of the email within seconds (Marketo's "proximity" rule counts 0-3 s; warmbly two links
+# within 5 s).
+BURST_MS = 10_000
+FAST_PAIR_MS = 2_000
+# Defender sends HEAD then GET, milliseconds apart.
+HEAD_GET_MS = 5_000
+# Several networks on one email: IntellectIT's rule is 3+ distinct IPs within 30 s; two networks count
+# only within seconds, because a person's phone and laptop can follow each other within minutes.
+NETWORKS_MS = 30_000
+TWO_NETWORKS_MS = 5_000
+# Every link of an email within two minutes: Defender scans each link between 8 and 120 s after delivery.
+EVERY_LINK_MS = 120_000
+# One IP for many companies' recipients: a scanner's or a crawler's, within minutes.
+SHARED_IP_MS = 300_000
+# A later hit confirms a person when it comes this long after the email's last machine hit.
+CONFIRM_AFTER_MS = 600_000
 
-class Change(NamedTuple):
-    """An earlier hit whose verdict a later one changed: its caller's `ref`, the old and new verdict."""
+WEIGHTS: dict[str, int] = {
+    "burst_many_fast": -75,  # three or more links within FAST_PAIR_MS: no person opens tabs that fast
+    "burst_many": -60,       # three or more links within BURST_MS
+    "burst_fast_pair": -40,  # two links within FAST_PAIR_MS
+    "burst_pair": -15,       # two links within BURST_MS
+    "head_then_get": -40,
+    "every_link": -30,
+    "multi_network_many": -45,  # three or more networks within NETWORKS_MS
+    "multi_network_pair": -30,  # two networks within TWO_NETWORKS_MS
+    "unsubscribe_with_content": -30,
+    "shared_ip_many": -40,   # three or more recipient domains
+    "shared_ip_pair": -25,   # two domains, three or more recipients
+    "confirmed_later": 40,
+}
 
-    ref: Hashable
+# An unsubscribe or preference-centre link, in the languages linkhub's users send in most.
+_UNSUBSCRIBE = regex.compile(
+    r"unsub|opt[-_]?out|optout|abmelden|abbestellen|desinscri|d[eé]sabonn|désinscri|baja|"
+    r"cancelar|annulla|afmeld|uitschrijv|preferences|email-settings|manage[-_]?subscription",
+    regex.IGNORECASE,
+)
+
+# Bounds of the memory the window may use; past them the oldest hits are let go (settled early).
+MAX_HELD = 100_000
+MAX_PER_EMAIL = 200
+MAX_SCANS = 100_000
+
+R = TypeVar("R", bound=Hashable)
+
+
+class Change(NamedTuple, Generic[R]):
+    """An earlier hit whose verdict a later one changed: the caller's `ref`, the old and new verdict."""
+
+    ref: R
     old: Verdict
     new: Verdict
 
 
-class Window:
-    """The recent hits, held in memory for the settle window."""
+class _Held(Generic[R]):
+    """One hit held in the window, with what its later re-scoring needs."""
 
-    def __init__(self, networks: signals.Networks | None, *, settle_ms: int = DEFAULT_SETTLE_MS) -> None:
+    __slots__ = ("at", "base", "current", "domain", "email_key", "hit", "machine_net", "net", "ref", "verdict")
+
+    def __init__(self, ref: R, hit: Hit, at: int, email_key: tuple[str, str | None, str | None],
+                 base: list[Reason]) -> None:
+        self.ref = ref
+        self.hit = hit
+        self.at = at
+        self.email_key = email_key
+        self.base = base
+        self.net = _network_key(hit.ip)
+        self.machine_net = any(r.code in ("scanner_network", "crawler_network") and r.weight < 0 for r in base)
+        self.current = any(r.code == "current_browser" for r in base)
+        self.domain = hit.email.rpartition("@")[2].lower() if hit.email and "@" in hit.email else None
+        self.verdict: Verdict = decide(base)
+
+
+def _network_key(ip: str | None) -> str | None:
+    """The network a client IP stands for here: its /24 (IPv4) or /48 (IPv6)."""
+    if not ip:
+        return None
+    if "." in ip:
+        return ip.rpartition(":")[2].rpartition(".")[0]  # also an IPv4-mapped IPv6 address
+    return ":".join(ip.split(":")[:3]).lower()
+
+
+class Window(Generic[R]):
+    """The recent hits, held in memory: of each email for the settle window, of each IP for minutes."""
+
+    def __init__(self, networks: signals.Networks | None, *, settle_ms: int = DEFAULT_SETTLE_MS,
+                 every_change: bool = False) -> None:
         self.networks = networks
         self.settle_ms = settle_ms
+        # False: a Change only when the verdict itself changes (what the redirect stores); True: also when
+        # only the score or the reasons do (what an offline trace prints).
+        self.every_change = every_change
+        self._hold_ms = max(settle_ms, SHARED_IP_MS, BURST_MS, NETWORKS_MS, EVERY_LINK_MS)
+        self._order: deque[_Held[R]] = deque()
+        self._by_email: dict[tuple[str, str | None, str | None], list[_Held[R]]] = {}
+        self._by_ip: dict[str, list[_Held[R]]] = {}
+        # Each email's last machine hit (time, networks), kept longer: what a later click confirms against.
+        self._scans: OrderedDict[tuple[str, str | None, str | None], tuple[int, frozenset[str | None]]] = (
+            OrderedDict())
+        self._now = 0
 
-    def observe(self, ref: Hashable, hit: Hit, *, at_ms: int, scope: str = "") -> tuple[Verdict, list[Change]]:
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def observe(self, ref: R, hit: Hit, *, at_ms: int, scope: str = "") -> tuple[Verdict, list[Change[R]]]:
         """The new hit's verdict, and the changes it makes to earlier hits still settling.
 
         `ref` is the caller's handle for the hit (returned in a later Change); `at_ms` its time;
         `scope` keeps accounts apart (one recipient id in two accounts is two people).
         """
-        return decide(signals.hit_reasons(hit, networks=self.networks)), []
+        self._now = max(self._now, at_ms)
+        self._expire()
+        email_key = (scope, hit.mailing, hit.recipient)
+        held = _Held(ref, hit, at_ms, email_key, signals.hit_reasons(hit, networks=self.networks))
+        email = self._by_email.setdefault(email_key, [])
+        email.append(held)
+        if len(email) > MAX_PER_EMAIL:
+            del email[0]
+        by_ip = self._by_ip.setdefault(hit.ip, []) if hit.ip else [held]
+        if hit.ip:
+            by_ip.append(held)
+        self._order.append(held)
+        if len(self._order) > MAX_HELD:
+            self._forget(self._order.popleft())
+
+        held.verdict = self._judge(held, email, by_ip)
+        if len(email) == 1 and len(by_ip) == 1:  # a lone hit, the common case: nothing else to re-score
+            return held.verdict, []
+        changes: list[Change[R]] = []
+        since = at_ms - self.settle_ms
+        seen = {id(held)}
+        for other in (*email, *by_ip):
+            if id(other) in seen or other.at <= since:  # settled: as old as the window (0: at once)
+                continue
+            seen.add(id(other))
+            new = self._judge(other, self._by_email.get(other.email_key, [other]),
+                              self._by_ip.get(other.hit.ip, [other]) if other.hit.ip else [other])
+            if new.verdict != other.verdict.verdict or (self.every_change and new != other.verdict):
+                changes.append(Change(other.ref, other.verdict, new))
+            other.verdict = new
+        return held.verdict, changes
+
+    def held(self) -> Iterable[tuple[R, Verdict]]:
+        """Every hit still held, with its current verdict (oldest first)."""
+        return ((h.ref, h.verdict) for h in self._order)
+
+    # -- the signals ---------------------------------------------------------
+
+    def _judge(self, held: _Held[R], email: list[_Held[R]], by_ip: list[_Held[R]]) -> Verdict:
+        reasons = list(held.base)
+        if len(email) > 1:
+            reasons.extend(self._email_reasons(held, email))
+        if len(by_ip) > 1:
+            reasons.extend(_shared_ip(held, by_ip))
+        confirmed = self._confirmation(held)
+        if confirmed is not None:
+            reasons.append(confirmed)
+        verdict = decide(reasons)
+        if verdict.machine:
+            self._note_scan(held)
+        return verdict
+
+    def _email_reasons(self, held: _Held[R], email: list[_Held[R]]) -> list[Reason]:
+        reasons: list[Reason] = []
+        near = [o for o in email if abs(o.at - held.at) <= BURST_MS]
+        links = {o.hit.url for o in near if o.hit.url is not None}
+        if len(links) >= 2:
+            span = max(o.at for o in near) - min(o.at for o in near)
+            if len(links) >= 3:
+                weight = WEIGHTS["burst_many_fast"] if span <= FAST_PAIR_MS else WEIGHTS["burst_many"]
+            else:
+                pair = [o.at for o in near if o.hit.url != held.hit.url]
+                closest = min(abs(at - held.at) for at in pair) if pair else span
+                weight = WEIGHTS["burst_fast_pair"] if closest <= FAST_PAIR_MS else WEIGHTS["burst_pair"]
+            reasons.append(Reason("burst", weight, {"links": len(links), "span_ms": span}))
+            unsubscribe = next((u for u in links if _UNSUBSCRIBE.search(u)), None)
+            if unsubscribe is not None and len(links) >= 2:
+                reasons.append(Reason("unsubscribe_with_content", WEIGHTS["unsubscribe_with_content"],
+                                      {"url": unsubscribe}))
+        if held.hit.method.upper() == "GET":
+            head = next((o for o in email if o.hit.method.upper() == "HEAD" and o.hit.url == held.hit.url
+                         and o.net == held.net and 0 <= held.at - o.at <= HEAD_GET_MS), None)
+            if head is not None:
+                reasons.append(Reason("head_then_get", WEIGHTS["head_then_get"], {"after_ms": held.at - head.at}))
+        expected = held.hit.links_in_email
+        if expected is not None and expected >= 3:
+            window = {o.hit.url for o in email if abs(o.at - held.at) <= EVERY_LINK_MS and o.hit.url is not None}
+            if len(window) >= expected:
+                reasons.append(Reason("every_link", WEIGHTS["every_link"], {"links": expected}))
+        reasons.extend(_networks_reasons(held, email))
+        return reasons
+
+    def _confirmation(self, held: _Held[R]) -> Reason | None:
+        if not held.current or held.machine_net:
+            return None
+        scan = self._scans.get(held.email_key)
+        if scan is None:
+            return None
+        scanned_at, nets = scan
+        after = held.at - scanned_at
+        if after < CONFIRM_AFTER_MS or held.net in nets:
+            return None
+        return Reason("confirmed_later", WEIGHTS["confirmed_later"], {"after_scan_ms": after})
+
+    def _note_scan(self, held: _Held[R]) -> None:
+        known = self._scans.get(held.email_key)
+        if known is not None and known[0] > held.at:
+            return
+        nets = known[1] | {held.net} if known is not None and held.at - known[0] < CONFIRM_AFTER_MS \
+            else frozenset({held.net})
+        self._scans[held.email_key] = (held.at, nets)
+        self._scans.move_to_end(held.email_key)
+        if len(self._scans) > MAX_SCANS:
+            self._scans.popitem(last=False)
+
+    # -- memory ------------------------------------------------------------------
+
+    def _expire(self) -> None:
+        cutoff = self._now - self._hold_ms
+        while self._order and self._order[0].at < cutoff:
+            self._forget(self._order.popleft())
+
+    def _forget(self, held: _Held[R]) -> None:
+        email = self._by_email.get(held.email_key)
+        if email is not None and _drop(email, held):
+            del self._by_email[held.email_key]
+        by_ip = self._by_ip.get(held.hit.ip) if held.hit.ip else None
+        if by_ip is not None and _drop(by_ip, held):
+            del self._by_ip[held.hit.ip]  # type: ignore[arg-type]  # not None: by_ip was found under it
+
+
+def _drop(group: list[_Held[R]], held: _Held[R]) -> bool:
+    """Take `held` out of its group (it may be gone already: MAX_PER_EMAIL); True when the group is empty."""
+    for index, other in enumerate(group):
+        if other is held:
+            del group[index]
+            break
+    return not group
+
+
+def _networks_reasons(held: _Held[R], email: list[_Held[R]]) -> list[Reason]:
+    """`multi_network`, or `scanner_companion` when the other network is a known scanner's."""
+    near = [o for o in email if abs(o.at - held.at) <= NETWORKS_MS and o.net is not None]
+    nets = {o.net for o in near}
+    if len(nets) < 2 or held.net is None:
+        return []
+    others = [o for o in near if o.net != held.net]
+    if not held.machine_net and all(o.machine_net for o in others):
+        # Safe Links at click time: Microsoft fetches the link as the person's browser does.
+        return [Reason("scanner_companion", 0, {"networks": len(nets)})]
+    if len(nets) >= 3:
+        span = max(o.at for o in near) - min(o.at for o in near)
+        return [Reason("multi_network", WEIGHTS["multi_network_many"], {"networks": len(nets), "span_ms": span})]
+    closest = min(abs(o.at - held.at) for o in others)
+    if closest <= TWO_NETWORKS_MS:
+        return [Reason("multi_network", WEIGHTS["multi_network_pair"], {"networks": 2, "span_ms": closest})]
+    return []
+
+
+def _shared_ip(held: _Held[R], by_ip: list[_Held[R]]) -> list[Reason]:
+    near = [o for o in by_ip if abs(o.at - held.at) <= SHARED_IP_MS]
+    recipients = {o.email_key for o in near}
+    if len(recipients) < 3:
+        return []
+    domains = {o.domain for o in near if o.domain is not None}
+    if len(domains) >= 3:
+        weight = WEIGHTS["shared_ip_many"]
+    elif len(domains) == 2:
+        weight = WEIGHTS["shared_ip_pair"]
+    else:  # one company's people behind its own NAT, or nothing known of the domains
+        return []
+    return [Reason("shared_ip", weight, {"recipients": len(recipients), "domains": len(domains)})]
 
 
 def settle(hits: Iterable[Hit], *, networks: signals.Networks | None,
            settle_ms: int = DEFAULT_SETTLE_MS) -> list[Verdict]:
-    """Every hit's settled verdict, in input order: `linkhub classify trace` on a whole file."""
-    window = Window(networks, settle_ms=settle_ms)
+    """Every hit's settled verdict, in input order: `linkhub classify trace` on a whole file.
+
+    A hit without `at` is placed at `t` (as if every recipient's links were minted at once).
+    """
+    window: Window[int] = Window(networks, settle_ms=settle_ms, every_change=True)
     final: list[Verdict] = []
     for index, hit in enumerate(hits):
         at = hit.at if hit.at is not None else (hit.t or 0)
         verdict, changes = window.observe(index, hit, at_ms=at)
         final.append(verdict)
         for change in changes:
-            final[int(str(change.ref))] = change.new
+            final[change.ref] = change.new
     return final

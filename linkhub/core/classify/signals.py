@@ -15,7 +15,7 @@ from linkhub.core.classify.hits import Hit
 from linkhub.core.classify.verdict import Reason, Verdict, decide
 
 WEIGHTS: dict[str, int] = {
-    "head_request": -60,
+    "head_request": -70,
     "prefetch": -70,
     "prerender": -40,
     "empty_user_agent": -45,

@@ -20,8 +20,8 @@ Calling a person a scanner is the costliest error (a sales rep stops calling a r
 single weak signal reaches `MACHINE_SCORE` on its own: the weak ones weigh 10-25, and the user agent's
 looks are capped at 50 together.
 
-Codes are registered in `CODES` with their kind and group; the behaviour-across-hits part adds its own
-codes there, and `decide()` applies the same rule to them.
+Codes are registered in `CODES` with their kind and group; the behaviour-across-hits codes
+(linkhub.core.classify.behaviour) follow the same rule.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import msgspec
 
 # Bump when a weight, threshold or rule changes: a stored verdict says which rules made it, and
 # `classify rescore` can tell the clicks judged by older rules.
-CLASSIFIER_VERSION = "2026.12.1"
+CLASSIFIER_VERSION = "2026.12.2"
 
 VerdictName = Literal["human", "unknown", "scanner", "bot"]
 # What a reason says about the client: `scanner` and `bot` name the kind of machine; `machine` says a
@@ -121,6 +121,18 @@ CODES: dict[str, CodeInfo] = {
     # timing
     "early_hit": CodeInfo("machine", "timing", "seconds after the recipient's links were minted"),
     "late_hit": CodeInfo("human", "timing", "an hour or more after the links were minted"),
+    # behaviour across hits (linkhub.core.classify.behaviour)
+    "burst": CodeInfo("machine", "burst", "different links of the email within seconds of each other"),
+    "head_then_get": CodeInfo("machine", "head_then_get", "a GET right after a HEAD of the same link"),
+    "every_link": CodeInfo("machine", "every_link", "every link of the email hit within the settle window"),
+    "multi_network": CodeInfo("machine", "multi_network", "the email's links hit from several networks at once"),
+    "unsubscribe_with_content": CodeInfo("machine", "unsubscribe_with_content",
+                                         "the unsubscribe link hit in the same burst as content links"),
+    "shared_ip": CodeInfo("machine", "shared_ip", "one IP hitting many companies' recipients within minutes"),
+    "confirmed_later": CodeInfo("human", "confirmed_later",
+                                "a current browser long after a scan of the email, from another network"),
+    "scanner_companion": CodeInfo("neutral", "scanner_companion",
+                                  "a known scanner checked this link at the same moment from its own network"),
 }
 
 # The most a group may add towards a machine verdict. The browser group's reasons often describe one
