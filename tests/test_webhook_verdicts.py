@@ -7,7 +7,8 @@ Online Protection, 40.92.0.0/15) with the old, full-build Chrome Defender's scan
 send, or from `curl`; a person's from a documentation address with a current browser.
 
 Each click is on a fresh recipient's link, from an address of its own, so no click is related to
-another (the classifier's behaviour across hits judges related ones together).
+another (the classifier's behaviour across hits judges related ones together), except in the test
+of a burst, where settling itself changes the verdicts.
 """
 
 from __future__ import annotations
@@ -364,6 +365,32 @@ def test_a_click_that_settles_to_an_excluded_verdict_is_never_sent(settling: Any
         assert [row["event_id"] for row in outbox_rows(settling.db_path, hook["id"])] == [person["id"]]
         assert filtered(client, "scanner") == before + 1
     assert len(crm.requests) == 1
+
+
+def test_a_burst_that_settles_into_a_scan_never_reaches_a_waiting_crm(settling: Any, account: Account,
+                                                                      make_sink: Any) -> None:
+    # A gateway's scanner in a browser's clothes opens every link of one email at once: alone, its
+    # first hit looks like a person's; the hits right after it make the whole burst a scanner's.
+    disguised = {"user-agent": CURRENT_CHROME, "accept-language": "en-US"}
+    links = [f"https://example.com/{page}" for page in ("pricing", "blog/launch", "docs")]
+    crm = make_sink()
+    with settling.client() as client:
+        hook = create_webhook(client, account, crm.url, types=["click"], verdicts=CRM, wait_for_verdict=True)
+        before = filtered(client, "scanner")
+        minted = post_links(client, account, outreach_body(links, prospect="p-burst", email="p-burst@corp.example"))
+        for short in minted.json()["data"].values():
+            answer = client.get(short[len(settling.url):], headers={**disguised, "x-forwarded-for": "198.51.100.80"})
+            assert answer.status_code == 302
+        burst = [row[0] for row in query(settling.db_path, "SELECT verdict FROM clicks WHERE prospect_id = 'p-burst'"
+                                                           " ORDER BY seq")]
+        assert burst == ["scanner"] * 3
+        assert query(settling.db_path, "SELECT count(*) FROM verdict_changes")[0][0] >= 1  # the first one changed
+        person = click(client, settling, account, PERSON, ip=person_ip())
+
+        # Ordered: the person's click, queued after the burst, arriving means the burst was judged first.
+        assert ids(crm.wait_events(1, timeout=30)) == [person["id"]]
+        assert filtered(client, "scanner") == before + 3
+    assert [row["event_id"] for row in outbox_rows(settling.db_path, hook["id"])] == [person["id"]]
 
 
 def test_other_events_of_a_waiting_webhook_go_at_once_unless_an_ordered_click_holds_them(
