@@ -228,6 +228,20 @@ def test_at_claim_a_click_whose_verdict_is_now_excluded_leaves_the_queue(conn: C
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4  # the event itself stays
 
 
+def test_narrowing_verdicts_over_a_backlog_drains_it_in_slices(conn: Connection) -> None:
+    # Clicks queued while the webhook took every verdict; then it is narrowed to people's clicks.
+    account, _key = accounts.create(conn, "a", "secret")
+    hook = add_webhook(conn, account.id)
+    scans = [stored_event(account.id, f"s-{n}", verdict="scanner") for n in range(outbox.EXPIRY_SLICE + 50)]
+    outbox.store_events(conn, [*scans, stored_event(account.id, "p-1", verdict="human")])
+    conn.execute("UPDATE webhooks SET verdicts = '[\"human\",\"unknown\"]' WHERE id = ?", (hook.id,))
+    # One claim takes out at most a slice, so one write never grows with the backlog.
+    assert outbox.claim(conn, hook.id) == outbox.Claim(None, ("scanner",) * outbox.EXPIRY_SLICE)
+    claimed = outbox.claim(conn, hook.id)
+    assert claimed.filtered == ("scanner",) * 50
+    assert claimed.batch is not None and [e.id for e, _ in claimed.batch.items] == ["p-1"]
+
+
 # -- the webhook's settings ---------------------------------------------------------------------------
 
 

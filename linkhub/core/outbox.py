@@ -263,6 +263,11 @@ def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> 
             conn.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(unwanted))})", unwanted)
         if kept:
             break
+        if len(filtered) >= EXPIRY_SLICE:
+            # A long run of clicks the webhook no longer takes (its verdicts were narrowed over a
+            # backlog): end this write, so clicks waiting on the writer are not held up; the
+            # deliverer claims again at once, since the rows behind are still due.
+            return Claim(None, tuple(filtered))
     kept_ids = [row["outbox_id"] for row, _ in kept]
     conn.execute(
         f"UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?"
