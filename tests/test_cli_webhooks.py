@@ -87,6 +87,10 @@ def test_text_output(db_path: Path, account: Any) -> None:
     (["--auth", "header", "--header-name", "Content-Type", "--header-value", "x"], "Invalid value for '--header-name'"),
     (["--auth", "header", "--header-name", "webhook-id", "--header-value", "x"], "Invalid value for '--header-name'"),
     (["--format", "arpoone", "--type", "sent"], "Invalid value for '--type'"),
+    (["--verdicts", "human,person"], "Invalid value for '--verdicts': unknown verdict 'person'"),
+    (["--verdicts", "human,human"], "Invalid value for '--verdicts': verdict 'human' is listed twice"),
+    (["--verdicts", ""], "Invalid value for '--verdicts': must name at least one of human, unknown, scanner, bot"),
+    (["--wait-for-verdict", "--verdicts", "Scanner"], "Invalid value for '--verdicts'"),
 ])
 def test_invalid_create_names_the_flag(db_path: Path, account: Any, args: list[str], message: str) -> None:
     result = run(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, *args)
@@ -349,7 +353,7 @@ def test_list_is_an_aligned_table(db_path: Path, account: Any) -> None:
     run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--type", "open")
     run_json(db_path, "create", "--account", account.id, "--url", "http://93.184.215.14/a/longer/path")
     lines = run(db_path, "list").output.splitlines()
-    assert lines[0].split() == ["id", "account", "status", "format", "types", "url"]
+    assert lines[0].split() == ["id", "account", "status", "format", "types", "verdicts", "url"]
     url_column = lines[0].index("url")
     assert [line[url_column:] for line in lines[1:]] == [PUBLIC_URL, "http://93.184.215.14/a/longer/path"]
     shown = run(db_path, "show", json.loads(run(db_path, "list", "--json").output)[0]["id"]).output
@@ -390,3 +394,27 @@ def test_an_unsendable_credential_is_one_line_that_does_not_echo_it(db_path: Pat
     assert "ASCII" in result.stderr or "space" in result.stderr
     assert secret not in result.stderr and secret not in result.stdout
     assert query(db_path, "SELECT count(*) FROM webhooks")[0][0] == 0
+
+
+def test_verdicts_and_waiting_from_create_to_update(db_path: Path, account: Any) -> None:
+    made = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)
+    assert made["verdicts"] == ["human", "unknown", "scanner", "bot"] and made["wait_for_verdict"] is False
+    crm = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL, "--verdicts", "unknown, human",
+                   "--wait-for-verdict")
+    assert crm["verdicts"] == ["human", "unknown"] and crm["wait_for_verdict"] is True  # canonical order
+    assert run_json(db_path, "show", crm["id"])["verdicts"] == ["human", "unknown"]
+    shown = run(db_path, "show", crm["id"]).output
+    assert "verdicts:              human, unknown" in shown and "wait_for_verdict:      yes" in shown
+    assert "human,unknown (settled)" in run(db_path, "list").output
+
+    # Only what is given changes, as for every other setting.
+    updated = run_json(db_path, "update", crm["id"], "--no-wait-for-verdict")
+    assert updated["wait_for_verdict"] is False and updated["verdicts"] == ["human", "unknown"]
+    updated = run_json(db_path, "update", crm["id"], "--verdicts", "bot,scanner")
+    assert updated["verdicts"] == ["scanner", "bot"] and updated["wait_for_verdict"] is False
+
+    refused = run(db_path, "update", crm["id"], "--verdicts", "human,robot", "--wait-for-verdict")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "Error: Invalid value for '--verdicts': unknown verdict 'robot'; known: human, unknown, scanner, bot"]
+    assert run_json(db_path, "show", crm["id"]) == updated  # nothing of the refused update applied

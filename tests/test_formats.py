@@ -9,6 +9,8 @@ import msgspec
 import pytest
 
 from linkhub.core import formats
+from linkhub.core.classify import agents, signals
+from linkhub.core.classify.verdict import CODES, Reason, decide
 from linkhub.core.events import EVENT_TYPES, Event
 from linkhub.util import times
 
@@ -19,6 +21,16 @@ CLICK_DETAILS = {
     "os": "Windows 10", "browser": "Firefox 64.1", "bot": False, "referer": None,
     "target": "https://example.com/a?utm_source=mail", "country": "PT",
 }
+# What the formats add to a click that carries no verdict (one a sender posted without it).
+NO_VERDICT = {"verdict": "unknown", "reasons": []}
+# A click /r/ recorded from Exchange Online Protection: the classifier's verdict, score and reasons.
+SCANNED = {
+    **CLICK_DETAILS, "bot": True, "verdict": "scanner", "score": -100, "classifier": "2026.12.1",
+    "reasons": [{"code": "scanner_network", "weight": -70, "evidence": {"network": "microsoft_eop"}},
+                {"code": "no_accept_language", "weight": -20, "evidence": {}},
+                {"code": "early_hit", "weight": -25, "evidence": {"t_ms": 9000, "below_ms": 120000}}],
+}
+SCANNED_CODES = ["scanner_network", "no_accept_language", "early_hit"]
 
 
 def event(type_: str, **overrides: Any) -> Event:
@@ -67,7 +79,7 @@ def test_linkhub_every_type_has_the_native_schema(type_):
     assert body == {
         "id": f"ev_{type_}", "type": type_, "occurred_at": OCCURRED, "email": "jo@example.com",
         "recipient_id": "r-42", "mailing_id": "m-7", "message_id": "msg-9", "url": None,
-        "details": {"k": 1}, "attempt": 1,
+        "details": {"k": 1, **(NO_VERDICT if type_ == "click" else {})}, "attempt": 1,
     }
 
 
@@ -78,7 +90,7 @@ def test_linkhub_click_keeps_nulls_and_details():
                           "url", "details", "attempt"]
     assert body["email"] is None and body["message_id"] is None
     assert body["url"] == "https://example.com/a"
-    assert body["details"] == CLICK_DETAILS
+    assert body["details"] == {**CLICK_DETAILS, **NO_VERDICT}
     assert body["attempt"] == 3
     body["details"]["ip"] = "changed"
     assert source.details["ip"] == "198.51.100.4"  # the rendered body does not alias the stored event
@@ -106,7 +118,8 @@ def test_optimizely_open():
 def test_optimizely_click_links_the_original_url():
     body = formats.render("optimizely", event("click", url="https://example.com/a", details=dict(CLICK_DETAILS)), 1)
     assert body == optimizely_expected("click", link="https://example.com/a", remoteAddress="198.51.100.4",
-                                       device="desktop", operatingSystem="Windows 10", browser="Firefox 64.1")
+                                       device="desktop", operatingSystem="Windows 10", browser="Firefox 64.1",
+                                       linkhubVerdict="unknown")
 
 
 def test_optimizely_sent():
@@ -168,7 +181,8 @@ def test_esputnik_plain_statuses(type_):
 
 def test_esputnik_click():
     body = formats.render("esputnik", event("click", url="https://example.com/a", details=dict(CLICK_DETAILS)), 4)
-    assert body == esputnik_expected("click", clickEventLink="https://example.com/a", attempt=4)
+    assert body == esputnik_expected("click", clickEventLink="https://example.com/a", linkhubVerdict="unknown",
+                                     attempt=4)
 
 
 @pytest.mark.parametrize(("category", "hard"), [("hard", True), ("soft", False), (None, False)])
@@ -232,7 +246,8 @@ def test_arpoone_click():
     body = formats.render("arpoone", event("click", url="https://example.com/a", details=dict(CLICK_DETAILS)), 1)
     assert body == arpoone_expected("click", {"CountryCode": "PT", "IpAddress": "198.51.100.4",
                                               "UserAgent": "Mozilla/5.0 (Windows NT 10.0)",
-                                              "Link": "https://example.com/a"})
+                                              "Link": "https://example.com/a", "LinkhubVerdict": "unknown",
+                                              "LinkhubScore": None, "LinkhubReasons": None})
 
 
 def test_arpoone_country_is_null_when_unknown():
@@ -353,3 +368,70 @@ def test_samples_do_not_share_mutable_details():
     first = formats.samples("acc_1", "linkhub", ("click",))[0]
     first.details["ip"] = "changed"
     assert formats.samples("acc_1", "linkhub", ("click",))[0].details["ip"] != "changed"
+
+
+# --- the click's verdict, in every format ------------------------------------------------------
+
+def test_every_format_carries_a_click_s_verdict_score_and_reasons():
+    click = event("click", url="https://example.com/a", details=SCANNED)
+    native = formats.render("linkhub", click, 1)["details"]
+    assert (native["verdict"], native["score"], native["reasons"]) == ("scanner", -100, SCANNED["reasons"])
+    for fmt in ("optimizely", "esputnik"):
+        body = formats.render(fmt, click, 1)
+        assert (body["linkhubVerdict"], body["linkhubScore"], body["linkhubReasons"]) == ("scanner", -100,
+                                                                                        SCANNED_CODES), fmt
+    details = formats.render("arpoone", click, 1)["EventDetails"]
+    assert (details["LinkhubVerdict"], details["LinkhubScore"], details["LinkhubReasons"]) == ("scanner", -100,
+                                                                                               SCANNED_CODES)
+
+
+def test_the_added_keys_cannot_be_taken_for_a_provider_s_own():
+    # Every key a provider format adds for the verdict starts with `linkhub`/`Linkhub`, which no field
+    # of Optimizely's, eSputnik's or Arpoone's documents does; the rest of the element is unchanged.
+    click = event("click", url="https://example.com/a", details=SCANNED)
+    plain = event("click", url="https://example.com/a", details=CLICK_DETAILS)
+    for fmt in ("optimizely", "esputnik", "arpoone"):
+        with_verdict, without = formats.render(fmt, click, 1), formats.render(fmt, plain, 1)
+        if fmt == "arpoone":
+            with_verdict, without = with_verdict["EventDetails"], without["EventDetails"]
+        added = set(with_verdict) - {k for k in without if not k.lower().startswith("linkhub")}
+        assert added == {k for k in with_verdict if k.lower().startswith("linkhub")} and len(added) == 3, fmt
+        assert {k: v for k, v in with_verdict.items() if k not in added} == {
+            k: v for k, v in without.items() if k not in added}, fmt
+
+
+@pytest.mark.parametrize("verdict", [None, "Human", 3, ["bot"], "person"])
+def test_a_click_without_a_verdict_of_the_four_is_unknown_everywhere(verdict):
+    # As the webhook's `verdicts` judged it: what a receiver sees is what was filtered on.
+    details = {**CLICK_DETAILS, **({"verdict": verdict} if verdict is not None else {})}
+    click = event("click", url="https://example.com/a", details=details)
+    assert formats.render("linkhub", click, 1)["details"]["verdict"] == "unknown"
+    assert formats.render("optimizely", click, 1)["linkhubVerdict"] == "unknown"
+    assert formats.render("esputnik", click, 1)["linkhubVerdict"] == "unknown"
+    assert formats.render("arpoone", click, 1)["EventDetails"]["LinkhubVerdict"] == "unknown"
+    # No score or reasons are made up: omitted where absent values are, null in Arpoone's fixed shape.
+    assert "linkhubScore" not in formats.render("optimizely", click, 1)
+    assert "linkhubReasons" not in formats.render("esputnik", click, 1)
+    assert formats.render("arpoone", click, 1)["EventDetails"]["LinkhubScore"] is None
+
+
+def test_other_types_carry_no_verdict():
+    opened = event("open", details=SCANNED)
+    assert not any(k.lower().startswith("linkhub") for k in formats.render("optimizely", opened, 1))
+    assert not any(k.lower().startswith("linkhub") for k in formats.render("esputnik", opened, 1))
+    assert not any(k.lower().startswith("linkhub") for k in formats.render("arpoone", opened, 1)["EventDetails"])
+    assert formats.render("linkhub", event("open", details={}), 1)["details"] == {}
+
+
+def test_the_sample_click_is_a_person_as_the_classifier_would_judge_it():
+    click = formats.samples("acc_1", "linkhub", ("click",))[0]
+    reasons = [Reason(r["code"], r["weight"], r["evidence"]) for r in click.details["reasons"]]
+    assert all(r.code in CODES for r in reasons)
+    # The weights are the classifier's own: a change there shows here.
+    weights = {**agents.WEIGHTS, **signals.WEIGHTS}
+    assert [r.weight for r in reasons] == [weights[r.code] for r in reasons]
+    decided = decide(reasons)
+    assert (click.details["verdict"], click.details["score"]) == (decided.verdict, decided.score) == ("human", 25)
+    for fmt in ("optimizely", "esputnik"):
+        body = formats.render(fmt, formats.samples("acc_1", fmt, ("click",))[0], 1, test=True)
+        assert body["linkhubVerdict"] == "human" and body["linkhubReasons"] == ["current_browser", "late_hit"]

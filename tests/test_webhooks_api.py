@@ -221,6 +221,15 @@ INVALID_CREATE = [
     ({**OK, "active": 1}, "active"),
     ({**OK, "description": "x" * 1001}, "description"),
     ({**OK, "colour": "blue"}, "colour"),
+    ({**OK, "verdicts": []}, "verdicts"),  # not "all": a webhook that takes clicks and never gets one
+    ({**OK, "verdicts": None}, "verdicts"),
+    ({**OK, "verdicts": "human"}, "verdicts"),
+    ({**OK, "verdicts": ["human", "person"]}, "verdicts[1]"),
+    ({**OK, "verdicts": ["Human"]}, "verdicts[0]"),
+    ({**OK, "verdicts": ["human", "unknown", "human"]}, "verdicts[2]"),
+    ({**OK, "verdicts": [1]}, "verdicts[0]"),
+    ({**OK, "wait_for_verdict": "yes"}, "wait_for_verdict"),
+    ({**OK, "wait_for_verdict": 1}, "wait_for_verdict"),
 ]
 
 
@@ -317,6 +326,10 @@ def test_authorization_header_auth_and_edge_values_are_allowed(api: Any) -> None
     ({"format": "arpoone"}, "types"),  # the webhook's types (sent) are not expressible in arpoone
     ({"active": True}, "active"),  # status changes through /activate and /deactivate
     ({"secret": "whsec_x"}, "secret"),
+    ({"verdicts": []}, "verdicts"),
+    ({"verdicts": ["scanner", "robot"]}, "verdicts[1]"),
+    ({"verdicts": ["bot", "bot"], "wait_for_verdict": True}, "verdicts[1]"),  # nothing of the body is applied
+    ({"wait_for_verdict": None}, "wait_for_verdict"),
 ])
 def test_invalid_patch_is_422_and_changes_nothing(api: Any, body: dict[str, Any], field: str) -> None:
     client, account = api

@@ -19,7 +19,7 @@ import click
 from linkhub.cli.common import db_option, emit, json_option, secret_value, setting_options, store, table
 from linkhub.core import formats, webhooks
 from linkhub.core.errors import LinkhubError
-from linkhub.core.events import EVENT_TYPES
+from linkhub.core.events import EVENT_TYPES, VERDICTS
 from linkhub.core.webhooks import Webhook
 from linkhub.delivery.verify import VerifyResult
 from linkhub.services import webhooks as use
@@ -39,6 +39,7 @@ OPTION_OF_FIELD = {
     "auth.name": "--header-name", "auth.value": "--header-value", "batch_size": "--batch-size",
     "retry": "--retry", "retry.policy": "--retry", "retry.interval_s": "--retry-interval", "max_age_s": "--max-age",
     "timeout_s": "--timeout", "ordered": "--ordered", "description": "--description", "active": "--active",
+    "verdicts": "--verdicts", "wait_for_verdict": "--wait-for-verdict",
 }
 
 
@@ -84,6 +85,12 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds a receiver has to answer a POST, 1-60 [create default: 10]."),
         click.option("--ordered/--unordered", default=None, help="Strict FIFO delivery [create default: ordered]."),
         click.option("--description", default=None, help="Free text; an empty string clears it."),
+        click.option("--verdicts", default=None, metavar="LIST",
+                     help=f"Click verdicts to receive, comma-separated, from {','.join(VERDICTS)} "
+                          f"(e.g. human,unknown for a CRM) [create default: all four]."),
+        click.option("--wait-for-verdict/--no-wait-for-verdict", default=None,
+                     help="Send each click once the settle window has passed, with its settled verdict, and only "
+                          "if that is in --verdicts [create default: no wait]."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -94,16 +101,20 @@ def _request(url: str | None, types: tuple[str, ...], fmt: str | None, auth_type
              username: str | None, password: str | None, token: str | None, header_name: str | None,
              header_value: str | None, batch_size: int | None, retry_policy: str | None,
              retry_interval: int | None, max_age_s: int | None, timeout_s: int | None, ordered: bool | None,
-             description: str | None) -> dict[str, Any]:
+             description: str | None, verdicts: str | None, wait_for_verdict: bool | None) -> dict[str, Any]:
     """The given options as an API request body: only what was given, so update changes only that."""
     body: dict[str, Any] = {
         key: value
         for key, value in (("url", url), ("format", fmt), ("batch_size", batch_size), ("max_age_s", max_age_s),
-                           ("timeout_s", timeout_s), ("ordered", ordered), ("description", description))
+                           ("timeout_s", timeout_s), ("ordered", ordered), ("description", description),
+                           ("wait_for_verdict", wait_for_verdict))
         if value is not None
     }
     if types:
         body["types"] = list(types)
+    if verdicts is not None:
+        # The domain checks the names (and says which one is wrong); an empty value is an empty list.
+        body["verdicts"] = [name.strip() for name in verdicts.split(",")] if verdicts.strip() else []
     # Checked even without --auth: a credential flag given alone is an error.
     given = _credentials(auth_type, {"username": username, "password": password, "token": token,
                                      "header_name": header_name, "header_value": header_value})
@@ -192,14 +203,22 @@ def _list_text(found: list[Webhook]) -> str:
     if not found:
         return "no webhooks"
     rows = [[w.id, w.account_id, w.status + (f" ({w.status_reason})" if w.status_reason else ""), w.format,
-             ",".join(w.types) or "all", w.url] for w in found]
-    return table(["id", "account", "status", "format", "types", "url"], rows)
+             ",".join(w.types) or "all", _verdicts_text(w.verdicts, w.wait_for_verdict), w.url] for w in found]
+    return table(["id", "account", "status", "format", "types", "verdicts", "url"], rows)
+
+
+def _verdicts_text(verdicts: tuple[str, ...] | list[str], wait: bool) -> str:
+    """'all', or the verdicts taken; '… (settled)' when clicks wait for the settled verdict."""
+    chosen = "all" if len(verdicts) == len(VERDICTS) else ",".join(verdicts)
+    return f"{chosen} (settled)" if wait else chosen
 
 
 def _details(document: dict[str, Any]) -> str:
     def text(key: str, value: Any) -> str:
         if key == "types":
             return ", ".join(value) or "all"
+        if key == "verdicts":
+            return ", ".join(value)
         if isinstance(value, dict):
             return " ".join(f"{k}={v}" for k, v in value.items())
         if isinstance(value, bool):

@@ -9,6 +9,7 @@ clicks in the caller's transaction, so a click and what it says about its burst 
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -96,6 +97,9 @@ class Clicks:
     def __init__(self, networks: Networks | None, *, settle_s: int) -> None:
         self.window: Window[ClickRef] = Window(networks, settle_ms=settle_s * 1000)
         self.origins = Origins()
+        # `store` for Database.add with this settle window (webhooks that wait for the verdict are due
+        # after it): one function object, made once, since Database.add merges the items of the same one.
+        self.store = functools.partial(store, settle_s=settle_s)
 
     def hit(self, code: str, link: Link, *, at_ms: int, method: str, ip: str | None, user_agent: str | None,
             referer: str | None, headers: dict[str, str]) -> ClickWrite:
@@ -163,13 +167,14 @@ def verdict_fields(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def store(conn: Connection, writes: list[ClickWrite]) -> list[int]:
+def store(conn: Connection, writes: list[ClickWrite], *, settle_s: int = outbox.DEFAULT_SETTLE_S) -> list[int]:
     """Store clicks and the verdict changes they made, in the caller's transaction (`Database.add`).
 
     Each click hears how many deliveries its transaction queued, so the redirect knows to wake the
     deliverer. The clicks are inserted first: a change may be about a click of the same batch.
+    `settle_s` is the settle window, after which a webhook that waits for the verdict gets a click.
     """
-    queued = outbox.store_clicks(conn, [write.event for write in writes])
+    queued = outbox.store_clicks(conn, [write.event for write in writes], settle_s=settle_s)
     changes = [change for write in writes for change in write.changes]
     if changes:
         change_verdicts(conn, [(*change.ref, change.new) for change in changes], cause="settle")

@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from linkhub.core.classify.verdict import VerdictName
 from linkhub.store import Connection, Row
 
 # The canonical types, in their canonical order: the type for validation, the tuple for everything else.
@@ -15,6 +16,8 @@ EventType = Literal[
     "subscription_changed",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+# The classifier's four verdicts on a click, in their canonical order (docs/classification.md).
+VERDICTS: tuple[str, ...] = get_args(VerdictName)
 
 
 class Event(msgspec.Struct, kw_only=True):
@@ -53,6 +56,18 @@ def from_row(row: Row) -> Event:
     values = {key: row[key] for key in row.keys() if key in Event.__struct_fields__}  # noqa: SIM118
     values["details"] = _decode_details(row["details"])
     return Event(**values)
+
+
+def verdict_of(details: dict[str, Any]) -> str:
+    """A click's verdict as webhooks judge and show it: `details.verdict` when it is one of VERDICTS,
+    `unknown` otherwise.
+
+    Clicks recorded by `/r/` always carry one. A click a sender posted (`POST /v1/events`) may carry
+    none, or a value of its own that is no verdict; either way nothing says what clicked, which is
+    what `unknown` means. `outbox._VERDICT` is the same rule in SQL.
+    """
+    verdict = details.get("verdict")
+    return verdict if isinstance(verdict, str) and verdict in VERDICTS else "unknown"
 
 
 def public(event: Event, seq: int) -> dict[str, Any]:

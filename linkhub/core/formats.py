@@ -15,16 +15,24 @@ these tables and records the choices made where the provider documents are vague
   Absent values are omitted, as in eSputnik's example array.
 - `arpoone` (seed 004): a fixed five-key envelope, `Time` in epoch ms; its keys and the
   `EventDetails` keys are always present (null when unknown), as 004 gives one fixed shape per event.
+
+Every click carries the classifier's verdict (`events.verdict_of`: the one the webhook's `verdicts`
+were checked against) and, when the click has them, its score and reasons: in `details` in the
+`linkhub` format, and in the provider formats as added keys with a `linkhub` prefix, which none of
+the providers' documented fields (seeds 001-004) begins with, so they cannot collide with a field a
+provider has or a receiver maps; receivers that do not know them ignore them.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from linkhub.core.events import EVENT_TYPES, Event
+from linkhub.core.classify.verdict import CLASSIFIER_VERSION, Reason, decide
+from linkhub.core.events import EVENT_TYPES, Event, verdict_of
 from linkhub.util.times import format_naive_s, now_rfc3339, rfc3339_to_ms
 
 FORMATS = ("linkhub", "optimizely", "esputnik", "arpoone")
@@ -52,6 +60,31 @@ def _optimizely_bounce(event: Event) -> str | None:
     return _OPTIMIZELY_BOUNCE.get(category) if isinstance(category, str) else None
 
 
+def _verdict(event: Event) -> str:
+    return verdict_of(event.details)
+
+
+def _reason_codes(event: Event) -> list[str] | None:
+    """The codes of the click's reasons, in order (their weights and evidence are in the linkhub format)."""
+    reasons = event.details.get("reasons")
+    if not isinstance(reasons, list):
+        return None
+    return [r["code"] for r in reasons if isinstance(r, dict) and isinstance(r.get("code"), str)]
+
+
+# The verdict as the provider formats carry it, in their spelling (camelCase; Arpoone's PascalCase).
+_VERDICT_FIELDS: Fields = (
+    ("linkhubVerdict", _verdict),
+    ("linkhubScore", _detail("score")),
+    ("linkhubReasons", _reason_codes),
+)
+_ARPOONE_VERDICT_FIELDS: Fields = (
+    ("LinkhubVerdict", _verdict),
+    ("LinkhubScore", _detail("score")),
+    ("LinkhubReasons", _reason_codes),
+)
+
+
 def _fill(body: dict[str, Any], event: Event, fields: Fields, *, keep_null: bool) -> dict[str, Any]:
     for key, getter in fields:
         value = getter(event)
@@ -63,7 +96,13 @@ def _fill(body: dict[str, Any], event: Event, fields: Fields, *, keep_null: bool
 # --- linkhub (native) ------------------------------------------------------------------------
 
 def _linkhub(event: Event) -> dict[str, Any]:
-    # Exactly the keys of the ingest schema (POST /v1/events): one shape in and out.
+    # Exactly the keys of the ingest schema (POST /v1/events): one shape in and out. So the verdict
+    # stays in `details`, where /r/ stores it and where an ingest of this element would keep it.
+    details = dict(event.details)  # a copy: the rendered body must not alias the stored event
+    if event.type == "click":
+        # Always there, whoever reported the click: the verdict the webhook's `verdicts` judged.
+        details["verdict"] = verdict_of(details)
+        details.setdefault("reasons", [])
     return {
         "id": event.id,
         "type": event.type,
@@ -73,7 +112,7 @@ def _linkhub(event: Event) -> dict[str, Any]:
         "mailing_id": event.mailing_id,
         "message_id": event.message_id,
         "url": event.url,
-        "details": dict(event.details),  # a copy: the rendered body must not alias the stored event
+        "details": details,
     }
 
 
@@ -90,7 +129,7 @@ _OPTIMIZELY_CLIENT: Fields = (
 _OPTIMIZELY_FIELDS: dict[str, Fields] = {
     "sent": (("mailingName", _detail("mailing_name")),),
     "open": _OPTIMIZELY_CLIENT,
-    "click": (("link", _url), *_OPTIMIZELY_CLIENT),
+    "click": (("link", _url), *_OPTIMIZELY_CLIENT, *_VERDICT_FIELDS),
     "bounce": (
         ("category", _optimizely_bounce),
         ("reason", _detail("reason")),
@@ -145,7 +184,7 @@ _ESPUTNIK_FIELDS: dict[str, Fields] = {
     "undelivered": _ESPUTNIK_FAILURE,
     "bounce": _ESPUTNIK_FAILURE,
     "open": (),
-    "click": (("clickEventLink", _url),),
+    "click": (("clickEventLink", _url), *_VERDICT_FIELDS),
     "unsubscribe": (),
     "spamcomplaint": (),
     # Key spelling from 003's example ("subscription"/"subscriptions"), not its table's typos.
@@ -190,7 +229,7 @@ _ARPOONE_VISIT: Fields = (
 _ARPOONE_DETAILS: dict[str, Fields] = {
     "open": _ARPOONE_VISIT,
     "unsubscribe": _ARPOONE_VISIT,
-    "click": (*_ARPOONE_VISIT, ("Link", _url)),
+    "click": (*_ARPOONE_VISIT, ("Link", _url), *_ARPOONE_VERDICT_FIELDS),
     "bounce": (
         ("IsBlocked", lambda e: bool(e.details.get("blocked", False))),
         ("IsHardBouce", _is_hard),  # sic: 004's spelling, which Arpoone receivers parse
@@ -269,13 +308,20 @@ _SAMPLE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKi
               " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
 _SAMPLE_VISIT = {"ip": "203.0.113.7", "user_agent": _SAMPLE_UA, "device": "iPhone", "os": "iOS 17.5",
                  "browser": "Mobile Safari 17.5", "bot": False, "country": "NL"}
+# A person's click as /r/ judges one: a current browser that sent Accept-Language, an hour and a half
+# after the links were minted. The weights are those of core/classify (agents.WEIGHTS, signals.WEIGHTS)
+# when this was written; the verdict and score are decide()'s, so they agree with the reasons.
+_SAMPLE_REASONS = [Reason("current_browser", 15), Reason("late_hit", 10, {"t_ms": 5_400_000})]
+_SAMPLE_VERDICT = decide(_SAMPLE_REASONS)
+_SAMPLE_CLICK = {"verdict": _SAMPLE_VERDICT.verdict, "score": _SAMPLE_VERDICT.score,
+                 "reasons": [reason.document() for reason in _SAMPLE_REASONS], "classifier": CLASSIFIER_VERSION}
 # type -> (Event url, details): what a real event of that type carries, so a receiver sees every field.
 _SAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "sent": (None, {"mailing_name": "Sample mailing"}),
     "delivered": (None, {}),
     "undelivered": (None, {"description": "smtp;552 5.2.2 Mailbox full", "category": "soft"}),
     "open": (None, dict(_SAMPLE_VISIT)),
-    "click": ("https://example.com/offer", {**_SAMPLE_VISIT, "referer": None}),
+    "click": ("https://example.com/offer", {**_SAMPLE_VISIT, "referer": None, **_SAMPLE_CLICK}),
     "bounce": (None, {"category": "hard", "reason": "other", "threshold_exceeded": False, "blocked": False,
                       "description": "smtp;550 5.1.1 <test@example.com>: Recipient address rejected"}),
     "unsubscribe": (None, {**_SAMPLE_VISIT, "reason": "Unsubscribed via link in the email"}),
@@ -307,7 +353,7 @@ def samples(account_id: str, fmt: str, types: tuple[str, ...] = ()) -> list[Even
             mailing_id="test_mailing",
             message_id="test_message",
             url=_SAMPLES[event_type][0],
-            details=dict(_SAMPLES[event_type][1]),
+            details=copy.deepcopy(_SAMPLES[event_type][1]),  # nothing shared with the next call's
         )
         for event_type in wanted
     ]

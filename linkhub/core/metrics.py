@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from linkhub import __version__
 from linkhub.core import outbox
+from linkhub.core.events import VERDICTS
 from linkhub.store import Store
 
 # Without this every counter and histogram also has a `…_created` series (its creation time).
@@ -36,6 +37,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "linkhub_webhook_events_delivered_total": ("Events delivered to webhooks (receiver answered 2xx).", ()),
     "linkhub_webhook_failures_total": ("Webhook POSTs that failed (non-2xx, timeout, connection error).", ()),
     "linkhub_webhook_deliveries_total": ("Attempts to deliver a batch to a webhook, by outcome.", ("outcome",)),
+    "linkhub_webhook_clicks_filtered_total": (
+        "Queued clicks taken out of a webhook's queue unsent: their verdict by then is not one the webhook takes.",
+        ("verdict",)),
 }
 # sender.Outcome.kind; each is exposed from the start (at 0), so a rate() sees its first failure.
 DELIVERY_OUTCOMES = ("delivered", "http_error", "timeout", "connection_error", "refused", "not_sent")
@@ -63,6 +67,8 @@ class Metrics:
                           for name, (text, labels) in COUNTERS.items()}
         for outcome in DELIVERY_OUTCOMES:
             self._counters["linkhub_webhook_deliveries_total"].labels(outcome=outcome)
+        for verdict in VERDICTS:
+            self._counters["linkhub_webhook_clicks_filtered_total"].labels(verdict=verdict)
         self._histograms = {name: Histogram(name, text, buckets=buckets, registry=self.registry)
                             for name, (text, buckets) in HISTOGRAMS.items()}
         Info("linkhub_build", "The running linkhub's version (the value is always 1).",

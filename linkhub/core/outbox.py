@@ -5,29 +5,47 @@ server, the writer's), so the delivery loop never holds state that exists only i
 a row is 'pending' until a batch carrying it is claimed ('sending', attempts + 1), then
 'delivered' after the receiver's 2xx, back to 'pending' with a later `next_attempt_at`
 after a failure, or 'dead' once it is older than the webhook's max_age_s.
+
+A click is queued for a webhook only if its verdict is one the webhook takes, or if the webhook
+waits for the settled verdict: then its row is due only after the settle window, and `claim`
+takes it out of the queue (deletes it) if the verdict it has by then is not one the webhook takes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from linkhub.core import events, formats, webhooks
-from linkhub.core.events import Event
+from linkhub.core.events import VERDICTS, Event
+from linkhub.settings import Settings
 from linkhub.store import Connection, Row
-from linkhub.util.times import clamped_later, now_rfc3339
+from linkhub.util.times import clamped_later, format_ms, now_rfc3339
 
 EXPONENTIAL_FIRST_S = 10.0
 EXPONENTIAL_CAP_S = 3600.0
 # Expiry is checked at the head of each queue in slices, so a huge backlog never makes
 # one write transaction long (clicks are waiting on the same writer).
 EXPIRY_SLICE = 1000
+# The settle window when the caller names none: the server's default (`--classify-settle-s`).
+DEFAULT_SETTLE_S: int = Settings.classify_settle_s
+# A click for a webhook that waits for its verdict is due this long after the settle window ends.
+# A hit that changes the click's verdict is judged at the redirect when it arrives, inside the
+# window, and its write then waits in the writer's queue behind the clicks and claims already
+# there; the claim of the waiting click is submitted no earlier than the row is due. The margin
+# covers the time between the hit's arrival and its write reaching that queue (the event loop
+# busy with other requests), so that a change made at the window's very edge is in the database
+# before the claim reads the click. The writer runs its jobs in order, so once the change is
+# queued ahead of the claim, the claim sees it.
+SETTLE_MARGIN_S = 2.0
 
 log = logging.getLogger("linkhub.outbox")
 
@@ -43,23 +61,41 @@ def _accepted_by_format() -> str:
     return f"CASE w.format {cases} ELSE 0 END"
 
 
+_QUOTED_VERDICTS = ", ".join(f"'{v}'" for v in VERDICTS)
+# events.verdict_of in SQL: event `e`'s details.verdict when it is one of the four, 'unknown' otherwise.
+_VERDICT = (f"CASE WHEN json_extract(e.details, '$.verdict') IN ({_QUOTED_VERDICTS})"
+            " THEN json_extract(e.details, '$.verdict') ELSE 'unknown' END")
+# Webhook.takes_verdict in SQL for event `e`, webhook `w`. A webhook's verdicts are never empty and
+# hold each verdict at most once (webhooks._check_verdicts), so four of them are all of them: the
+# default, answered without reading the click's details.
+_TAKES_VERDICT = (f"(json_array_length(w.verdicts) = {len(VERDICTS)}"
+                  f" OR {_VERDICT} IN (SELECT value FROM json_each(w.verdicts)))")
+
 # Webhook.accepts in SQL: every event in a seq range, for each active webhook of its account that
-# takes its type. One statement instead of a query and a row per event from Python (each step of
-# the sqlite3 module releases the GIL, which costs the redirect path a hand-over each time);
-# ordered by event, so each webhook's queue follows the order of events.
+# takes its type, and for clicks its verdict (or waits for the settled one, which `claim` judges).
+# One statement instead of a query and a row per event from Python (each step of the sqlite3 module
+# releases the GIL, which costs the redirect path a hand-over each time); ordered by event, so each
+# webhook's queue follows the order of events. A waiting webhook's clicks are due at :settled, the
+# rest at once.
 _FAN_OUT = (
     "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at)"
-    " SELECT w.id, e.seq, :now, :now FROM events e"
+    " SELECT w.id, e.seq, :now,"
+    " CASE WHEN e.type = 'click' AND w.wait_for_verdict THEN :settled ELSE :now END FROM events e"
     " JOIN webhooks w ON w.account_id = e.account_id AND w.status = 'active'"
     " WHERE e.seq BETWEEN :first AND :last"
     " AND (json_array_length(w.types) = 0 OR e.type IN (SELECT value FROM json_each(w.types)))"
     f" AND {_accepted_by_format()}"
+    f" AND (e.type != 'click' OR w.wait_for_verdict OR {_TAKES_VERDICT})"
     " ORDER BY e.seq, w.id"
 )
 
 
-def store_events(conn: Connection, batch: list[Event]) -> tuple[list[bool], int]:
+def store_events(conn: Connection, batch: list[Event], *,
+                 settle_s: float = DEFAULT_SETTLE_S) -> tuple[list[bool], int]:
     """Store events and queue each for its account's matching active webhooks, in the caller's transaction.
+
+    A click is queued only for webhooks that take its verdict, or that wait for the settled one:
+    for those it is due `settle_s` (the server's `classify_settle_s`) plus SETTLE_MARGIN_S from now.
 
     Returns, per event, whether it was stored (False for a duplicate: an id the account
     already has, or had earlier in the batch; neither stored nor queued again), and how many
@@ -69,14 +105,21 @@ def store_events(conn: Connection, batch: list[Event]) -> tuple[list[bool], int]
     new = [seq for seq in seqs if seq is not None]
     queued = 0
     if new:  # the seqs of one transaction are consecutive (see events.insert_many)
-        queued = conn.execute(_FAN_OUT, {"now": now_rfc3339(), "first": new[0], "last": new[-1]}).rowcount
+        now_ms = time.time_ns() // 1_000_000
+        settled_ms = now_ms + round((settle_s + SETTLE_MARGIN_S) * 1000)
+        queued = conn.execute(_FAN_OUT, {"now": format_ms(now_ms), "settled": format_ms(settled_ms),
+                                         "first": new[0], "last": new[-1]}).rowcount
     return [seq is not None for seq in seqs], queued
 
 
-def store_clicks(conn: Connection, clicks: list[Event]) -> list[int]:
+def store_clicks(conn: Connection, clicks: list[Event], *, settle_s: float = DEFAULT_SETTLE_S) -> list[int]:
     """`store_events` for `Database.add`, which hands concurrent clicks to one call: each click
-    hears how many deliveries its transaction queued (so the redirect knows to wake the deliverer)."""
-    _stored, queued = store_events(conn, clicks)
+    hears how many deliveries its transaction queued (so the redirect knows to wake the deliverer).
+
+    `Database.add` merges the items of one function object, so a caller with its own `settle_s`
+    makes `functools.partial(store_clicks, settle_s=…)` once and passes that same object each time.
+    """
+    _stored, queued = store_events(conn, clicks, settle_s=settle_s)
     return [queued] * len(clicks)
 
 
@@ -91,6 +134,18 @@ class Batch:
         """The same rows always make the same webhook-id, so a resent batch can be recognised."""
         digest = hashlib.sha256(f"{self.hook.id}:{','.join(map(str, self.row_ids))}".encode()).hexdigest()
         return f"msg_{digest[:32]}"
+
+
+class Claim(NamedTuple):
+    """What `claim` took: the batch to send (None: nothing due), and the verdict of each click it took
+    out of the queue instead (its verdict, read now, is not one the webhook takes).
+
+    The clicks are reported rather than counted here: a writer job can be run twice (the writer
+    replays a failed transaction job by job), and only the run that commits is the caller's answer.
+    """
+
+    batch: Batch | None
+    filtered: tuple[str, ...] = ()
 
 
 def _later(seconds: float) -> str:
@@ -121,7 +176,7 @@ def expire(conn: Connection, hook: webhooks.Webhook) -> int:
     return cursor.rowcount
 
 
-def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> Batch | None:
+def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> Claim:
     """Take the webhook's next batch: mark its rows 'sending' and count the attempt.
 
     The webhook is read afresh here, so a deactivation, a new URL, secret or batch_size
@@ -130,20 +185,32 @@ def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> 
     the lanes the new mode allows (the deliverer runs one lane for an ordered webhook, and
     only once all of its unordered lanes have stopped: that is what keeps a second batch
     from going out while one is in flight, without scanning the queue for 'sending' rows).
-    Ordered webhooks take the head of the queue when it is due, and nothing while a row of
-    the head is still 'sending'; unordered ones take the oldest pending rows that are due.
+    Ordered webhooks take the head of the queue when it is due (up to the first row that is
+    not: a click waiting for its verdict), and nothing while a row of the head is still
+    'sending'; unordered ones take the oldest pending rows that are due.
 
     Rows that cannot be sent become 'dead' with the reason, rather than blocking the queue:
     types the webhook no longer takes (its types or format changed since they were queued),
     and events that cannot be read back.
+
+    A click whose verdict, as the event is now (settling rewrites it in place), is not one the
+    webhook takes is deleted from the queue: the webhook asked not to receive it. Not 'dead':
+    nothing failed, and dead rows are what an operator is told to look at and replay. Not
+    'delivered': it was not. The outbox holds what is still to be delivered and what was, and
+    `state` can hold nothing else (its CHECK constraint); a click the webhook does not take has
+    no row, just as one whose first verdict it does not take was never queued. The event stays
+    in the event store, and `verdict_changes` says why its verdict changed. This applies to
+    every webhook, waiting or not, so no click ever reaches a webhook with a verdict it excluded
+    (a click queued as `human` and settled to `scanner` before a backed-up queue sent it).
     """
     hook = webhooks.get(conn, webhook_id)
     if hook is None or hook.status != "active":
-        return None
+        return Claim(None)
     if ordered is not None and hook.ordered != ordered:
-        return None
+        return Claim(None)
     expire(conn, hook)
     now = now_rfc3339()
+    filtered: list[str] = []
     while True:
         # `state IN ('pending', 'sending')` matches the partial index outbox_queue, so it can be used.
         if hook.ordered:
@@ -153,8 +220,10 @@ def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> 
                 (hook.id, hook.batch_size),
             ).fetchall()
             if not head or any(row["state"] == "sending" for row in head) or head[0]["next_attempt_at"] > now:
-                return None
-            ids = [row["id"] for row in head]
+                return Claim(None, tuple(filtered))
+            # Up to the first row not yet due (a click waiting for its verdict): the queue's order
+            # holds, so what is behind it waits too. Otherwise every row behind a due head is due.
+            ids = [row["id"] for row in itertools.takewhile(lambda row: row["next_attempt_at"] <= now, head)]
         else:
             ids = [row[0] for row in conn.execute(
                 "SELECT id FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
@@ -162,7 +231,7 @@ def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> 
                 (hook.id, now, hook.batch_size),
             )]
         if not ids:
-            return None
+            return Claim(None, tuple(filtered))
         marks = ",".join("?" * len(ids))
         rows = conn.execute(
             f"SELECT o.id AS outbox_id, o.attempts, {_event_columns('e')} FROM outbox o"
@@ -171,29 +240,46 @@ def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> 
         ).fetchall()
         kept: list[tuple[Row, Event]] = []
         refused: list[tuple[int, str]] = []
+        unwanted: list[int] = []
         for row in rows:
             if not hook.accepts(row["type"]):
                 refused.append((row["outbox_id"], f"not sent: this webhook no longer takes {row['type']} events"
                                                   " (its types or format changed)"))
                 continue
             try:
-                kept.append((row, events.from_row(row)))
+                event = events.from_row(row)
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
                 refused.append((row["outbox_id"], f"not sent: the stored event {row['id']!r} cannot be read: {exc}"))
+                continue
+            if event.type == "click":
+                verdict = events.verdict_of(event.details)
+                if not hook.takes_verdict(verdict):
+                    unwanted.append(row["outbox_id"])
+                    filtered.append(verdict)
+                    continue
+            kept.append((row, event))
         set_aside(conn, refused)
+        if unwanted:
+            conn.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(unwanted))})", unwanted)
         if kept:
             break
+        if len(filtered) >= EXPIRY_SLICE:
+            # A long run of clicks the webhook no longer takes (its verdicts were narrowed over a
+            # backlog): end this write, so clicks waiting on the writer are not held up; the
+            # deliverer claims again at once, since the rows behind are still due.
+            return Claim(None, tuple(filtered))
     kept_ids = [row["outbox_id"] for row, _ in kept]
     conn.execute(
         f"UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?"
         f" WHERE id IN ({','.join('?' * len(kept_ids))})",
         (now, *kept_ids),
     )
-    return Batch(
+    batch = Batch(
         hook=hook,
         row_ids=tuple(kept_ids),
         items=[(event, row["attempts"] + 1) for row, event in kept],
     )
+    return Claim(batch, tuple(filtered))
 
 
 def set_aside(conn: Connection, rows: list[tuple[int, str]]) -> None:
@@ -374,7 +460,9 @@ def replay(
     """Queue the account's matching events for this webhook again; return how many.
 
     Events already waiting (pending or sending) are left alone. Dead or delivered rows go
-    back to 'pending'; events the webhook never had (stored while it was inactive) get a row.
+    back to 'pending'; events the webhook never had (stored while it was inactive, or clicks
+    with a verdict it did not take then) get a row. Clicks are matched on their verdict now:
+    only those the webhook takes, due at once (their verdict is settled, or `claim` checks it).
     """
     where = ["e.account_id = ?"]
     params: list[Any] = [hook.account_id]
@@ -387,6 +475,9 @@ def replay(
     wanted = [t for t in (types or events.EVENT_TYPES) if hook.accepts(t)]
     where.append(f"e.type IN ({','.join('?' * len(wanted))})")
     params.extend(wanted)
+    if len(hook.verdicts) < len(VERDICTS):
+        where.append(f"(e.type != 'click' OR {_VERDICT} IN ({','.join('?' * len(hook.verdicts))}))")
+        params.extend(hook.verdicts)
     if dead_only:
         where.append("o.state = 'dead'")
     else:

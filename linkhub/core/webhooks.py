@@ -19,7 +19,7 @@ from msgspec import UNSET, UnsetType
 
 from linkhub.core import formats
 from linkhub.core.errors import LinkhubError
-from linkhub.core.events import EVENT_TYPES
+from linkhub.core.events import EVENT_TYPES, VERDICTS
 from linkhub.store import Connection, Row
 from linkhub.util import jsondepth
 from linkhub.util.times import format_ms, now_rfc3339
@@ -38,12 +38,12 @@ MAX_RETRY_INTERVAL_S = 86_400  # a day; exponential retries never wait more than
 _COLUMN_NAMES = (
     "id", "account_id", "url", "types", "format", "auth", "secret", "batch_size", "retry_policy", "retry_interval_s",
     "max_age_s", "timeout_s", "ordered", "description", "status", "status_reason", "created_at", "updated_at",
-    "previous_secret", "previous_secret_until",
+    "previous_secret", "previous_secret_until", "verdicts", "wait_for_verdict",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 # What PATCH may change; id, account, secret, status and created_at have calls of their own.
 _CHANGEABLE = ("url", "types", "format", "auth", "batch_size", "retry_policy", "retry_interval_s", "max_age_s",
-               "timeout_s", "ordered", "description", "updated_at")
+               "timeout_s", "ordered", "description", "verdicts", "wait_for_verdict", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,10 @@ class Webhook:
     # The secret before the last rotation, which also signs deliveries until previous_secret_until.
     previous_secret: str | None = dataclasses.field(default=None, repr=False)
     previous_secret_until: str | None = None
+    # The click verdicts it receives (canonical order, never empty; all four by default), and whether a
+    # click waits for the settled verdict (the settle window) before it is sent. Other types are unaffected.
+    verdicts: tuple[str, ...] = VERDICTS
+    wait_for_verdict: bool = False
 
     def signing_secrets(self, now: str) -> list[str]:
         """The secrets that sign a delivery made at `now` (UTC, RFC 3339): the current one first."""
@@ -81,12 +85,18 @@ class Webhook:
         """Whether an event of this type is queued for this webhook: subscribed, and expressible in its format."""
         return (not self.types or event_type in self.types) and event_type in formats.SUPPORTED_TYPES[self.format]
 
+    def takes_verdict(self, verdict: str) -> bool:
+        """Whether a click with this verdict (`events.verdict_of`) is sent to this webhook."""
+        return verdict in self.verdicts
+
     def public(self) -> dict[str, Any]:
         """The webhook as the API shows it: never the signing secret nor the auth credentials."""
         return {
             "id": self.id,
             "url": self.url,
             "types": list(self.types),
+            "verdicts": list(self.verdicts),
+            "wait_for_verdict": self.wait_for_verdict,
             "format": self.format,
             "auth": {"type": self.auth.get("type", "none"),
                      **({"username": self.auth["username"]} if self.auth.get("type") == "basic" else {}),
@@ -111,6 +121,8 @@ def from_row(row: Row) -> Webhook:
     values["types"] = tuple(msgspec.json.decode(values["types"]))
     values["auth"] = msgspec.json.decode(values["auth"])
     values["ordered"] = bool(values["ordered"])
+    values["verdicts"] = tuple(msgspec.json.decode(values["verdicts"]))
+    values["wait_for_verdict"] = bool(values["wait_for_verdict"])
     return Webhook(**values)
 
 
@@ -256,6 +268,8 @@ class WebhookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: Timeout = DEFAULT_TIMEOUT_S
     ordered: bool = True
     description: str | None = None
+    verdicts: list[str] = msgspec.field(default_factory=lambda: list(VERDICTS))
+    wait_for_verdict: bool = False
     active: bool = False
     verify: bool = False
 
@@ -273,6 +287,8 @@ class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: Timeout | UnsetType = UNSET
     ordered: bool | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
+    verdicts: list[str] | UnsetType = UNSET
+    wait_for_verdict: bool | UnsetType = UNSET
     # Accepted only to say where status changes are made, rather than "unknown field".
     active: bool | UnsetType = UNSET
 
@@ -428,6 +444,23 @@ def _check_types(types: list[str] | None, fmt: str) -> tuple[str, ...]:
     return chosen
 
 
+def _check_verdicts(verdicts: list[str]) -> tuple[str, ...]:
+    """The click verdicts a webhook takes: at least one, each one of VERDICTS, each once; canonical order.
+
+    Unlike `types`, a duplicate is refused rather than dropped, and an empty list is not "all":
+    `[]` would be a webhook that takes clicks and never receives one.
+    """
+    if not verdicts:
+        raise InvalidWebhook(f"verdicts must name at least one of {', '.join(VERDICTS)} (to receive no clicks, "
+                             "leave click out of types)", "verdicts")
+    for index, verdict in enumerate(verdicts):
+        if verdict not in VERDICTS:
+            raise InvalidWebhook(f"unknown verdict {verdict!r}; known: {', '.join(VERDICTS)}", f"verdicts[{index}]")
+        if verdict in verdicts[:index]:
+            raise InvalidWebhook(f"verdict {verdict!r} is listed twice", f"verdicts[{index}]")
+    return tuple(v for v in VERDICTS if v in verdicts)
+
+
 def _check_format(fmt: str) -> str:
     if fmt not in formats.FORMATS:
         raise InvalidWebhook(f"unknown format {fmt!r}; known: {', '.join(formats.FORMATS)}", "format")
@@ -515,6 +548,8 @@ def draft(account_id: str, spec: WebhookSpec) -> Webhook:
         timeout_s=spec.timeout_s,
         ordered=spec.ordered,
         description=_check_description(spec.description),
+        verdicts=_check_verdicts(spec.verdicts),
+        wait_for_verdict=spec.wait_for_verdict,
         status="active" if spec.active else "inactive",
         status_reason=None,
         created_at=now,
@@ -528,6 +563,8 @@ def _row_values(webhook: Webhook) -> dict[str, Any]:
     values["types"] = msgspec.json.encode(list(webhook.types)).decode()
     values["auth"] = msgspec.json.encode(webhook.auth).decode()
     values["ordered"] = int(webhook.ordered)
+    values["verdicts"] = msgspec.json.encode(list(webhook.verdicts)).decode()
+    values["wait_for_verdict"] = int(webhook.wait_for_verdict)
     return values
 
 
@@ -569,6 +606,10 @@ def apply(webhook: Webhook, changes: WebhookChanges) -> Webhook:
         values["ordered"] = changes.ordered
     if changes.description is not UNSET:
         values["description"] = _check_description(changes.description)
+    if changes.verdicts is not UNSET:
+        values["verdicts"] = _check_verdicts(changes.verdicts)
+    if changes.wait_for_verdict is not UNSET:
+        values["wait_for_verdict"] = changes.wait_for_verdict
     return dataclasses.replace(webhook, **values, updated_at=now_rfc3339())
 
 

@@ -163,16 +163,23 @@ class Deliverer:
         has, the worker starts the lanes the new mode allows. Switched to ordered, no batch is
         sent until every batch of the unordered lanes has been answered, and then one at a time.
         """
-        batch = await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id, ordered=ordered))
+        batch = self._filtered(await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id,
+                                                                     ordered=ordered)))
         while batch is not None:
             sendable, body, poisoned = _render(batch)
             result: sender.Outcome | None = None
             attempted_at = ""
             if sendable is not None:  # None: every event of the batch was set aside
                 result, attempted_at = await self._send_counted(sendable, body)
-            batch = await self.db.write(functools.partial(
+            batch = self._filtered(await self.db.write(functools.partial(
                 _record_then_claim, webhook_id=webhook_id, batch=sendable, poisoned=poisoned, result=result,
-                attempted_at=attempted_at, ordered=ordered))
+                attempted_at=attempted_at, ordered=ordered)))
+
+    def _filtered(self, claimed: outbox.Claim) -> outbox.Batch | None:
+        """The claimed batch, once the clicks the claim took out (committed by now) are counted."""
+        for verdict in claimed.filtered:
+            self.metrics.inc("linkhub_webhook_clicks_filtered_total", verdict=verdict)
+        return claimed.batch
 
     async def _send_counted(self, batch: outbox.Batch, body: bytes) -> tuple[sender.Outcome, str]:
         self.in_flight[batch.hook.id] += len(batch.row_ids)
@@ -237,7 +244,7 @@ def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple
 
 def _record_then_claim(conn: Connection, *, webhook_id: str, batch: outbox.Batch | None,
                        poisoned: list[tuple[int, str]], result: sender.Outcome | None, attempted_at: str,
-                       ordered: bool) -> outbox.Batch | None:
+                       ordered: bool) -> outbox.Claim:
     """Record the outcome of one POST (and the events set aside before it); after a success, or when
     nothing was left to send, claim the webhook's next batch (same transaction)."""
     if poisoned:
@@ -246,7 +253,7 @@ def _record_then_claim(conn: Connection, *, webhook_id: str, batch: outbox.Batch
     if batch is not None and result is not None:
         _record(conn, hook=batch.hook, batch=batch, result=result, attempted_at=attempted_at)
         if not result.delivered:
-            return None
+            return outbox.Claim(None)
     return outbox.claim(conn, webhook_id, ordered=ordered)
 
 

@@ -22,13 +22,17 @@ class Ingested:
     duplicates: int  # ids the account already had, or had earlier in the batch: neither stored nor queued
 
 
-async def ingest(db: Store, deliverer: Deliverer, batch: list[Event], *, origins: Origins | None = None) -> Ingested:
+async def ingest(db: Store, deliverer: Deliverer, batch: list[Event], *,
+                 settle_s: float = outbox.DEFAULT_SETTLE_S, origins: Origins | None = None) -> Ingested:
     """Store the batch in one transaction, each new event queued for the account's matching webhooks.
 
-    `origins` learns the `sent` and `delivered` events stored: clicks on those emails count from them.
+    `settle_s` is the server's settle window (`classify_settle_s`): a click is due for a webhook that
+    waits for the settled verdict that long after it is stored, as a click of `/r/` is. `origins`
+    learns the `sent` and `delivered` events stored: clicks on those emails count from them.
     """
     try:
-        stored, queued = await db.write(functools.partial(outbox.store_events, batch=batch), timeout=STORE_DEADLINE_S)
+        stored, queued = await db.write(functools.partial(outbox.store_events, batch=batch, settle_s=settle_s),
+                                        timeout=STORE_DEADLINE_S)
     except UNAVAILABLE as exc:
         # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
         raise Unavailable(f"the event store did not confirm the batch ({exc}); "

@@ -124,7 +124,8 @@ async def ingest(request: Request, state: State, account: Account) -> Response:
     # A big batch takes a while to decode and check: not on the event loop, which serves redirects.
     batch = (parse_batch(body, account.id) if len(body) <= INLINE_PARSE_BYTES
              else await run_in_threadpool(parse_batch, body, account.id))
-    ingested = await ingest_events(state.db, state.deliverer, batch, origins=state.clicks.origins)
+    ingested = await ingest_events(state.db, state.deliverer, batch, settle_s=state.settings.classify_settle_s,
+                                   origins=state.clicks.origins)
     return JSON({"accepted": ingested.accepted, "duplicates": ingested.duplicates}, status_code=202)
 
 

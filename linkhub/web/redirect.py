@@ -100,7 +100,7 @@ class RedirectApp:
         write = self.state.clicks.hit(code, link, at_ms=time.time_ns() // 1_000_000, method=method, ip=ip,
                                       user_agent=user_agent, referer=referer, headers=classified)
         try:
-            queued = await self.state.db.add(clicks.store, write, timeout=CLICK_DEADLINE_S)
+            queued = await self.state.db.add(self.state.clicks.store, write, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",
