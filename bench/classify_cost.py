@@ -12,7 +12,9 @@ request, bench/redirect.lua), in interleaved rounds after one warm-up each:
 - the ceiling (bench/ceiling.py), as in bench/run.py;
 - per database (10 thousand and 1 million links, each server on its own copy):
   *with*: `linkhub serve` as it is; *without*: bench/unclassified.py, the same server with the click
-  stored as before verdicts (no window, no reasons, no link count); and, per `--tree NAME=DIR`,
+  stored as before verdicts (no window, no reasons, no link count); per `--part`, that server with
+  some of it put back (`count`: the link count; `classify`: the classifier's work, its results not
+  stored), which splits the cost; and, per `--tree NAME=DIR`,
   `linkhub serve` from another source tree (a checkout of another commit: PYTHONPATH=DIR), to
   measure a change beside the code before it.
 
@@ -48,7 +50,7 @@ import load
 import report
 import seed
 import spy
-from fleet import Fleet, Process, Server, check_alive, log, metrics
+from fleet import ROOT, Fleet, Process, Server, check_alive, log, metrics
 
 TRUSTED = ("--trusted-proxies", "127.0.0.1/32")
 
@@ -78,8 +80,14 @@ def parse_args() -> argparse.Namespace:
                         help="codes wrk chooses among, a random sample (default 0: every link's)")
     parser.add_argument("--clients", choices=("people", "one-address"), default="people",
                         help="where the clicks come from (default people: an address each)")
+    parser.add_argument("--part", action="append", default=[], choices=("count", "classify", "count+classify"),
+                        help="also run the 'without' server with these parts of classification put back "
+                             "(bench/unclassified.py's BENCH_KEEP; repeatable)")
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
                         help="also run `linkhub serve` from the source tree DIR (repeatable)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the rounds, py-spy the big database's with and without servers under wrk "
+                             "(pip install py-spy); the breakdown is appended")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, logs)")
     parser.add_argument("--output", type=Path, default=report.RESULTS / "classify_cost.md",
                         help="appended to (default bench/results/classify_cost.md)")
@@ -126,7 +134,11 @@ def _label(links: int) -> str:
 
 def run(args: argparse.Namespace, workdir: Path, fleet: Fleet) -> int:
     noise = report.Noise()
-    sides = ["with", "without", *args.trees]
+    if args.profile:
+        from profile_report import snapshot_sources
+
+        snapshot_sources(ROOT)  # the code the servers load now, for the profile's line texts
+    sides = ["with", "without", *(f"without+{part}" for part in args.part), *args.trees]
     configs: list[Config] = []
     ceiling_codes: Path | None = None
     servers: list[tuple[Config, Path]] = []
@@ -169,9 +181,21 @@ def run(args: argparse.Namespace, workdir: Path, fleet: Fleet) -> int:
                 f"  p99 {result.p99_ms:6.2f} ms  cpu {c.cpu_us[-1]:5.0f} µs/req  non-3xx {result.status_errors}"
                 f"  socket errors {result.socket_errors}")
 
+    profile = ""
+    if args.profile:
+        profiled: dict[str, spy.Profiled] = {}
+        big = linkhubs[-1].db
+        # "with" last: profile_report lists the hottest lines of the last one.
+        for c in sorted(linkhubs, key=lambda c: c.name.split(" ", 1)[1] == "with"):
+            if c.db == big and c.name.split(" ", 1)[1] in ("with", "without"):
+                log(f"profiling {c.name} under wrk with py-spy")
+                profiled[c.name] = spy.profile_run(c.server, c.codes_file, workdir / f"{c.name}.raw".replace(" ", "-"),
+                                                   duration=args.duration, connections=args.connections,
+                                                   threads=args.threads, clients=args.clients)
+        profile = spy.profile_section(profiled)
     stored = {c.name: _stop_and_read(fleet, c, path) for c, path in servers}
     fleet.stop_all()
-    text = _report(args, ceiling, linkhubs, stored, noise)
+    text = _report(args, ceiling, linkhubs, stored, noise) + profile
     print(text)
     report.write(args.output, text, append=True)
     return 0
@@ -180,8 +204,9 @@ def run(args: argparse.Namespace, workdir: Path, fleet: Fleet) -> int:
 def _start(fleet: Fleet, name: str, path: Path, side: str, args: argparse.Namespace) -> Server:
     if side == "with":
         return fleet.linkhub(name, path, *TRUSTED)
-    if side == "without":
-        return fleet.linkhub(name, path, *TRUSTED, classified=False)
+    if side.startswith("without"):
+        keep = side.partition("+")[2].replace("+", ",")
+        return fleet.linkhub(name, path, *TRUSTED, classified=False, env={"BENCH_KEEP": keep})
     return fleet.linkhub(name, path, *TRUSTED, env={"PYTHONPATH": str(args.trees[side])})
 
 
@@ -229,7 +254,8 @@ def _report(args: argparse.Namespace, ceiling: Config, linkhubs: list[Config], s
         *report.machine(),
         f"- `bench/classify_cost.py --duration {args.duration} --repeats {args.repeats} --small {args.small} "
         f"--big {args.big} --links-per-email {args.links_per_email} --codes {args.codes} "
-        f"--clients {args.clients}`" + "".join(f" `--tree {n}`" for n in args.trees),
+        f"--clients {args.clients}`" + "".join(f" `--part {n}`" for n in args.part)
+        + "".join(f" `--tree {n}`" for n in args.trees),
         f"- clients: {load_name}; other processes took {noise.others() / noise.elapsed() * 100:.0f} % of one core",
         "",
         "| server | req/s | p50 ms | p99 ms | server CPU µs/req | ÷ ceiling, paired median (range) |",

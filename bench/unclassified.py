@@ -15,14 +15,22 @@ added to the redirect, then runs linkhub's own command line unchanged:
 
 Everything else (the server, the look-up's batching, the writer, the outbox) is the product's own, so
 the difference between the two servers is what classification costs.
+
+To tell its parts apart, BENCH_KEEP (comma-separated) puts some back:
+- `count`: the look-up counts the recipient's links, as the product's does;
+- `classify`: each hit goes through the product's `Clicks.hit` (the window, every signal, the event
+  with its verdict built), but the click stored keeps the details of before and no verdict change
+  of an earlier click is written: the classifier's CPU without its writes.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Any
 
+import msgspec
 import ua_parser
 
 from linkhub.cli.main import cli
@@ -68,9 +76,23 @@ def _hit(self: clicks.Clicks, code: str, link: links.Link, *, at_ms: int, method
     return clicks.ClickWrite(event, [])
 
 
+_classified_hit = clicks.Clicks.hit
+
+
+def _hit_classified_unstored(self: clicks.Clicks, code: str, link: links.Link, **kwargs: Any) -> clicks.ClickWrite:
+    """`classify`: the product's hit, its verdict computed and dropped."""
+    judged = _classified_hit(self, code, link, **kwargs)
+    plain = _hit(self, code, link, **kwargs)
+    return clicks.ClickWrite(msgspec.structs.replace(plain.event, id=judged.event.id), [])
+
+
 def main() -> None:
-    clicks.Clicks.hit = _hit  # type: ignore[method-assign]
-    links._QUERY = _QUERY_WITHOUT_COUNT
+    keep = set(filter(None, os.environ.get("BENCH_KEEP", "").split(",")))
+    if keep - {"count", "classify"}:
+        raise SystemExit(f"BENCH_KEEP: unknown parts {sorted(keep - {'count', 'classify'})}")
+    clicks.Clicks.hit = _hit_classified_unstored if "classify" in keep else _hit  # type: ignore[method-assign]
+    if "count" not in keep:
+        links._QUERY = _QUERY_WITHOUT_COUNT
     sys.argv[0] = "linkhub"
     cli()
 
