@@ -83,6 +83,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--part", action="append", default=[], choices=("count", "classify", "count+classify"),
                         help="also run the 'without' server with these parts of classification put back "
                              "(bench/unclassified.py's BENCH_KEEP; repeatable)")
+    parser.add_argument("--burn", action="append", default=[], type=int, metavar="US",
+                        help="also run the 'without' server spinning US µs on each hit (repeatable): what that "
+                             "much CPU on the redirect path costs, whatever spends it")
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
                         help="also run `linkhub serve` from the source tree DIR (repeatable)")
     parser.add_argument("--profile", action="store_true",
@@ -138,7 +141,8 @@ def run(args: argparse.Namespace, workdir: Path, fleet: Fleet) -> int:
         from profile_report import snapshot_sources
 
         snapshot_sources(ROOT)  # the code the servers load now, for the profile's line texts
-    sides = ["with", "without", *(f"without+{part}" for part in args.part), *args.trees]
+    sides = ["with", "without", *(f"without+{part}" for part in args.part), *(f"without+burn{us}" for us in args.burn),
+             *args.trees]
     configs: list[Config] = []
     ceiling_codes: Path | None = None
     servers: list[tuple[Config, Path]] = []
@@ -204,6 +208,8 @@ def run(args: argparse.Namespace, workdir: Path, fleet: Fleet) -> int:
 def _start(fleet: Fleet, name: str, path: Path, side: str, args: argparse.Namespace) -> Server:
     if side == "with":
         return fleet.linkhub(name, path, *TRUSTED)
+    if side.startswith("without+burn"):
+        return fleet.linkhub(name, path, *TRUSTED, classified=False, env={"BENCH_BURN_US": side[len("without+burn"):]})
     if side.startswith("without"):
         keep = side.partition("+")[2].replace("+", ",")
         return fleet.linkhub(name, path, *TRUSTED, classified=False, env={"BENCH_KEEP": keep})
@@ -255,6 +261,7 @@ def _report(args: argparse.Namespace, ceiling: Config, linkhubs: list[Config], s
         f"- `bench/classify_cost.py --duration {args.duration} --repeats {args.repeats} --small {args.small} "
         f"--big {args.big} --links-per-email {args.links_per_email} --codes {args.codes} "
         f"--clients {args.clients}`" + "".join(f" `--part {n}`" for n in args.part)
+        + "".join(f" `--burn {n}`" for n in args.burn)
         + "".join(f" `--tree {n}`" for n in args.trees),
         f"- clients: {load_name}; other processes took {noise.others() / noise.elapsed() * 100:.0f} % of one core",
         "",

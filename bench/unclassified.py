@@ -21,6 +21,9 @@ To tell its parts apart, BENCH_KEEP (comma-separated) puts some back:
 - `classify`: each hit goes through the product's `Clicks.hit` (the window, every signal, the event
   with its verdict built), but the click stored keeps the details of before and no verdict change
   of an earlier click is written: the classifier's CPU without its writes.
+
+BENCH_BURN_US=N spins the event loop for N µs on each hit instead (in the server without
+classification): what any N µs of CPU on the redirect path costs, classification or not.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -86,6 +90,16 @@ def _hit_classified_unstored(self: clicks.Clicks, code: str, link: links.Link, *
     return clicks.ClickWrite(msgspec.structs.replace(plain.event, id=judged.event.id), [])
 
 
+def _burning(hit: Any, burn_s: float) -> Any:
+    def burnt(*args: Any, **kwargs: Any) -> clicks.ClickWrite:
+        until = time.perf_counter() + burn_s
+        while time.perf_counter() < until:
+            pass
+        result: clicks.ClickWrite = hit(*args, **kwargs)
+        return result
+    return burnt
+
+
 def main() -> None:
     keep = set(filter(None, os.environ.get("BENCH_KEEP", "").split(",")))
     if keep - {"count", "classify"}:
@@ -93,6 +107,9 @@ def main() -> None:
     clicks.Clicks.hit = _hit_classified_unstored if "classify" in keep else _hit  # type: ignore[method-assign]
     if "count" not in keep:
         links._QUERY = _QUERY_WITHOUT_COUNT
+    burn_us = float(os.environ.get("BENCH_BURN_US", "0"))
+    if burn_us:
+        clicks.Clicks.hit = _burning(clicks.Clicks.hit, burn_us / 1e6)  # type: ignore[method-assign]
     sys.argv[0] = "linkhub"
     cli()
 
