@@ -155,7 +155,7 @@ class _Address(Generic[R]):
         self.hits.append(held)
         new_recipient = held.email_key not in self.recipients
         # Only a new recipient can change how shared the address looks: compare only then.
-        before = _sharing(self.recipients, held.at) if new_recipient else None
+        before = (_sharing(self.recipients, held.at) if self.recipients else (0, 0)) if new_recipient else None
         self.recipients[held.email_key] = (held.at, held.domain)
         self.recipients.move_to_end(held.email_key)
         if len(self.recipients) > MAX_RECIPIENTS_PER_ADDRESS:
