@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CEILING = BENCH / "ceiling.py"
 SINK = BENCH / "sink.py"
+UNCLASSIFIED = BENCH / "unclassified.py"
 START_TIMEOUT_S = 60  # a loaded 2-core machine can take a while to import and open a big database
 
 sys.path.append(str(ROOT / "tests"))  # appended: bench's own modules (sink.py) keep their names
@@ -71,8 +72,17 @@ class Fleet:
         self.started[name] = server
         log(f"{name} on {server.url} (pid {server.proc.pid})")
 
-    def linkhub(self, name: str, db_path: Path, *args: str) -> Server:
-        server = start_server(db_path, *args, timeout=START_TIMEOUT_S)
+    def linkhub(self, name: str, db_path: Path, *args: str, classified: bool = True,
+                env: dict[str, str] | None = None) -> Server:
+        """`linkhub serve` on `db_path`; with `classified=False`, bench/unclassified.py's variant of it
+        (clicks stored as before verdicts: the "without" side of bench/classify_cost.py)."""
+        if classified:
+            server = start_server(db_path, *args, env=env, timeout=START_TIMEOUT_S)
+        else:
+            argv = [sys.executable, str(UNCLASSIFIED), "serve", "--db", str(db_path), "--port", "0", *args]
+            started = start_process(argv, env=env, timeout=START_TIMEOUT_S)
+            server = Server(proc=started.proc, url=started.url, log=started.log, _drain=started._drain,
+                            db_path=db_path)
         self._add(name, server)
         return server
 

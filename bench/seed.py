@@ -65,22 +65,23 @@ def link_codes(number: int, count: int) -> list[str]:
     return [prefix + pool[i : i + _RANDOM_CHARS] for i in range(0, count * _RANDOM_CHARS, _RANDOM_CHARS)]
 
 
-def _rows(account_id: str, codes: list[str]) -> Iterator[tuple[Any, ...]]:
-    # 50 links per email, the emails dealt round-robin to 20 mailings (1,000 prospects each
-    # with 1 M links). Every database spreads its clicks over the same 20 mailings, so the
+def _rows(account_id: str, codes: list[str], per_email: int, age_s: float) -> Iterator[tuple[Any, ...]]:
+    # 50 links per email by default, the emails dealt round-robin to 20 mailings (1,000 prospects
+    # each with 1 M links). Every database spreads its clicks over the same 20 mailings, so the
     # redirect runs differ only in the number of links stored.
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - age_s))
     for i, code in enumerate(codes):
-        email, link = divmod(i, 50)
+        email, link = divmod(i, per_email)
         prospect, mailing = divmod(email, MAILINGS)
         url = f"https://www.example.com/blog/post-{link}?utm_source=outreach&utm_campaign=m{mailing}"
         yield (code, account_id, url, url, f"m{mailing}", f"p{prospect}",
                f"prospect{prospect}@example.org", "u1", "sender@example.com", now)
 
 
-def links(db_path: Path, account_id: str, count: int) -> list[str]:
+def links(db_path: Path, account_id: str, count: int, per_email: int = 50, age_s: float = 0) -> list[str]:
     """Store `count` links of one account in one transaction (minted as one batch is: one
-    sequence number); returns their codes."""
+    sequence number), `per_email` links to each email, minted `age_s` ago; returns their codes,
+    each email's together."""
     codes = link_codes(1, count)
     with _migrated(db_path) as conn:
         conn.execute("PRAGMA cache_size = -1000000")  # 1 GB page cache: the random-key index fits
@@ -88,7 +89,7 @@ def links(db_path: Path, account_id: str, count: int) -> list[str]:
         conn.executemany(
             "INSERT INTO links (code, account_id, target_url, original_url, mailing_id, prospect_id,"
             " prospect_email, user_id, user_email, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _rows(account_id, codes),
+            _rows(account_id, codes, per_email, age_s),
         )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

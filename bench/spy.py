@@ -44,7 +44,7 @@ class Profiled:
 
 
 def profile_run(server: Process, codes_file: Path, raw: Path, *, duration: float, connections: int,
-                threads: int) -> Profiled:
+                threads: int, clients: str = "one-address") -> Profiled:
     """py-spy `server` (all threads, idle excluded, without stopping it) into `raw` while wrk loads it."""
     pyspy = pyspy_path()
     assert pyspy is not None
@@ -55,7 +55,8 @@ def profile_run(server: Process, codes_file: Path, raw: Path, *, duration: float
     try:
         time.sleep(0.5)  # py-spy attaches
         before = thread_cpu(pid)
-        result = wrk(server.url, codes_file, duration=duration, connections=connections, threads=threads)
+        result = wrk(server.url, codes_file, duration=duration, connections=connections, threads=threads,
+                     clients=clients)
         after = thread_cpu(pid)
         _out, err = spy.communicate(timeout=duration + 60)
     finally:

@@ -31,6 +31,7 @@ person: the hard cases are people who click twice within seconds, or from a phon
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Generic, NamedTuple, TypeVar
@@ -93,6 +94,8 @@ MAX_RECIPIENTS_PER_ADDRESS = 8
 MAX_PER_ADDRESS = 32
 MAX_SCANS = 100_000
 
+_NOT_JUDGED = Verdict(verdict="unknown", score=0, reasons=[])
+
 R = TypeVar("R", bound=Hashable)
 EmailKey = tuple[str, str | None, str | None]
 
@@ -118,12 +121,23 @@ class _Held(Generic[R]):
         self.email_key = email_key
         self.base = base
         self.net = _network_key(hit.ip)
-        self.machine_net = any(r.code in ("scanner_network", "crawler_network") and r.weight < 0 for r in base)
-        self.current = any(r.code == "current_browser" for r in base)
+        self.machine_net = self.current = False
+        for r in base:  # one pass: this runs for every click of /r/
+            if r.code == "current_browser":
+                self.current = True
+            elif r.code in ("scanner_network", "crawler_network") and r.weight < 0:
+                self.machine_net = True
         self.head = hit.method.upper() == "HEAD"
-        self.unsubscribe = hit.url is not None and _UNSUBSCRIBE.search(hit.url) is not None
+        self.unsubscribe = hit.url is not None and _is_unsubscribe(hit.url)
         self.domain = hit.email.rpartition("@")[2].lower() if hit.email and "@" in hit.email else None
-        self.verdict: Verdict = decide(base)
+        # Window.observe() judges the hit right after holding it; nothing reads this before.
+        self.verdict: Verdict = _NOT_JUDGED
+
+
+# A mailing's people click the same few URLs: each is matched against the pattern once.
+@functools.lru_cache(maxsize=8192)
+def _is_unsubscribe(url: str) -> bool:
+    return _UNSUBSCRIBE.search(url) is not None
 
 
 class _Address(Generic[R]):
@@ -139,8 +153,9 @@ class _Address(Generic[R]):
     def note(self, held: _Held[R]) -> bool:
         """Add a hit; True when it makes the address newly look shared (so its earlier hits must be re-scored)."""
         self.hits.append(held)
-        before = _sharing(self.recipients, held.at)
         new_recipient = held.email_key not in self.recipients
+        # Only a new recipient can change how shared the address looks: compare only then.
+        before = (_sharing(self.recipients, held.at) if self.recipients else (0, 0)) if new_recipient else None
         self.recipients[held.email_key] = (held.at, held.domain)
         self.recipients.move_to_end(held.email_key)
         if len(self.recipients) > MAX_RECIPIENTS_PER_ADDRESS:

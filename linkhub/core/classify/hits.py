@@ -13,7 +13,7 @@ import msgspec
 Since = Literal["minted", "sent", "delivered"]
 
 
-class Hit(msgspec.Struct, kw_only=True):
+class Hit(msgspec.Struct, kw_only=True, gc=False):
     """One hit.
 
     `t`: milliseconds since the recipient's links were minted (Outreach asks linkhub for them just

@@ -108,6 +108,9 @@ class Networks:
     def match(self, ip: str | None) -> list[NetworkMatch]:
         if not ip:
             return []
+        number = _ipv4_number(ip)
+        if number is not None:
+            return list(self._v4.find(number))
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
@@ -119,6 +122,24 @@ class Networks:
                 return list(self._v6.find(int(address)))
             address = mapped
         return list(self._v4.find(int(address)))
+
+
+def _ipv4_number(ip: str) -> int | None:
+    """The address as a number when `ip` is a plain dotted-quad IPv4 address, else None (then
+    `ipaddress` decides). On every click: ~1 µs, against ~5 µs for ipaddress.ip_address. It accepts
+    only what ipaddress accepts alike (four ASCII-decimal parts of 0-255 without leading zeros)."""
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return None
+    number = 0
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3 or (len(part) > 1 and part[0] == "0"):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        number = number << 8 | octet
+    return number
 
 
 def shipped_lists() -> list[NetworkList]:

@@ -45,7 +45,7 @@ HUMAN_SCORE = 25
 SCORE_BOUND = 100
 
 
-class Reason(msgspec.Struct, frozen=True):
+class Reason(msgspec.Struct, frozen=True, gc=False):
     """One signal that fired: `code` (stable, listed in `CODES`), `weight`, and what it saw.
 
     Reasons of a user agent are cached and shared between hits: treat `evidence` as read-only (build
@@ -60,7 +60,7 @@ class Reason(msgspec.Struct, frozen=True):
         return {"code": self.code, "weight": self.weight, "evidence": self.evidence}
 
 
-class Verdict(msgspec.Struct, frozen=True):
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     """The classifier's answer for one hit, and the rules' version that gave it."""
 
     verdict: VerdictName
