@@ -94,7 +94,8 @@ def window(emails: int, rate: int, measured: int) -> None:
     minted = format_ms(start_ms - 86_400_000)
     links = [Link(f"c{e}x{k}", "acct", f"https://www.example.com/post-{k}?m={e % 20}",
                   f"https://www.example.com/post-{k}?m={e % 20}", f"m{e % 20}", f"p{e // 20}",
-                  f"prospect{e // 20}@example.org", minted, 3) for e in range(emails) for k in range(3)]
+                  f"prospect{e // 20}@example.org", minted, 3, start_ms - 86_400_000)
+             for e in range(emails) for k in range(3)]
     clicks = Clicks(Networks.load(None), settle_s=120)
     rng = random.Random(1)
     gc.collect()

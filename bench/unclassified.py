@@ -48,7 +48,7 @@ from linkhub.util.times import format_ms
 # The look-up of before, but for the recipient's link count (a constant 0 keeps the row's shape).
 _QUERY_WITHOUT_COUNT = (
     "SELECT json_group_array(json_array(l.code, l.account_id, l.target_url, l.original_url, l.mailing_id,"
-    " l.prospect_id, l.prospect_email, l.created_at, 0))"
+    " l.prospect_id, l.prospect_email, l.created_at, 0, 0))"
     " FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
 )
 

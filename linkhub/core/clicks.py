@@ -74,6 +74,8 @@ class Origins:
 
     def of(self, link: Link) -> tuple[int, Since] | None:
         """(ms since the epoch, 'sent' or 'delivered') of the link's email, or None."""
+        if not self._at:  # a server whose senders report no deliveries (Outreach alone): the usual case
+            return None
         for key in _origin_keys(link.account_id, link.mailing_id, link.prospect_id, link.prospect_email):
             found = self._at.get(key)
             if found is not None:
@@ -107,7 +109,7 @@ class Clicks:
 
         `headers` holds those of CLASSIFIED_HEADERS the request carried (lower-case names).
         """
-        origin: int = rfc3339_to_ms(link.created_at)
+        origin: int = link.minted_ms
         since: Since = "minted"
         reported = self.origins.of(link)
         if reported is not None and origin <= reported[0] <= at_ms:
@@ -162,7 +164,9 @@ def verdict_fields(verdict: Verdict) -> dict[str, Any]:
         "bot": verdict.machine,
         "verdict": verdict.verdict,
         "score": verdict.score,
-        "reasons": [reason.document() for reason in verdict.reasons],
+        # The Reason structs themselves: msgspec writes each as {code, weight, evidence} when the click
+        # is stored, with no dict built per reason on the redirect's path.
+        "reasons": verdict.reasons,
         "classifier": verdict.version,
     }
 
@@ -207,7 +211,7 @@ def change_verdicts(conn: Connection, changes: list[tuple[str, str, Verdict]], *
     for account_id, event_id, verdict in changes:
         params = {"account": account_id, "id": event_id, "at": at, "cause": cause, "verdict": verdict.verdict,
                   "score": verdict.score, "classifier": verdict.version,
-                  "reasons": msgspec.json.encode([r.document() for r in verdict.reasons]).decode(),
+                  "reasons": msgspec.json.encode(verdict.reasons).decode(),
                   "bot": "true" if verdict.machine else "false"}
         changed += conn.execute(_RECORD_CHANGE, params).rowcount
         conn.execute(_SET_VERDICT, params)
@@ -282,4 +286,8 @@ def _stored_headers(details: dict[str, Any]) -> dict[str, str]:
 
 def same_verdict(stored: dict[str, Any] | None, verdict: Verdict) -> bool:
     """True when a click's stored verdict fields are those `verdict` would store."""
-    return stored is not None and stored == {key: verdict_fields(verdict)[key] for key in _VERDICT_KEYS}
+    if stored is None:
+        return False
+    fields = verdict_fields(verdict)
+    fields["reasons"] = [reason.document() for reason in verdict.reasons]
+    return stored == {key: fields[key] for key in _VERDICT_KEYS}

@@ -139,15 +139,24 @@ CODES: dict[str, CodeInfo] = {
 # fact twice (Chrome 97 is both years behind and a four-part build), and a user agent, however odd,
 # is one thing the client says of itself: never enough alone for a machine verdict.
 GROUP_CAPS: dict[str, int] = {"browser": -50}
+# code -> its group, for the codes of a capped group only
+_CAPPED_GROUP: dict[str, str] = {code: info.group for code, info in CODES.items() if info.group in GROUP_CAPS}
 
 
 def score(reasons: list[Reason]) -> int:
     """The sum of the weights, each group's negative total bounded by `GROUP_CAPS`, clamped."""
-    by_group: dict[str, int] = {}
+    total = 0
+    capped: dict[str, int] | None = None  # most hits have no reason of a capped group
     for reason in reasons:
-        group = CODES[reason.code].group if reason.code in CODES else reason.code
-        by_group[group] = by_group.get(group, 0) + reason.weight
-    total = sum(max(v, GROUP_CAPS[g]) if g in GROUP_CAPS else v for g, v in by_group.items())
+        group = _CAPPED_GROUP.get(reason.code)
+        if group is None:
+            total += reason.weight
+        else:
+            if capped is None:
+                capped = {}
+            capped[group] = capped.get(group, 0) + reason.weight
+    if capped:
+        total += sum(max(value, GROUP_CAPS[group]) for group, value in capped.items())
     return max(-SCORE_BOUND, min(SCORE_BOUND, total))
 
 
