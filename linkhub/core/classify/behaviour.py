@@ -151,22 +151,26 @@ class _Address(Generic[R]):
         self.recipients: OrderedDict[EmailKey, tuple[int, str | None]] = OrderedDict()
 
     def note(self, held: _Held[R]) -> bool:
-        """Add a hit; True when it makes the address newly look shared (so its earlier hits must be re-scored)."""
+        """Add a hit; True when it changes how shared the address looks (the `shared_ip` weight), so
+        that its earlier hits must be re-scored."""
         self.hits.append(held)
         new_recipient = held.email_key not in self.recipients
-        # Only a new recipient can change how shared the address looks: compare only then.
-        before = (_sharing(self.recipients, held.at) if self.recipients else (0, 0)) if new_recipient else None
+        # Only a third recipient or more can make an address shared: count only then.
+        before = _sharing(self.recipients, held.at) if new_recipient and len(self.recipients) >= 2 else 0
         self.recipients[held.email_key] = (held.at, held.domain)
         self.recipients.move_to_end(held.email_key)
         if len(self.recipients) > MAX_RECIPIENTS_PER_ADDRESS:
             self.recipients.popitem(last=False)
-        return new_recipient and _sharing(self.recipients, held.at) != before
+        return new_recipient and len(self.recipients) >= 3 and _sharing(self.recipients, held.at) != before
 
 
-def _sharing(recipients: OrderedDict[EmailKey, tuple[int, str | None]], at: int) -> tuple[int, int]:
-    """(recipients, domains) an address hit within SHARED_IP_MS of `at`, each counted up to 3."""
+def _sharing(recipients: OrderedDict[EmailKey, tuple[int, str | None]], at: int) -> int:
+    """The `shared_ip` weight of an address's recipients within SHARED_IP_MS of `at` (0: not shared)."""
     near = [domain for seen, domain in recipients.values() if abs(seen - at) <= SHARED_IP_MS]
-    return min(len(near), 3), min(len({d for d in near if d is not None}), 3)
+    if len(near) < 3:
+        return 0
+    domains = len({domain for domain in near if domain is not None})
+    return WEIGHTS["shared_ip_many"] if domains >= 3 else WEIGHTS["shared_ip_pair"] if domains == 2 else 0
 
 
 def _network_key(ip: str | None) -> str | None:
