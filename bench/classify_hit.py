@@ -8,8 +8,9 @@ mail clients and browsers repeat a few strings), and *cold*, each hit's user age
 cache cleared before every call: the first click of a new string). The redirect's own budget is
 ~50 µs of Python a click; classification must stay far below it.
 
-`--window` times what the redirect calls, `Clicks.hit()` (the hit built, `Window.observe()` with the
-behaviour across hits, the click event built), on people-like hits as bench/classify_cost.py sends
+`--window` times what the writer calls for each click of /r/, `Clicks.judge()` (the hit built,
+`Window.observe()` with the behaviour across hits, the click event built), on people-like hits as
+bench/classify_cost.py sends
 them (an address of its own each, current browsers, links minted a day before, spread over `--emails`
 emails of 3 links at `--rate` hits per simulated second) once the window holds its steady state, with
 the garbage collector set as `linkhub serve` sets it: µs per hit, and the part of it spent collecting.
@@ -86,7 +87,7 @@ PEOPLE = [
 
 def window(emails: int, rate: int, measured: int) -> None:
     from linkhub.core.classify.networks import Networks
-    from linkhub.core.clicks import Clicks
+    from linkhub.core.clicks import Clicks, Request
     from linkhub.store.links import Link
     from linkhub.util.times import format_ms
 
@@ -114,9 +115,9 @@ def window(emails: int, rate: int, measured: int) -> None:
         for i in range(first, first + count):
             link = links[rng.randrange(len(links))]
             a = (i * 2654435761) % 4194304
-            clicks.hit(link.code, link, at_ms=start_ms + i * 1000 // rate, method="GET",
-                       ip=f"100.{64 + a // 65536}.{a // 256 % 256}.{a % 256}", user_agent=PEOPLE[i % len(PEOPLE)],
-                       referer=None, headers={"accept-language": "en-US,en;q=0.9"})
+            clicks.judge(Request(link.code, link, f"lh_{i}", start_ms + i * 1000 // rate, "GET",
+                                 f"100.{64 + a // 65536}.{a // 256 % 256}.{a % 256}", PEOPLE[i % len(PEOPLE)], None,
+                                 {"accept-language": "en-US,en;q=0.9"}))
         return time.perf_counter() - started
 
     fill = 150_000  # past MAX_HELD (100,000): the window at its bound, as under sustained load
@@ -130,14 +131,14 @@ def window(emails: int, rate: int, measured: int) -> None:
     gc.callbacks.remove(timed)
     # Collections are rare and long: their mean, not their median, is their cost.
     us, gc_us = statistics.median(u for u, _ in runs), statistics.mean(g for _, g in runs)
-    print(f"Clicks.hit(), {emails:,} emails at {rate}/s, window of {len(clicks.window):,} hits, median of 5 × "
+    print(f"Clicks.judge(), {emails:,} emails at {rate}/s, window of {len(clicks.window):,} hits, median of 5 × "
           f"{measured:,}: {us:.1f} µs per hit, of which garbage collection {gc_us:.1f} µs")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20_000)
-    parser.add_argument("--window", action="store_true", help="time Clicks.hit() with the window at steady state")
+    parser.add_argument("--window", action="store_true", help="time Clicks.judge() with the window at steady state")
     parser.add_argument("--emails", type=int, default=300_000)
     parser.add_argument("--rate", type=int, default=2000, help="hits per simulated second (--window)")
     parser.add_argument("--measured", type=int, default=20_000, help="hits per timed run (--window)")

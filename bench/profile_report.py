@@ -56,7 +56,7 @@ RULES: list[tuple[str, Rule]] = [
     ("linkhub: LinkhubApp.__call__ dispatch (app.py)", lambda f, p: _linkhub(p, "app.py")),
     ("linkhub: classifier (core/classify: the window, signals, verdicts)",
      lambda f, p: p.startswith("linkhub/core/classify/")),
-    ("linkhub: click event and its hit (clicks.Clicks.hit, clicks.click)", lambda f, p: _linkhub(p, "clicks.py")),
+    ("linkhub: click event and its hit (clicks.Clicks.judge, clicks.click)", lambda f, p: _linkhub(p, "clicks.py")),
     ("linkhub: other", lambda f, p: p.startswith("linkhub/")),
     ("ceiling app (bench/ceiling.py own lines)", lambda f, p: p.endswith("ceiling.py")),
     ("starlette: routing, Request/Response objects", lambda f, p: p.startswith("starlette/")),

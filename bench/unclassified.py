@@ -6,7 +6,7 @@
 Bench only, never a product setting: it replaces, in this process, the two things classification
 added to the redirect, then runs linkhub's own command line unchanged:
 
-- `Clicks.hit` builds the click event with the details a click had before verdicts (ip, user_agent,
+- `Clicks.judge` builds the click event with the details a click had before verdicts (ip, user_agent,
   device, os, browser, bot, referer, and target when it differs): no window of hits, no reasons, no
   stored headers or method, no verdict changes of earlier clicks; `bot` is ua-parser's "Spider"
   device, as it was then;
@@ -18,12 +18,13 @@ the difference between the two servers is what classification costs.
 
 To tell its parts apart, BENCH_KEEP (comma-separated) puts some back:
 - `count`: the look-up counts the recipient's links, as the product's does;
-- `classify`: each hit goes through the product's `Clicks.hit` (the window, every signal, the event
+- `classify`: each hit goes through the product's `Clicks.judge` (the window, every signal, the event
   with its verdict built), but the click stored keeps the details of before and no verdict change
   of an earlier click is written: the classifier's CPU without its writes.
 
-BENCH_BURN_US=N spins the event loop for N µs on each hit instead (in the server without
-classification): what any N µs of CPU on the redirect path costs, classification or not.
+BENCH_BURN_US=N spins for N µs in each hit's judging instead (in the server without classification;
+judging runs on the writer thread, inside the transaction that stores the clicks): what any N µs of
+CPU there costs, classification or not.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import sys
 import time
 from typing import Any
 
-import msgspec
 import ua_parser
 
 from linkhub.cli.main import cli
@@ -42,7 +42,6 @@ from linkhub.core import clicks
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import links
-from linkhub.util import ids
 from linkhub.util.times import format_ms
 
 # The look-up of before, but for the recipient's link count (a constant 0 keeps the row's shape).
@@ -59,43 +58,42 @@ def _spider(user_agent: str) -> bool:
     return bool(user_agent) and ua_parser.parse(user_agent).with_defaults().device.family == "Spider"
 
 
-def _hit(self: clicks.Clicks, code: str, link: links.Link, *, at_ms: int, method: str, ip: str | None,
-         user_agent: str | None, referer: str | None, headers: dict[str, str]) -> clicks.ClickWrite:
-    client = describe(user_agent or "")
-    now = format_ms(at_ms)
+def _judge(self: clicks.Clicks, request: clicks.Request) -> clicks.ClickWrite:
+    link = request.link
+    client = describe(request.user_agent or "")
+    now = format_ms(request.at_ms)
     details: dict[str, Any] = {
-        "ip": ip,
-        "user_agent": user_agent,
+        "ip": request.ip,
+        "user_agent": request.user_agent,
         "device": client.device,
         "os": client.os,
         "browser": client.browser,
-        "bot": _spider(user_agent or ""),
-        "referer": referer,
+        "bot": _spider(request.user_agent or ""),
+        "referer": request.referer,
     }
     if link.target_url != link.original_url:
         details["target"] = link.target_url
-    event = Event(id=ids.event_id(), account_id=link.account_id, type="click", occurred_at=now, received_at=now,
+    event = Event(id=request.event_id, account_id=link.account_id, type="click", occurred_at=now, received_at=now,
                   source="redirect", email=link.prospect_email, recipient_id=link.prospect_id,
-                  mailing_id=link.mailing_id, url=link.original_url, code=code, details=details)
+                  mailing_id=link.mailing_id, url=link.original_url, code=request.code, details=details)
     return clicks.ClickWrite(event, [])
 
 
-_classified_hit = clicks.Clicks.hit
+_classified_judge = clicks.Clicks.judge
 
 
-def _hit_classified_unstored(self: clicks.Clicks, code: str, link: links.Link, **kwargs: Any) -> clicks.ClickWrite:
-    """`classify`: the product's hit, its verdict computed and dropped."""
-    judged = _classified_hit(self, code, link, **kwargs)
-    plain = _hit(self, code, link, **kwargs)
-    return clicks.ClickWrite(msgspec.structs.replace(plain.event, id=judged.event.id), [])
+def _judge_classified_unstored(self: clicks.Clicks, request: clicks.Request) -> clicks.ClickWrite:
+    """`classify`: the product's judging, its verdict computed and dropped."""
+    _classified_judge(self, request)
+    return _judge(self, request)
 
 
-def _burning(hit: Any, burn_s: float) -> Any:
+def _burning(judge: Any, burn_s: float) -> Any:
     def burnt(*args: Any, **kwargs: Any) -> clicks.ClickWrite:
         until = time.perf_counter() + burn_s
         while time.perf_counter() < until:
             pass
-        result: clicks.ClickWrite = hit(*args, **kwargs)
+        result: clicks.ClickWrite = judge(*args, **kwargs)
         return result
     return burnt
 
@@ -104,12 +102,12 @@ def main() -> None:
     keep = set(filter(None, os.environ.get("BENCH_KEEP", "").split(",")))
     if keep - {"count", "classify"}:
         raise SystemExit(f"BENCH_KEEP: unknown parts {sorted(keep - {'count', 'classify'})}")
-    clicks.Clicks.hit = _hit_classified_unstored if "classify" in keep else _hit  # type: ignore[method-assign]
+    clicks.Clicks.judge = _judge_classified_unstored if "classify" in keep else _judge  # type: ignore[method-assign]
     if "count" not in keep:
         links._QUERY = _QUERY_WITHOUT_COUNT
     burn_us = float(os.environ.get("BENCH_BURN_US", "0"))
     if burn_us:
-        clicks.Clicks.hit = _burning(clicks.Clicks.hit, burn_us / 1e6)  # type: ignore[method-assign]
+        clicks.Clicks.judge = _burning(clicks.Clicks.judge, burn_us / 1e6)  # type: ignore[method-assign]
     sys.argv[0] = "linkhub"
     cli()
 

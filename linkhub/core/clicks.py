@@ -9,7 +9,6 @@ clicks in the caller's transaction, so a click and what it says about its burst 
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -25,7 +24,6 @@ from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import Connection
 from linkhub.store.links import Link
-from linkhub.util import ids
 from linkhub.util.times import format_ms, now_rfc3339, rfc3339_to_ms
 
 # The request headers the classifier reads, besides the user agent (docs/classification.md). Those a
@@ -93,35 +91,67 @@ def _origin_keys(account_id: str, mailing_id: str, recipient_id: str | None,
     return keys
 
 
+class Request(NamedTuple):
+    """A GET or HEAD of `/r/<code>` as the redirect saw it: what judging and storing its click needs.
+
+    `at_ms` is ms since the epoch (UTC); `headers` holds those of CLASSIFIED_HEADERS the request
+    carried (lower-case names).
+    """
+
+    code: str
+    link: Link
+    event_id: str
+    at_ms: int
+    method: str
+    ip: str | None
+    user_agent: str | None
+    referer: str | None
+    headers: dict[str, str]
+
+
 class Clicks:
-    """Turns hits of /r/ into click events, judged with the hits before them."""
+    """Turns hits of /r/ into click events, judged with the hits before them.
+
+    The judging happens on the writer thread, inside the transaction that stores the clicks
+    (`store`), not on the event loop: the redirect hands over the request's facts and awaits the
+    commit as before, and the loop, which every request waits on, spends nothing on the classifier.
+    The writer is the only thread that touches the window and the origins.
+    """
 
     def __init__(self, networks: Networks | None, *, settle_s: int) -> None:
         self.window: Window[ClickRef] = Window(networks, settle_ms=settle_s * 1000)
         self.origins = Origins()
-        # `store` for Database.add with this settle window (webhooks that wait for the verdict are due
-        # after it): one function object, made once, since Database.add merges the items of the same one.
-        self.store = functools.partial(store, settle_s=settle_s)
+        self.settle_s = settle_s
+        # For Database.add, which merges the items of one function object: the bound method, made once.
+        self.store = self._store
 
-    def hit(self, code: str, link: Link, *, at_ms: int, method: str, ip: str | None, user_agent: str | None,
-            referer: str | None, headers: dict[str, str]) -> ClickWrite:
-        """The click of a GET or HEAD of `/r/<code>` at `at_ms` (ms since the epoch, UTC).
+    def _store(self, conn: Connection, requests: list[Request]) -> list[int]:
+        """Judge the hits in order and store their clicks with the changes they made (the writer's part)."""
+        return store(conn, [self.judge(request) for request in requests], settle_s=self.settle_s)
 
-        `headers` holds those of CLASSIFIED_HEADERS the request carried (lower-case names).
+    def judge(self, request: Request) -> ClickWrite:
+        """The click of one hit, with its verdict, and the verdicts it changed of earlier clicks.
+
+        Judging the same hit again (the writer replays a failed transaction job by job) answers what
+        the first judgement did, changes included: the window holds each hit once.
         """
+        link, at_ms = request.link, request.at_ms
         origin: int = link.minted_ms
         since: Since = "minted"
         reported = self.origins.of(link)
         if reported is not None and origin <= reported[0] <= at_ms:
             origin, since = reported
-        hit = Hit(t=at_ms - origin, method=method, ip=ip,
-                  headers={**headers, "user-agent": user_agent} if user_agent is not None else headers,
+        headers = request.headers
+        hit = Hit(t=at_ms - origin, method=request.method, ip=request.ip,
+                  headers={**headers, "user-agent": request.user_agent} if request.user_agent is not None
+                  else headers,
                   recipient=link.prospect_id, mailing=link.mailing_id, url=link.original_url,
                   links_in_email=link.links_in_email, email=link.prospect_email, since=since)
-        event_id = ids.event_id()
-        verdict, changes = self.window.observe((link.account_id, event_id), hit, at_ms=at_ms, scope=link.account_id)
-        return ClickWrite(click(code, link, event_id=event_id, at_ms=at_ms, method=method, ip=ip,
-                                user_agent=user_agent, referer=referer, headers=headers, verdict=verdict), changes)
+        verdict, changes = self.window.observe((link.account_id, request.event_id), hit, at_ms=at_ms,
+                                               scope=link.account_id)
+        return ClickWrite(click(request.code, link, event_id=request.event_id, at_ms=at_ms, method=request.method,
+                                ip=request.ip, user_agent=request.user_agent, referer=request.referer,
+                                headers=headers, verdict=verdict), changes)
 
 
 def click(code: str, link: Link, *, event_id: str, at_ms: int, method: str, ip: str | None, user_agent: str | None,

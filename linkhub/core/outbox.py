@@ -438,11 +438,14 @@ def queue_sizes(conn: Connection) -> list[QueueSize]:
     for (webhook_id,) in conn.execute("SELECT id FROM webhooks ORDER BY id").fetchall():
         head = None
         if waiting.get(webhook_id):
-            head = conn.execute(
+            row = conn.execute(
                 "SELECT queued_at FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending')"
                 " ORDER BY id LIMIT 1",
                 (webhook_id,),
-            ).fetchone()[0]
+            ).fetchone()
+            # The statements see the database one after the other: the queue may have emptied (delivered,
+            # or a click taken out at claim) since it was counted.
+            head = row[0] if row is not None else None
         sizes.append(QueueSize(webhook_id, waiting.get(webhook_id, 0), dead.get(webhook_id, 0), head))
     return sizes
 

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from linkhub.core import clicks
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
+from linkhub.util import ids
 from linkhub.web.clientip import client_ip
 from linkhub.web.state import State
 
@@ -97,10 +98,10 @@ class RedirectApp:
                 classified[name.decode("latin-1")] = value.decode("latin-1")
         peer = scope.get("client")
         ip = client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies)
-        write = self.state.clicks.hit(code, link, at_ms=time.time_ns() // 1_000_000, method=method, ip=ip,
-                                      user_agent=user_agent, referer=referer, headers=classified)
+        request = clicks.Request(code, link, ids.event_id(), time.time_ns() // 1_000_000, method, ip, user_agent,
+                                 referer, classified)
         try:
-            queued = await self.state.db.add(self.state.clicks.store, write, timeout=CLICK_DEADLINE_S)
+            queued = await self.state.db.add(self.state.clicks.store, request, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",
