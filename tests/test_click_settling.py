@@ -165,3 +165,20 @@ def test_a_defender_scan_right_after_minting_is_a_scanner_and_the_person_s_click
     # reasons saw all of it.
     assert {"burst", "every_link", "unsubscribe_with_content"} <= gets[-1]
     assert mine["ip"] == "81.2.69.142" and mine["verdict"] in ("human", "unknown")
+
+
+def test_a_failing_rule_never_costs_the_click(make_app, db_path, monkeypatch):
+    from linkhub.core.classify import behaviour
+
+    def broken(*_args, **_kwargs):
+        raise ZeroDivisionError("a rule's bug")
+
+    monkeypatch.setattr(behaviour.Window, "observe", broken)
+    app = make_app(trusted_proxies=parse_networks("127.0.0.1/32"))
+    account = create_account(db_path)
+    paths = mint(app, account, "p-broken")
+    with app.client() as client:
+        assert client.get(paths[LINKS[0]], headers={**DISGUISED, "x-forwarded-for": "203.0.113.8"}).status_code == 302
+    [row] = query(db_path, "SELECT verdict, score FROM clicks WHERE prospect_id = 'p-broken'")
+    assert tuple(row) == ("unknown", 0)
+    assert any("classifying the click" in line for line in app.log)

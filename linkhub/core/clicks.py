@@ -9,6 +9,7 @@ clicks in the caller's transaction, so a click and what it says about its burst 
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from linkhub.core import outbox
 from linkhub.core.classify.behaviour import Change, Window
 from linkhub.core.classify.hits import Hit, Since
 from linkhub.core.classify.signals import Networks
-from linkhub.core.classify.verdict import Verdict
+from linkhub.core.classify.verdict import Verdict, decide
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import Connection
@@ -29,6 +30,8 @@ from linkhub.util.times import format_ms, now_rfc3339, rfc3339_to_ms
 # The request headers the classifier reads, besides the user agent (docs/classification.md). Those a
 # request carried are stored with its click (`details.headers`), so `classify rescore` can judge it again.
 CLASSIFIED_HEADERS = frozenset((b"accept-language", b"sec-purpose", b"purpose", b"x-moz"))
+
+log = logging.getLogger("linkhub.clicks")
 
 # A click's handle in the window: (account id, event id), what a later change is written against.
 ClickRef = tuple[str, str]
@@ -147,8 +150,12 @@ class Clicks:
                   else headers,
                   recipient=link.prospect_id, mailing=link.mailing_id, url=link.original_url,
                   links_in_email=link.links_in_email, email=link.prospect_email, since=since)
-        verdict, changes = self.window.observe((link.account_id, request.event_id), hit, at_ms=at_ms,
-                                               scope=link.account_id)
+        try:
+            verdict, changes = self.window.observe((link.account_id, request.event_id), hit, at_ms=at_ms,
+                                                   scope=link.account_id)
+        except Exception:  # a bug in a rule must never cost the click: stored as unknown, and said so
+            log.exception("classifying the click on %s failed; stored with the verdict unknown", request.code)
+            verdict, changes = decide([]), []
         return ClickWrite(click(request.code, link, event_id=request.event_id, at_ms=at_ms, method=request.method,
                                 ip=request.ip, user_agent=request.user_agent, referer=request.referer,
                                 headers=headers, verdict=verdict), changes)
