@@ -8,12 +8,12 @@ mail clients and browsers repeat a few strings), and *cold*, each hit's user age
 cache cleared before every call: the first click of a new string). The redirect's own budget is
 ~50 µs of Python a click; classification must stay far below it.
 
-`--window` times what the writer calls for each click of /r/, `Clicks.judge()` (the hit built,
+`--window` times what the redirect calls for each click, `Clicks.judge()` (the hit built,
 `Window.observe()` with the behaviour across hits, the click event built), on people-like hits as
-bench/classify_cost.py sends
-them (an address of its own each, current browsers, links minted a day before, spread over `--emails`
-emails of 3 links at `--rate` hits per simulated second) once the window holds its steady state, with
-the garbage collector set as `linkhub serve` sets it: µs per hit, and the part of it spent collecting.
+bench/classify_cost.py sends them (an address of its own each, current browsers, links minted a day
+before, spread over `--emails` emails of 3 links at `--rate` hits per simulated second) once the
+window holds its steady state, with the garbage collector set as `linkhub serve` sets it: µs per hit,
+and the part of it spent collecting.
 """
 
 from __future__ import annotations

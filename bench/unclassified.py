@@ -22,9 +22,8 @@ To tell its parts apart, BENCH_KEEP (comma-separated) puts some back:
   with its verdict built), but the click stored keeps the details of before and no verdict change
   of an earlier click is written: the classifier's CPU without its writes.
 
-BENCH_BURN_US=N spins for N µs in each hit's judging instead (in the server without classification;
-judging runs on the writer thread, inside the transaction that stores the clicks): what any N µs of
-CPU there costs, classification or not.
+BENCH_BURN_US=N spins the event loop for N µs in each hit's judging instead (in the server without
+classification): what any N µs of CPU on the redirect path costs, classification or not.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ clicks in the caller's transaction, so a click and what it says about its burst 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -113,31 +114,22 @@ class Request(NamedTuple):
 
 
 class Clicks:
-    """Turns hits of /r/ into click events, judged with the hits before them.
+    """Turns hits of /r/ into click events, judged with the hits before them, on the event loop.
 
-    The judging happens on the writer thread, inside the transaction that stores the clicks
-    (`store`), not on the event loop: the redirect hands over the request's facts and awaits the
-    commit as before, and the loop, which every request waits on, spends nothing on the classifier.
-    The writer is the only thread that touches the window and the origins.
+    (Judging on the writer thread instead, inside the transaction that stores the clicks, was
+    measured beside this and changed the redirects' throughput nothing, while it would hold SQLite's
+    write lock through Python work: docs/performance.md.)
     """
 
     def __init__(self, networks: Networks | None, *, settle_s: int) -> None:
         self.window: Window[ClickRef] = Window(networks, settle_ms=settle_s * 1000)
         self.origins = Origins()
-        self.settle_s = settle_s
-        # For Database.add, which merges the items of one function object: the bound method, made once.
-        self.store = self._store
-
-    def _store(self, conn: Connection, requests: list[Request]) -> list[int]:
-        """Judge the hits in order and store their clicks with the changes they made (the writer's part)."""
-        return store(conn, [self.judge(request) for request in requests], settle_s=self.settle_s)
+        # `store` for Database.add with this settle window (webhooks that wait for the verdict are due
+        # after it): one function object, made once, since Database.add merges the items of the same one.
+        self.store = functools.partial(store, settle_s=settle_s)
 
     def judge(self, request: Request) -> ClickWrite:
-        """The click of one hit, with its verdict, and the verdicts it changed of earlier clicks.
-
-        Judging the same hit again (the writer replays a failed transaction job by job) answers what
-        the first judgement did, changes included: the window holds each hit once.
-        """
+        """The click of one hit, with its verdict, and the verdicts it changed of earlier clicks."""
         link, at_ms = request.link, request.at_ms
         origin: int = link.minted_ms
         since: Since = "minted"

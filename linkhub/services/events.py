@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from linkhub.core import outbox
@@ -9,7 +10,7 @@ from linkhub.core.clicks import Origins
 from linkhub.core.errors import Unavailable
 from linkhub.core.events import Event
 from linkhub.delivery.loop import Deliverer
-from linkhub.store import UNAVAILABLE, Connection, Store
+from linkhub.store import UNAVAILABLE, Store
 
 # An API client can wait longer than Outreach, but not forever behind a locked database.
 STORE_DEADLINE_S = 10.0
@@ -29,19 +30,16 @@ async def ingest(db: Store, deliverer: Deliverer, batch: list[Event], *,
     waits for the settled verdict that long after it is stored, as a click of `/r/` is. `origins`
     learns the `sent` and `delivered` events stored: clicks on those emails count from them.
     """
-    def write(conn: Connection) -> tuple[list[bool], int]:
-        stored, queued = outbox.store_events(conn, batch, settle_s=settle_s)
-        if origins is not None:  # on the writer thread, the one that reads them (core.clicks.Clicks)
-            origins.note(event for event, new in zip(batch, stored, strict=True) if new)
-        return stored, queued
-
     try:
-        stored, queued = await db.write(write, timeout=STORE_DEADLINE_S)
+        stored, queued = await db.write(functools.partial(outbox.store_events, batch=batch, settle_s=settle_s),
+                                        timeout=STORE_DEADLINE_S)
     except UNAVAILABLE as exc:
         # It may still commit: retrying is safe for events that carry their own id (duplicates are dropped).
         raise Unavailable(f"the event store did not confirm the batch ({exc}); "
                           "retry it — events with an id are never stored twice") from exc
     if queued:
         deliverer.wake()
+    if origins is not None:  # on the event loop, where the redirect reads them
+        origins.note(event for event, new in zip(batch, stored, strict=True) if new)
     accepted = sum(stored)
     return Ingested(accepted, len(stored) - accepted)

@@ -98,10 +98,10 @@ class RedirectApp:
                 classified[name.decode("latin-1")] = value.decode("latin-1")
         peer = scope.get("client")
         ip = client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies)
-        request = clicks.Request(code, link, ids.event_id(), time.time_ns() // 1_000_000, method, ip, user_agent,
-                                 referer, classified)
+        write = self.state.clicks.judge(clicks.Request(code, link, ids.event_id(), time.time_ns() // 1_000_000,
+                                                       method, ip, user_agent, referer, classified))
         try:
-            queued = await self.state.db.add(self.state.clicks.store, request, timeout=CLICK_DEADLINE_S)
+            queued = await self.state.db.add(self.state.clicks.store, write, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
             self.state.metrics.inc("linkhub_clicks_unconfirmed_total")
             log.error("click on %s not committed within %.1fs; redirected anyway, click still queued",

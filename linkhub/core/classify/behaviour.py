@@ -111,8 +111,8 @@ class Change(NamedTuple, Generic[R]):
 class _Held(Generic[R]):
     """One hit held in the window, with what its later re-scoring needs."""
 
-    __slots__ = ("at", "base", "changes", "current", "domain", "email_key", "head", "hit", "machine_net", "net",
-                 "ref", "unsubscribe", "verdict")
+    __slots__ = ("at", "base", "current", "domain", "email_key", "head", "hit", "machine_net", "net", "ref",
+                 "unsubscribe", "verdict")
 
     def __init__(self, ref: R, hit: Hit, at: int, email_key: EmailKey, base: list[Reason]) -> None:
         self.ref = ref
@@ -132,8 +132,6 @@ class _Held(Generic[R]):
         self.domain = hit.email.rpartition("@")[2].lower() if hit.email and "@" in hit.email else None
         # Window.observe() judges the hit right after holding it; nothing reads this before.
         self.verdict: Verdict = _NOT_JUDGED
-        # The changes its arrival made to earlier hits, for a caller that observes it again.
-        self.changes: list[Change[R]] = []
 
 
 # A mailing's people click the same few URLs: each is matched against the pattern once.
@@ -198,7 +196,6 @@ class Window(Generic[R]):
         self._order: deque[_Held[R]] = deque()
         self._by_email: dict[EmailKey, list[_Held[R]]] = {}
         self._by_ip: dict[str, _Address[R]] = {}
-        self._by_ref: dict[R, _Held[R]] = {}
         # Each email's last machine hit (time, networks), kept longer: what a later click confirms against.
         self._scans: OrderedDict[EmailKey, tuple[int, frozenset[str | None]]] = OrderedDict()
         self._now = 0
@@ -212,10 +209,6 @@ class Window(Generic[R]):
         `ref` is the caller's handle for the hit (returned in a later Change); `at_ms` its time;
         `scope` keeps accounts apart (one recipient id in two accounts is two people).
         """
-        known = self._by_ref.get(ref)
-        if known is not None:
-            # The same hit again (a transaction replayed): the same answer, and no second copy held.
-            return known.verdict, known.changes
         self._now = max(self._now, at_ms)
         self._expire()
         email_key = (scope, hit.mailing, hit.recipient)
@@ -231,7 +224,6 @@ class Window(Generic[R]):
                 address = self._by_ip[hit.ip] = _Address()
             shared_now = address.note(held)
         self._order.append(held)
-        self._by_ref[ref] = held
         if len(self._order) > MAX_HELD:
             self._forget(self._order.popleft())
 
@@ -253,7 +245,6 @@ class Window(Generic[R]):
             if new.verdict != other.verdict.verdict or (self.every_change and new != other.verdict):
                 changes.append(Change(other.ref, other.verdict, new))
             other.verdict = new
-        held.changes = changes
         return held.verdict, changes
 
     def held(self) -> Iterable[tuple[R, Verdict]]:
@@ -342,7 +333,6 @@ class Window(Generic[R]):
             self._forget(self._order.popleft())
 
     def _forget(self, held: _Held[R]) -> None:
-        self._by_ref.pop(held.ref, None)
         email = self._by_email.get(held.email_key)
         if email is not None:
             for index, other in enumerate(email):
