@@ -148,31 +148,29 @@ class Clicks:
         except Exception:  # a bug in a rule must never cost the click: stored as unknown, and said so
             log.exception("classifying the click on %s failed; stored with the verdict unknown", request.code)
             verdict, changes = decide([]), []
-        return ClickWrite(click(request.code, link, event_id=request.event_id, at_ms=at_ms, method=request.method,
-                                ip=request.ip, user_agent=request.user_agent, referer=request.referer,
-                                headers=headers, verdict=verdict), changes)
+        return ClickWrite(click(request, verdict), changes)
 
 
-def click(code: str, link: Link, *, event_id: str, at_ms: int, method: str, ip: str | None, user_agent: str | None,
-          referer: str | None, headers: dict[str, str], verdict: Verdict) -> Event:
+def click(request: Request, verdict: Verdict) -> Event:
     """The `click` event of one hit, with its verdict."""
-    client = describe(user_agent or "")
-    now = format_ms(at_ms)
+    link = request.link
+    client = describe(request.user_agent or "")
+    now = format_ms(request.at_ms)
     details: dict[str, Any] = {
-        "method": method,
-        "ip": ip,
-        "user_agent": user_agent,
-        "headers": headers,
+        "method": request.method,
+        "ip": request.ip,
+        "user_agent": request.user_agent,
+        "headers": request.headers,
         "device": client.device,
         "os": client.os,
         "browser": client.browser,
-        "referer": referer,
+        "referer": request.referer,
         **verdict_fields(verdict),
     }
     if link.target_url != link.original_url:
         details["target"] = link.target_url
     return Event(
-        id=event_id,
+        id=request.event_id,
         account_id=link.account_id,
         type="click",
         occurred_at=now,
@@ -182,7 +180,7 @@ def click(code: str, link: Link, *, event_id: str, at_ms: int, method: str, ip: 
         recipient_id=link.prospect_id,
         mailing_id=link.mailing_id,
         url=link.original_url,
-        code=code,
+        code=request.code,
         details=details,
     )
 
