@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from linkhub.core import clicks
-from linkhub.core.classify.behaviour import Window
+from linkhub.core.classify.behaviour import judge_all
 from linkhub.core.classify.signals import Networks
 from linkhub.core.classify.verdict import Verdict
 from linkhub.store import Connection, transaction
@@ -29,13 +29,8 @@ def rescore(conn: Connection, *, since: str, until: str | None, account: str | N
     would judge them today; store the new verdicts unless `dry_run` (each change of a verdict is
     recorded in verdict_changes with the cause `rescore`)."""
     stored = clicks.stored_clicks(conn, since=since, until=until, account=account)
-    window: Window[int] = Window(networks, settle_ms=settle_s * 1000, every_change=True)
-    final: list[Verdict] = []
-    for index, click in enumerate(stored):
-        verdict, changes = window.observe(index, click.hit, at_ms=click.at_ms, scope=click.account_id)
-        final.append(verdict)
-        for change in changes:
-            final[change.ref] = change.new
+    final = judge_all([(click.hit, click.at_ms, click.account_id) for click in stored], networks=networks,
+                      settle_ms=settle_s * 1000)
     result = Rescored(clicks=len(stored))
     pending: list[tuple[str, str, Verdict]] = []
     for click, verdict in zip(stored, final, strict=True):

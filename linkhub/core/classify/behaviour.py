@@ -388,16 +388,25 @@ def settle(hits: Sequence[Hit], *, networks: signals.Networks | None,
            settle_ms: int = DEFAULT_SETTLE_MS) -> list[Verdict]:
     """Every hit's settled verdict, in input order: `linkhub classify trace` on a whole file.
 
+    A hit without `at` is placed at `t` (as if every recipient's links were minted at once).
+    """
+    placed = [(hit, hit.at if hit.at is not None else (hit.t or 0), "") for hit in hits]
+    return judge_all(placed, networks=networks, settle_ms=settle_ms)
+
+
+def judge_all(hits: Sequence[tuple[Hit, int, str]], *, networks: signals.Networks | None,
+              settle_ms: int = DEFAULT_SETTLE_MS) -> list[Verdict]:
+    """The settled verdict of every (hit, its time in ms, its scope), in input order.
+
     The window follows time, so the hits are judged in time order (a log need not be sorted: merged from
     several servers, say); a stable sort keeps the input's order among hits of the same millisecond (a
-    HEAD and its GET). A hit without `at` is placed at `t` (as if every recipient's links were minted at
-    once).
+    HEAD and its GET).
     """
     window: Window[int] = Window(networks, settle_ms=settle_ms, every_change=True)
-    placed = [hit.at if hit.at is not None else (hit.t or 0) for hit in hits]
     final: list[Verdict | None] = [None] * len(hits)
-    for index in sorted(range(len(hits)), key=placed.__getitem__):
-        verdict, changes = window.observe(index, hits[index], at_ms=placed[index])
+    for index in sorted(range(len(hits)), key=lambda i: hits[i][1]):
+        hit, at, scope = hits[index]
+        verdict, changes = window.observe(index, hit, at_ms=at, scope=scope)
         final[index] = verdict
         for change in changes:
             final[change.ref] = change.new
