@@ -37,20 +37,17 @@ from __future__ import annotations
 import argparse
 import collections
 import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import load
 import report
 import seed
 import spy
-from fleet import ROOT, Fleet, Process, Server, check_alive, log, metrics
+from fleet import ROOT, Fleet, Process, Server, check_alive, log, metrics, run_guarded
 
 TRUSTED = ("--trusted-proxies", "127.0.0.1/32")
 
@@ -111,24 +108,7 @@ def main() -> int:
         print("bench: wrk is not installed. Install it with:\n\n    apt-get install -y wrk\n", file=sys.stderr)
         return 2
 
-    def interrupted(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
-    workdir = Path(tempfile.mkdtemp(prefix="linkhub-classify-cost-"))
-    fleet = Fleet(logs=workdir)
-    try:
-        return run(args, workdir, fleet)
-    except KeyboardInterrupt as exc:
-        log(f"interrupted ({exc or 'Ctrl-C'}): stopping every server started")
-        return 130
-    finally:
-        fleet.stop_all()
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return run_guarded("linkhub-classify-cost-", args.keep, lambda workdir, fleet: run(args, workdir, fleet))
 
 
 def _label(links: int) -> str:

@@ -7,12 +7,15 @@ line, its stderr drained) and registered in one `Fleet`, which stops every one o
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import httpx
 
@@ -114,3 +117,27 @@ class Fleet:
     def stop_all(self) -> None:
         for name in list(self.started):
             self.stop(name)
+
+
+def run_guarded(prefix: str, keep: bool, body: Callable[[Path, Fleet], int]) -> int:
+    """`body(workdir, fleet)` in a fresh work directory, with SIGTERM and SIGHUP ending it as Ctrl-C does:
+    every server it started is stopped, and the directory removed unless `keep`."""
+
+    def interrupted(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    fleet = Fleet(logs=workdir)
+    try:
+        return body(workdir, fleet)
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc or 'Ctrl-C'}): stopping every server started")
+        return 130
+    finally:
+        fleet.stop_all()
+        if keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

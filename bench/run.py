@@ -34,19 +34,16 @@ from __future__ import annotations
 import argparse
 import collections
 import shutil
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import load
 import report
 import seed
 import spy
-from fleet import ROOT, Fleet, Process, Server, check_alive, log, metrics
+from fleet import ROOT, Fleet, Process, Server, check_alive, log, metrics, run_guarded
 
 WRK_INSTALL = "apt-get install -y wrk"
 LUA_CODES = 10_000  # codes the load generator chooses among
@@ -119,25 +116,7 @@ def main() -> int:
         print(f"bench: --profile needs py-spy. Install it with:\n\n    {spy.PYSPY_INSTALL}\n", file=sys.stderr)
         return 2
 
-    # SIGTERM/SIGHUP end the run like Ctrl-C does: through the finally that stops the servers.
-    def interrupted(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
-    workdir = Path(tempfile.mkdtemp(prefix="linkhub-bench-"))
-    fleet = Fleet(logs=workdir)
-    try:
-        return run(args, workdir, fleet)
-    except KeyboardInterrupt as exc:
-        log(f"interrupted ({exc or 'Ctrl-C'}): stopping every server started")
-        return 130
-    finally:
-        fleet.stop_all()
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return run_guarded("linkhub-bench-", args.keep, lambda workdir, fleet: run(args, workdir, fleet))
 
 
 def run(args: argparse.Namespace, workdir: Path, fleet: Fleet) -> int:
