@@ -14,6 +14,7 @@ from linkhub.cli.classify import classify_group
 from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
 from linkhub.cli.filter import filter_group
 from linkhub.cli.outbox import outbox_group
+from linkhub.cli.report import report_group
 from linkhub.cli.webhooks import webhooks_group
 from linkhub.settings import Settings
 from linkhub.store import backup, schema
@@ -77,4 +78,5 @@ cli.add_command(check_command)
 cli.add_command(classify_group)
 cli.add_command(filter_group)
 cli.add_command(outbox_group)
+cli.add_command(report_group)
 cli.add_command(webhooks_group)
