@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -279,11 +280,15 @@ def test_one_mailing_and_one_recipient_are_read_through_indexes(built, db_path):
     def plan(sql: str, *params: str) -> str:
         return "\n".join(row[3] for row in query(db_path, f"EXPLAIN QUERY PLAN {sql}", params))
 
+    def scans(text: str) -> list[str]:
+        """The steps that read a whole table (by its name or the views' aliases), not a subquery's rows."""
+        return [line for line in text.splitlines() if re.match(r"SCAN (events|links|[elsx])\b", line)]
+
     mailing = plan("SELECT * FROM mailing_stats WHERE account_id = ? AND mailing_id = ?", "a", "m")
     links = plan("SELECT * FROM link_stats WHERE account_id = ? AND mailing_id = ?", "a", "m")
     person = plan("SELECT * FROM recipient_activity WHERE account_id = ? AND recipient = ?", "a", "x")
     for text in (mailing, links, person):
-        assert "SCAN events" not in text and "SCAN e\n" not in text and "SCAN links" not in text, text
+        assert not scans(text), text
     assert "events_by_mailing (account_id=? AND mailing_id=?)" in mailing
     assert "links_by_recipient (account_id=? AND mailing_id=?)" in mailing
     assert "events_by_recipient" in person
