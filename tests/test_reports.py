@@ -364,6 +364,11 @@ def test_report_mailings_is_newest_first_bounded_and_filtered(built, db_path):
     ran = report(db_path, "mailings", "--csv", "--account", a)
     parsed = list(csv.DictReader(io.StringIO(ran.stdout)))
     assert len(parsed) == 3 and "click_through_rate" in parsed[0]
+    # No mailing matches: the header row alone, so a spreadsheet import still knows the columns.
+    empty = report(db_path, "mailings", "--csv", "--since", "2030-01-01")
+    header_only = [column[1] for column in query(db_path, "PRAGMA table_info(mailing_stats)")]
+    assert empty.stdout.splitlines() == [",".join(header_only)]
+    assert report(db_path, "mailings", "--since", "2030-01-01").stdout.strip() == "no mailings"
     assert report(db_path, "mailings", "--since", "yesterday").returncode == 2
 
 
