@@ -15,6 +15,7 @@ from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_
 from linkhub.cli.datasette import datasette_config
 from linkhub.cli.filter import filter_group
 from linkhub.cli.outbox import outbox_group
+from linkhub.cli.report import report_group
 from linkhub.cli.webhooks import webhooks_group
 from linkhub.settings import Settings
 from linkhub.store import backup, schema
@@ -79,4 +80,5 @@ cli.add_command(classify_group)
 cli.add_command(datasette_config)
 cli.add_command(filter_group)
 cli.add_command(outbox_group)
+cli.add_command(report_group)
 cli.add_command(webhooks_group)

@@ -1,0 +1,128 @@
+"""Reports: a mailing's numbers, its links', one recipient's activity, read from the reporting views
+(`mailing_stats`, `link_stats`, `recipient_activity`; docs/schema.md documents their columns).
+
+Each function reads one account's rows. Which account a mailing or an address belongs to, when the
+caller does not say, is `accounts_with_mailing` / `accounts_with_recipient`: a mailing id or an
+address may exist in several accounts, and a report never mixes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from linkhub.core.errors import LinkhubError
+from linkhub.store import Connection, Row
+
+# The bound of one page of `mailings`, whatever a caller asks for.
+MAX_LIMIT = 10_000
+
+
+def _dicts(rows: list[Row]) -> list[dict[str, Any]]:
+    return [{key: row[key] for key in row.keys()} for row in rows]  # noqa: SIM118 - a Row iterates its values
+
+
+VIEWS = ("mailing_stats", "link_stats", "recipient_activity")
+
+
+def columns(conn: Connection, view: str) -> list[str]:
+    """The view's columns, in order (a CSV's header even when no row matches)."""
+    assert view in VIEWS, view
+    cursor = conn.execute(f"SELECT * FROM {view} LIMIT 0")  # one of VIEWS: never a caller's text
+    return [column[0] for column in cursor.description]
+
+
+def recipient_key(identifier: str) -> str:
+    """The views' `recipient` for an address (lower-cased, as the views store it) or a recipient id (as is)."""
+    return identifier.lower() if "@" in identifier else identifier
+
+
+def account_exists(conn: Connection, account_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is not None
+
+
+def accounts_with_mailing(conn: Connection, mailing_id: str) -> list[str]:
+    """The accounts that have links or events of this mailing, by id. One index probe per account."""
+    rows = conn.execute(
+        "SELECT id FROM accounts a WHERE"
+        " EXISTS (SELECT 1 FROM events e WHERE e.account_id = a.id AND e.mailing_id = ?)"
+        " OR EXISTS (SELECT 1 FROM links l WHERE l.account_id = a.id AND l.mailing_id = ?) ORDER BY id",
+        (mailing_id, mailing_id),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def accounts_with_recipient(conn: Connection, identifier: str) -> list[str]:
+    """The accounts that have events of this recipient (an address, any case, or a recipient id), by id."""
+    rows = conn.execute(
+        "SELECT id FROM accounts a WHERE EXISTS (SELECT 1 FROM events e WHERE e.account_id = a.id"
+        " AND coalesce(lower(e.email), e.recipient_id) = ?) ORDER BY id",
+        (recipient_key(identifier),),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def which_account(candidates: list[str], account_id: str | None, what: str) -> str:
+    """The account a report of `what` (e.g. "mailing 'm-1'") is about: the one given, else the only
+    candidate; a refusal names the candidates when there are several, and says so when there is none."""
+    if account_id is not None:
+        if account_id not in candidates:
+            raise LinkhubError(f"account {account_id!r} has no {what}", status=404, code="not_found")
+        return account_id
+    if not candidates:
+        raise LinkhubError(f"no {what} in any account", status=404, code="not_found")
+    if len(candidates) > 1:
+        raise LinkhubError(f"{what} exists in {len(candidates)} accounts ({', '.join(candidates)}): "
+                           f"say which with --account", status=422, code="invalid_parameter", field="account")
+    return candidates[0]
+
+
+def mailings(conn: Connection, account_id: str | None = None, *, since: str | None = None,
+             until: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """`mailing_stats` rows, newest first (by first activity), at most `limit` (bounded by MAX_LIMIT).
+
+    `since` and `until` bound when the mailing began (`since <= first_at < until`): "the mailings of
+    November" are those whose first event (or link) is in November, however late their clicks come.
+    This reads every event of the account that names a mailing (of every account without
+    `account_id`): the page bounds the answer, not the work (rollups are what would bound that).
+    """
+    where, params = ["1"], []
+    if account_id is not None:
+        where.append("account_id = ?")
+        params.append(account_id)
+    if since is not None:
+        where.append("first_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("first_at < ?")
+        params.append(until)
+    rows = conn.execute(
+        f"SELECT * FROM mailing_stats WHERE {' AND '.join(where)}"  # fixed fragments; values bound
+        " ORDER BY first_at DESC, account_id, mailing_id LIMIT ?",
+        # One row past the bound: a caller asking for MAX_LIMIT + 1 learns whether there are more.
+        (*params, max(1, min(limit, MAX_LIMIT + 1))),
+    ).fetchall()
+    return _dicts(rows)
+
+
+def mailing(conn: Connection, account_id: str, mailing_id: str) -> dict[str, Any] | None:
+    """One mailing's `mailing_stats` row (index look-ups only), or None when the account has no such mailing."""
+    rows = conn.execute("SELECT * FROM mailing_stats WHERE account_id = ? AND mailing_id = ?",
+                        (account_id, mailing_id)).fetchall()
+    return _dicts(rows)[0] if rows else None
+
+
+def links(conn: Connection, account_id: str, mailing_id: str) -> list[dict[str, Any]]:
+    """One mailing's `link_stats` rows, most clicked by people first (index look-ups only)."""
+    rows = conn.execute(
+        "SELECT * FROM link_stats WHERE account_id = ? AND mailing_id = ?"
+        " ORDER BY people_clicks DESC, clicks DESC, original_url",
+        (account_id, mailing_id),
+    ).fetchall()
+    return _dicts(rows)
+
+
+def recipient(conn: Connection, account_id: str, identifier: str) -> dict[str, Any] | None:
+    """One recipient's `recipient_activity` row (an address, any case, or a recipient id), or None."""
+    rows = conn.execute("SELECT * FROM recipient_activity WHERE account_id = ? AND recipient = ?",
+                        (account_id, recipient_key(identifier))).fetchall()
+    return _dicts(rows)[0] if rows else None
