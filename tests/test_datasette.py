@@ -83,6 +83,8 @@ def test_the_readable_tables_are_browsable_with_descriptions_and_facets(browsed:
     events = get(ds, f"/{name}/events")
     assert events.status_code == 200
     assert "Every email event" in events.text
+    for report in ("mailing_stats", "link_stats", "recipient_activity"):
+        assert get(ds, f"/{name}/{report}.json").status_code == 200
 
 
 def test_the_metadata_names_the_database_after_its_file(tmp_path: Path) -> None:

@@ -76,6 +76,19 @@ _TABLES: dict[str, dict[str, Any]] = {
         "sort_desc": "id",
         "facets": ["webhook_id", "status_code"],
     },
+    "mailing_stats": {
+        "description": "One row per account and mailing: recipients, deliveries, bounces, opens, clicks (people's "
+                       "apart from scanners' and bots'), unsubscribes, complaints and the click-through rate.",
+        "sort_desc": "first_at",
+        "facets": ["account_id"],
+    },
+    "link_stats": {
+        "description": "One row per mailing and link: clicks, people's clicks apart from machines'.",
+        "facets": ["mailing_id"],
+    },
+    "recipient_activity": {
+        "description": "One row per recipient: first and last open and click, counts, the last event.",
+    },
     "schema_migrations": {"hidden": True},
 }
 
