@@ -48,8 +48,8 @@ def _text(erased: erasure.Erased) -> str:
     removed = receipt.counts.document()
     width = max(len(label) for _, label in _LABELS)
     head = ("Dry run: nothing changed; erasing would remove" if erased.dry_run
-            else f"Erased {receipt.identifier_kind.replace('_', ' ')} from account {receipt.account_id} "
-                 f"(receipt {receipt.id}, {receipt.erased_at})")
+            else f"Erased the recipient (by {receipt.identifier_kind.replace('_', ' ')}) from account "
+                 f"{receipt.account_id} (receipt {receipt.id}, {receipt.erased_at})")
     lines = [head, *(f"  {label:<{width}}  {removed[key]:>8,}" for key, label in _LABELS)]
     if receipt.earlier:
         lines.append(f"  erased before: {', '.join(receipt.earlier)} ({plural(len(receipt.earlier), 'receipt')})")

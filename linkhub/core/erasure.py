@@ -205,8 +205,9 @@ def _addressed(conn: Connection, found: Found) -> list[str]:
 def erase(conn: Connection, account_id: str, target: Target, found: Found, *, via: str,
           identifier_hash: str) -> Receipt:
     """Delete what `find` found and what arrived for the person since, in the caller's transaction, with
-    secure delete on; store and return the receipt. Run twice (the writer may replay a batch), it
-    finds the rows already gone the second time round only if the first was undone: same result."""
+    secure delete on; store and return the receipt. It reads everything it counts inside the
+    transaction, so when the writer runs a batch again (after a neighbour failed and the first run
+    was undone) the second run gives the same result."""
     previous = conn.execute("PRAGMA secure_delete").fetchone()[0]
     # Only here: zeroing every deleted row costs every other write a little, and nothing else deletes
     # what must not be recoverable (some SQLite builds have it on anyway).

@@ -1,4 +1,4 @@
-"""DELETE /v1/recipients?email=… (or ?recipient_id=…): erase a recipient of the key's account."""
+"""Erasing a recipient of the key's account: `DELETE /v1/recipients?email=…` (or `?recipient_id=…`)."""
 
 from __future__ import annotations
 
