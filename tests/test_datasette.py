@@ -48,6 +48,7 @@ def test_the_tables_with_credentials_and_arbitrary_sql_are_refused(browsed: Any,
     ds, _account, name = browsed
     assert get(ds, f"/{name}/accounts.json").status_code == 403
     assert get(ds, f"/{name}/webhooks.json").status_code == 403
+    assert get(ds, f"/{name}/erasure_salt.json").status_code == 403
     sql = get(ds, f"/{name}.json?sql=select+outreach_secret+from+accounts")
     assert sql.status_code in (400, 403)
 

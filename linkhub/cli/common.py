@@ -15,7 +15,7 @@ import click
 
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import REGISTRY, Setting, Settings
-from linkhub.store import Connection, StoreError, connect, describe_error, schema, transaction
+from linkhub.store import Connection, StoreError, connect, describe_error, schema, transaction, truncate_wal
 from linkhub.util.times import parse_rfc3339, to_rfc3339
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
@@ -200,6 +200,11 @@ class Direct:
         conn = self.reader()
         with transaction(conn):
             return fn(conn)
+
+    async def truncate_wal(self) -> bool:
+        """Checkpoint and truncate the WAL from this connection (waiting up to the busy timeout for a
+        running server's readers and writer); False if they held it."""
+        return truncate_wal(self.reader())
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from linkhub.cli.check import check_command
 from linkhub.cli.classify import classify_group
 from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
 from linkhub.cli.datasette import datasette_config
+from linkhub.cli.erase import erase_command
 from linkhub.cli.filter import filter_group
 from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
@@ -76,6 +77,7 @@ def backup_command(dest: Path, db: Path, as_json: bool) -> None:
 
 cli.add_command(accounts_group)
 cli.add_command(check_command)
+cli.add_command(erase_command)
 cli.add_command(classify_group)
 cli.add_command(datasette_config)
 cli.add_command(filter_group)

@@ -23,10 +23,11 @@ from linkhub.store.db import (
     connect,
     describe_error,
     transaction,
+    truncate_wal,
 )
 
 __all__ = ["UNAVAILABLE", "Connection", "Database", "DatabaseClosed", "Row", "Store", "StoreError", "WriteTimeout",
-           "WriterStats", "connect", "describe_error", "transaction"]
+           "WriterStats", "connect", "describe_error", "transaction", "truncate_wal"]
 
 T = TypeVar("T")
 
@@ -58,3 +59,7 @@ class Store(Protocol):
         """Raise StoreError if the database does not answer a read."""
 
     def writer_alive(self) -> bool: ...
+
+    async def truncate_wal(self) -> bool:
+        """Copy the WAL into the database file and truncate it (between two of the writer's transactions):
+        False if readers on old frames held it for too long; ask again."""

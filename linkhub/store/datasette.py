@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 # Tables whose rows hold credentials: Outreach signing secrets and API key hashes (accounts), webhook
-# signing secrets and receiver credentials (webhooks). Datasette denies them whole.
-DENIED = ("accounts", "webhooks")
+# signing secrets and receiver credentials (webhooks), and the salt of erasure receipts (with it, a
+# guessed address can be tested against a receipt). Datasette denies them whole.
+DENIED = ("accounts", "webhooks", "erasure_salt")
 
 _PEOPLE = "verdict IN ('human', 'unknown')"
 _MACHINES = "verdict IN ('scanner', 'bot')"

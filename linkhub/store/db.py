@@ -61,6 +61,10 @@ CHECKPOINT_RETRY_S = 1.0
 RESTART_FRAMES = 16384
 CATCH_UP_FRAMES = 256
 WAL_SIZE_LIMIT = 192 * 1024 * 1024
+# How long a truncating checkpoint the server's writer runs (`Database.truncate_wal`, after an
+# erasure) waits for readers still on old WAL frames: it holds up every write meanwhile, so briefly;
+# the caller asks again.
+TRUNCATE_BUSY_MS = 200
 
 
 class StoreError(Exception):
@@ -197,6 +201,23 @@ def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     return conn
 
 
+def truncate_wal(conn: Connection, *, busy_ms: int = BUSY_TIMEOUT_MS) -> bool:
+    """Copy the whole WAL into the database file and truncate the WAL to 0 bytes, so no page of an
+    earlier commit is left in it (an erasure's point). False if it could not within `busy_ms`: a
+    reader still used old frames, or another connection held the write lock; the WAL is then as it was.
+    Not inside a transaction."""
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+    try:
+        busy, _frames, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except StoreError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return bool(busy == 0)
+
+
 @contextlib.contextmanager
 def transaction(conn: Connection) -> Iterator[Connection]:
     """One IMMEDIATE transaction on a connection of one's own (the CLI's): what a command checks
@@ -231,6 +252,7 @@ class _Job(Generic[T]):
     item: Any = None
     result: Any = None
     error: BaseException | None = None
+    truncate: bool = False  # not a write: `truncate_wal` on the writer's connection, between transactions
 
 
 @dataclass
@@ -330,6 +352,14 @@ class Database:
         finally:
             deadline.cancel()
 
+    async def truncate_wal(self) -> bool:
+        """Run `truncate_wal` on the writer's own connection, between two of its transactions (the only
+        place where no write of this process is in the way), waiting at most TRUNCATE_BUSY_MS for readers.
+        False if they held it: ask again."""
+        loop = asyncio.get_running_loop()
+        result: bool = await self._submit(_Job(fn=None, future=loop.create_future(), loop=loop, truncate=True), None)
+        return result
+
     def writer_alive(self) -> bool:
         return self._crashed is None and self._thread is not None and self._thread.is_alive()
 
@@ -367,7 +397,13 @@ class Database:
                         break
                     batch.append(item)
                 unanswered = batch
-                self._commit_batch(conn, batch)
+                truncates = [job for job in batch if job.truncate]
+                if truncates:
+                    batch = [job for job in batch if not job.truncate]
+                if batch:
+                    self._commit_batch(conn, batch)
+                if truncates:
+                    self._truncate(conn, truncates)
                 unanswered = []
                 if self._catch_up and (self._queue.empty() or self._catch_up >= 2 * RESTART_FRAMES):
                     self._catch_up = 0
@@ -403,6 +439,17 @@ class Database:
     def _fail(self, jobs: list[_Job[Any]]) -> None:
         for job in jobs:
             job.error = DatabaseClosed(self._crashed)
+        _wake(jobs)
+
+    def _truncate(self, conn: Connection, jobs: list[_Job[Any]]) -> None:
+        try:
+            done = truncate_wal(conn, busy_ms=TRUNCATE_BUSY_MS)
+        except StoreError as exc:
+            for job in jobs:
+                job.error = exc
+        else:
+            for job in jobs:
+                job.result = done
         _wake(jobs)
 
     def _checkpoint_loop(self, conn: Connection) -> None:

@@ -30,6 +30,8 @@ class Link(msgspec.Struct, array_like=True, frozen=True):
     created_at: str  # when the link was minted: Outreach asks just before it sends the email
     links_in_email: int  # how many links were minted for this recipient of this mailing
     minted_ms: int  # created_at in ms since the epoch (SQLite reads it, which costs the event loop nothing)
+    # Its recipient was erased: it still redirects, but records no click (read with the row: no extra query).
+    erased: bool = False
 
 
 _QUERY = (
@@ -38,7 +40,8 @@ _QUERY = (
     # links_by_recipient answers the count from the index entries next to this link's own.
     " (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id AND m.mailing_id = l.mailing_id"
     " AND m.prospect_id = l.prospect_id),"
-    " CAST(round((julianday(l.created_at) - 2440587.5) * 86400000.0) AS INTEGER)))"
+    " CAST(round((julianday(l.created_at) - 2440587.5) * 86400000.0) AS INTEGER),"
+    " json(CASE WHEN l.erased_at IS NULL THEN 'false' ELSE 'true' END)))"
     " FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
 )
 _decode = msgspec.json.Decoder(list[Link]).decode

@@ -26,6 +26,7 @@ from linkhub.web.access_log import AccessLog
 from linkhub.web.deadline import within
 from linkhub.web.events import routes as event_routes
 from linkhub.web.outreach import replace_links
+from linkhub.web.recipients import routes as recipient_routes
 from linkhub.web.redirect import RedirectApp
 from linkhub.web.responses import JSON
 from linkhub.web.state import State
@@ -71,6 +72,7 @@ class LinkhubApp:
                 Route("/metrics", metrics, methods=["GET"]),
                 Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
                 *event_routes,
+                *recipient_routes,
                 *webhook_routes,
             ],
             lifespan=self._lifespan,

@@ -73,8 +73,10 @@ class RedirectApp:
             await _send(send, 404, [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")],
                         _NOT_FOUND, head)
             return
-        # A HEAD is recorded too (Defender sends one before its GET): flagged, never dropped.
-        await self._record_click(code, link, scope, method)
+        # A HEAD is recorded too (Defender sends one before its GET): flagged, never dropped. The link of
+        # an erased recipient redirects as before and records nothing.
+        if not link.erased:
+            await self._record_click(code, link, scope, method)
         if not head:
             self.state.metrics.inc("linkhub_redirects_total")
         headers = [

@@ -1,0 +1,281 @@
+"""Erasing one recipient of an account: their events (clicks included), the deliveries and verdict
+history of those events, and their links, which keep redirecting but record nothing more; and the
+receipt that says it was done, without the identifier.
+
+Two steps, so that a big database never holds the write lock through a scan: `find` reads on a
+connection of its own (in WAL mode it waits for no writer) what belongs to the person; `erase`, in
+the write transaction, deletes that and whatever arrived for them since (events and links newer
+than what `find` saw: a range of the primary key, not a scan), with SQLite's secure delete on, so
+the deleted rows' bytes are zeroed instead of left in free space. The WAL still holds the pages
+of earlier commits until it is truncated: the caller does that (`store.truncate_wal`).
+
+Who "the person" is: the identifier given, and the identifiers found with it once (by email: the
+recipient ids of their links and events; by recipient id: the addresses of theirs), so an event
+that carries only one of the two goes too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from linkhub.core.errors import LinkhubError
+from linkhub.store import Connection
+from linkhub.util.times import now_rfc3339
+
+Kind = Literal["email", "recipient_id"]
+# What an erased link's prospect_id becomes: unique per link, so links_by_recipient stays unique.
+ERASED_PREFIX = "erased:"
+MAX_IDENTIFIER = 2048
+# scrypt's cost for a receipt's hash: ~30-60 ms and 16 MiB per hash. Whoever holds the file holds the
+# salt too and can test guessed addresses against the receipts; this makes each guess cost as much.
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+_encode = msgspec.json.encode
+
+
+class InvalidIdentifier(LinkhubError):
+    status = 422
+    code = "invalid_parameter"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The person to erase, as the operator named them."""
+
+    kind: Kind
+    value: str
+
+    @staticmethod
+    def of(email: str | None, recipient_id: str | None) -> Target:
+        """Exactly one of the two; refused (naming the field) otherwise."""
+        if email is not None and recipient_id is not None:
+            raise InvalidIdentifier("give either email or recipient_id, not both", field="recipient_id")
+        if email is None and recipient_id is None:
+            raise LinkhubError("email or recipient_id is required: the recipient to erase",
+                               code="missing_parameter", field="email")
+        if email is not None:
+            email = email.strip()
+            if "@" not in email or len(email) > MAX_IDENTIFIER:
+                raise InvalidIdentifier("not an email address", field="email")
+            return Target("email", email)
+        assert recipient_id is not None
+        if not recipient_id or len(recipient_id) > MAX_IDENTIFIER or recipient_id.startswith(ERASED_PREFIX):
+            raise InvalidIdentifier("not a recipient id", field="recipient_id")
+        return Target("recipient_id", recipient_id)
+
+    def normalised(self) -> str:
+        # Addresses match ignoring the case of ASCII letters (as events_by_email, COLLATE NOCASE).
+        return _ascii_lower(self.value) if self.kind == "email" else self.value
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_LOWER)
+
+
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass
+class Found:
+    """What `find` saw of the person: the identifiers, the rows, and how far it read."""
+
+    emails: list[str]
+    recipient_ids: list[str]
+    seqs: list[int]
+    link_codes: list[str]
+    last_seq: int  # the newest event when it read: `erase` looks again above it
+    last_link: int  # the same for links (their rowid)
+
+
+@dataclass
+class Counts:
+    events: int = 0
+    clicks: int = 0
+    outbox: int = 0
+    verdict_changes: int = 0
+    links_kept: int = 0
+    links_deleted: int = 0
+
+    def document(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Receipt:
+    id: int | None  # None: a dry run, nothing stored
+    account_id: str
+    erased_at: str
+    identifier_kind: Kind
+    identifier_hash: str
+    via: str
+    counts: Counts
+    earlier: list[str] = field(default_factory=list)  # when the same identifier was erased before
+
+    def document(self) -> dict[str, Any]:
+        return {"id": self.id, "account_id": self.account_id, "erased_at": self.erased_at,
+                "identifier_kind": self.identifier_kind, "identifier_hash": self.identifier_hash,
+                "via": self.via, "removed": self.counts.document(), "earlier": self.earlier}
+
+
+_EMAIL_MATCH = "email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+_ID_MATCH = "recipient_id IN (SELECT value FROM json_each(:ids))"
+_LINK_MATCH = ("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+               " OR prospect_id IN (SELECT value FROM json_each(:ids)))")
+
+
+def _params(account_id: str, emails: list[str], ids: list[str], **more: Any) -> dict[str, Any]:
+    return {"account": account_id, "emails": _encode(emails).decode(), "ids": _encode(ids).decode(), **more}
+
+
+def find(conn: Connection, account_id: str, target: Target) -> Found:
+    """What belongs to the person in the account, read outside any write (a scan of the account's
+    events when recipient ids are involved: they have no index, and an erasure is rare)."""
+    last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    last_link = conn.execute("SELECT coalesce(max(rowid), 0) FROM links").fetchone()[0]
+    if target.kind == "email":
+        emails = [target.value]
+        ids = _distinct(conn, "SELECT prospect_id FROM links WHERE account_id = :account AND erased_at IS NULL"
+                        " AND prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+                        f" UNION SELECT recipient_id FROM events WHERE account_id = :account AND {_EMAIL_MATCH}"
+                        " AND recipient_id IS NOT NULL", _params(account_id, emails, []))
+    else:
+        ids = [target.value]
+        emails = _dedupe_nocase(_distinct(
+            conn, "SELECT prospect_email FROM links WHERE account_id = :account AND erased_at IS NULL"
+            " AND prospect_id IN (SELECT value FROM json_each(:ids)) AND prospect_email IS NOT NULL"
+            f" UNION SELECT email FROM events WHERE account_id = :account AND {_ID_MATCH}"
+            " AND email IS NOT NULL", _params(account_id, [], ids)))
+    params = _params(account_id, emails, ids)
+    seqs = [row[0] for row in conn.execute(
+        f"SELECT seq FROM events WHERE account_id = :account AND {_EMAIL_MATCH}"
+        f" UNION SELECT seq FROM events WHERE account_id = :account AND {_ID_MATCH}", params)]
+    codes = [row[0] for row in conn.execute(f"SELECT code FROM links WHERE account_id = :account AND {_LINK_MATCH}",
+                                            params)]
+    return Found(emails, ids, seqs, codes, last_seq, last_link)
+
+
+def _distinct(conn: Connection, sql: str, params: dict[str, Any]) -> list[str]:
+    return [row[0] for row in conn.execute(sql, params) if row[0] is not None]
+
+
+def _dedupe_nocase(values: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for value in values:
+        seen.setdefault(_ascii_lower(value), value)
+    return list(seen.values())
+
+
+def count(conn: Connection, account_id: str, found: Found) -> Counts:
+    """What `erase` would remove, as `find` saw it (a dry run)."""
+    seqs = _encode(found.seqs).decode()
+    counts = Counts(events=len(found.seqs))
+    counts.clicks = _one(conn, "SELECT count(*) FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+                               " AND type = 'click'", seqs)
+    counts.outbox = _one(conn, "SELECT count(*) FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
+    counts.verdict_changes = _one(conn, "SELECT count(*) FROM verdict_changes"
+                                        " WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
+    deleted = _addressed(conn, found)
+    counts.links_deleted = len(deleted)
+    counts.links_kept = len(found.link_codes) - len(deleted)
+    return counts
+
+
+def _one(conn: Connection, sql: str, *params: Any) -> int:
+    value: int = conn.execute(sql, params).fetchone()[0]
+    return value
+
+
+def _addressed(conn: Connection, found: Found) -> list[str]:
+    """The person's links whose URL holds one of their addresses (as is, or with '@' as %40, in any case):
+    keeping those redirecting would keep the address; they are deleted instead."""
+    needles = sorted({_ascii_lower(needle) for email in found.emails for needle in (email, email.replace("@", "%40"))})
+    if not needles or not found.link_codes:
+        return []
+    return [row[0] for row in conn.execute(
+        "SELECT code FROM links WHERE code IN (SELECT value FROM json_each(:codes)) AND EXISTS"
+        " (SELECT 1 FROM json_each(:needles) AS n WHERE instr(lower(target_url), n.value)"
+        " OR instr(lower(original_url), n.value))",
+        {"codes": _encode(found.link_codes).decode(), "needles": _encode(needles).decode()})]
+
+
+def erase(conn: Connection, account_id: str, target: Target, found: Found, *, via: str,
+          identifier_hash: str) -> Receipt:
+    """Delete what `find` found and what arrived for the person since, in the caller's transaction, with
+    secure delete on; store and return the receipt. It reads everything it counts inside the
+    transaction, so when the writer runs a batch again (after a neighbour failed and the first run
+    was undone) the second run gives the same result."""
+    previous = conn.execute("PRAGMA secure_delete").fetchone()[0]
+    # Only here: zeroing every deleted row costs every other write a little, and nothing else deletes
+    # what must not be recoverable (some SQLite builds have it on anyway).
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        return _erase(conn, account_id, target, found, via=via, identifier_hash=identifier_hash)
+    finally:
+        conn.execute(f"PRAGMA secure_delete = {int(previous)}")
+
+
+def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, via: str,
+           identifier_hash: str) -> Receipt:
+    params = _params(account_id, found.emails, found.recipient_ids, last_seq=found.last_seq,
+                     last_link=found.last_link)
+    newer = [row[0] for row in conn.execute(
+        f"SELECT seq FROM events WHERE seq > :last_seq AND account_id = :account AND ({_EMAIL_MATCH} OR {_ID_MATCH})",
+        params)]
+    newer_links = [row[0] for row in conn.execute(
+        f"SELECT code FROM links WHERE rowid > :last_link AND account_id = :account AND {_LINK_MATCH}", params)]
+    now = Found(found.emails, found.recipient_ids, sorted({*found.seqs, *newer}),
+                list(dict.fromkeys([*found.link_codes, *newer_links])), found.last_seq, found.last_link)
+    seqs = _encode(now.seqs).decode()
+    counts = Counts()
+    counts.verdict_changes = conn.execute(
+        "DELETE FROM verdict_changes WHERE event_seq IN (SELECT value FROM json_each(?))", (seqs,)).rowcount
+    counts.outbox = conn.execute("DELETE FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))",
+                                 (seqs,)).rowcount
+    counts.clicks = _one(conn, "SELECT count(*) FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+                               " AND account_id = ? AND type = 'click'", seqs, account_id)
+    counts.events = conn.execute("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?",
+                                 (seqs, account_id)).rowcount
+    addressed = _addressed(conn, now)
+    counts.links_deleted = conn.execute("DELETE FROM links WHERE code IN (SELECT value FROM json_each(?))",
+                                        (_encode(addressed).decode(),)).rowcount
+    at = now_rfc3339()
+    counts.links_kept = conn.execute(
+        "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, erased_at = :at"
+        " WHERE code IN (SELECT value FROM json_each(:codes)) AND account_id = :account AND erased_at IS NULL",
+        {"prefix": ERASED_PREFIX, "at": at, "codes": _encode(now.link_codes).decode(), "account": account_id}).rowcount
+    earlier = receipts_of(conn, account_id, identifier_hash)
+    receipt_id = conn.execute(
+        "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
+        " verdict_changes, links_kept, links_deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
+         counts.verdict_changes, counts.links_kept, counts.links_deleted)).lastrowid
+    return Receipt(receipt_id, account_id, at, target.kind, identifier_hash, via, counts, earlier)
+
+
+def salt(conn: Connection) -> bytes:
+    row = conn.execute("SELECT salt FROM erasure_salt WHERE id = 1").fetchone()
+    if row is None:  # the migration made it; a database where someone deleted it cannot make receipts
+        raise LinkhubError("this database has no erasure salt (table erasure_salt is empty); restore it from "
+                           "a backup: receipts made with another salt could not be checked", status=500,
+                           code="internal_error")
+    value: bytes = row[0]
+    return value
+
+
+def identifier_hash(target: Target, salt: bytes) -> str:
+    """The receipt's hash of the identifier: scrypt of 'kind:identifier' (addresses in lower case) with the
+    database's salt. The same address gives the same hash in this database, so a receipt can be found
+    again from the address; without the address, the hash says nothing but that someone was erased."""
+    data = f"{target.kind}:{target.normalised()}".encode()
+    return hashlib.scrypt(data, salt=salt, **SCRYPT, dklen=32).hex()
+
+
+def receipts_of(conn: Connection, account_id: str, hashed: str) -> list[str]:
+    """When this identifier was erased in the account before (oldest first)."""
+    return [row[0] for row in conn.execute(
+        "SELECT erased_at FROM erasures WHERE account_id = ? AND identifier_hash = ? ORDER BY id",
+        (account_id, hashed))]
