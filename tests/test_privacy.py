@@ -151,7 +151,7 @@ def test_no_user_agent_keeps_what_it_said_but_not_the_string(make_app, db_path):
     assert clicks(db_path, "p-ua")[0]["verdict"] == row["verdict"]
     assert query(db_path, "SELECT count(*) FROM verdict_changes")[0][0] == 0
     text = linkhub("classify", "rescore", "--since", "2020-01-01", "--db", str(db_path))
-    assert "1 click stored without a user agent kept their verdicts" in text.stdout
+    assert "kept the verdict given at capture: 1 click stored without a user agent" in text.stdout
 
 
 def test_a_click_that_sent_no_user_agent_stores_null_and_is_judged_again(make_app, db_path):

@@ -108,7 +108,7 @@ def rescore(since: str, until: str | None, account: str | None, dry_run: bool, s
     text = [table(["from", "to", "clicks"], rows, right=frozenset({2}))] if rows else []
     text.append(f"{plural(result.clicks, 'click')} judged again; {verb}: {result.changed:,}")
     if result.kept:
-        text.append(f"{plural(result.kept, 'click')} stored without a user agent kept their verdicts")
+        text.append(f"kept the verdict given at capture: {plural(result.kept, 'click')} stored without a user agent")
     emit(as_json, document, "\n".join(text))
 
 
