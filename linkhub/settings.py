@@ -28,6 +28,12 @@ class Settings:
     allow_private_targets: bool = False
     # Delivered outbox rows and delivery-log entries older than this are deleted hourly; 0 keeps them.
     keep_deliveries_days: int = 30
+    # Events (clicks included) that happened longer ago than this are deleted hourly; 0 keeps them.
+    keep_events_days: int = 0
+    # Clicks store the client address's network (IPv4 /24, IPv6 /48), not the address itself.
+    anonymize_ip: bool = False
+    # Clicks store the device, OS and browser read from the user agent, not the user agent itself.
+    no_user_agent: bool = False
     # A request body must have arrived this many seconds after its headers (then 408).
     body_timeout_s: float = 30.0
     # One log line per HTTP request (linkhub.access_log); off: the request path pays one attribute check.
@@ -131,8 +137,16 @@ REGISTRY: tuple[Setting, ...] = (
             "Let webhooks deliver to loopback/private addresses, for local set-ups and tests", kind=bool),
     Setting("keep_deliveries_days", "--keep-deliveries-days", "LINKHUB_KEEP_DELIVERIES_DAYS",
             _DEFAULT.keep_deliveries_days,
-            "Delete delivered outbox rows and delivery-log entries older than this, hourly; 0 keeps them; "
-            "events are never deleted", kind=int, limits=(0, None), metavar="DAYS"),
+            "Delete delivered outbox rows and delivery-log entries older than this, hourly; 0 keeps them",
+            kind=int, limits=(0, None), metavar="DAYS"),
+    Setting("keep_events_days", "--keep-events-days", "LINKHUB_KEEP_EVENTS_DAYS", _DEFAULT.keep_events_days,
+            "Delete events (clicks included) that happened more than this many days ago, with their outbox "
+            "rows and verdict changes, hourly; 0 keeps every event", kind=int, limits=(0, None), metavar="DAYS"),
+    Setting("anonymize_ip", "--anonymize-ip", "LINKHUB_ANONYMIZE_IP", _DEFAULT.anonymize_ip,
+            "Store a click's client address as its network (IPv4 /24, IPv6 /48), here and in the verdict's "
+            "evidence; the classifier still judges the full address", kind=bool),
+    Setting("no_user_agent", "--no-user-agent", "LINKHUB_NO_USER_AGENT", _DEFAULT.no_user_agent,
+            "Store a click's device, OS and browser and its verdict, not the raw user agent", kind=bool),
     Setting("body_timeout_s", "--body-timeout", "LINKHUB_BODY_TIMEOUT", _DEFAULT.body_timeout_s,
             "A request body must have arrived this long after its headers, or the request is answered 408 "
             "and its connection closed", kind=float, limits=(0.1, 3600), metavar="SECONDS"),

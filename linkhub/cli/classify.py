@@ -100,13 +100,15 @@ def rescore(since: str, until: str | None, account: str | None, dry_run: bool, s
     transitions = sorted(result.transitions.items(), key=lambda item: (-item[1], str(item[0])))
     document = {
         "since": since_at, "until": until_at, "account": account, "dry_run": dry_run,
-        "clicks": result.clicks, "changed": result.changed,
+        "clicks": result.clicks, "changed": result.changed, "kept_without_user_agent": result.kept,
         "transitions": [{"from": old, "to": new, "clicks": count} for (old, new), count in transitions],
     }
     rows = [[old or "(none)", new, f"{count:,}"] for (old, new), count in transitions]
     verb = "would change" if dry_run else "changed"
     text = [table(["from", "to", "clicks"], rows, right=frozenset({2}))] if rows else []
     text.append(f"{plural(result.clicks, 'click')} judged again; {verb}: {result.changed:,}")
+    if result.kept:
+        text.append(f"kept the verdict given at capture: {plural(result.kept, 'click')} stored without a user agent")
     emit(as_json, document, "\n".join(text))
 
 

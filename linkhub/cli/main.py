@@ -14,6 +14,7 @@ from linkhub.cli.classify import classify_group
 from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
 from linkhub.cli.datasette import datasette_config
 from linkhub.cli.erase import erase_command
+from linkhub.cli.events import events_group
 from linkhub.cli.filter import filter_group
 from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
@@ -80,6 +81,7 @@ cli.add_command(check_command)
 cli.add_command(erase_command)
 cli.add_command(classify_group)
 cli.add_command(datasette_config)
+cli.add_command(events_group)
 cli.add_command(filter_group)
 cli.add_command(outbox_group)
 cli.add_command(report_group)

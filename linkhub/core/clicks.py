@@ -21,11 +21,12 @@ from linkhub.core import outbox
 from linkhub.core.classify.behaviour import Change, Window
 from linkhub.core.classify.hits import Hit, Since
 from linkhub.core.classify.signals import Networks
-from linkhub.core.classify.verdict import Verdict, decide
+from linkhub.core.classify.verdict import Reason, Verdict, decide
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import Connection
 from linkhub.store.links import Link
+from linkhub.util.ipnet import network_address
 from linkhub.util.times import format_ms, now_rfc3339, rfc3339_to_ms
 
 # The request headers the classifier reads, besides the user agent (docs/classification.md). Those a
@@ -116,12 +117,20 @@ class Request(NamedTuple):
 class Clicks:
     """Turns hits of /r/ into click events, judged with the hits before them, on the event loop.
 
+    `anonymize_ip` stores the client address's network instead of the address (in the click and in its
+    verdict's evidence, the verdicts it changes of earlier clicks included); `keep_user_agent` False stores
+    what was read from the user agent (device, OS, browser, verdict) but not the string. The classifier
+    always judges the full request: minimisation is of what is stored, after judging.
+
     (Judging on the writer thread instead, inside the transaction that stores the clicks, was
     measured beside this and changed the redirects' throughput nothing, while it would hold SQLite's
     write lock through Python work: docs/performance.md.)
     """
 
-    def __init__(self, networks: Networks | None, *, settle_s: int) -> None:
+    def __init__(self, networks: Networks | None, *, settle_s: int, anonymize_ip: bool = False,
+                 keep_user_agent: bool = True) -> None:
+        self.anonymize_ip = anonymize_ip
+        self.keep_user_agent = keep_user_agent
         self.window: Window[ClickRef] = Window(networks, settle_ms=settle_s * 1000)
         self.origins = Origins()
         # `store` for Database.add with this settle window (webhooks that wait for the verdict are due
@@ -148,17 +157,47 @@ class Clicks:
         except Exception:  # a bug in a rule must never cost the click: stored as unknown, and said so
             log.exception("classifying the click on %s failed; stored with the verdict unknown", request.code)
             verdict, changes = decide([]), []
-        return ClickWrite(click(request, verdict), changes)
+        if self.anonymize_ip:
+            verdict = anonymized(verdict)
+            changes = [change._replace(new=anonymized(change.new)) for change in changes]
+        return ClickWrite(click(request, verdict, anonymize_ip=self.anonymize_ip,
+                                keep_user_agent=self.keep_user_agent), changes)
 
 
-def click(request: Request, verdict: Verdict) -> Event:
-    """The `click` event of one hit, with its verdict."""
+def anonymized(verdict: Verdict) -> Verdict:
+    """`verdict` with every address in its reasons' evidence (`evidence.ip`) reduced to its network."""
+    if not any("ip" in reason.evidence for reason in verdict.reasons):
+        return verdict
+    reasons = [_anonymized(reason) for reason in verdict.reasons]
+    return msgspec.structs.replace(verdict, reasons=reasons)
+
+
+def _anonymized(reason: Reason) -> Reason:
+    ip = reason.evidence.get("ip")
+    if ip is None:
+        return reason
+    # A new Reason: those of a user agent are cached and shared, and this one may be held in the window.
+    return Reason(reason.code, reason.weight,
+                  {**reason.evidence, "ip": network_address(ip) if isinstance(ip, str) else None})
+
+
+def click(request: Request, verdict: Verdict, *, anonymize_ip: bool = False,
+          keep_user_agent: bool = True) -> Event:
+    """The `click` event of one hit, with its verdict.
+
+    `anonymize_ip`: `details.ip` is the address's network (None when the peer is not an IP address).
+    `keep_user_agent` False: `details` has no `user_agent` key at all (a click whose request had none
+    stores null), which is how `classify rescore` knows the string was not kept.
+    """
     link = request.link
     client = describe(request.user_agent or "")
     now = format_ms(request.at_ms)
+    ip = request.ip
+    if anonymize_ip and ip is not None:
+        ip = network_address(ip)
     details: dict[str, Any] = {
         "method": request.method,
-        "ip": request.ip,
+        "ip": ip,
         "user_agent": request.user_agent,
         "headers": request.headers,
         "device": client.device,
@@ -167,6 +206,8 @@ def click(request: Request, verdict: Verdict) -> Event:
         "referer": request.referer,
         **verdict_fields(verdict),
     }
+    if not keep_user_agent:
+        del details["user_agent"]
     if link.target_url != link.original_url:
         details["target"] = link.target_url
     return Event(
@@ -253,6 +294,9 @@ class StoredClick(NamedTuple):
     at_ms: int
     hit: Hit
     verdict: dict[str, Any] | None  # its stored verdict fields (None: recorded before verdicts)
+    # False for a click stored without its user agent (--no-user-agent): its hit lacks the header, so
+    # judging it again would read "no user agent", which is not what the request said.
+    user_agent_kept: bool = True
 
 
 _STORED = (
@@ -292,7 +336,7 @@ def stored_clicks(conn: Connection, *, since: str, until: str | None = None,
                   ip=details.get("ip"), headers=headers, recipient=row[6], mailing=row[5], url=row[4],
                   links_in_email=row[9] if row[8] else None, email=row[7], since=counted_from)
         verdict = {key: details.get(key) for key in _VERDICT_KEYS} if "verdict" in details else None
-        clicks.append(StoredClick(row[0], row[1], at_ms, hit, verdict))
+        clicks.append(StoredClick(row[0], row[1], at_ms, hit, verdict, "user_agent" in details))
     return clicks
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from linkhub.settings import Network
+from linkhub.util.ipnet import network_address
 from linkhub.util.logs import ACCESS
 from linkhub.web.clientip import client_ip
 
@@ -28,8 +29,10 @@ _PATH_SAFE = "/!$&'()*+,;=:@-._~"
 
 
 class AccessLog:
-    def __init__(self, trusted_proxies: tuple[Network, ...]) -> None:
+    def __init__(self, trusted_proxies: tuple[Network, ...], *, anonymize_ip: bool = False) -> None:
         self.trusted_proxies = trusted_proxies
+        # --anonymize-ip: the log writes the client's network, as clicks store it.
+        self.anonymize_ip = anonymize_ip
 
     def wrap(self, scope: dict[str, Any], send: Send) -> Send:
         """`send`, writing the request's record once its last body part has been handed to the server."""
@@ -58,4 +61,7 @@ class AccessLog:
     def _client(self, scope: dict[str, Any]) -> str | None:
         peer = scope.get("client")
         forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
-        return client_ip(peer[0] if peer else None, ",".join(forwarded) or None, self.trusted_proxies)
+        client = client_ip(peer[0] if peer else None, ",".join(forwarded) or None, self.trusted_proxies)
+        if self.anonymize_ip and client is not None:
+            return network_address(client)
+        return client

@@ -65,7 +65,8 @@ class LinkhubApp:
         self._closed: asyncio.Future[None] | None = None
         self.redirects = RedirectApp(self.state)
         self._observe_redirect = counts.observer("linkhub_redirect_duration_seconds")
-        self.access_log = AccessLog(settings.trusted_proxies) if settings.access_log else None
+        self.access_log = (AccessLog(settings.trusted_proxies, anonymize_ip=settings.anonymize_ip)
+                           if settings.access_log else None)
         self.starlette = Starlette(
             routes=[
                 Route("/healthz", healthz, methods=["GET"]),
@@ -89,7 +90,8 @@ class LinkhubApp:
         state.db.start()
         state.http = sender.new_client()
         await state.deliverer.start(state.http)
-        self._pruner = Pruner(state.db, state.settings.keep_deliveries_days)
+        self._pruner = Pruner(state.db, state.settings.keep_deliveries_days,
+                              keep_events_days=state.settings.keep_events_days)
         self._pruner.start()
         try:
             yield

@@ -32,5 +32,7 @@ class State:
     def __post_init__(self) -> None:
         # A bad operator file raises ValueError naming the file and line (serve reports it, one line).
         self.networks = Networks.load(self.settings.scanner_networks)
-        self.clicks = Clicks(self.networks, settle_s=self.settings.classify_settle_s)
+        self.clicks = Clicks(self.networks, settle_s=self.settings.classify_settle_s,
+                             anonymize_ip=self.settings.anonymize_ip,
+                             keep_user_agent=not self.settings.no_user_agent)
         self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)
