@@ -11,7 +11,9 @@ from linkhub import __version__
 from linkhub.cli.accounts import accounts_group
 from linkhub.cli.check import check_command
 from linkhub.cli.classify import classify_group
+from linkhub.cli.clicks import clicks_group
 from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
+from linkhub.cli.events import events_group
 from linkhub.cli.filter import filter_group
 from linkhub.cli.outbox import outbox_group
 from linkhub.cli.webhooks import webhooks_group
@@ -75,6 +77,8 @@ def backup_command(dest: Path, db: Path, as_json: bool) -> None:
 cli.add_command(accounts_group)
 cli.add_command(check_command)
 cli.add_command(classify_group)
+cli.add_command(clicks_group)
+cli.add_command(events_group)
 cli.add_command(filter_group)
 cli.add_command(outbox_group)
 cli.add_command(webhooks_group)
