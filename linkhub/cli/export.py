@@ -56,6 +56,7 @@ def run(source: export.Source, *, db: Path, account: str | None, types: tuple[st
     with open_db(db, readonly=True) as conn:
         if account is not None and accounts.get(conn, account) is None:
             raise click.ClickException(f"no account with id {account!r}")
+        export.for_scan(conn)
         top = export.ceiling(conn)
         chunks = export.stream(conn, query, source, cast(export.Format, fmt), top=top)  # a FORMATS choice
         try:

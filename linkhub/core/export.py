@@ -62,6 +62,18 @@ class Chunk:
     scanned_to: int  # every seq up to this one has been read (written or filtered out)
 
 
+# Page cache for an export's connection: a one-pass walk reads each page once, so a large cache (or the
+# memory map linkhub's connections use) would only grow the process's resident size with the file.
+_SCAN_CACHE_KIB = 2048
+
+
+def for_scan(conn: Connection) -> None:
+    """Set a connection of its own up for an export: no memory map and a small page cache, so its
+    resident memory stays flat (with linkhub's defaults it grows with the file, up to ~320 MiB)."""
+    conn.execute("PRAGMA mmap_size = 0")
+    conn.execute(f"PRAGMA cache_size = -{_SCAN_CACHE_KIB}")
+
+
 def ceiling(conn: Connection) -> int:
     """The largest seq now stored (0: no events): where an export begun now ends. The rowid's
     maximum, so one B-tree descent, whatever the size of the table."""
