@@ -355,3 +355,27 @@ def test_a_progress_bar_when_stderr_is_a_terminal(db_path: Path) -> None:
     assert "exporting events" in shown and "100%" in shown and "exported 200 events to stdout" in shown
     code, shown = _stderr_on_a_terminal("events", "export", "--json", "--db", str(db_path))
     assert code == 0 and "exporting" not in shown and json.loads(shown)["rows"] == 200
+
+
+def test_a_posted_click_whose_reasons_are_not_json_keeps_them_as_text(db_path: Path) -> None:
+    account_id = create_account(db_path).id
+    conn = connect(db_path)
+    try:
+        with transaction(conn):
+            insert_many(conn, [Event(id="p-1", account_id=account_id, type="click",
+                                     occurred_at="2026-11-02T10:00:00.000Z", received_at="2026-11-02T10:00:01.000Z",
+                                     source="api", details={"reasons": "clicked twice", "verdict": "maybe"})])
+    finally:
+        conn.close()
+    ran = linkhub("clicks", "export", "--db", str(db_path))
+    assert ran.returncode == 0, ran.output
+    [line] = jsonl(ran.stdout)
+    assert line["reasons"] == "clicked twice" and line["verdict"] == "maybe" and line["method"] == "GET"
+
+
+def test_an_output_in_a_missing_directory_is_one_line(db_path: Path, tmp_path: Path) -> None:
+    seed(db_path, 5)
+    ran = linkhub("events", "export", "--output", str(tmp_path / "no" / "such.jsonl"), "--db", str(db_path))
+    assert ran.returncode == 1 and "Traceback" not in ran.output
+    assert ran.stderr.startswith("Error: ") and "No such file or directory" in ran.stderr
+    assert len(ran.stderr.splitlines()) == 1

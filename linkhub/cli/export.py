@@ -13,7 +13,7 @@ from typing import IO, Any, cast
 
 import click
 
-from linkhub.cli.common import db_option, json_option, moment, open_db
+from linkhub.cli.common import db_option, moment, open_db
 from linkhub.core import accounts, export
 from linkhub.util.wording import plural
 
@@ -25,9 +25,10 @@ def options(fn: F) -> F:
     decorators: list[Callable[[F], F]] = [
         click.option("--account", "account", default=None, metavar="ID",
                      help="Only this account's rows (default: all)."),
-        click.option("--since", default=None,
+        click.option("--since", default=None, metavar="TIME",
                      help="Only rows that occurred at or after this RFC 3339 time (or date, UTC)."),
-        click.option("--until", default=None, help="Only rows that occurred before this RFC 3339 time (or date, UTC)."),
+        click.option("--until", default=None, metavar="TIME",
+                     help="Only rows that occurred before this RFC 3339 time (or date, UTC)."),
         click.option("--after-seq", "after_seq", type=click.IntRange(0), default=0, metavar="N",
                      help="Only rows after seq N: the `last seq` an interrupted export reported, to continue it."),
         click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="jsonl", show_default=True,
@@ -35,7 +36,8 @@ def options(fn: F) -> F:
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
                      help="Write to FILE (created whole at the end, readable by its owner only) instead of stdout."),
         click.option("--force", is_flag=True, help="Let --output replace an existing FILE."),
-        json_option,
+        click.option("--json", "as_json", is_flag=True,
+                     help="Say the closing summary (rows, last seq) as one JSON object on stderr; no progress bar."),
         db_option,
     ]
     for decorate in reversed(decorators):
@@ -68,6 +70,8 @@ def run(source: export.Source, *, db: Path, account: str | None, types: tuple[st
                     last = chunk.last_seq if chunk.last_seq is not None else last
                     advance(chunk.scanned_to - scanned)
                     scanned = chunk.scanned_to
+        except BrokenPipeError:  # the reader stopped reading (`| head`): its choice, nothing to resume
+            raise
         except BaseException:
             _interrupted(rows, last, noun, partial)
             raise
