@@ -76,9 +76,9 @@ def run(source: export.Source, *, db: Path, account: str | None, types: tuple[st
             _interrupted(rows, last, noun, partial)
             raise
     if output is not None and partial is not None:
-        if output.exists() and not force:  # it appeared while we wrote
-            partial.unlink()
-            raise click.ClickException(f"{output} exists now: not replaced (use --force to replace it)")
+        if output.exists() and not force:  # it appeared while we wrote: neither file is lost
+            raise click.ClickException(f"{output} appeared meanwhile and was not replaced: "
+                                       f"the export ({plural(rows, noun)}, last seq {last}) is in {partial}")
         os.replace(partial, output)
     where = str(output) if output is not None else "stdout"
     if as_json:
