@@ -11,6 +11,7 @@ from linkhub import __version__
 from linkhub.cli.accounts import accounts_group
 from linkhub.cli.check import check_command
 from linkhub.cli.classify import classify_group
+from linkhub.cli.clicks import clicks_group
 from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
 from linkhub.cli.datasette import datasette_config
 from linkhub.cli.erase import erase_command
@@ -81,6 +82,7 @@ cli.add_command(check_command)
 cli.add_command(erase_command)
 cli.add_command(classify_group)
 cli.add_command(datasette_config)
+cli.add_command(clicks_group)
 cli.add_command(events_group)
 cli.add_command(filter_group)
 cli.add_command(outbox_group)
