@@ -21,7 +21,7 @@ import pytest
 from linkhub.settings import parse_networks
 
 from conftest import Account, create_account, linkhub, outreach_body, post_links, query
-from delivery_support import post_events
+from delivery_support import bearer, post_events
 
 CURRENT_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/154.0.0.0 Safari/537.36")
@@ -430,3 +430,51 @@ def test_report_refusals_are_one_line(built, db_path, args, message):
 def test_report_says_so_when_the_account_lacks_the_mailing(built, db_path):
     ran = report(db_path, "mailing", "m-2", "--account", built["b"].id)
     assert ran.returncode != 0 and f"account {built['b'].id!r} has no mailing 'm-2'" in ran.stderr
+
+
+# -- over HTTP, account-scoped ---------------------------------------------------------------------
+
+
+def test_the_reports_over_http_are_the_views_rows_of_the_key_s_account(built, db_path, make_app):
+    a, b = built["a"], built["b"]
+    events, links = raw(db_path)
+    app = make_app()
+    with app.client() as client:
+        mailing = client.get("/v1/reports/mailings/m-1", headers=bearer(a))
+        assert mailing.status_code == 200
+        [expected] = [row for row in view(db_path, "mailing_stats", "account_id, mailing_id")
+                      if row["account_id"] == a.id and row["mailing_id"] == "m-1"]
+        assert mailing.json() == expected
+        # The same mailing id in the other account is the other account's mailing.
+        theirs = client.get("/v1/reports/mailings/m-1", headers=bearer(b)).json()
+        assert theirs["account_id"] == b.id and theirs["recipients"] == 2  # zed's link, ann's `sent`
+
+        listed = client.get("/v1/reports/mailings", headers=bearer(a), params={"limit": 2})
+        assert listed.status_code == 200
+        page = listed.json()
+        assert len(page["mailings"]) == 2 and {row["account_id"] for row in page["mailings"]} == {a.id}
+        assert page["next_until"] == page["mailings"][-1]["first_at"]
+        rest = client.get("/v1/reports/mailings", headers=bearer(a), params={"until": page["next_until"]}).json()
+        seen = [row["mailing_id"] for row in page["mailings"] + rest["mailings"]]
+        assert sorted(seen) == ["m-1", "m-2", "m-3"] and rest["next_until"] is None
+
+        link_rows = client.get("/v1/reports/mailings/m-1/links", headers=bearer(a)).json()["links"]
+        expected_rows = [row for row in view(db_path, "link_stats", "account_id, mailing_id, original_url")
+                         if row["account_id"] == a.id and row["mailing_id"] == "m-1"]
+        assert sorted(link_rows, key=lambda r: r["original_url"]) == sorted(expected_rows,
+                                                                             key=lambda r: r["original_url"])
+
+
+def test_the_reports_over_http_refuse_clearly(built, make_app):
+    a = built["a"]
+    app = make_app()
+    with app.client() as client:
+        assert client.get("/v1/reports/mailings").status_code == 401
+        missing = client.get("/v1/reports/mailings/m-9", headers=bearer(a))
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+        bad = client.get("/v1/reports/mailings", headers=bearer(a), params={"limit": "0"})
+        assert bad.status_code == 422 and bad.json()["field"] == "limit"
+        when = client.get("/v1/reports/mailings", headers=bearer(a), params={"since": "yesterday"})
+        assert when.status_code == 422 and when.json()["field"] == "since"
+        unknown = client.get("/v1/reports/mailings", headers=bearer(a), params={"mailing": "m-1"})
+        assert unknown.status_code == 400 and unknown.json()["parameters"] == ["mailing"]

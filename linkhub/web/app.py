@@ -28,6 +28,7 @@ from linkhub.web.events import routes as event_routes
 from linkhub.web.outreach import replace_links
 from linkhub.web.recipients import routes as recipient_routes
 from linkhub.web.redirect import RedirectApp
+from linkhub.web.reports import routes as report_routes
 from linkhub.web.responses import JSON
 from linkhub.web.state import State
 from linkhub.web.webhooks import routes as webhook_routes
@@ -74,6 +75,7 @@ class LinkhubApp:
                 Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
                 *event_routes,
                 *recipient_routes,
+                *report_routes,
                 *webhook_routes,
             ],
             lifespan=self._lifespan,

@@ -17,7 +17,16 @@ from linkhub.services.events import ingest as ingest_events
 from linkhub.util import ids, jsondepth
 from linkhub.util.times import now_rfc3339, parse_rfc3339, to_rfc3339
 from linkhub.web.auth import authenticated
-from linkhub.web.responses import JSON, InvalidParameter, accepts, int_param, read_body, route, validation_error
+from linkhub.web.responses import (
+    JSON,
+    InvalidParameter,
+    accepts,
+    int_param,
+    read_body,
+    route,
+    time_param,
+    validation_error,
+)
 from linkhub.web.state import State
 
 MAX_EVENTS = 1000
@@ -134,21 +143,11 @@ def _filters(request: Request) -> events.Filters:
     kind = params.get("type") or None
     if kind is not None and kind not in events.EVENT_TYPES:
         raise InvalidParameter(f"unknown event type; one of {', '.join(events.EVENT_TYPES)}", field="type")
-    since, until = _time(request, "since"), _time(request, "until")
+    since, until = time_param(request, "since"), time_param(request, "until")
     after = (int_param(request, "cursor", 0, 0, 2**63 - 1, refusal="not a cursor returned by this API")
              if params.get("cursor") else None)
     return events.Filters(type=kind, mailing_id=params.get("mailing_id") or None, email=params.get("email") or None,
                           since=since, until=until, after=after)
-
-
-def _time(request: Request, name: str) -> str | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return to_rfc3339(parse_rfc3339(raw))
-    except ValueError as exc:
-        raise InvalidParameter(str(exc), field=name) from None
 
 
 @authenticated

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from linkhub.core.errors import LinkhubError
 from linkhub.util.jsondepth import TooDeep
+from linkhub.util.times import parse_rfc3339, to_rfc3339
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -71,6 +72,17 @@ def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> Link
     if isinstance(exc, msgspec.ValidationError):
         return LinkhubError(message, code="invalid_body", path=path or "$")
     return LinkhubError(message, code="malformed_json", path=path or "$")
+
+
+def time_param(request: Request, name: str) -> str | None:
+    """A query parameter as an RFC 3339 time in linkhub's form, or None when absent; a bad one is refused (422)."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return to_rfc3339(parse_rfc3339(raw))
+    except ValueError as exc:
+        raise InvalidParameter(str(exc), field=name) from None
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int, *, refusal: str | None = None) -> int:
