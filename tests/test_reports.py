@@ -437,7 +437,6 @@ def test_report_says_so_when_the_account_lacks_the_mailing(built, db_path):
 
 def test_the_reports_over_http_are_the_views_rows_of_the_key_s_account(built, db_path, make_app):
     a, b = built["a"], built["b"]
-    events, links = raw(db_path)
     app = make_app()
     with app.client() as client:
         mailing = client.get("/v1/reports/mailings/m-1", headers=bearer(a))
