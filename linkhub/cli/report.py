@@ -13,7 +13,9 @@ import click
 
 from linkhub.cli.common import db_option, emit, json_option, moment, store, table
 from linkhub.core.reports import MAX_LIMIT
+from linkhub.services import report_html
 from linkhub.services import reports as use
+from linkhub.util.times import now_rfc3339
 
 F = Callable[..., Any]
 DEFAULT_LIMIT = 100
@@ -126,13 +128,40 @@ def report_mailings(since: str | None, until: str | None, limit: int, account_id
 
 @report_group.command("mailing")
 @click.argument("mailing_id", metavar="ID")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write the report as one self-contained HTML page (numbers, top links, a chart of clicks) to FILE.")
+@click.option("--force", is_flag=True, help="Let --html replace an existing FILE.")
 @report_options
-def report_mailing(mailing_id: str, account_id: str | None, as_csv: bool, as_json: bool, db: Path) -> None:
+def report_mailing(mailing_id: str, html_file: Path | None, force: bool, account_id: str | None, as_csv: bool,
+                   as_json: bool, db: Path) -> None:
     """One mailing's numbers: recipients, deliveries, bounces, opens, people's and machines' clicks."""
     _one_format(as_json, as_csv)
+    if html_file is not None and (as_json or as_csv):
+        raise click.UsageError("--html and --json/--csv: choose one")
+    if force and html_file is None:
+        raise click.UsageError("--force replaces an existing --html FILE: it needs --html")
+    if html_file is not None:
+        _write_html(html_file, force, db, mailing_id, account_id)
+        return
     with store(db, readonly=True) as opened:
         row = use.mailing(opened, mailing_id, account_id)
     _output(as_json, as_csv, row, [row], list(row), lambda: _lines(row, MAILING_LINES))
+
+
+def _write_html(path: Path, force: bool, db: Path, mailing_id: str, account_id: str | None) -> None:
+    # Refused before the database is read, and again when the file is created: one that appears
+    # meanwhile is not replaced either.
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists: choose another name, or add --force to replace it")
+    with store(db, readonly=True) as opened:
+        report = use.mailing_report(opened, mailing_id, account_id, generated_at=now_rfc3339())
+    page = report_html.render(report)
+    try:
+        with path.open("w" if force else "x", encoding="utf-8") as file:
+            file.write(page)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists: choose another name, or add --force to replace it") from None
+    click.echo(f"wrote the report of mailing {mailing_id!r} (account {report.account_id}) to {path}")
 
 
 @report_group.command("links")

@@ -126,3 +126,31 @@ def recipient(conn: Connection, account_id: str, identifier: str) -> dict[str, A
     rows = conn.execute("SELECT * FROM recipient_activity WHERE account_id = ? AND recipient = ?",
                         (account_id, recipient_key(identifier))).fetchall()
     return _dicts(rows)[0] if rows else None
+
+
+def account_name(conn: Connection, account_id: str) -> str | None:
+    """The account's name alone: what a report shows of it (never its secrets)."""
+    row = conn.execute("SELECT name FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+# One mailing's clicks per UTC hour (see click_hours); a constant so a test can EXPLAIN it.
+CLICK_HOURS = (
+    "SELECT substr(occurred_at, 1, 13) AS hour,"
+    " count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people,"
+    " count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), 0)) AS machines"
+    " FROM clicks WHERE account_id = ? AND mailing_id = ? GROUP BY hour ORDER BY hour"
+)
+
+
+def click_hours(conn: Connection, account_id: str, mailing_id: str) -> list[tuple[str, int, int]]:
+    """One mailing's clicks per UTC hour that has any: (hour as `YYYY-MM-DDTHH`, people's, machines').
+
+    People and machines are split as the reporting views split them (a click without a verdict is a
+    person's), so the two columns add up to the mailing's `people_clicks` and `machine_clicks`. The
+    condition is on (account_id, mailing_id) of the `clicks` view, which SQLite flattens onto
+    `events`: events_by_mailing serves it, and the cost is that mailing's clicks. Coarser buckets (days,
+    months) are sums of these, made by the caller.
+    """
+    rows = conn.execute(CLICK_HOURS, (account_id, mailing_id)).fetchall()
+    return [(str(row[0]), int(row[1]), int(row[2])) for row in rows]

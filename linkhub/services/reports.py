@@ -13,6 +13,7 @@ from typing import Any
 from linkhub.core import reports
 from linkhub.core.accounts import AccountNotFound
 from linkhub.core.errors import LinkhubError
+from linkhub.services.report_html import MailingReport
 from linkhub.services.storage import Storage
 from linkhub.store import Connection
 
@@ -50,6 +51,25 @@ def mailing(store: Storage, mailing_id: str, account_id: str | None) -> dict[str
     if row is None:  # gone between the two reads (erased)
         raise LinkhubError(f"no mailing {mailing_id!r}", status=404, code="not_found")
     return row
+
+
+# How many links the HTML report lists (most clicked by people first); it says how many more there are.
+TOP_LINKS = 20
+
+
+def mailing_report(store: Storage, mailing_id: str, account_id: str | None, *, generated_at: str,
+                   top_links: int = TOP_LINKS) -> MailingReport:
+    """What the HTML report of one mailing shows: its numbers, its top links, its clicks per hour, the
+    account's name (nothing else of the account). Every read is through the mailing's indexes."""
+    conn = store.reader()
+    chosen = _mailing_account(conn, mailing_id, account_id)
+    row = reports.mailing(conn, chosen, mailing_id)
+    if row is None:  # gone between the two reads (erased)
+        raise LinkhubError(f"no mailing {mailing_id!r}", status=404, code="not_found")
+    every_link = reports.links(conn, chosen, mailing_id)
+    return MailingReport(account_id=chosen, account_name=reports.account_name(conn, chosen), mailing_id=mailing_id,
+                         stats=row, links=every_link[:top_links], more_links=max(len(every_link) - top_links, 0),
+                         hours=reports.click_hours(conn, chosen, mailing_id), generated_at=generated_at)
 
 
 def links(store: Storage, mailing_id: str, account_id: str | None) -> Page:
