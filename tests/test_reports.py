@@ -477,3 +477,19 @@ def test_the_reports_over_http_refuse_clearly(built, make_app):
         assert when.status_code == 422 and when.json()["field"] == "since"
         unknown = client.get("/v1/reports/mailings", headers=bearer(a), params={"mailing": "m-1"})
         assert unknown.status_code == 400 and unknown.json()["parameters"] == ["mailing"]
+
+
+def test_report_recipient_finds_a_non_ascii_address_as_sqlite_lowers_it(make_app, db_path):
+    # SQLite's lower() changes only ASCII letters: `Jörg@Corp.Example` is `jörg@corp.example` to it,
+    # but `JÖRG@…` stays `jÖrg@…` — the report must ask with the same rule the view stores.
+    account = create_account(db_path)
+    app = make_app()
+    with app.client() as client:
+        post_events(client, account, [{"id": "o1", "type": "open", "occurred_at": at(1), "email": "JÖRG@Corp.Example",
+                                       "mailing_id": "m-1"}])
+    app.stop()
+    [stored] = query(db_path, "SELECT recipient FROM recipient_activity")
+    assert stored[0] == "jÖrg@corp.example"
+    ran = report(db_path, "recipient", "JÖRG@CORP.EXAMPLE", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["opens"] == 1

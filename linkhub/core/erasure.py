@@ -25,6 +25,7 @@ import msgspec
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection
 from linkhub.util.times import now_rfc3339
+from linkhub.util.wording import ascii_lower
 
 Kind = Literal["email", "recipient_id"]
 # What an erased link's prospect_id becomes: unique per link, so links_by_recipient stays unique.
@@ -69,14 +70,7 @@ class Target:
 
     def normalised(self) -> str:
         # Addresses match ignoring the case of ASCII letters (as events_by_email, COLLATE NOCASE).
-        return _ascii_lower(self.value) if self.kind == "email" else self.value
-
-
-def _ascii_lower(text: str) -> str:
-    return text.translate(_LOWER)
-
-
-_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+        return ascii_lower(self.value) if self.kind == "email" else self.value
 
 
 @dataclass
@@ -165,7 +159,7 @@ def _distinct(conn: Connection, sql: str, params: dict[str, Any]) -> list[str]:
 def _dedupe_nocase(values: list[str]) -> list[str]:
     seen: dict[str, str] = {}
     for value in values:
-        seen.setdefault(_ascii_lower(value), value)
+        seen.setdefault(ascii_lower(value), value)
     return list(seen.values())
 
 
@@ -192,7 +186,7 @@ def _one(conn: Connection, sql: str, *params: Any) -> int:
 def _addressed(conn: Connection, found: Found) -> list[str]:
     """The person's links whose URL holds one of their addresses (as is, or with '@' as %40, in any case):
     keeping those redirecting would keep the address; they are deleted instead."""
-    needles = sorted({_ascii_lower(needle) for email in found.emails for needle in (email, email.replace("@", "%40"))})
+    needles = sorted({ascii_lower(needle) for email in found.emails for needle in (email, email.replace("@", "%40"))})
     if not needles or not found.link_codes:
         return []
     return [row[0] for row in conn.execute(

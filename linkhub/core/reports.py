@@ -12,6 +12,7 @@ from typing import Any
 
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection, Row
+from linkhub.util.wording import ascii_lower
 
 # The bound of one page of `mailings`, whatever a caller asks for.
 MAX_LIMIT = 10_000
@@ -33,7 +34,7 @@ def columns(conn: Connection, view: str) -> list[str]:
 
 def recipient_key(identifier: str) -> str:
     """The views' `recipient` for an address (lower-cased, as the views store it) or a recipient id (as is)."""
-    return identifier.lower() if "@" in identifier else identifier
+    return ascii_lower(identifier) if "@" in identifier else identifier
 
 
 def account_exists(conn: Connection, account_id: str) -> bool:
