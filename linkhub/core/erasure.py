@@ -23,6 +23,7 @@ from typing import Any, Literal
 import msgspec
 
 from linkhub.core.errors import LinkhubError
+from linkhub.core.reports import forget_empty_mailings
 from linkhub.store import Connection
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import ascii_lower
@@ -231,11 +232,18 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
                                  (seqs,)).rowcount
     counts.clicks = _one(conn, "SELECT count(*) FROM events WHERE seq IN (SELECT value FROM json_each(?))"
                                " AND account_id = ? AND type = 'click'", seqs, account_id)
+    touched = [(account_id, row[0]) for row in conn.execute(
+        "SELECT DISTINCT mailing_id FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?"
+        " AND mailing_id IS NOT NULL", (seqs, account_id))]
     counts.events = conn.execute("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?",
                                  (seqs, account_id)).rowcount
     addressed = _addressed(conn, now)
+    touched += [(account_id, row[0]) for row in conn.execute(
+        "SELECT DISTINCT mailing_id FROM links WHERE code IN (SELECT value FROM json_each(?))",
+        (_encode(addressed).decode(),))]
     counts.links_deleted = conn.execute("DELETE FROM links WHERE code IN (SELECT value FROM json_each(?))",
                                         (_encode(addressed).decode(),)).rowcount
+    forget_empty_mailings(conn, touched)
     at = now_rfc3339()
     counts.links_kept = conn.execute(
         "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, erased_at = :at"

@@ -18,16 +18,15 @@ MAX_MAILINGS = 500
 
 
 @authenticated
-@accepts("since", "until", "limit")
+@accepts("since", "until", "limit", "cursor")
 async def list_mailings(request: Request, state: State, account: Account) -> Response:
     since, until = time_param(request, "since"), time_param(request, "until")
     limit = int_param(request, "limit", DEFAULT_MAILINGS, 1, MAX_MAILINGS)
-    # Every mailing of the account is aggregated (docs/schema.md): off the event loop.
+    cursor = request.query_params.get("cursor")
+    # A page reads its own mailings' events (docs/schema.md): off the event loop.
     page = await run_in_threadpool(
-        lambda: reports.mailings(state.db, account.id, since=since, until=until, limit=limit))
-    # Newest first by when each mailing began: the next page is the mailings that began before the
-    # last one of this page.
-    return JSON({"mailings": page.rows, "next_until": page.rows[-1]["first_at"] if page.more else None})
+        lambda: reports.mailings(state.db, account.id, since=since, until=until, limit=limit, cursor=cursor))
+    return JSON({"mailings": page.rows, "next_cursor": page.next_cursor})
 
 
 @authenticated

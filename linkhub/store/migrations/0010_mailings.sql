@@ -1,0 +1,89 @@
+-- linkhub schema, part 10: the mailings of each account and when each began — the table the
+-- all-mailings report pages through, so one page costs its own mailings and not the account's
+-- every event.
+--
+-- A mailing began at its first link minted or its first event, whichever is earlier (a sender may
+-- report a `sent` before or after linkhub minted its links). Triggers keep the table in the
+-- transaction of every insert into `events` and `links`, whatever code path inserts: the row and
+-- what it summarises commit together. The upsert writes only when the new row is earlier, so the
+-- usual insert (a later click of a known mailing) reads one page of this small table and writes
+-- none. Pruning and erasure delete the row of a mailing that has no event and no link left.
+CREATE TABLE mailings (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    mailing_id TEXT NOT NULL,
+    first_at TEXT NOT NULL,                   -- UTC: when it began
+    PRIMARY KEY (account_id, mailing_id)
+) WITHOUT ROWID;
+-- Newest first, per account (`linkhub report mailings --account`) and over every account.
+CREATE INDEX mailings_by_start ON mailings (account_id, first_at);
+CREATE INDEX mailings_by_start_all ON mailings (first_at);
+
+INSERT INTO mailings (account_id, mailing_id, first_at)
+SELECT account_id, mailing_id, min(at) FROM (
+    SELECT account_id, mailing_id, occurred_at AS at FROM events WHERE mailing_id IS NOT NULL
+    UNION ALL
+    SELECT account_id, mailing_id, created_at FROM links
+) GROUP BY account_id, mailing_id;
+
+CREATE TRIGGER mailings_of_events AFTER INSERT ON events WHEN NEW.mailing_id IS NOT NULL
+BEGIN
+    INSERT INTO mailings (account_id, mailing_id, first_at) VALUES (NEW.account_id, NEW.mailing_id, NEW.occurred_at)
+    ON CONFLICT (account_id, mailing_id) DO UPDATE SET first_at = excluded.first_at
+    WHERE excluded.first_at < mailings.first_at;
+END;
+
+CREATE TRIGGER mailings_of_links AFTER INSERT ON links
+BEGIN
+    INSERT INTO mailings (account_id, mailing_id, first_at) VALUES (NEW.account_id, NEW.mailing_id, NEW.created_at)
+    ON CONFLICT (account_id, mailing_id) DO UPDATE SET first_at = excluded.first_at
+    WHERE excluded.first_at < mailings.first_at;
+END;
+
+-- mailing_stats as part 7 made it, but for `first_at`: when the mailing began, from the table above,
+-- which pruning does not move (a mailing whose first events are past their retention still began
+-- when it began). `last_at` stays the latest event (or link) kept.
+DROP VIEW mailing_stats;
+CREATE VIEW mailing_stats AS
+SELECT *, CAST(unique_people_clicks AS REAL) / nullif(recipients, 0) AS click_through_rate FROM (
+SELECT
+    e.account_id,
+    e.mailing_id,
+    -- Recipients: everyone a link was minted for, and everyone a `sent` event names.
+    (SELECT count(DISTINCT recipient) FROM (
+        SELECT coalesce(lower(l.prospect_email), l.prospect_id) AS recipient FROM links l
+        WHERE l.account_id = e.account_id AND l.mailing_id = e.mailing_id
+        UNION ALL
+        SELECT coalesce(lower(s.email), s.recipient_id) FROM events s
+        WHERE s.account_id = e.account_id AND s.mailing_id = e.mailing_id AND s.type = 'sent')) AS recipients,
+    count(*) FILTER (WHERE type = 'sent') AS sent,
+    count(*) FILTER (WHERE type = 'delivered') AS delivered,
+    count(*) FILTER (WHERE type = 'undelivered') AS undelivered,
+    count(*) FILTER (WHERE type = 'bounce') AS bounces,
+    count(*) FILTER (WHERE type = 'bounce' AND json_extract(details, '$.category') = 'hard') AS hard_bounces,
+    count(*) FILTER (WHERE type = 'bounce' AND json_extract(details, '$.category') = 'soft') AS soft_bounces,
+    count(*) FILTER (WHERE type = 'open') AS opens,
+    count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'open') AS unique_opens,
+    count(*) FILTER (WHERE type = 'click') AS clicks,
+    count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'click') AS unique_clicks,
+    count(*) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS people_clicks,
+    count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS unique_people_clicks,
+    count(*) FILTER (WHERE type = 'click' AND coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS machine_clicks,
+    count(*) FILTER (WHERE type = 'unsubscribe') AS unsubscribes,
+    count(*) FILTER (WHERE type = 'spamcomplaint') AS spam_complaints,
+    min(occurred_at) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS first_click_at,
+    max(occurred_at) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS last_click_at,
+    (SELECT m.first_at FROM mailings m WHERE m.account_id = e.account_id AND m.mailing_id = e.mailing_id) AS first_at,
+    max(occurred_at) AS last_at
+FROM events e
+WHERE e.mailing_id IS NOT NULL
+GROUP BY e.account_id, e.mailing_id
+UNION ALL
+SELECT l.account_id, l.mailing_id, count(DISTINCT coalesce(lower(l.prospect_email), l.prospect_id)),
+       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,
+       (SELECT m.first_at FROM mailings m WHERE m.account_id = l.account_id AND m.mailing_id = l.mailing_id),
+       max(l.created_at)
+FROM links l
+GROUP BY l.account_id, l.mailing_id
+-- Once per mailing, not per link.
+HAVING NOT EXISTS (SELECT 1 FROM events x WHERE x.account_id = l.account_id AND x.mailing_id = l.mailing_id)
+);
