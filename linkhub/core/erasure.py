@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from linkhub.core import mailings
 from linkhub.core.errors import LinkhubError
-from linkhub.core.reports import forget_empty_mailings
 from linkhub.store import Connection
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import ascii_lower
@@ -243,7 +243,7 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
         (_encode(addressed).decode(),))]
     counts.links_deleted = conn.execute("DELETE FROM links WHERE code IN (SELECT value FROM json_each(?))",
                                         (_encode(addressed).decode(),)).rowcount
-    forget_empty_mailings(conn, touched)
+    mailings.forget_empty(conn, touched)
     at = now_rfc3339()
     counts.links_kept = conn.execute(
         "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, erased_at = :at"

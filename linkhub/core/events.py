@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from linkhub.core import mailings
 from linkhub.core.classify.verdict import VerdictName
 from linkhub.store import Connection, Row
 
@@ -162,6 +163,8 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
             new = {(row[0], row[1]): row[2] for row in conn.execute(
                 "SELECT account_id, id, seq FROM events WHERE seq BETWEEN ? AND ?", (last - inserted + 1, last))}
             seqs.extend(new.pop((event.account_id, event.id), None) for event in chunk)
+    mailings.began(conn, [(event.account_id, event.mailing_id, event.occurred_at)
+                          for event, seq in zip(batch, seqs, strict=True) if seq is not None and event.mailing_id])
     return seqs
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from linkhub.core import linkfilter
+from linkhub.core import linkfilter, mailings
 from linkhub.core.accounts import Account
 from linkhub.store import Connection
 from linkhub.util import ids, jsondepth
@@ -244,4 +244,6 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
             else:
                 codes.update(existing_codes(conn, who, [link.target for link in chunk]))
         missing = [link for link in missing if link.target not in codes]
+    if created:
+        mailings.began(conn, [(who.account_id, who.mailing_id, now)])
     return codes, created

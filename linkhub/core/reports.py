@@ -9,7 +9,6 @@ address may exist in several accounts, and a report never mixes them.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -146,19 +145,6 @@ def mailings(conn: Connection, account_id: str | None = None, *, since: str | No
         if row is not None:  # a mailing is in the table exactly while it has links or events
             rows.append(row)
     return rows
-
-
-def forget_empty_mailings(conn: Connection, pairs: Iterable[tuple[str, str]]) -> int:
-    """Delete from `mailings` those of `pairs` (account_id, mailing_id) that have no event and no link
-    left, after events or links were deleted (pruning, erasure). Returns how many."""
-    forgotten = 0
-    for account, mailing_id in set(pairs):
-        forgotten += conn.execute(
-            "DELETE FROM mailings WHERE account_id = :a AND mailing_id = :m"
-            " AND NOT EXISTS (SELECT 1 FROM events WHERE account_id = :a AND mailing_id = :m)"
-            " AND NOT EXISTS (SELECT 1 FROM links WHERE account_id = :a AND mailing_id = :m)",
-            {"a": account, "m": mailing_id}).rowcount
-    return forgotten
 
 
 def mailing(conn: Connection, account_id: str, mailing_id: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from linkhub.core.reports import forget_empty_mailings
+from linkhub.core import mailings
 from linkhub.store import Connection
 from linkhub.util.times import clamped_later
 
@@ -83,7 +83,7 @@ def prune_chunk(conn: Connection, before: str, *, limit: int = CHUNK) -> Pruned:
     changes = conn.execute(_DELETE_CHANGES, (seqs,)).rowcount
     touched = conn.execute(_MAILINGS_OF, (seqs,)).fetchall()
     events = conn.execute(_DELETE_EVENTS, (seqs,)).rowcount
-    forget_empty_mailings(conn, [(row[0], row[1]) for row in touched])
+    mailings.forget_empty(conn, [(row[0], row[1]) for row in touched])
     return Pruned(events, sum(1 for _, is_click in found if is_click), outbox_rows, changes)
 
 

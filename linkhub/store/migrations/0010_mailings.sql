@@ -3,11 +3,11 @@
 -- every event.
 --
 -- A mailing began at its first link minted or its first event, whichever is earlier (a sender may
--- report a `sent` before or after linkhub minted its links). Triggers keep the table in the
--- transaction of every insert into `events` and `links`, whatever code path inserts: the row and
--- what it summarises commit together. The upsert writes only when the new row is earlier, so the
--- usual insert (a later click of a known mailing) reads one page of this small table and writes
--- none. Pruning and erasure delete the row of a mailing that has no event and no link left.
+-- report a `sent` before or after linkhub minted its links). The two inserts that write events and
+-- links (core/events.py, core/outreach.py) keep it in their own transaction: one upsert per mailing
+-- and batch, which writes only when the batch is earlier. (A trigger would do it per row, and
+-- measured twice the cost of the event row's own insert.) Pruning and erasure delete the row of a
+-- mailing that has no event and no link left.
 CREATE TABLE mailings (
     account_id TEXT NOT NULL REFERENCES accounts(id),
     mailing_id TEXT NOT NULL,
@@ -24,20 +24,6 @@ SELECT account_id, mailing_id, min(at) FROM (
     UNION ALL
     SELECT account_id, mailing_id, created_at FROM links
 ) GROUP BY account_id, mailing_id;
-
-CREATE TRIGGER mailings_of_events AFTER INSERT ON events WHEN NEW.mailing_id IS NOT NULL
-BEGIN
-    INSERT INTO mailings (account_id, mailing_id, first_at) VALUES (NEW.account_id, NEW.mailing_id, NEW.occurred_at)
-    ON CONFLICT (account_id, mailing_id) DO UPDATE SET first_at = excluded.first_at
-    WHERE excluded.first_at < mailings.first_at;
-END;
-
-CREATE TRIGGER mailings_of_links AFTER INSERT ON links
-BEGIN
-    INSERT INTO mailings (account_id, mailing_id, first_at) VALUES (NEW.account_id, NEW.mailing_id, NEW.created_at)
-    ON CONFLICT (account_id, mailing_id) DO UPDATE SET first_at = excluded.first_at
-    WHERE excluded.first_at < mailings.first_at;
-END;
 
 -- mailing_stats as part 7 made it, but for `first_at`: when the mailing began, from the table above,
 -- which pruning does not move (a mailing whose first events are past their retention still began
