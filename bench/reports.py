@@ -79,7 +79,7 @@ typed AS (
     FROM shaped
 )
 INSERT INTO events (id, account_id, type, occurred_at, received_at, source, email, recipient_id, mailing_id,
-                    message_id, url, code, details)
+                    message_id, url, code, verdict, details)
 SELECT 'e-' || i, (SELECT id FROM bench_accounts WHERE n = a),
        CASE WHEN kind LIKE 'click%' THEN 'click' ELSE kind END,
        strftime('%Y-%m-%dT%H:%M:%fZ', {START_JD} + i * {STEP_S} / 86400.0),
@@ -88,6 +88,7 @@ SELECT 'e-' || i, (SELECT id FROM bench_accounts WHERE n = a),
        'person' || person || '@account' || a || '.example', 'p-' || person, 'mail-' || m, 'msg-' || m || '-' || r,
        CASE WHEN kind LIKE 'click%' THEN 'https://example.com/page-' || (r % 2) END,
        CASE WHEN kind LIKE 'click%' THEN 'c' || m || '-' || r || '-' || (r % 2) END,
+       CASE kind WHEN 'click-person' THEN 'human' WHEN 'click-scanner' THEN 'scanner' END,
        CASE kind
            WHEN 'click-person' THEN json_object(
                'ip', '203.0.113.' || (person % 250), 'user_agent', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) '

@@ -291,7 +291,7 @@ def test_one_mailing_and_one_recipient_are_read_through_indexes(built, db_path):
     person = plan("SELECT * FROM recipient_activity WHERE account_id = ? AND recipient = ?", "a", "x")
     for text in (mailing, links, person):
         assert not scans(text), text
-    assert "events_by_mailing (account_id=? AND mailing_id=?)" in mailing
+    assert "events_by_mailing (mailing_id=? AND account_id=?)" in mailing
     assert "links_by_recipient (account_id=? AND mailing_id=?)" in mailing
     assert "events_by_recipient" in person
 

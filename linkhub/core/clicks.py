@@ -263,7 +263,7 @@ _RECORD_CHANGE = (
 )
 _SET_VERDICT = (
     "UPDATE events SET details = json_set(details, '$.bot', json(:bot), '$.verdict', :verdict, '$.score', :score,"
-    " '$.reasons', json(:reasons), '$.classifier', :classifier)"
+    " '$.reasons', json(:reasons), '$.classifier', :classifier), verdict = :verdict"
     " WHERE account_id = :account AND id = :id AND type = 'click'"
 )
 

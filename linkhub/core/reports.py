@@ -182,7 +182,7 @@ CLICK_HOURS = (
     "SELECT substr(occurred_at, 1, 13) AS hour,"
     " count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people,"
     " count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), 0)) AS machines"
-    " FROM clicks WHERE account_id = ? AND mailing_id = ? GROUP BY hour ORDER BY hour"
+    " FROM events WHERE account_id = ? AND mailing_id = ? AND type = 'click' GROUP BY hour ORDER BY hour"
 )
 
 
@@ -190,10 +190,9 @@ def click_hours(conn: Connection, account_id: str, mailing_id: str) -> list[tupl
     """One mailing's clicks per UTC hour that has any: (hour as `YYYY-MM-DDTHH`, people's, machines').
 
     People and machines are split as the reporting views split them (a click without a verdict is a
-    person's), so the two columns add up to the mailing's `people_clicks` and `machine_clicks`. The
-    condition is on (account_id, mailing_id) of the `clicks` view, which SQLite flattens onto
-    `events`: events_by_mailing serves it, and the cost is that mailing's clicks. Coarser buckets (days,
-    months) are sums of these, made by the caller.
+    person's), so the two columns add up to the mailing's `people_clicks` and `machine_clicks`.
+    events_by_mailing holds every column it reads: the cost is that mailing's clicks' index entries.
+    Coarser buckets (days, months) are sums of these, made by the caller.
     """
     rows = conn.execute(CLICK_HOURS, (account_id, mailing_id)).fetchall()
     return [(str(row[0]), int(row[1]), int(row[2])) for row in rows]

@@ -25,10 +25,26 @@ SELECT account_id, mailing_id, min(at) FROM (
     SELECT account_id, mailing_id, created_at FROM links
 ) GROUP BY account_id, mailing_id;
 
--- mailing_stats as part 7 made it, but for `first_at`: when the mailing began, from the table above,
--- which pruning does not move (a mailing whose first events are past their retention still began
--- when it began). `last_at` stays the latest event (or link) kept.
+
+-- A click's (or an open's) verdict as its own column: a copy of details.verdict that linkhub writes
+-- with the event and rewrites with every change of verdict. It is in events_by_mailing with every
+-- other column the reporting views read of a mailing's events, so one mailing's report reads that
+-- mailing's index entries, which lie together, and not its rows, which lie wherever they arrived:
+-- measured on a million events, 36 ms against 9.5 ms a mailing. (A VIRTUAL generated column would
+-- need no copy, but SQLite 3.40 does not read one from an index.) Only a bounce's category is read
+-- from its row.
+ALTER TABLE events ADD COLUMN verdict TEXT;
+UPDATE events SET verdict = json_extract(details, '$.verdict') WHERE type IN ('click', 'open');
+DROP INDEX events_by_mailing;
+CREATE INDEX events_by_mailing ON events (mailing_id, account_id, type, occurred_at, email, recipient_id, verdict, url);
+
+-- The reporting views as part 7 made them, but reading `verdict` instead of details' JSON (so one
+-- mailing's report reads its index entries, not its rows), and mailing_stats' `first_at` is when the
+-- mailing began, from the table above, which pruning does not move (a mailing whose first events are
+-- past their retention still began when it began). `last_at` stays the latest event (or link) kept.
 DROP VIEW mailing_stats;
+DROP VIEW link_stats;
+DROP VIEW recipient_activity;
 CREATE VIEW mailing_stats AS
 SELECT *, CAST(unique_people_clicks AS REAL) / nullif(recipients, 0) AS click_through_rate FROM (
 SELECT
@@ -51,13 +67,13 @@ SELECT
     count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'open') AS unique_opens,
     count(*) FILTER (WHERE type = 'click') AS clicks,
     count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'click') AS unique_clicks,
-    count(*) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS people_clicks,
-    count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS unique_people_clicks,
-    count(*) FILTER (WHERE type = 'click' AND coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS machine_clicks,
+    count(*) FILTER (WHERE type = 'click' AND NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people_clicks,
+    count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE type = 'click' AND NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS unique_people_clicks,
+    count(*) FILTER (WHERE type = 'click' AND coalesce(verdict IN ('scanner', 'bot'), 0)) AS machine_clicks,
     count(*) FILTER (WHERE type = 'unsubscribe') AS unsubscribes,
     count(*) FILTER (WHERE type = 'spamcomplaint') AS spam_complaints,
-    min(occurred_at) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS first_click_at,
-    max(occurred_at) FILTER (WHERE type = 'click' AND NOT coalesce(json_extract(details, '$.verdict') IN ('scanner', 'bot'), 0)) AS last_click_at,
+    min(occurred_at) FILTER (WHERE type = 'click' AND NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS first_click_at,
+    max(occurred_at) FILTER (WHERE type = 'click' AND NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS last_click_at,
     (SELECT m.first_at FROM mailings m WHERE m.account_id = e.account_id AND m.mailing_id = e.mailing_id) AS first_at,
     max(occurred_at) AS last_at
 FROM events e
@@ -73,3 +89,64 @@ GROUP BY l.account_id, l.mailing_id
 -- Once per mailing, not per link.
 HAVING NOT EXISTS (SELECT 1 FROM events x WHERE x.account_id = l.account_id AND x.mailing_id = l.mailing_id)
 );
+
+-- Per account, mailing and original URL: the clicks on it, and the links minted for it that nobody
+-- clicked yet (the second arm).
+CREATE VIEW link_stats AS
+SELECT
+    e.account_id,
+    e.mailing_id,
+    e.url AS original_url,
+    (SELECT count(DISTINCT coalesce(lower(l.prospect_email), l.prospect_id)) FROM links l
+     WHERE l.account_id = e.account_id AND l.mailing_id = e.mailing_id AND l.original_url = e.url) AS recipients,
+    count(*) AS clicks,
+    count(DISTINCT coalesce(lower(email), recipient_id)) AS unique_clicks,
+    count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people_clicks,
+    count(DISTINCT coalesce(lower(email), recipient_id)) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS unique_people_clicks,
+    count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), 0)) AS machine_clicks,
+    min(occurred_at) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS first_click_at,
+    max(occurred_at) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS last_click_at
+FROM events e
+WHERE e.type = 'click' AND e.mailing_id IS NOT NULL AND e.url IS NOT NULL
+GROUP BY e.account_id, e.mailing_id, e.url
+UNION ALL
+SELECT l.account_id, l.mailing_id, l.original_url, count(DISTINCT coalesce(lower(l.prospect_email), l.prospect_id)),
+       0, 0, 0, 0, 0, NULL, NULL
+FROM links l
+GROUP BY l.account_id, l.mailing_id, l.original_url
+HAVING NOT EXISTS (SELECT 1 FROM events x WHERE x.account_id = l.account_id AND x.mailing_id = l.mailing_id
+                   AND x.type = 'click' AND x.url = l.original_url);
+
+-- Per account and recipient: every event that names one.
+CREATE VIEW recipient_activity AS
+SELECT
+    account_id,
+    recipient,
+    max(recipient_id) AS recipient_id,
+    max(email) AS email,
+    count(*) AS events,
+    count(DISTINCT mailing_id) AS mailings,
+    count(*) FILTER (WHERE type = 'sent') AS sent,
+    count(*) FILTER (WHERE type = 'delivered') AS delivered,
+    count(*) FILTER (WHERE type = 'bounce') AS bounces,
+    count(*) FILTER (WHERE type = 'open') AS opens,
+    min(occurred_at) FILTER (WHERE type = 'open') AS first_open_at,
+    max(occurred_at) FILTER (WHERE type = 'open') AS last_open_at,
+    count(*) FILTER (WHERE type = 'click' AND NOT machine) AS clicks,
+    min(occurred_at) FILTER (WHERE type = 'click' AND NOT machine) AS first_click_at,
+    max(occurred_at) FILTER (WHERE type = 'click' AND NOT machine) AS last_click_at,
+    count(*) FILTER (WHERE type = 'click' AND machine) AS machine_clicks,
+    count(*) FILTER (WHERE type = 'unsubscribe') AS unsubscribes,
+    count(*) FILTER (WHERE type = 'spamcomplaint') AS spam_complaints,
+    max(occurred_at) AS last_event_at,
+    -- The type of the latest event (by time, then by arrival): times are fixed-width text (24
+    -- characters), seq is padded to 20 digits, so the greatest key is the latest event's.
+    substr(max(occurred_at || printf('%020d', seq) || type), 45) AS last_event_type
+FROM (
+    SELECT account_id, coalesce(lower(email), recipient_id) AS recipient, recipient_id, email, seq, type,
+           mailing_id, occurred_at,
+           type = 'click' AND coalesce(verdict IN ('scanner', 'bot'), 0) AS machine
+    FROM events
+    WHERE coalesce(lower(email), recipient_id) IS NOT NULL
+)
+GROUP BY account_id, recipient;
