@@ -183,3 +183,62 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
     if created:
         mailings.began(conn, [(who.account_id, who.mailing_id, now)])
     return codes, created
+
+
+# -- reading minted links back (GET /v1/links, `linkhub links list`) ----------------------------------
+
+# A listing's order, which is links_by_recipient's: every page is one seek in that index, after the
+# last key of the page before.
+_KEY = ("account_id", "mailing_id", "prospect_id", "target_url")
+LISTED_COLUMNS = ("code, account_id, mailing_id, prospect_id, prospect_email, message_id, original_url, target_url,"
+                  " created_at, expires_at, expired_url")
+
+
+@dataclass(frozen=True)
+class Listed:
+    code: str
+    account_id: str
+    mailing_id: str
+    recipient_id: str
+    email: str | None
+    message_id: str | None
+    original_url: str
+    target_url: str
+    created_at: str
+    expires_at: str | None
+    expired_url: str | None
+
+
+@dataclass(frozen=True)
+class LinkPage:
+    links: list[Listed]
+    # The key (account, mailing, recipient, target) of the last link shown when more follow, else None.
+    next_key: tuple[str, str, str, str] | None
+
+
+def page(conn: Connection, *, account_id: str | None, mailing_id: str | None, recipient_id: str | None,
+         after: tuple[str, str, str, str] | None, limit: int) -> LinkPage:
+    """Up to `limit` minted links, in the order of (account, mailing, recipient, target URL), after the key
+    `after`. Links of erased recipients are not listed (they name nobody)."""
+    where = ["erased_at IS NULL"]
+    values: list[str | int] = []
+    fixed = {"account_id": account_id, "mailing_id": mailing_id, "prospect_id": recipient_id}
+    for column, value in fixed.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            values.append(value)
+    if after is not None:
+        # Compared on the columns after the key's prefix that equalities fix: then SQLite seeks to
+        # the cursor within that prefix (a comparison of the whole key would not be used with them).
+        prefix = 0
+        while prefix < 3 and fixed.get(_KEY[prefix]) is not None:
+            prefix += 1
+        where.append(f"({', '.join(_KEY[prefix:])}) > ({', '.join('?' * (4 - prefix))})")
+        values.extend(after[prefix:])
+    rows = conn.execute(f"SELECT {LISTED_COLUMNS} FROM links INDEXED BY links_by_recipient"
+                        f" WHERE {' AND '.join(where)} ORDER BY {', '.join(_KEY)} LIMIT ?",
+                        (*values, limit + 1)).fetchall()
+    shown = [Listed(*row) for row in rows[:limit]]
+    last = shown[-1] if shown and len(rows) > limit else None
+    return LinkPage(shown, None if last is None else
+                    (last.account_id, last.mailing_id, last.recipient_id, last.target_url))
