@@ -212,14 +212,20 @@ class Listed:
 @dataclass(frozen=True)
 class LinkPage:
     links: list[Listed]
-    # The key (account, mailing, recipient, target) of the last link shown when more follow, else None.
-    next_key: tuple[str, str, str, str] | None
+    next_code: str | None  # the code of the last link shown when more follow, else None
+
+
+class UnknownCursor(LookupError):
+    """The link a page should continue after is not one of those listed (another account's, or deleted)."""
 
 
 def page(conn: Connection, *, account_id: str | None, mailing_id: str | None, recipient_id: str | None,
-         after: tuple[str, str, str, str] | None, limit: int) -> LinkPage:
-    """Up to `limit` minted links, in the order of (account, mailing, recipient, target URL), after the key
-    `after`. Links of erased recipients are not listed (they name nobody)."""
+         after: str | None, limit: int) -> LinkPage:
+    """Up to `limit` minted links, in the order of (account, mailing, recipient, target URL), after the link
+    with the code `after`. Links of erased recipients are not listed (they name nobody). Raises UnknownCursor.
+
+    A page continues after a link's code, not its key: the key holds the recipient, whom a cursor should
+    not carry around in URLs. One seek finds the key again."""
     where = ["erased_at IS NULL"]
     values: list[str | int] = []
     fixed = {"account_id": account_id, "mailing_id": mailing_id, "prospect_id": recipient_id}
@@ -228,17 +234,18 @@ def page(conn: Connection, *, account_id: str | None, mailing_id: str | None, re
             where.append(f"{column} = ?")
             values.append(value)
     if after is not None:
+        key = conn.execute(f"SELECT {', '.join(_KEY)} FROM links WHERE code = ?", (after,)).fetchone()
+        if key is None or (account_id is not None and key[0] != account_id):
+            raise UnknownCursor(after)
         # Compared on the columns after the key's prefix that equalities fix: then SQLite seeks to
         # the cursor within that prefix (a comparison of the whole key would not be used with them).
         prefix = 0
         while prefix < 3 and fixed.get(_KEY[prefix]) is not None:
             prefix += 1
         where.append(f"({', '.join(_KEY[prefix:])}) > ({', '.join('?' * (4 - prefix))})")
-        values.extend(after[prefix:])
+        values.extend(tuple(key)[prefix:])
     rows = conn.execute(f"SELECT {LISTED_COLUMNS} FROM links INDEXED BY links_by_recipient"
                         f" WHERE {' AND '.join(where)} ORDER BY {', '.join(_KEY)} LIMIT ?",
                         (*values, limit + 1)).fetchall()
     shown = [Listed(*row) for row in rows[:limit]]
-    last = shown[-1] if shown and len(rows) > limit else None
-    return LinkPage(shown, None if last is None else
-                    (last.account_id, last.mailing_id, last.recipient_id, last.target_url))
+    return LinkPage(shown, shown[-1].code if shown and len(rows) > limit else None)
