@@ -56,6 +56,7 @@ class InvalidLinks(LinkhubError):
     def __init__(self, path: str, reason: str) -> None:
         field_name = path.rstrip("]").rsplit(".", 1)[-1].split("[", 1)[0] if path != "$" else None
         super().__init__(f"{path}: {reason}", path=path, field=field_name)
+        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class LinksOut(msgspec.Struct):
 class LinkOut(msgspec.Struct):
     code: str
     short_url: str
+    account_id: str
     mailing_id: str
     recipient_id: str
     email: str | None
@@ -165,7 +166,8 @@ async def mint_links(request: Request, state: State, account: Account) -> Respon
 
 def listed(page: use.ListedPage) -> LinkListOut:
     return LinkListOut([LinkOut(
-        code=link.code, short_url=short, mailing_id=link.mailing_id, recipient_id=link.recipient_id,
+        code=link.code, short_url=short, account_id=link.account_id, mailing_id=link.mailing_id,
+        recipient_id=link.recipient_id,
         email=link.email, message_id=link.message_id, original_url=link.original_url, target_url=link.target_url,
         created_at=link.created_at, expires_at=link.expires_at, expired_url=link.expired_url,
     ) for link, short in page.links], page.next_cursor)
