@@ -10,12 +10,15 @@ Expected values are computed in the tests from what they sent, and counts from t
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
 from test_erasure import hits_in_files, variants
 
+from linkhub.core.accounts import get
+from linkhub.services import links as use
 from linkhub.store.db import connect
 
 from conftest import Account, create_account, linkhub, outreach_body, post_links, query
@@ -421,3 +424,18 @@ def test_erasing_a_recipient_minted_by_address_clears_their_links_and_pixels(app
         again = minted(client, account, {"messages": [
             {"mailing_id": "m-1", "recipient": {"email": email}, "urls": ["https://a.example/1"]}]})[0]
     assert again["open_pixel"] != answer[0]["open_pixel"] and again["links"] != answer[0]["links"]
+
+
+def test_links_the_filter_cannot_decide_in_time_are_refused_as_such(db_path):
+    # The budget spent (a deadline already past), as a hostile pattern would spend it: every URL is
+    # refused as `filter_timeout`, never minted unfiltered.
+    account = create_account(db_path, link_filter=r"^https://keep\.")
+    conn = connect(db_path)
+    try:
+        loaded = get(conn, account.id)
+    finally:
+        conn.close()
+    assert loaded is not None
+    urls = ["https://keep.example/1", "https://drop.example/2"]
+    assert use._filter(loaded, urls, time.monotonic() - 1) == dict.fromkeys(urls, "filter_timeout")
+    assert use._filter(loaded, urls, time.monotonic() + 5) == {"https://drop.example/2": "filtered_out"}
