@@ -200,8 +200,8 @@ def test_the_link_filter_applies_only_when_the_call_asks_for_it(app, db_path):
     assert list(without["links"]) == urls[:2]
     assert without["refused"] == [{"url": urls[2], "reason": "not_http_url"}]
     assert list(filtered["links"]) == urls[:1]
-    assert filtered["refused"] == [{"url": urls[2], "reason": "not_http_url"},
-                                   {"url": urls[1], "reason": "filtered_out"}]
+    assert filtered["refused"] == [{"url": urls[1], "reason": "filtered_out"},  # in the order given
+                                   {"url": urls[2], "reason": "not_http_url"}]
 
 
 def test_an_unusable_filter_refuses_every_link_with_its_reason(app, db_path):

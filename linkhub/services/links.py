@@ -111,8 +111,13 @@ def recipient_key(recipient_id: str | None, email: str | None) -> str:
 class _Message:
     message_id: str
     who: Recipient
-    links: list[Link]
+    urls: list[str] = field(default_factory=list)  # each URL given, once, in the order given
+    links: list[Link] = field(default_factory=list)
     refused: dict[str, Reason] = field(default_factory=dict)
+
+    def refusals(self) -> list[tuple[str, Reason]]:
+        """The refused URLs in the order they were given, whichever rule refused them."""
+        return [(url, self.refused[url]) for url in self.urls if url in self.refused]
 
 
 def _moment(value: str | None, path: str) -> str | None:
@@ -157,9 +162,9 @@ def _prepare(account: Account, spec: MintSpec) -> list[_Message]:
             raise InvalidLinks(f"{at}.message_id", f"a message id may not begin with {ERASED_PREFIX!r}")
         key = recipient_key(message.recipient_id, message.email)
         message_id = message.message_id or pixels.derived_message_id(account.id, message.mailing_id, key)
-        chosen = _Message(message_id, Recipient(account_id=account.id, mailing_id=message.mailing_id, prospect_id=key,
-                                    prospect_email=message.email, user_id=None, user_email=None,
-                                    message_id=message_id), [])
+        who = Recipient(account_id=account.id, mailing_id=message.mailing_id, prospect_id=key,
+                        prospect_email=message.email, user_id=None, user_email=None, message_id=message_id)
+        chosen = _Message(message_id, who)
         seen: set[str] = set()
         for j, item in enumerate(message.urls):
             item_expires = _moment(item.expires_at, f"{at}.urls[{j}].expires_at") or expires_at
@@ -169,6 +174,7 @@ def _prepare(account: Account, spec: MintSpec) -> list[_Message]:
             if item.url in seen:  # the first one listed counts
                 continue
             seen.add(item.url)
+            chosen.urls.append(item.url)
             if minting.replaceable(item.url):
                 chosen.links.append(Link(item.url, item.url, item_expires, item_expired_url))
             else:
@@ -232,7 +238,7 @@ async def mint(storage: Storage, account: Account, spec: MintSpec, *, filters: F
         created += new
         for message, minted, pixel in zip(chunk, codes, drawn, strict=True):
             answers.append(MintedMessage(message.message_id, minted,
-                                         list(message.refused.items()), pixel))
+                                         message.refusals(), pixel))
     return Minted(answers, created)
 
 
