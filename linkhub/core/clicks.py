@@ -210,6 +210,8 @@ def click(request: Request, verdict: Verdict, *, anonymize_ip: bool = False,
         del details["user_agent"]
     if link.target_url != link.original_url:
         details["target"] = link.target_url
+    if link.expires_ms is not None and request.at_ms >= link.expires_ms:
+        details["expired"] = True  # the visitor was sent to the link's expired URL, or shown the expired page
     return Event(
         id=request.event_id,
         account_id=link.account_id,

@@ -31,8 +31,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Redirects answered before their click was committed (store too slow or failing).", ()),
     "linkhub_redirects_total": ("Answered GET /r/<code> requests for known codes.", ()),
     "linkhub_redirects_not_found_total": ("GET/HEAD /r/<code> requests for unknown or malformed codes.", ()),
+    "linkhub_redirects_expired_total": (
+        "GET/HEAD /r/<code> requests for expired links (sent to the expired URL or shown the expired page).", ()),
     "linkhub_outreach_requests_total": ("Link-replacement calls, by HTTP status answered.", ("status",)),
-    "linkhub_links_minted_total": ("Short links created.", ()),
+    "linkhub_links_minted_total": ("Short links created (by Outreach's link replacement and POST /v1/links).", ()),
     "linkhub_filter_timeouts_total": ("Links left out because the account's filter timed out.", ()),
     "linkhub_webhook_events_delivered_total": ("Events delivered to webhooks (receiver answered 2xx).", ()),
     "linkhub_webhook_failures_total": ("Webhook POSTs that failed (non-2xx, timeout, connection error).", ()),
