@@ -70,7 +70,7 @@ class NotJson(LinkhubError):
 class NotABatch(LinkhubError):
     """The body is JSON, but neither an array of items nor one item."""
 
-    status = 422
+    status = 400
     code = "invalid_body"
 
 
