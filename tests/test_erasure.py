@@ -75,6 +75,7 @@ def expected(db_path: Path, account_id: str, emails: list[str], ids: list[str]) 
                                  args)[0][0],
         "links_kept": linked - deleted,
         "links_deleted": deleted,
+        "inbound_rejects": 0,
     }
 
 

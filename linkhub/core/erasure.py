@@ -93,6 +93,7 @@ class Counts:
     verdict_changes: int = 0
     links_kept: int = 0
     links_deleted: int = 0
+    inbound_rejects: int = 0  # items an inbound endpoint refused that named the person
 
     def document(self) -> dict[str, int]:
         return asdict(self)
@@ -119,6 +120,19 @@ _EMAIL_MATCH = "email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
 _ID_MATCH = "recipient_id IN (SELECT value FROM json_each(:ids))"
 _LINK_MATCH = ("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
                " OR prospect_id IN (SELECT value FROM json_each(:ids)))")
+
+
+# An inbound endpoint's rejected item names the person where the provider puts an address or an id,
+# or anywhere in its text (a malformed item may hold the address in a field of the wrong name).
+_REJECT_MATCH = ("account_id = ? AND (email COLLATE NOCASE IN (SELECT value FROM json_each(?))"
+                 " OR recipient_id IN (SELECT value FROM json_each(?))"
+                 " OR EXISTS (SELECT 1 FROM json_each(?) AS n WHERE instr(lower(item), n.value)))")
+
+
+def _reject_params(account_id: str, found: Found) -> tuple[Any, ...]:
+    needles = sorted({ascii_lower(email) for email in found.emails})
+    return (account_id, _encode(found.emails).decode(), _encode(found.recipient_ids).decode(),
+            _encode(needles).decode())
 
 
 def _params(account_id: str, emails: list[str], ids: list[str], **more: Any) -> dict[str, Any]:
@@ -172,6 +186,8 @@ def count(conn: Connection, account_id: str, found: Found) -> Counts:
     counts.outbox = _one(conn, "SELECT count(*) FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
     counts.verdict_changes = _one(conn, "SELECT count(*) FROM verdict_changes"
                                         " WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
+    counts.inbound_rejects = _one(conn, f"SELECT count(*) FROM inbound_rejects WHERE {_REJECT_MATCH}",
+                                  *_reject_params(account_id, found))
     deleted = _addressed(conn, found)
     counts.links_deleted = len(deleted)
     counts.links_kept = len(found.link_codes) - len(deleted)
@@ -233,6 +249,8 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
                                " AND account_id = ? AND type = 'click'", seqs, account_id)
     counts.events = conn.execute("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?",
                                  (seqs, account_id)).rowcount
+    counts.inbound_rejects = conn.execute(f"DELETE FROM inbound_rejects WHERE {_REJECT_MATCH}",
+                                          _reject_params(account_id, now)).rowcount
     addressed = _addressed(conn, now)
     counts.links_deleted = conn.execute("DELETE FROM links WHERE code IN (SELECT value FROM json_each(?))",
                                         (_encode(addressed).decode(),)).rowcount
@@ -244,9 +262,9 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
     earlier = receipts_of(conn, account_id, identifier_hash)
     receipt_id = conn.execute(
         "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
-        " verdict_changes, links_kept, links_deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " verdict_changes, links_kept, links_deleted, inbound_rejects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
-         counts.verdict_changes, counts.links_kept, counts.links_deleted)).lastrowid
+         counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects)).lastrowid
     return Receipt(receipt_id, account_id, at, target.kind, identifier_hash, via, counts, earlier)
 
 
