@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,15 +134,17 @@ async def authenticate(store: Storage, token: str, authorization: str | None) ->
     """The endpoint of the token, if the request's credentials are those it asks for; Unauthorized otherwise."""
     found = inbound.by_token(store.reader(), token) if token.startswith("inb_") and len(token) <= 128 else None
     given = _basic(authorization)
-    wanted = found is not None and found.endpoint.basic_user is not None
-    if given is not None or wanted:
-        # Checked even when nothing is to match, so the time taken does not tell which part was wrong.
+    matches = False
+    if given is not None:
+        # Checked whenever credentials come, against a dummy when there is nothing to match, so the
+        # time taken does not tell a known token from an unknown one (without them, both fail at once).
         stored = found.password_scrypt if found is not None else None
-        matches = await asyncio.to_thread(inbound.password_matches, stored, given[1] if given else "")
-        if wanted and not (given is not None and matches and found is not None
-                           and given[0] == found.endpoint.basic_user):
-            raise Unauthorized
+        matches = await asyncio.to_thread(inbound.password_matches, stored, given[1])
     if found is None:
+        raise Unauthorized
+    wanted = found.endpoint.basic_user
+    user_matches = given is not None and hmac.compare_digest(given[0].encode(), (wanted or "").encode())
+    if wanted is not None and not (matches and user_matches):
         raise Unauthorized
     return found.endpoint
 
