@@ -427,3 +427,58 @@ def test_erasure_deletes_the_rejects_that_name_the_person(inbound_app, account, 
     left = query(db_path, "SELECT item FROM inbound_rejects")
     assert [json.loads(row[0])["iid"] for row in left] == ["4"]
     assert query(db_path, "SELECT inbound_rejects FROM erasures")[0][0] == 3
+
+
+def test_a_full_arpoone_batch_of_1000_items_is_taken_in_one_request(inbound_app, account, db_path):
+    template = json.loads(ARPOONE_ALL_TYPES)[1]  # a click
+    body = [{**template, "MessageId": f"00000000-0000-4000-8000-{i:012d}", "Time": 1764587460000 + i}
+            for i in range(1000)]
+    raw = json.dumps(body).encode()
+    assert len(raw) > 256 * 1024  # decoded off the event loop
+    with inbound_app.client() as client:
+        endpoint = create_endpoint(client, account, "arpoone")
+        answer = post(client, endpoint, raw)
+        head = client.head(path_of(endpoint))
+    assert (answer.status_code, answer.json()) == (200, {"accepted": 1000, "duplicates": 0, "rejected": 0})
+    assert query(db_path, "SELECT count(*), count(DISTINCT message_id) FROM events WHERE type = 'click'")[0][:] == (
+        1000, 1000)
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_basic_credentials_may_be_any_text_but_a_colon_in_the_user(inbound_app, account):
+    with inbound_app.client() as client:
+        endpoint = create_endpoint(client, account, "optimizely",
+                                   basic_auth={"username": "Jürgen ☃", "password": "pässwörd: with colon"})
+        right = post(client, endpoint, OPTIMIZELY_SENT, authorization=basic("Jürgen ☃", "pässwörd: with colon"))
+        wrong = post(client, endpoint, OPTIMIZELY_SENT, authorization=basic("Jurgen", "pässwörd: with colon"))
+    assert (right.status_code, wrong.status_code) == (200, 401)
+
+
+def test_a_real_server_takes_arpoone_events_onward_in_esputnik_format_and_never_logs_the_token(
+        make_server, make_sink, db_path):
+    server = make_server("--access-log", "--allow-private-targets")
+    account = create_account(db_path)
+    made = linkhub("inbound", "create", "--account", account.id, "--provider", "arpoone", "--json",
+                   "--db", str(db_path), env={"LINKHUB_PUBLIC_URL": server.url})
+    assert made.returncode == 0, made.stderr
+    url = json.loads(made.stdout)["url"]
+    token = url.rsplit("/", 1)[1]
+    sink = make_sink()
+    with server.client() as client:
+        create_webhook(client, account, sink.url, format="esputnik")
+        assert client.get(url).status_code == 200
+        assert client.post(url[:-4] + "xxxx", content=ARPOONE_ALL_TYPES).status_code == 401
+        answer = client.post(url, content=ARPOONE_ALL_TYPES, headers={"content-type": "application/json"})
+        assert (answer.status_code, answer.json()) == (200, {"accepted": 5, "duplicates": 0, "rejected": 0})
+        delivered = sink.wait_events(5)
+    assert server.stop() == 0
+    assert [e["activityStatus"] for e in delivered] == ["READ", "CLICKED", "UNDELIVERED", "UNSUBSCRIBED", "SPAM"]
+    bounce = delivered[2]
+    assert (bounce["email"], bounce["hardBounce"], bounce["activityDateTime"]) == (
+        "rui@example.net", True, "2025-12-01T11:11:40")
+    assert bounce["statusDescription"].startswith("550 5.1.1")
+    requests = [line.split(" linkhub.access: ", 1)[1] for line in server.output.splitlines()
+                if " linkhub.access: " in line]
+    assert any(r.startswith("POST /in/* 200 ") for r in requests), requests
+    assert any(r.startswith("POST /in/* 401 ") for r in requests), requests
+    assert token not in server.output and token[:-4] not in server.output
