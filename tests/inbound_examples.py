@@ -88,7 +88,7 @@ OPTIMIZELY_BOUNCE = """{
 "clientId":10180860001,
 "created":1617108575391,
 "subscriptionId":10227900201,
-"mailId":"4P6W8B4-4P6W0LI-BSLXEC", 
+"mailId":"4P6W8B4-4P6W0LI-BSLXEC",
 "mailingId":10230355206,
 "mediaTypesToAddresses": {      "EMAIL":"john.smith@example.com"    },
 "category":"softbounce",
