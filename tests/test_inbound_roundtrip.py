@@ -28,9 +28,11 @@ RECEIVED = "2026-12-01T10:00:00.000Z"
 # 2001 to 2100, in epoch milliseconds.
 MS = st.integers(978_307_200_000, 4_102_444_800_000)
 
-text = st.text(min_size=1, max_size=40)
-ident = st.text(min_size=1, max_size=64)
-recipient_ids = st.text(st.characters(exclude_characters="@"), min_size=1, max_size=64)
+# Any text JSON can carry: every character but the lone surrogates, which no UTF-8 body holds.
+chars = st.characters(exclude_categories=["Cs"])
+text = st.text(chars, min_size=1, max_size=40)
+ident = st.text(chars, min_size=1, max_size=64)
+recipient_ids = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="@"), min_size=1, max_size=64)
 ips = st.ip_addresses().map(str)
 verdicts = st.sampled_from(VERDICTS)
 codes = st.lists(st.from_regex(r"[a-z_]{3,20}", fullmatch=True), max_size=4)
