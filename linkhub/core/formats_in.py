@@ -166,7 +166,7 @@ def parse(provider: str, items: list[Any], *, account_id: str, received_at: str)
             continue
         try:
             fields = read(item)
-            events.append(_event(fields, account_id=account_id, received_at=received_at, source=f"inbound:{provider}"))
+            events.append(_event(fields, account_id=account_id, received_at=received_at, source=source(provider)))
         except _Bad as exc:
             email, recipient = _whom(provider, item)
             rejects.append(Rejected(index, str(exc), item, email, recipient))
@@ -174,6 +174,7 @@ def parse(provider: str, items: list[Any], *, account_id: str, received_at: str)
 
 
 def source(provider: str) -> str:
+    """The `source` of the events an endpoint of `provider` stores."""
     return f"inbound:{provider}"
 
 
