@@ -14,6 +14,7 @@ one type a format cannot tell apart from another, eSputnik's bounce (sent as UND
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given, settings
@@ -22,6 +23,8 @@ from hypothesis import strategies as st
 from linkhub.core import formats, formats_in
 from linkhub.core.events import VERDICTS, Event
 from linkhub.util.times import format_ms
+
+import inbound_examples as seeds
 
 ACCOUNT = "acc_roundtrip"
 RECEIVED = "2026-12-01T10:00:00.000Z"
@@ -195,3 +198,58 @@ def test_a_verify_batch_reads_back_in_every_format() -> None:
         parsed = formats_in.parse(fmt, formats_in.decode(fmt, body), account_id=ACCOUNT, received_at=RECEIVED)
         assert parsed.rejects == [] and [e.type for e in parsed.events] == [
             "undelivered" if fmt == "esputnik" and e.type == "bounce" else e.type for e in samples]
+
+
+# -- whatever an item holds, it is an event or a rejection, never an exception ----------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(chars, max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(chars, max_size=8), inner, max_size=3),
+    max_leaves=8)
+
+
+def _seed_items() -> dict[str, list[dict[str, Any]]]:
+    optimizely = [item for name in ("OPTIMIZELY_OPENS", "OPTIMIZELY_CLICK", "OPTIMIZELY_SENT", "OPTIMIZELY_BOUNCE",
+                                    "OPTIMIZELY_UNSUBSCRIBE", "OPTIMIZELY_SPAMCOMPLAINT")
+                  for item in formats_in.decode("optimizely", getattr(seeds, name).encode())]
+    return {"optimizely": optimizely,
+            "esputnik": formats_in.decode("esputnik", seeds.ESPUTNIK_ALL_STATUSES.encode()),
+            "arpoone": formats_in.decode("arpoone", seeds.ARPOONE_ALL_TYPES.encode())}
+
+
+SEED_ITEMS = _seed_items()
+
+
+@st.composite
+def mangled(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A provider's example item with some of its fields (nested ones too) replaced by any JSON value."""
+    provider = draw(st.sampled_from(formats_in.PROVIDERS))
+    item = json_copy(draw(st.sampled_from(SEED_ITEMS[provider])))
+    for _ in range(draw(st.integers(1, 3))):
+        target = item
+        nested = [key for key, value in target.items() if isinstance(value, dict)]
+        if nested and draw(st.booleans()):
+            target = target[draw(st.sampled_from(nested))]
+        key = draw(st.sampled_from(sorted(target) or ["x"]) | st.text(chars, max_size=8))
+        target[key] = draw(json_values)
+    return provider, item
+
+
+def json_copy(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(case=mangled())
+def test_any_mangled_item_is_an_event_or_a_rejection_never_an_exception(case: tuple[str, dict[str, Any]]) -> None:
+    provider, item = case
+    parsed = formats_in.parse(provider, [item], account_id=ACCOUNT, received_at=RECEIVED)
+    assert len(parsed.events) + len(parsed.rejects) == 1
+    for event in parsed.events:  # what is stored can be rendered onward, in every format that expresses it
+        assert event.email is not None or event.recipient_id is not None
+        for fmt, types in formats.SUPPORTED_TYPES.items():
+            if event.type in types:
+                formats.render(fmt, event, 1)
+    for rejected in parsed.rejects:
+        assert rejected.reason and rejected.item_json()

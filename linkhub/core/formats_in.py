@@ -312,7 +312,7 @@ _OPTIMIZELY_COMMON_KEYS = {"type", "id", "recipientId", "clientId", "created", "
 
 def _from_optimizely(item: dict[str, Any]) -> _Fields:
     event_type = item.get("type")
-    if event_type not in _OPTIMIZELY_FIELDS:
+    if not isinstance(event_type, str) or event_type not in _OPTIMIZELY_FIELDS:
         raise _Bad(f"type must be one of {', '.join(_OPTIMIZELY_FIELDS)}")
     occurred_at = _epoch_ms(item, "created")
     addresses = _object(item, "mediaTypesToAddresses")
@@ -346,7 +346,7 @@ def _from_optimizely(item: dict[str, Any]) -> _Fields:
         used.add("mailingName")
     elif event_type == "bounce":
         category = item.get("category")
-        if category is not None and category not in _OPTIMIZELY_CATEGORY:
+        if category is not None and (not isinstance(category, str) or category not in _OPTIMIZELY_CATEGORY):
             raise _Bad("category must be hardbounce or softbounce")
         _put(details, "category", _OPTIMIZELY_CATEGORY.get(category) if isinstance(category, str) else None)
         _put(details, "reason", _text(item, "reason"))
@@ -392,7 +392,7 @@ def _esputnik_time(item: dict[str, Any]) -> str:
 
 def _from_esputnik(item: dict[str, Any]) -> _Fields:
     status = item.get("activityStatus")
-    if status not in _ESPUTNIK_TYPE:
+    if not isinstance(status, str) or status not in _ESPUTNIK_TYPE:
         raise _Bad(f"activityStatus must be one of {', '.join(_ESPUTNIK_TYPE)}")
     event_type = _ESPUTNIK_TYPE[status]
     iid = _ident(item, "iid", required=True)
