@@ -17,6 +17,7 @@ from linkhub.cli.datasette import datasette_config
 from linkhub.cli.erase import erase_command
 from linkhub.cli.events import events_group
 from linkhub.cli.filter import filter_group
+from linkhub.cli.inbound import inbound_group
 from linkhub.cli.links import links_group
 from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
@@ -87,6 +88,7 @@ cli.add_command(clicks_group)
 cli.add_command(events_group)
 cli.add_command(filter_group)
 cli.add_command(links_group)
+cli.add_command(inbound_group)
 cli.add_command(outbox_group)
 cli.add_command(report_group)
 cli.add_command(webhooks_group)

@@ -100,6 +100,7 @@ class Counts:
     # Open pixels anonymised, still answering. Not a column of `erasures` (its receipts predate pixels):
     # said in the answer only.
     pixels: int = 0
+    inbound_rejects: int = 0  # items an inbound endpoint refused that named the person
 
     def document(self) -> dict[str, int]:
         return asdict(self)
@@ -128,6 +129,19 @@ _LINK_MATCH = ("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT 
                " OR prospect_id IN (SELECT value FROM json_each(:ids)))")
 _PIXEL_MATCH = ("erased_at IS NULL AND (email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
                 " OR recipient_id IN (SELECT value FROM json_each(:ids)))")
+
+
+# An inbound endpoint's rejected item names the person where the provider puts an address or an id,
+# or anywhere in its text (a malformed item may hold the address in a field of the wrong name).
+_REJECT_MATCH = ("account_id = ? AND (email COLLATE NOCASE IN (SELECT value FROM json_each(?))"
+                 " OR recipient_id IN (SELECT value FROM json_each(?))"
+                 " OR EXISTS (SELECT 1 FROM json_each(?) AS n WHERE instr(lower(item), n.value)))")
+
+
+def _reject_params(account_id: str, found: Found) -> tuple[Any, ...]:
+    needles = sorted({ascii_lower(email) for email in found.emails})
+    return (account_id, _encode(found.emails).decode(), _encode(found.recipient_ids).decode(),
+            _encode(needles).decode())
 
 
 def _params(account_id: str, emails: list[str], ids: list[str], **more: Any) -> dict[str, Any]:
@@ -191,6 +205,8 @@ def count(conn: Connection, account_id: str, found: Found) -> Counts:
     counts.outbox = _one(conn, "SELECT count(*) FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
     counts.verdict_changes = _one(conn, "SELECT count(*) FROM verdict_changes"
                                         " WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
+    counts.inbound_rejects = _one(conn, f"SELECT count(*) FROM inbound_rejects WHERE {_REJECT_MATCH}",
+                                  *_reject_params(account_id, found))
     deleted = _addressed(conn, found)
     counts.links_deleted = len(deleted)
     counts.links_kept = len(found.link_codes) - len(deleted)
@@ -259,6 +275,8 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
         " AND mailing_id IS NOT NULL", (seqs, account_id))]
     counts.events = conn.execute("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?",
                                  (seqs, account_id)).rowcount
+    counts.inbound_rejects = conn.execute(f"DELETE FROM inbound_rejects WHERE {_REJECT_MATCH}",
+                                          _reject_params(account_id, now)).rowcount
     addressed = _addressed(conn, now)
     touched += [(account_id, row[0]) for row in conn.execute(
         "SELECT DISTINCT mailing_id FROM links WHERE code IN (SELECT value FROM json_each(?))",
@@ -281,9 +299,9 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
     earlier = receipts_of(conn, account_id, identifier_hash)
     receipt_id = conn.execute(
         "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
-        " verdict_changes, links_kept, links_deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " verdict_changes, links_kept, links_deleted, inbound_rejects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
-         counts.verdict_changes, counts.links_kept, counts.links_deleted)).lastrowid
+         counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects)).lastrowid
     return Receipt(receipt_id, account_id, at, target.kind, identifier_hash, via, counts, earlier)
 
 

@@ -42,7 +42,13 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "linkhub_webhook_clicks_filtered_total": (
         "Queued clicks taken out of a webhook's queue unsent: their verdict by then is not one the webhook takes.",
         ("verdict",)),
+    "linkhub_inbound_items_total": (
+        "Items posted to inbound endpoints (/in/<token>) and committed, by provider and outcome.",
+        ("provider", "outcome")),
 }
+# What became of an inbound item: stored as a new event, already stored, or refused (with a reason).
+INBOUND_OUTCOMES = ("accepted", "duplicate", "rejected")
+INBOUND_PROVIDERS = ("optimizely", "esputnik", "arpoone")
 # sender.Outcome.kind; each is exposed from the start (at 0), so a rate() sees its first failure.
 DELIVERY_OUTCOMES = ("delivered", "http_error", "timeout", "connection_error", "refused", "not_sent")
 
@@ -71,6 +77,9 @@ class Metrics:
             self._counters["linkhub_webhook_deliveries_total"].labels(outcome=outcome)
         for verdict in VERDICTS:
             self._counters["linkhub_webhook_clicks_filtered_total"].labels(verdict=verdict)
+        for provider in INBOUND_PROVIDERS:
+            for outcome in INBOUND_OUTCOMES:
+                self._counters["linkhub_inbound_items_total"].labels(provider=provider, outcome=outcome)
         self._histograms = {name: Histogram(name, text, buckets=buckets, registry=self.registry)
                             for name, (text, buckets) in HISTOGRAMS.items()}
         Info("linkhub_build", "The running linkhub's version (the value is always 1).",

@@ -25,6 +25,7 @@ from linkhub.web import errors
 from linkhub.web.access_log import AccessLog
 from linkhub.web.deadline import within
 from linkhub.web.events import routes as event_routes
+from linkhub.web.inbound import routes as inbound_routes
 from linkhub.web.links import routes as link_routes
 from linkhub.web.outreach import replace_links
 from linkhub.web.recipients import routes as recipient_routes
@@ -76,6 +77,7 @@ class LinkhubApp:
                 Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
                 *event_routes,
                 *link_routes,
+                *inbound_routes,
                 *recipient_routes,
                 *report_routes,
                 *webhook_routes,

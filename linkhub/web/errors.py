@@ -18,6 +18,7 @@ from starlette.types import ExceptionHandler
 
 from linkhub.core.errors import LinkhubError, Unavailable
 from linkhub.store import UNAVAILABLE
+from linkhub.web.access_log import shown_path
 from linkhub.web.deadline import BodyTimeout
 from linkhub.web.responses import JSON
 
@@ -47,7 +48,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    log.error("store unavailable for %s %s: %r", request.method, request.url.path, exc)
+    log.error("store unavailable for %s %s: %r", request.method, shown_path(request.url.path), exc)
     return render(Unavailable("the database did not answer; try again"))
 
 
@@ -59,7 +60,8 @@ async def _body_timeout(request: Request, exc: Exception) -> Response:
 async def _client_gone(request: Request, exc: Exception) -> None:
     # The client closed the connection, or Hypercorn refused its broken body (short of its
     # Content-Length, a bad chunk) and answered 400 itself: nobody is left to answer.
-    log.info("%s %s: the client went away before its request body ended", request.method, request.url.path)
+    log.info("%s %s: the client went away before its request body ended", request.method,
+             shown_path(request.url.path))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

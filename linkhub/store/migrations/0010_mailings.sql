@@ -4,7 +4,7 @@
 --
 -- A mailing began at its first link minted or its first event, whichever is earlier (a sender may
 -- report a `sent` before or after linkhub minted its links). The two inserts that write events and
--- links (core/events.py, core/outreach.py) keep it in their own transaction: one upsert per mailing
+-- links (core/events.py, core/minting.py) keep it in their own transaction: one upsert per mailing
 -- and batch, which writes only when the batch is earlier. (A trigger would do it per row, and
 -- measured twice the cost of the event row's own insert.) Pruning and erasure delete the row of a
 -- mailing that has no event and no link left.
