@@ -1,6 +1,7 @@
-"""Erasing one recipient of an account: their events (clicks included), the deliveries and verdict
-history of those events, and their links, which keep redirecting but record nothing more; and the
-receipt that says it was done, without the identifier.
+"""Erasing one recipient of an account: their events (clicks and opens included), the deliveries and
+verdict history of those events, their links, which keep redirecting but record nothing more, and
+their open pixels, which keep answering but record nothing more; and the receipt that says it was
+done, without the identifier.
 
 Two steps, so that a big database never holds the write lock through a scan: `find` reads on a
 connection of its own (in WAL mode it waits for no writer) what belongs to the person; `erase`, in
@@ -241,6 +242,13 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
         "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, erased_at = :at"
         " WHERE code IN (SELECT value FROM json_each(:codes)) AND account_id = :account AND erased_at IS NULL",
         {"prefix": ERASED_PREFIX, "at": at, "codes": _encode(now.link_codes).decode(), "account": account_id}).rowcount
+    # Their open pixels keep answering the GIF but record nothing more, and forget whom they were for
+    # (a scan of the account's pixels: they have no index by recipient, and an erasure is rare).
+    conn.execute(
+        "UPDATE pixels SET email = NULL, recipient_id = NULL, erased_at = :at WHERE account_id = :account"
+        " AND erased_at IS NULL AND (email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+        " OR recipient_id IN (SELECT value FROM json_each(:ids)))",
+        {"at": at, "account": account_id, "emails": params["emails"], "ids": params["ids"]})
     earlier = receipts_of(conn, account_id, identifier_hash)
     receipt_id = conn.execute(
         "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
