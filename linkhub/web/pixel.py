@@ -27,10 +27,14 @@ log = logging.getLogger("linkhub.pixel")
 OPEN_DEADLINE_S = 0.5
 _PATH = re.compile(r"/o/([A-Za-z0-9_-]{6,32})(?:\.gif)?")
 # The smallest transparent GIF: 1×1, a two-colour table, a graphic control extension whose transparent
-# index is the one pixel's colour (43 bytes; written as hex: the header, the colour table, the extension,
-# the image descriptor, the image data and the trailer).
-GIF = bytes.fromhex("474946383961 0100 0100 80 00 00" "000000 ffffff" "21f904 01 0000 00 00"
-                    "2c 0000 0000 0100 0100 00" "02 02 4401 00" "3b")
+# index is the one pixel's colour (43 bytes).
+GIF = bytes.fromhex(
+    "474946383961 0100 0100 80 00 00"   # GIF89a, 1×1, a global table of two colours
+    "000000 ffffff"                      # black, white
+    "21f904 01 0000 00 00"               # graphic control extension: colour 0 is transparent
+    "2c 0000 0000 0100 0100 00"          # the image: at 0,0, 1×1
+    "02 02 4401 00"                      # its LZW data: the one pixel, colour 0
+    "3b")                                # the trailer
 # No cache may keep it (`no-store`), a shared one least of all (`private`): every open must reach
 # linkhub. `Pragma` and a past `Expires` say the same to HTTP/1.0 caches that ignore Cache-Control.
 # (Gmail's image proxy caches the image whatever the headers say: later opens in Gmail are not seen.)
