@@ -382,6 +382,10 @@ def test_classify_trace_judges_opens(tmp_path):
         hit(t=2_500, ip="203.0.113.9", headers={"user-agent": "Mozilla/5.0"}),
         hit(t=1_500, ip=BARRACUDA_IP, headers={"user-agent": "Barracuda Sentinel (EE)"}),
         hit(t=7_200_000, ip=HOME_IP, headers={"user-agent": CHROME, "accept-language": "de"}),
+        # The reader clicking seconds after the proxies' and the scanner's fetches, from home: the proxies'
+        # addresses are not the reader's networks (no multi_network), the scanner's is its own.
+        json.dumps({"t": 6_000, "ip": HOME_IP, "recipient": "4711", "mailing": "88", "url": "https://example.com/b",
+                    "headers": {"user-agent": CHROME, "accept-language": "de"}}),
         # The same Apple relay address on a click is a person browsing with Private Relay: no apple_mpp.
         json.dumps({"t": 7_300_000, "ip": APPLE_RELAY_IP, "recipient": "4711", "mailing": "88",
                     "url": "https://example.com/a", "headers": {"user-agent": CHROME, "accept-language": "de"}}),
@@ -391,8 +395,27 @@ def test_classify_trace_judges_opens(tmp_path):
     ran = linkhub("classify", "trace", str(path))
     assert ran.returncode == 0, ran.stderr
     out = [json.loads(line) for line in ran.stdout.splitlines()]
-    assert [o["verdict"] for o in out] == ["unknown", "unknown", "unknown", "scanner", "human", "human"]
+    assert [o["verdict"] for o in out] == ["unknown", "unknown", "unknown", "scanner", "human", "unknown", "human"]
     firsts = [o["reasons"][0]["code"] if o["reasons"] else None for o in out]
     assert firsts[:3] == ["proxied", "apple_mpp", "apple_mpp"]
-    assert not any(r["code"] in ("apple_mpp", "proxied", "multi_network") for r in out[5]["reasons"])
+    assert "multi_network" not in [r["code"] for r in out[5]["reasons"]]
+    assert not any(r["code"] in ("apple_mpp", "proxied", "multi_network") for r in out[6]["reasons"])
     assert {o["classifier"] for o in out} == {CLASSIFIER_VERSION}
+
+
+# -- a real server ------------------------------------------------------------------------------------------
+
+
+def test_a_real_server_answers_the_pixel_and_records_the_open_before_answering(server, db_path, account):
+    path = mint_pixel(db_path, account)
+    with server.client() as client:
+        head = client.head(path, headers={"user-agent": CHROME})
+        answer = client.get(path + ".gif", headers={"user-agent": CHROME, "accept-language": "en"})
+        unknown = client.get("/o/pxNoSuchCode99")
+    assert_gif(head, body=False)
+    assert_gif(answer)
+    assert_gif(unknown)
+    assert unknown.content == answer.content
+    [event] = opens(db_path, account)
+    assert event["details"]["method"] == "GET" and event["details"]["first_open"] is True
+    assert event["details"]["ip"] == "127.0.0.1"

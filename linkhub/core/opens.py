@@ -72,7 +72,8 @@ class Opens:
     def judge(self, request: OpenRequest) -> OpenWrite:
         """The open event of one fetch, with its verdict, and the verdicts it changed of earlier hits."""
         pixel, at_ms = request.pixel, request.at_ms
-        origin, since = pixel.minted_ms, "minted"
+        origin = pixel.minted_ms
+        since: Since = "minted"
         reported = self.clicks.origins.of_email(pixel.account_id, pixel.mailing_id, pixel.recipient_id,
                                                 pixel.email)
         if reported is not None and origin <= reported[0] <= at_ms:
@@ -82,7 +83,7 @@ class Opens:
                   headers={**headers, "user-agent": request.user_agent} if request.user_agent is not None
                   else headers,
                   recipient=recipient_key(pixel), mailing=pixel.mailing_id, event="open", email=pixel.email,
-                  since=_since(since))
+                  since=since)
         try:
             verdict, changes = self.clicks.window.observe((pixel.account_id, request.event_id), hit, at_ms=at_ms,
                                                           scope=pixel.account_id)
@@ -95,10 +96,6 @@ class Opens:
             changes = [change._replace(new=anonymized(change.new)) for change in changes]
         return OpenWrite(open_event(request, verdict, anonymize_ip=anonymize,
                                     keep_user_agent=self.clicks.keep_user_agent), changes)
-
-
-def _since(value: str) -> Since:
-    return "delivered" if value == "delivered" else "sent" if value == "sent" else "minted"
 
 
 def recipient_key(pixel: Pixel) -> str:

@@ -63,7 +63,11 @@ class PixelApp:
             await send({"type": "http.response.body", "body": body})
             return
         if method == "GET":
-            await self._record(scope)
+            try:
+                await self._record(scope)
+            except Exception:  # a bug must never cost the reader the image: the open is lost, and said so
+                self.state.metrics.inc("linkhub_opens_unconfirmed_total")
+                log.exception("recording an open failed; GIF answered, open LOST")
         await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
         await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
 
