@@ -24,6 +24,7 @@ from linkhub.settings import parse_networks
 from linkhub.store.db import connect, transaction
 
 from conftest import Account, create_account, linkhub, query
+from delivery_support import create_webhook
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/154.0.0.0 Safari/537.36")
@@ -308,6 +309,40 @@ def test_mailing_stats_split_the_opens(app, db_path, account):
     first = query(db_path, "SELECT min(occurred_at) FROM opens WHERE account_id = ? AND kind IN ('proxied', 'person')",
                   (account.id,))[0][0]
     assert row["first_open_at"] == first
+
+
+def test_an_open_whose_burst_shows_a_machine_is_rescored_and_the_change_recorded(app, db_path, account):
+    """One plain address fetching three companies' pixels seconds after they were minted: the third makes
+    the address shared, and the first two opens' verdicts change, as clicks' do while they settle."""
+    domains = ["northwind.example", "contoso.example", "fabrikam.example"]
+    for n, domain in enumerate(domains):
+        path = mint_pixel(db_path, account, recipient_id=f"r-{n}", email=f"p{n}@{domain}",
+                          minted=datetime.now(UTC) - timedelta(seconds=2))
+        assert_gif(fetch(app, path, ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64)", ip="198.51.100.30"))
+    events = opens(db_path, account)
+    assert [event["details"]["verdict"] for event in events] == ["scanner"] * 3
+    assert all("shared_ip" in codes(event) for event in events)
+    changes = query(db_path, "SELECT event_seq, old_verdict, new_verdict, cause FROM verdict_changes"
+                             " WHERE account_id = ? ORDER BY id", (account.id,))
+    assert [(row["event_seq"], row["old_verdict"], row["new_verdict"], row["cause"]) for row in changes] == [
+        (event["seq"], "unknown", "scanner", "settle") for event in events[:2]]
+
+
+def test_opens_are_delivered_to_the_account_s_webhooks(make_app, db_path, account, make_receiver):
+    app = make_app(allow_private_targets=True, trusted_proxies=parse_networks("127.0.0.1/32"))
+    receiver = make_receiver()
+    with app.client() as client:
+        create_webhook(client, account, receiver.url, types=["open"])
+    path = mint_pixel(db_path, account, mailing="m-9", message="<b2@mail.example>")
+    assert_gif(fetch(app, path, ua=GMAIL_PROXY, ip=GOOGLE_IP))
+    [delivered] = receiver.wait_events(1)
+    [stored] = opens(db_path, account)
+    assert delivered["id"] == stored["id"] and delivered["type"] == "open"
+    assert (delivered["mailing_id"], delivered["message_id"], delivered["recipient_id"], delivered["email"]) == (
+        "m-9", "<b2@mail.example>", "r-1", "ana@northwind.example")
+    details = delivered["details"]
+    assert details["first_open"] is True and details["proxy"] == "Gmail's image proxy"
+    assert details["verdict"] == "unknown" and details["reasons"][0]["code"] == "proxied"
 
 
 # -- when the store cannot write ----------------------------------------------------------------------
