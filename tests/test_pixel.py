@@ -454,3 +454,14 @@ def test_a_real_server_answers_the_pixel_and_records_the_open_before_answering(s
     [event] = opens(db_path, account)
     assert event["details"]["method"] == "GET" and event["details"]["first_open"] is True
     assert event["details"]["ip"] == "127.0.0.1"
+
+
+def test_anonymize_ip_and_no_user_agent_apply_to_opens(make_app, db_path, account):
+    app = make_app(trusted_proxies=parse_networks("127.0.0.1/32"), anonymize_ip=True, no_user_agent=True)
+    path = mint_pixel(db_path, account)
+    assert_gif(fetch(app, path, ua=APPLE_MAIL, ip=APPLE_RELAY_IP))
+    [event] = opens(db_path, account)
+    details = event["details"]
+    assert details["ip"] == "104.28.40.0" and "user_agent" not in details
+    # Judged on the full request (Apple's relay), stored minimised: the evidence holds the network too.
+    assert details["apple_mpp"] is True and details["reasons"][0]["evidence"]["ip"] == "104.28.40.0"
