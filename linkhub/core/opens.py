@@ -6,8 +6,8 @@ Opens are judged by the click classifier, in the same window of recent hits (`Cl
 security scanner that fetches images at delivery is caught by the same networks and timing as its link
 scans. Two kinds of fetcher are the opens' own (`signals.hit_reasons`): a mail provider's image proxy
 (Gmail's, Yahoo's, Outlook's) fetching for a reader who opened the message — a real open, `proxied`,
-whose device is the proxy's — and Apple Mail Privacy Protection prefetching every image at delivery —
-`apple_mpp`, nobody's open.
+whose device is the proxy's — and Apple Mail Privacy Protection prefetching every image ahead of any
+reading — `apple_mpp`, nobody's open.
 
 `store()` decides `details.first_open` on the writer thread, in the transaction that inserts the open:
 two opens of one message arriving together cannot both be first.

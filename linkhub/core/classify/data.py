@@ -21,7 +21,7 @@ from typing import Any, Literal
 # ranges in 2022-2023; Google's crawler files change every few weeks), so half a year is already old.
 STALE_AFTER_DAYS = 180
 
-# `mail_prefetch`: a mail app's privacy service that fetches every image of an email when it arrives,
+# `mail_prefetch`: a mail app's privacy service that fetches every image of an email ahead of any reading,
 # whether or not anyone reads it (Apple Mail Privacy Protection): an open from it is nobody's open.
 Kind = Literal["scanner", "crawler", "cloud", "mail_prefetch"]
 Certainty = Literal["high", "medium", "low"]
