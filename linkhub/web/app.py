@@ -1,4 +1,4 @@
-"""The ASGI application: /r/ goes straight to its lean handler, the rest through Starlette."""
+"""The ASGI application: /r/ and /o/ go straight to their lean handlers, the rest through Starlette."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from linkhub.web.events import routes as event_routes
 from linkhub.web.inbound import routes as inbound_routes
 from linkhub.web.links import routes as link_routes
 from linkhub.web.outreach import replace_links
+from linkhub.web.pixel import PixelApp
 from linkhub.web.recipients import routes as recipient_routes
 from linkhub.web.redirect import RedirectApp
 from linkhub.web.reports import routes as report_routes
@@ -56,7 +57,7 @@ async def metrics(request: Request) -> Response:
 
 
 class LinkhubApp:
-    """Dispatches /r/<code> to `RedirectApp` and everything else to Starlette."""
+    """Dispatches /r/<code> to `RedirectApp`, /o/<code> to `PixelApp` and everything else to Starlette."""
 
     def __init__(self, settings: Settings) -> None:
         counts = Metrics()
@@ -67,6 +68,7 @@ class LinkhubApp:
         self._pruner: Pruner | None = None
         self._closed: asyncio.Future[None] | None = None
         self.redirects = RedirectApp(self.state)
+        self.pixels = PixelApp(self.state)
         self._observe_redirect = counts.observer("linkhub_redirect_duration_seconds")
         self.access_log = (AccessLog(settings.trusted_proxies, anonymize_ip=settings.anonymize_ip)
                            if settings.access_log else None)
@@ -146,6 +148,8 @@ class LinkhubApp:
             started = time.perf_counter()
             await self.redirects(scope, receive, send)
             self._observe_redirect(time.perf_counter() - started)
+        elif scope["type"] == "http" and scope["path"].startswith("/o/"):
+            await self.pixels(scope, receive, send)
         elif scope["type"] == "http":
             await self.starlette(scope, within(receive, self.state.settings.body_timeout_s), send)
         else:
