@@ -19,7 +19,7 @@ from pathlib import Path
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from linkhub.core import outbox, useragent
+from linkhub.core import useragent
 from linkhub.core.classify import agents
 from linkhub.core.classify import data as classify_data
 from linkhub.settings import Settings
@@ -135,17 +135,18 @@ def run(settings: Settings) -> None:
 
 
 def _prepare_database(path: Path) -> None:
-    """Migrate the database and requeue interrupted batches, or say in one line why it cannot be used."""
+    """Migrate the database, or say in one line why it cannot be used.
+
+    Batches a killed process had in flight are not touched here: another process may be serving on
+    the same file (a restart that overlaps the old process, `--workers`, a second server). They go
+    back to the queue when their webhook's lease is taken over, once the dead holder's has expired.
+    """
     _check_database_path(path)
     try:
         conn = connect(path)
         try:
             for change in schema.migrate(conn):
                 log.info("schema: %s", change)
-            # Batches a killed process had in flight were never confirmed: send them again.
-            released = outbox.release_claims(conn)
-            if released:
-                log.info("%d outbox rows of an interrupted run will be sent again", released)
         finally:
             conn.close()
     except StoreError as exc:

@@ -9,6 +9,7 @@ import httpx
 from linkhub.core.classify.networks import Networks
 from linkhub.core.clicks import Clicks
 from linkhub.core.metrics import Metrics
+from linkhub.delivery.leases import LeaseKeeper
 from linkhub.delivery.loop import Deliverer
 from linkhub.services.outreach import FilterThreads
 from linkhub.settings import Settings
@@ -22,6 +23,8 @@ class State:
     metrics: Metrics = field(default_factory=Metrics)
     # The one outbound connection pool (deliveries and verify calls); open while the app runs.
     http: httpx.AsyncClient | None = None
+    # This process's leases (webhooks' deliveries, periodic tasks), shared by the deliverer and the pruner.
+    leases: LeaseKeeper = field(init=False)
     deliverer: Deliverer = field(init=False)
     filters: FilterThreads = field(default_factory=FilterThreads)
     # The scanner and crawler networks clicks are checked against: shipped, plus --scanner-networks.
@@ -35,4 +38,6 @@ class State:
         self.clicks = Clicks(self.networks, settle_s=self.settings.classify_settle_s,
                              anonymize_ip=self.settings.anonymize_ip,
                              keep_user_agent=not self.settings.no_user_agent)
-        self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)
+        self.leases = LeaseKeeper(self.db, length_s=self.settings.lease_s)
+        self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets,
+                                   keeper=self.leases)
