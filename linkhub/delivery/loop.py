@@ -249,7 +249,7 @@ class Deliverer:
 
         None for `claimed`: the write found the lease lost, and wrote nothing."""
         if claimed is None:
-            raise LeaseLost()
+            raise LeaseLost
         for verdict in claimed.filtered:
             self.metrics.inc("linkhub_webhook_clicks_filtered_total", verdict=verdict)
         return claimed.batch

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -62,12 +61,12 @@ class Pruner:
         """`work` in a write of its own, if this process holds (or can take) the retention lease."""
         lease = await self._leases.acquire_task(RETENTION_TASK)
         if lease is None:
-            raise NotHolder()
+            raise NotHolder
         held, result = await self._db.write(functools.partial(leases.fenced, lease=lease,
                                                               length_s=self._leases.length_s, work=work))
         if not held:
             self._leases.lost(lease)
-            raise NotHolder()
+            raise NotHolder
         return result  # type: ignore[return-value]  # held: `work` ran and answered
 
     def start(self) -> None:

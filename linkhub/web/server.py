@@ -57,7 +57,7 @@ class StartupError(Exception):
     """`linkhub serve` cannot start; the message says why in one line, for stderr."""
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     # A name is resolved to its IPv4 address, as an IPv6 one is written with colons; '' is every interface.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -69,9 +69,12 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # --workers: each worker listens on a socket of its own, on the same port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         # Listening before Hypercorn starts means early connections wait in the backlog, not fail.
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
     except OSError as exc:
         sock.close()
         raise StartupError(_bind_failure(host, port, exc)) from None
@@ -109,6 +112,11 @@ def run(settings: Settings) -> None:
     _prepare_database(settings.db)
     _warn_if_readable_by_others(settings.db)
     _warn_if_classifier_data_is_old(datetime.now(UTC).date())
+    if settings.workers > 1:
+        from linkhub.web import workers  # here: it imports this module
+
+        workers.run(settings)
+        return
 
     sock = _bind(settings.host, settings.port)
     if settings.port == 0:  # let the OS choose; short links must still name the real port
