@@ -94,6 +94,7 @@ class _Supervisor:
         self.stop_deadline = 0.0
         self.announced = False
         self.restarts: list[tuple[float, int]] = []  # (when, index) of workers to start again
+        self.failed: str | None = None  # why the workers could not start
 
     def run(self) -> None:
         for index in range(self.settings.workers):
@@ -113,6 +114,8 @@ class _Supervisor:
                     log.error("worker pid %d has not stopped %g s after the signal: killing it", pid, STOP_BOUND_S)
                     _signal(pid, signal.SIGKILL)
                 self.stop_deadline = float("inf")
+        if self.failed is not None:
+            raise server.StartupError(self.failed)
         log.info("linkhub stopped")
 
     def _fork(self, index: int) -> None:
@@ -177,6 +180,7 @@ class _Supervisor:
             if code == STARTUP_FAILED or (not self.announced and not worker.ready):
                 # It could not start (the port, the database): the others will not either.
                 log.error("worker %d (pid %d) %s before it served: stopping", worker.index, pid, how)
+                self.failed = f"worker {worker.index} {how} before it served (its log says why)"
                 self._on_signal(signal.SIGTERM, None)
                 continue
             quick = time.monotonic() - worker.started < QUICK_DEATH_S
