@@ -7,7 +7,9 @@ the wrk runs (GET /r/<a random code>, as bench/run.py's) alternate between them,
 rounds after a warm-up each, and the table gives medians, each run, and the ratio of the two
 servers' runs in each round. After a graceful stop of both, the clicks stored are counted
 against the 302s wrk was answered: every redirect answered committed its click first, whichever
-worker answered it.
+worker answered it, so there are at least as many clicks; and at most one more per connection and
+wrk run (the request each connection had in flight when wrk stopped, whose click committed but
+whose 302 wrk no longer read).
 
 On a machine with fewer cores than workers plus the load generator (2 cores: wrk and two workers,
 each worker an event loop, a writer thread and a checkpointer), the second worker competes with wrk
@@ -73,7 +75,12 @@ def main() -> int:
     text = render(args, runs, answered, clicks, noise)
     print(text)
     report.write(report.RESULTS / "workers.md", text + "\n", append=True)
-    return 0 if all(clicks[name] == answered[name] for name in SERVERS) else 1
+    return 0 if all(consistent(args, clicks[name], answered[name]) for name in SERVERS) else 1
+
+
+def consistent(args: argparse.Namespace, clicks: int, answered: int) -> bool:
+    """Every 302 had its click committed; beyond those, at most the requests cut off as each wrk run ended."""
+    return answered <= clicks <= answered + args.connections * (args.repeats + 1)
 
 
 def render(args: argparse.Namespace, runs: dict[str, list[WrkResult]], answered: dict[str, int],
@@ -83,14 +90,15 @@ def render(args: argparse.Namespace, runs: dict[str, list[WrkResult]], answered:
            f"- {args.links:,} links; wrk {args.connections} connections, {args.threads} threads, "
            f"{args.repeats} rounds of {args.duration:g} s per server after a 1 s warm-up; other processes took "
            f"{others / elapsed / (os.cpu_count() or 1):.0%} of the machine", "",
-           "| server | req/s (median) | each run | p50 ms | p99 ms | clicks stored = 302s answered |",
+           "| server | req/s (median) | each run | p50 ms | p99 ms | clicks stored, 302s answered (+ cut off) |",
            "|---|---:|---|---:|---:|---|"]
     for name, results in runs.items():
         rps = [r.rps for r in results]
         out.append(f"| `--workers {SERVERS[name]}` | {statistics.median(rps):,.0f} | "
                    f"{', '.join(f'{v:,.0f}' for v in rps)} | {statistics.median(r.p50_ms for r in results):.1f} | "
                    f"{statistics.median(r.p99_ms for r in results):.1f} | "
-                   f"{clicks[name]:,} = {answered[name]:,} {'✅' if clicks[name] == answered[name] else '❌'} |")
+                   f"{clicks[name]:,}, {answered[name]:,} (+{clicks[name] - answered[name]}) "
+                   f"{'✅' if consistent(args, clicks[name], answered[name]) else '❌'} |")
     paired = [two.rps / one.rps for one, two in zip(runs["workers-1"], runs["workers-2"], strict=True)]
     out += ["", f"2 workers ÷ 1, paired by round: median {statistics.median(paired):.2f}× "
                 f"(range {min(paired):.2f}–{max(paired):.2f}×)."]
