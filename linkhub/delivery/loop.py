@@ -187,8 +187,11 @@ class Deliverer:
             idle = await self._deliver(webhook_id, lease)
         except* LeaseLost:
             self.leases.lost(lease)
-        if idle:
-            await self.leases.release(lease, only_if_idle=True)
+        if idle and not await self.leases.release(lease, only_if_idle=True) and self.leases.held(
+                leases.WEBHOOK, webhook_id) == lease:
+            # Rows arrived after the queue was found empty (another process may have stored them,
+            # and woke only itself): the lease is kept, and the supervisor looks again now.
+            self._wake.set()
 
     async def _deliver(self, webhook_id: str, lease: Lease) -> bool:
         """True if it stopped with nothing left in the queue (or no webhook, or one paused), so the lease
