@@ -161,6 +161,9 @@ class LeaseKeeper:
         interval = self.length_s / RENEWALS_PER_LEASE
         while True:
             await asyncio.sleep(interval)
+            if not self._held:  # nothing to renew: no write (a lease left behind by a failed release lapses)
+                self._last_renewed = time.monotonic()
+                continue
             try:
                 await self.renew()
             except UNAVAILABLE as exc:
