@@ -6,6 +6,7 @@ Which process holds a webhook is read from the `leases` table (its owner is `hos
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import create_account, outreach_body, post_links, query
+from conftest import create_account, linkhub, outreach_body, post_links, query
 from delivery_support import create_webhook, event, ids_of, post_events, states, wait_until
 from sink import Answer, Sink
 
@@ -58,6 +59,9 @@ def test_the_other_process_takes_over_when_the_lease_owner_is_killed_mid_batch(m
     [owner] = [server for server in servers if server.proc.pid == pid]
     [survivor] = [server for server in servers if server is not owner]
     assert "sending" in states(db_path, hook["id"])  # mid-batch
+    status = linkhub("outbox", "status", "--json", "--db", str(db_path))
+    [mine] = [row for row in json.loads(status.stdout) if row["webhook_id"] == hook["id"]]
+    assert mine["held_by"].split(":")[1] == str(owner.proc.pid), mine
 
     owner.kill()
     killed = time.monotonic()
