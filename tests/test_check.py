@@ -82,7 +82,8 @@ def test_pending_migrations_fail_the_check_and_are_not_applied(tmp_path):
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["schema"]["version"] is None
-    assert len(report["schema"]["pending"]) == LATEST
+    # Every migration shipped (their numbers may have a gap while one lands on another branch).
+    assert len(report["schema"]["pending"]) == len(schema.available())
     assert any("linkhub migrate" in problem for problem in report["problems"])
     assert digest(path) == before  # read-only: nothing migrated, nothing written
 
