@@ -30,6 +30,10 @@ def lease_owner_pid(db_path: Path, webhook_id: str) -> tuple[int, int] | None:
     return int(rows[0]["owner"].split(":")[1]), rows[0]["epoch"]
 
 
+def lease_epoch(db_path: Path, webhook_id: str) -> int:
+    return query(db_path, "SELECT epoch FROM leases WHERE kind = 'webhook' AND key = ?", (webhook_id,))[0]["epoch"]
+
+
 def first_seen(sink: Sink) -> list[str]:
     """Event ids in the order the receiver first saw each, over every request (answered or not)."""
     seen: list[str] = []
@@ -56,6 +60,7 @@ def test_the_other_process_takes_over_when_the_lease_owner_is_killed_mid_batch(m
             post_events(client, account, part)
     sink.wait_for(1)
     pid, epoch = wait_until(lambda: lease_owner_pid(db_path, hook["id"]), what="the webhook's lease held")
+    [(owner_name,)] = query(db_path, "SELECT owner FROM leases WHERE kind = 'webhook' AND key = ?", (hook["id"],))
     [owner] = [server for server in servers if server.proc.pid == pid]
     [survivor] = [server for server in servers if server is not owner]
     assert "sending" in states(db_path, hook["id"])  # mid-batch
@@ -69,10 +74,12 @@ def test_the_other_process_takes_over_when_the_lease_owner_is_killed_mid_batch(m
     with survivor.client() as client:
         post_events(client, account, later)
     sink.wait_for(2, timeout=LEASE_S + 15)
-    # The lease lapses at most LEASE_S after the owner's last renewal; the survivor takes it at its next look.
-    assert sink.requests[1].arrived - killed <= LEASE_S + POLL_S + 2.0, sink.requests[1].arrived - killed
+    # The lease lapses at most LEASE_S after the owner's last renewal; the survivor takes it at its next look
+    # (and a few writes and a POST later, on a busy machine, the batch arrives again).
+    assert sink.requests[1].arrived - killed <= LEASE_S + POLL_S + 5.0, sink.requests[1].arrived - killed
     received = sink.wait_events(len(sent) + len(later))
-    assert lease_owner_pid(db_path, hook["id"]) == (survivor.proc.pid, epoch + 1)
+    assert f"took over webhook {hook['id']} (epoch {epoch + 1}) from {owner_name}" in survivor.output
+    assert lease_epoch(db_path, hook["id"]) == epoch + 1  # held by the survivor, or released once it was done
 
     everything = ids_of(sent + later)
     assert set(ids_of(received)) == set(everything)  # every event at least once…
@@ -110,8 +117,7 @@ def test_a_frozen_owner_that_wakes_up_late_changes_nothing(make_server, account,
     assert sink.requests[0].answered == 200
     assert query(db_path, "SELECT count(*) FROM deliveries WHERE webhook_id = ?", (hook["id"],))[0][0] == attempts
     assert states(db_path, hook["id"]) == ["delivered"] * 4
-    rows = query(db_path, "SELECT epoch FROM leases WHERE kind = 'webhook' AND key = ?", (hook["id"],))
-    assert rows[0]["epoch"] == epoch + 1
+    assert lease_epoch(db_path, hook["id"]) == epoch + 1
 
 
 def test_a_graceful_stop_releases_only_its_own_batches(make_server, account, make_sink, db_path):
@@ -177,14 +183,15 @@ def test_workers_serve_redirects_and_deliver_and_one_killed_is_replaced(make_ser
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get(path).status_code == 302
     assert query(db_path, "SELECT count(*) FROM clicks")[0][0] == len(paths)  # each committed before its 302
-    # /metrics is the answering worker's own: over new connections both answer, and their counts add up.
+    # /metrics is the answering worker's own: over new connections both answer, and their counts add up
+    # (one count seen 40 times over: the two workers served as many redirects each).
     counts = set()
     for _ in range(40):
         with httpx.Client(base_url=server.url, timeout=10) as client:
             counts.add(redirects_counted(client.get("/metrics").text))
         if len(counts) == 2:
             break
-    assert len(counts) == 2 and sum(counts) == len(paths), counts
+    assert sum(counts) * (3 - len(counts)) == len(paths), counts
 
     sent = numbered("w", 0, 15)
     with server.client() as client:
@@ -200,8 +207,8 @@ def test_workers_serve_redirects_and_deliver_and_one_killed_is_replaced(make_ser
     assert set(ids_of(received)) == set(ids_of(sent)) and first_seen(sink) == ids_of(sent)
     replaced = wait_until(lambda: len(pids := worker_pids(server.proc.pid)) == 2 and pids, what="a new worker")
     assert pid not in replaced
-    new_owner, new_epoch = lease_owner_pid(db_path, hook["id"]) or (0, 0)
-    assert new_owner in replaced and new_epoch == epoch + 1
+    assert f"took over webhook {hook['id']} (epoch {epoch + 1})" in server.output
+    assert lease_epoch(db_path, hook["id"]) == epoch + 1
     assert "starting another" in server.output
 
     [(task_owner,)] = query(db_path, "SELECT owner FROM leases WHERE kind = 'task' AND key = 'retention'")

@@ -25,7 +25,7 @@ as SQLite's single writer does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from linkhub.core import outbox
@@ -69,6 +69,10 @@ class Lease:
     key: str
     owner: str
     epoch: int
+    # As it was taken (not part of what the lease is): the holder it was taken over from, if it had
+    # lapsed rather than been released, and how many of its rows in flight went back to the queue.
+    taken_from: str | None = field(default=None, compare=False)
+    requeued: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,12 @@ def acquire(conn: Connection, kind: str, key: str, owner: str, length_s: float) 
     queue left 'sending' back to 'pending': they were claimed in an earlier epoch and never
     confirmed, and only this epoch's holder may claim them again.
     """
+    before = conn.execute("SELECT owner FROM leases WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     row = conn.execute(_ACQUIRE, {"kind": kind, "key": key, "owner": owner, "length_s": length_s}).fetchone()
     if row is None:
         return None
-    if kind == WEBHOOK:
-        outbox.release_claims(conn, webhook_id=key)
-    return Lease(kind, key, owner, row[0])
+    requeued = outbox.release_claims(conn, webhook_id=key) if kind == WEBHOOK else 0
+    return Lease(kind, key, owner, row[0], taken_from=before[0] if before is not None else None, requeued=requeued)
 
 
 def acquire_many(conn: Connection, kind: str, keys: list[str], owner: str, length_s: float) -> list[Lease]:

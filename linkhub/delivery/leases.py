@@ -90,7 +90,13 @@ class LeaseKeeper:
             self._acquiring -= 1
         for lease in taken:
             self._held[(lease.kind, lease.key)] = lease
-            log.debug("took the lease of %s %s (epoch %d)", lease.kind, lease.key, lease.epoch)
+            if lease.taken_from is not None:  # not released: its holder crashed or froze
+                log.info("took over %s %s (epoch %d) from %s, whose lease had lapsed; %d rows it had in flight go "
+                         "back to the queue", lease.kind, lease.key, lease.epoch, lease.taken_from, lease.requeued,
+                         extra={"lease": f"{lease.kind}:{lease.key}", "epoch": lease.epoch,
+                                "taken_from": lease.taken_from, "requeued": lease.requeued})
+            else:
+                log.debug("took the lease of %s %s (epoch %d)", lease.kind, lease.key, lease.epoch)
         return taken
 
     async def acquire_task(self, name: str) -> Lease | None:
