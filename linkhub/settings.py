@@ -42,6 +42,11 @@ class Settings:
     classify_settle_s: int = 120
     # The operator's own scanner networks (`CIDR label certainty` lines), besides the shipped lists.
     scanner_networks: Path | None = None
+    # A process that holds a webhook's deliveries (or a periodic task) and stops renewing its lease,
+    # crashed or frozen, is taken over by another this long after its last renewal.
+    lease_s: float = 15.0
+    # Server processes sharing the port and the database file (SO_REUSEPORT); 1: this process serves.
+    workers: int = 1
 
     @property
     def base_url(self) -> str:
@@ -163,4 +168,11 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("scanner_networks", "--scanner-networks", "LINKHUB_SCANNER_NETWORKS", _DEFAULT.scanner_networks,
             "A file of your own scanner networks, one `CIDR label certainty` per line (your gateway's egress "
             "addresses), checked besides the shipped lists", kind=Path, metavar="FILE"),
+    Setting("lease_s", "--lease-s", "LINKHUB_LEASE_S", _DEFAULT.lease_s,
+            "When several processes share the database, one that stops renewing its leases (a webhook's "
+            "deliveries, a periodic task) is taken over by another this long after its last renewal",
+            kind=float, limits=(1, 300), metavar="SECONDS"),
+    Setting("workers", "--workers", "LINKHUB_WORKERS", _DEFAULT.workers,
+            "Server processes on the one port and database file, each with its own writer (Linux: "
+            "SO_REUSEPORT); a worker that dies is started again", kind=int, limits=(1, 64), metavar="N"),
 )

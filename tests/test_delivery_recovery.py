@@ -94,11 +94,12 @@ def test_outbox_status_shows_when_the_next_attempt_is_due(hub_app, account, make
 
 
 def test_sigkill_mid_delivery_resends_the_batch_after_restart(make_server, account, make_sink, db_path):
+    """The restarted server takes the webhook over once the killed one's lease has expired (2 s here)."""
     sink = make_sink()
     # The first batch is received and recorded but never answered: linkhub is killed while it waits.
     sink.script(Answer(200, hold=sink.hang()))
     sent = events("k", 5)
-    server = make_server("--allow-private-targets")
+    server = make_server("--allow-private-targets", "--lease-s", "2")
     with server.client() as client:
         hook = create_webhook(client, account, sink.url, batch_size=2)
         post_events(client, account, sent)
@@ -107,7 +108,7 @@ def test_sigkill_mid_delivery_resends_the_batch_after_restart(make_server, accou
     assert states(db_path, hook["id"])[:2] == ["sending", "sending"]
     server.kill()
 
-    make_server("--allow-private-targets")  # the same database
+    make_server("--allow-private-targets", "--lease-s", "2")  # the same database
     received = sink.wait_events(5)
     again = sink.requests[1]
     assert ids_of(again.json()) == ["k-0", "k-1"]  # the same events, with the same ids…

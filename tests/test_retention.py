@@ -125,8 +125,10 @@ class Gated:
 
     async def write(self, fn: Any, **kwargs: Any) -> Any:
         result = await self._db.write(fn, **kwargs)
-        if isinstance(fn, functools.partial) and fn.func is retention.prune_chunk:
-            self.chunks.append(result)
+        # The pruner writes each chunk under its lease: leases.fenced(…, work=prune_chunk) answers (held, chunk).
+        work = fn.keywords.get("work") if isinstance(fn, functools.partial) else None
+        if isinstance(work, functools.partial) and work.func is retention.prune_chunk:
+            self.chunks.append(result[1])
             if len(self.chunks) == 2:
                 await self._between()
         return result
@@ -146,7 +148,8 @@ def test_old_events_go_in_chunks_while_the_redirect_keeps_answering(make_app, db
         clicks_stored.append(query(db_path, "SELECT count(*) FROM events WHERE type = 'click'")[0][0])
 
     gated = Gated(app.app.state.db, redirect_between_chunks)
-    pruner = Pruner(gated, 0, keep_events_days=KEEP_DAYS)  # type: ignore[arg-type]
+    # The app's own lease keeper: its pruner took the retention lease at start-up, and one process's pruners share it.
+    pruner = Pruner(gated, 0, keep_events_days=KEEP_DAYS, keeper=app.app.state.leases)  # type: ignore[arg-type]
     total = app.run(pruner.prune_events)
 
     assert answers == [302]

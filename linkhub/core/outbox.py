@@ -340,14 +340,11 @@ def failed(conn: Connection, batch: Batch, error: str, delay_s: float) -> None:
     )
 
 
-def release_claims(conn: Connection, webhook_id: str | None = None) -> int:
-    """Rows left 'sending' (by a stopped or killed process, or a failed worker) go back to 'pending'."""
+def release_claims(conn: Connection, webhook_id: str) -> int:
+    """The webhook's rows left 'sending' (by a stopped or killed process, or a failed worker) go back to
+    'pending'. Only whoever holds the webhook's lease may call it (core/leases.py does): the rows may
+    be another live process's batch in flight otherwise."""
     # Written so that only the partial index of queued rows is read, never the delivered history.
-    if webhook_id is None:
-        return conn.execute(
-            "UPDATE outbox SET state = 'pending' WHERE id IN"
-            " (SELECT id FROM outbox WHERE state IN ('pending', 'sending') AND state = 'sending')"
-        ).rowcount
     return conn.execute(
         "UPDATE outbox SET state = 'pending' WHERE id IN (SELECT id FROM outbox WHERE webhook_id = ?"
         " AND state IN ('pending', 'sending') AND state = 'sending')",
@@ -363,6 +360,8 @@ def status(conn: Connection) -> list[dict[str, Any]]:
     the last successful delivery and when the next attempt is due, so a recovered queue reads as one."""
     report = []
     now = datetime.now(UTC)
+    # Who delivers each webhook now (several processes on one database): the lease's owner, if not released.
+    holders = dict(conn.execute("SELECT key, owner FROM leases WHERE kind = 'webhook' AND owner IS NOT NULL"))
     for hook in webhooks.list_for(conn):
         counts = dict(
             conn.execute(
@@ -401,6 +400,7 @@ def status(conn: Connection) -> list[dict[str, Any]]:
             "last_error": dict(last_error) if last_error else None,
             "last_success_at": last_success[0] if last_success else None,
             "next_attempt_at": next_due(conn, hook) if hook.status == "active" else None,
+            "held_by": holders.get(hook.id),
         })
     return report
 

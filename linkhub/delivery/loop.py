@@ -7,6 +7,11 @@ a slow, hung or failing receiver only ever holds its own worker. Limits:
 - at most GLOBAL_CONCURRENCY requests are in flight overall, over one shared connection pool.
 Every state change goes through the database writer before the next step, so a killed
 process resends at most the batches it had in flight (at-least-once, same event ids).
+
+Several processes may share the database: a webhook is delivered only by the process holding its
+lease (delivery/leases.py, core/leases.py), and every claim and outcome is written only while
+that process still holds it, in the same transaction. A worker that finds its lease taken over
+stops; the rows it had in flight were put back in the queue by the process that took it over.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from datetime import UTC, datetime
 
 import httpx
 
-from linkhub.core import formats, outbox, webhooks
+from linkhub.core import formats, leases, outbox, webhooks
+from linkhub.core.leases import Lease
 from linkhub.core.metrics import Metrics
 from linkhub.delivery import sender
-from linkhub.store import Connection, DatabaseClosed, Store
+from linkhub.delivery.leases import LeaseKeeper
+from linkhub.settings import Settings
+from linkhub.store import Connection, Store
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import plural
 
@@ -38,13 +46,22 @@ POLL_INTERVAL_S = 1.0
 MAX_RETRY_AFTER_S = 3600.0
 # How often queues of paused (inactive, disabled) webhooks are checked for expired rows.
 EXPIRY_INTERVAL_S = 10.0
+# The task lease under which one process at a time expires paused webhooks' rows.
+EXPIRY_TASK = "expire-paused"
+
+
+class LeaseLost(Exception):
+    """A fenced write found the webhook's lease held by another process (or another epoch) now."""
 
 
 class Deliverer:
-    def __init__(self, db: Store, metrics: Metrics, *, allow_private: bool) -> None:
+    def __init__(self, db: Store, metrics: Metrics, *, allow_private: bool, keeper: LeaseKeeper | None = None) -> None:
         self.db = db
         self.metrics = metrics
         self.allow_private = allow_private
+        # The process's leases; one of its own (started and stopped with it) when none is shared.
+        self._own_keeper = keeper is None
+        self.leases = keeper if keeper is not None else LeaseKeeper(db, length_s=Settings.lease_s)
         self.client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
         self._wakes = 0  # how many times wake() was called: tells a finished worker whether it may have missed rows
@@ -57,8 +74,11 @@ class Deliverer:
         self._releases: set[asyncio.Task[object]] = set()
 
     async def start(self, client: httpx.AsyncClient) -> None:
-        """Start delivering. Rows an earlier run left 'sending' must have been released (server.run does it)."""
+        """Start delivering: the webhooks whose leases this process takes (rows an earlier holder left
+        'sending' are put back in the queue as their lease is taken)."""
         self.client = client
+        if self._own_keeper:
+            self.leases.start()
         self._supervisor = asyncio.create_task(self._supervise(), name="linkhub-delivery")
 
     def wake(self) -> None:
@@ -72,11 +92,11 @@ class Deliverer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
-        # Batches cut off mid-flight were not confirmed: they go out again after restart.
-        try:
-            await self.db.write(outbox.release_claims)
-        except DatabaseClosed as exc:  # the writer has failed: `serve` releases them as it starts
-            log.error("claimed deliveries not released on the way out (%s)", exc)
+        # Batches cut off mid-flight were not confirmed: with the leases given up, they go out again
+        # from whichever process takes them (this one, restarted, or another). A shared keeper is
+        # stopped by its owner once everything working under its leases has stopped.
+        if self._own_keeper:
+            await self.leases.stop()
 
     async def _supervise(self) -> None:
         last_expiry = 0.0
@@ -86,11 +106,7 @@ class Deliverer:
                 if time.monotonic() - last_expiry >= EXPIRY_INTERVAL_S:
                     last_expiry = time.monotonic()
                     await self._expire_paused()
-                for webhook_id in outbox.webhooks_with_work(self.db.reader(), active=True):
-                    if webhook_id not in self._workers:
-                        task = asyncio.create_task(self._work(webhook_id), name=f"linkhub-delivery-{webhook_id}")
-                        self._workers[webhook_id] = task
-                        task.add_done_callback(functools.partial(self._worker_done, webhook_id, self._wakes))
+                await self._start_workers()
             except Exception:
                 log.exception("delivery supervisor pass failed; retrying")
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
@@ -101,13 +117,43 @@ class Deliverer:
             except TimeoutError:
                 pass
 
-    def _worker_done(self, webhook_id: str, wakes_at_start: int, task: asyncio.Task[None]) -> None:
-        self._workers.pop(webhook_id, None)
+    async def _start_workers(self) -> None:
+        """A worker for each webhook with queued rows whose lease this process holds or can take now."""
+        reader = self.db.reader()
+        waiting = [webhook_id for webhook_id in outbox.webhooks_with_work(reader, active=True)
+                   if webhook_id not in self._workers]
+        if not waiting:
+            return
+        # Read first, so that webhooks other processes hold cost no write each pass.
+        holders = leases.holders(reader, leases.WEBHOOK)
+        takeable = [webhook_id for webhook_id in waiting if self.leases.held(leases.WEBHOOK, webhook_id) is None
+                    and (webhook_id not in holders or holders[webhook_id].takeable)]
+        if takeable:
+            await self.leases.acquire(leases.WEBHOOK, takeable)
+        for webhook_id in waiting:
+            lease = self.leases.held(leases.WEBHOOK, webhook_id)
+            if lease is None or webhook_id in self._workers:
+                continue
+            task = asyncio.create_task(self._work(webhook_id, lease), name=f"linkhub-delivery-{webhook_id}")
+            self._workers[webhook_id] = task
+            self.leases.on_lost(lease, self._stop_worker)
+            task.add_done_callback(functools.partial(self._worker_done, webhook_id, lease, self._wakes))
+
+    def _stop_worker(self, lease: Lease) -> None:
+        """The webhook's lease was taken over: whatever its worker is sending now, its outcome will not count."""
+        task = self._workers.get(lease.key)
+        if task is not None:
+            task.cancel()
+
+    def _worker_done(self, webhook_id: str, lease: Lease, wakes_at_start: int, task: asyncio.Task[None]) -> None:
+        if self._workers.get(webhook_id) is task:
+            del self._workers[webhook_id]
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for %s failed: %r", webhook_id, task.exception())
-            # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until restart.
-            release = asyncio.create_task(
-                self.db.write(functools.partial(outbox.release_claims, webhook_id=webhook_id)))
+            # Its claimed rows would otherwise stay 'sending' (and block an ordered queue) until the
+            # lease changes hands; only if this process still holds it, or they may be another's.
+            release = asyncio.create_task(self.db.write(functools.partial(
+                leases.release_claims, lease=lease, length_s=self.leases.length_s)))
             self._releases.add(release)
             release.add_done_callback(self._releases.discard)
         elif self._wakes != wakes_at_start:
@@ -118,26 +164,51 @@ class Deliverer:
             self._wake.set()
 
     async def _expire_paused(self) -> None:
-        """Queued rows of inactive or disabled webhooks still expire (their workers do it for active ones)."""
-        for webhook_id in outbox.webhooks_with_work(self.db.reader(), active=False):
+        """Queued rows of inactive or disabled webhooks still expire (their workers do it for active ones):
+        by one process at a time, the holder of the task's lease."""
+        paused = outbox.webhooks_with_work(self.db.reader(), active=False)
+        if not paused:
+            return
+        lease = await self.leases.acquire_task(EXPIRY_TASK)
+        if lease is None:
+            return
+        for webhook_id in paused:
             hook = webhooks.get(self.db.reader(), webhook_id)
-            if hook is not None:
-                await self.db.write(functools.partial(outbox.expire, hook=hook))
+            if hook is not None and not await self.db.write(functools.partial(
+                    _expire_fenced, lease=lease, length_s=self.leases.length_s, hook=hook)):
+                self.leases.lost(lease)
+                return
 
-    async def _work(self, webhook_id: str) -> None:
-        """Deliver one webhook's queue until it is empty, the webhook stops being active, or nothing is due."""
+    async def _work(self, webhook_id: str, lease: Lease) -> None:
+        """Deliver one webhook's queue until it is empty, the webhook stops being active, or nothing is due;
+        then give its lease up if its queue is empty. Stops at once if the lease turns out to be lost."""
+        idle = False
+        try:
+            idle = await self._deliver(webhook_id, lease)
+        except* LeaseLost:
+            self.leases.lost(lease)
+        if idle and not await self.leases.release(lease, only_if_idle=True) and self.leases.held(
+                leases.WEBHOOK, webhook_id) == lease:
+            # Rows arrived after the queue was found empty (another process may have stored them,
+            # and woke only itself): the lease is kept, and the supervisor looks again now.
+            self._wake.set()
+
+    async def _deliver(self, webhook_id: str, lease: Lease) -> bool:
+        """True if it stopped with nothing left in the queue (or no webhook, or one paused), so the lease
+        may be given up; False if retries wait (the lease is kept: giving it up and taking it again at
+        every poll would cost writes for nothing)."""
         while True:
             hook = webhooks.get(self.db.reader(), webhook_id)
             if hook is None or hook.status != "active":
-                return
+                return True
             due = outbox.next_due(self.db.reader(), hook)
-            if due is None:
-                return
+            if due is None:  # the queue is empty: every lane has ended, so no row of it is 'sending'
+                return True
             wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 # Retries are not due yet; the supervisor brings this webhook back when they are.
                 if wait > POLL_INTERVAL_S:
-                    return
+                    return False
                 await asyncio.sleep(wait)
                 continue
             lanes = 1 if hook.ordered else PER_WEBHOOK_CONCURRENCY
@@ -147,9 +218,9 @@ class Deliverer:
             # pass starts lanes for the webhook as it is then (ordered or not).
             async with asyncio.TaskGroup() as group:
                 for _ in range(lanes):
-                    group.create_task(self._lane(webhook_id, ordered=hook.ordered))
+                    group.create_task(self._lane(webhook_id, lease, ordered=hook.ordered))
 
-    async def _lane(self, webhook_id: str, *, ordered: bool) -> None:
+    async def _lane(self, webhook_id: str, lease: Lease, *, ordered: bool) -> None:
         """Claim and send batches one after another while the webhook is active and has due rows.
 
         Recording a batch's outcome and claiming the next one share one write, so a busy
@@ -163,8 +234,9 @@ class Deliverer:
         has, the worker starts the lanes the new mode allows. Switched to ordered, no batch is
         sent until every batch of the unordered lanes has been answered, and then one at a time.
         """
-        batch = self._filtered(await self.db.write(functools.partial(outbox.claim, webhook_id=webhook_id,
-                                                                     ordered=ordered)))
+        length_s = self.leases.length_s
+        batch = self._filtered(await self.db.write(functools.partial(
+            _claim_fenced, lease=lease, length_s=length_s, webhook_id=webhook_id, ordered=ordered)))
         while batch is not None:
             sendable, body, poisoned = _render(batch)
             result: sender.Outcome | None = None
@@ -172,11 +244,15 @@ class Deliverer:
             if sendable is not None:  # None: every event of the batch was set aside
                 result, attempted_at = await self._send_counted(sendable, body)
             batch = self._filtered(await self.db.write(functools.partial(
-                _record_then_claim, webhook_id=webhook_id, batch=sendable, poisoned=poisoned, result=result,
-                attempted_at=attempted_at, ordered=ordered)))
+                _record_then_claim, lease=lease, length_s=length_s, webhook_id=webhook_id, batch=sendable,
+                poisoned=poisoned, result=result, attempted_at=attempted_at, ordered=ordered)))
 
-    def _filtered(self, claimed: outbox.Claim) -> outbox.Batch | None:
-        """The claimed batch, once the clicks the claim took out (committed by now) are counted."""
+    def _filtered(self, claimed: outbox.Claim | None) -> outbox.Batch | None:
+        """The claimed batch, once the clicks the claim took out (committed by now) are counted.
+
+        None for `claimed`: the write found the lease lost, and wrote nothing."""
+        if claimed is None:
+            raise LeaseLost
         for verdict in claimed.filtered:
             self.metrics.inc("linkhub_webhook_clicks_filtered_total", verdict=verdict)
         return claimed.batch
@@ -242,11 +318,33 @@ def _render(batch: outbox.Batch) -> tuple[outbox.Batch | None, bytes, list[tuple
     return sendable, formats.join(parts), poisoned
 
 
-def _record_then_claim(conn: Connection, *, webhook_id: str, batch: outbox.Batch | None,
-                       poisoned: list[tuple[int, str]], result: sender.Outcome | None, attempted_at: str,
-                       ordered: bool) -> outbox.Claim:
+def _claim_fenced(conn: Connection, *, lease: Lease, length_s: float, webhook_id: str,
+                  ordered: bool) -> outbox.Claim | None:
+    """`outbox.claim`, if `lease` still holds the webhook (None, and nothing claimed, if not)."""
+    if not leases.hold(conn, lease, length_s):
+        return None
+    return outbox.claim(conn, webhook_id, ordered=ordered)
+
+
+def _expire_fenced(conn: Connection, *, lease: Lease, length_s: float, hook: webhooks.Webhook) -> bool:
+    """`outbox.expire` for a paused webhook, if `lease` (the task's) is still held; False if not."""
+    if not leases.hold(conn, lease, length_s):
+        return False
+    outbox.expire(conn, hook)
+    return True
+
+
+def _record_then_claim(conn: Connection, *, lease: Lease, length_s: float, webhook_id: str,
+                       batch: outbox.Batch | None, poisoned: list[tuple[int, str]], result: sender.Outcome | None,
+                       attempted_at: str, ordered: bool) -> outbox.Claim | None:
     """Record the outcome of one POST (and the events set aside before it); after a success, or when
-    nothing was left to send, claim the webhook's next batch (same transaction)."""
+    nothing was left to send, claim the webhook's next batch (same transaction).
+
+    Only if `lease` still holds the webhook: a process that lost it (it froze, and another took the
+    webhook over and put its rows back in the queue) records nothing, and hears None.
+    """
+    if not leases.hold(conn, lease, length_s):
+        return None
     if poisoned:
         outbox.set_aside(conn, poisoned)
         log.warning("webhook %s: %s set aside as dead: %s", webhook_id, plural(len(poisoned), "event"), poisoned[0][1])

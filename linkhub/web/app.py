@@ -97,9 +97,10 @@ class LinkhubApp:
         state = self.state
         state.db.start()
         state.http = sender.new_client()
+        state.leases.start()
         await state.deliverer.start(state.http)
         self._pruner = Pruner(state.db, state.settings.keep_deliveries_days,
-                              keep_events_days=state.settings.keep_events_days)
+                              keep_events_days=state.settings.keep_events_days, keeper=state.leases)
         self._pruner.start()
         try:
             yield
@@ -108,7 +109,8 @@ class LinkhubApp:
             await self.close()
 
     async def close(self) -> None:
-        """Stop deliveries (unconfirmed batches go back to the queue), then commit whatever the requests queued.
+        """Stop deliveries (this process's unconfirmed batches go back to the queue, its leases are given
+        up), then commit whatever the requests queued.
 
         It runs once: from the lifespan, or from `serve` when Hypercorn cannot finish closing its
         connections in time; a second call waits for the first.
@@ -123,6 +125,8 @@ class LinkhubApp:
             return  # the lifespan never started: nothing runs, nothing is queued
         await self._pruner.stop()
         await state.deliverer.stop()
+        # Nothing works under the leases now: give them up, with this process's rows in flight only.
+        await state.leases.stop()
         await state.http.aclose()
         await state.db.close()
         log.info("database writer drained and closed")

@@ -19,7 +19,7 @@ from pathlib import Path
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from linkhub.core import outbox, useragent
+from linkhub.core import useragent
 from linkhub.core.classify import agents
 from linkhub.core.classify import data as classify_data
 from linkhub.settings import Settings
@@ -57,7 +57,7 @@ class StartupError(Exception):
     """`linkhub serve` cannot start; the message says why in one line, for stderr."""
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     # A name is resolved to its IPv4 address, as an IPv6 one is written with colons; '' is every interface.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -69,9 +69,12 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # --workers: each worker listens on a socket of its own, on the same port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         # Listening before Hypercorn starts means early connections wait in the backlog, not fail.
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
     except OSError as exc:
         sock.close()
         raise StartupError(_bind_failure(host, port, exc)) from None
@@ -109,6 +112,11 @@ def run(settings: Settings) -> None:
     _prepare_database(settings.db)
     _warn_if_readable_by_others(settings.db)
     _warn_if_classifier_data_is_old(datetime.now(UTC).date())
+    if settings.workers > 1:
+        from linkhub.web import workers  # here: it imports this module
+
+        workers.run(settings)
+        return
 
     sock = _bind(settings.host, settings.port)
     if settings.port == 0:  # let the OS choose; short links must still name the real port
@@ -135,17 +143,18 @@ def run(settings: Settings) -> None:
 
 
 def _prepare_database(path: Path) -> None:
-    """Migrate the database and requeue interrupted batches, or say in one line why it cannot be used."""
+    """Migrate the database, or say in one line why it cannot be used.
+
+    Batches a killed process had in flight are not touched here: another process may be serving on
+    the same file (a restart that overlaps the old process, `--workers`, a second server). They go
+    back to the queue when their webhook's lease is taken over, once the dead holder's has expired.
+    """
     _check_database_path(path)
     try:
         conn = connect(path)
         try:
             for change in schema.migrate(conn):
                 log.info("schema: %s", change)
-            # Batches a killed process had in flight were never confirmed: send them again.
-            released = outbox.release_claims(conn)
-            if released:
-                log.info("%d outbox rows of an interrupted run will be sent again", released)
         finally:
             conn.close()
     except StoreError as exc:

@@ -10,6 +10,7 @@ from linkhub.core.classify.networks import Networks
 from linkhub.core.clicks import Clicks
 from linkhub.core.metrics import Metrics
 from linkhub.core.opens import Opens
+from linkhub.delivery.leases import LeaseKeeper
 from linkhub.delivery.loop import Deliverer
 from linkhub.services.outreach import FilterThreads
 from linkhub.settings import Settings
@@ -23,6 +24,8 @@ class State:
     metrics: Metrics = field(default_factory=Metrics)
     # The one outbound connection pool (deliveries and verify calls); open while the app runs.
     http: httpx.AsyncClient | None = None
+    # This process's leases (webhooks' deliveries, periodic tasks), shared by the deliverer and the pruner.
+    leases: LeaseKeeper = field(init=False)
     deliverer: Deliverer = field(init=False)
     filters: FilterThreads = field(default_factory=FilterThreads)
     # The scanner and crawler networks clicks are checked against: shipped, plus --scanner-networks.
@@ -39,4 +42,6 @@ class State:
                              anonymize_ip=self.settings.anonymize_ip,
                              keep_user_agent=not self.settings.no_user_agent)
         self.opens = Opens(self.clicks, settle_s=self.settings.classify_settle_s)
-        self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)
+        self.leases = LeaseKeeper(self.db, length_s=self.settings.lease_s)
+        self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets,
+                                   keeper=self.leases)
