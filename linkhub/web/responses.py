@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -23,7 +23,13 @@ _encode = msgspec.json.Encoder().encode
 
 
 class JSON(Response):
+    """A JSON answer; `value` keeps what it was made from, so the contract can check its type (web/contract.py)."""
+
     media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.value = content
+        super().__init__(content, status_code, headers)
 
     def render(self, content: Any) -> bytes:
         return _encode(content)
