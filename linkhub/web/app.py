@@ -71,8 +71,9 @@ _REDIRECT_ANSWERS = {
     302: Answer("the link's target, in `Location`; the click is recorded (GET and HEAD alike)", media_type=None,
                 headers={"Location": "the link's target URL"}),
     404: Answer("no such link", media_type="text/html", schema=_PAGE),
-    503: Answer("the link could not be looked up, or the server is shutting down (then a JSON `unavailable`)",
-                media_type="text/html", schema=_PAGE, headers={"Retry-After": "seconds: 1"}),
+    503: Answer("the link could not be looked up (a page), or the server is shutting down (JSON `unavailable`)",
+                media_type="text/html", schema=_PAGE, headers={"Retry-After": "seconds: 1"},
+                also={"application/json": errors.ErrorOut}),
 }
 
 # Every HTTP route of the app. Starlette's routes are made from it (`contract.routes`) and so is

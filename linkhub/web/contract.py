@@ -76,6 +76,12 @@ class Answer:
     media_type: str | None = "application/json"
     schema: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)  # name → what it says
+    # Other media types the same status may come as, each with its msgspec type (a JSON refusal
+    # where the answer is otherwise a page).
+    also: Mapping[str, Any] = field(default_factory=dict)
+
+    def types(self) -> list[Any]:
+        return [kind for kind in (self.type, *self.also.values()) if kind is not None]
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,7 @@ def document(operations: Sequence[Operation], *, title: str, version: str, descr
     for operation in operations:
         if operation.body is not None:
             types.append(operation.body)
-        types.extend(answer.type for answer in operation.all_answers().values() if answer.type is not None)
+        types.extend(kind for answer in operation.all_answers().values() for kind in answer.types())
     unique = list({_key(kind): kind for kind in types}.values())
     schemas, components = msgspec.json.schema_components(unique, ref_template=REF)
     schema_of = {_key(kind): schema for kind, schema in zip(unique, schemas, strict=True)}
@@ -259,4 +265,6 @@ def _answer(answer: Answer, schema_of: dict[str, Any]) -> dict[str, Any]:
     if answer.media_type is not None:
         schema = schema_of[_key(answer.type)] if answer.type is not None else dict(answer.schema or {})
         doc["content"] = {answer.media_type: {"schema": schema}}
+    for media_type, kind in answer.also.items():
+        doc.setdefault("content", {})[media_type] = {"schema": schema_of[_key(kind)]}
     return doc

@@ -17,7 +17,7 @@ from linkhub.services.events import ingest as ingest_events
 from linkhub.util import ids, jsondepth
 from linkhub.util.times import now_rfc3339, parse_rfc3339, to_rfc3339
 from linkhub.web.contract import BEARER, Answer, Operation, Param
-from linkhub.web.responses import JSON, InvalidParameter, int_param, read_body, time_param, validation_error
+from linkhub.web.responses import JSON, InvalidParameter, Time, int_param, read_body, time_param, validation_error
 from linkhub.web.state import State
 
 MAX_EVENTS = 1000
@@ -27,15 +27,17 @@ INLINE_PARSE_BYTES = 256 * 1024
 
 Text = Annotated[str, msgspec.Meta(max_length=2048)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# For the document: what _check asks of the field (msgspec does not check formats).
+Email = Annotated[str, msgspec.Meta(max_length=2048, extra_json_schema={"format": "email"})]
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     """An event in linkhub's native schema, as a sender posts it."""
 
     type: events.EventType
-    occurred_at: str
+    occurred_at: Time
     id: Id | None = None
-    email: Text | None = None
+    email: Email | None = None
     recipient_id: Id | None = None
     mailing_id: Id | None = None
     message_id: Id | None = None
@@ -43,7 +45,10 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     details: dict[str, Any] = {}
 
 
-BatchIn = Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
+# An event names its recipient by one of email or recipient_id (_check refuses neither): said in the document too.
+_NAMED = {"anyOf": [{"properties": {name: {"type": "string"}}, "required": [name]} for name in ("email", "recipient_id")]}
+BatchIn = Annotated[list[Annotated[EventIn, msgspec.Meta(extra_json_schema=_NAMED)]],
+                    msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
 _decode_batch = msgspec.json.Decoder(BatchIn).decode
 
 
@@ -184,7 +189,6 @@ async def list_events(request: Request, state: State, account: Account) -> Respo
                           next_cursor=None if page.next_cursor is None else str(page.next_cursor)))
 
 
-Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 Cursor = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,19}$")]
 
 operations = [

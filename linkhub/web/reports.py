@@ -13,7 +13,7 @@ from starlette.responses import Response
 from linkhub.core.accounts import Account
 from linkhub.services import reports
 from linkhub.web.contract import BEARER, Answer, Operation, Param
-from linkhub.web.responses import JSON, int_param, time_param
+from linkhub.web.responses import JSON, Time, int_param, time_param
 from linkhub.web.state import State
 
 DEFAULT_MAILINGS = 100
@@ -104,7 +104,6 @@ async def mailing_links(request: Request, state: State, account: Account) -> Res
     return JSON(MailingLinksOut(mailing_id=mailing_id, links=_rows(page.rows, LinkStatsOut)))
 
 
-Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 _MAILING = Param("mailing_id", where="path")
 _NO_MAILING = "the account has no such mailing (`not_found`)"
 
