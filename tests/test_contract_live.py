@@ -172,7 +172,7 @@ def test_every_answer_conforms_to_the_document(contract: Any, live: Live, sessio
     refused_only = sorted(set(live.seen) - succeeded)
     assert set(live.seen) == {operation.label for operation in operations}
     # (The pinned webhook is active, so its DELETE is refused; a generated one is 404.)
-    assert set(refused_only) <= {"DELETE /v1/webhooks/{webhook_id}"}, {label: live.seen[label] for label in refused_only}
+    assert set(refused_only) <= {"DELETE /v1/webhooks/{webhook_id}"}, {name: live.seen[name] for name in refused_only}
 
 
 def test_the_live_document_is_the_one_the_app_makes(live: Live) -> None:

@@ -46,7 +46,8 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # An event names its recipient by one of email or recipient_id (_check refuses neither): said in the document too.
-_NAMED = {"anyOf": [{"properties": {name: {"type": "string"}}, "required": [name]} for name in ("email", "recipient_id")]}
+_NAMED = {"anyOf": [{"properties": {name: {"type": "string"}}, "required": [name]}
+                    for name in ("email", "recipient_id")]}
 BatchIn = Annotated[list[Annotated[EventIn, msgspec.Meta(extra_json_schema=_NAMED)]],
                     msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
 _decode_batch = msgspec.json.Decoder(BatchIn).decode
