@@ -12,8 +12,8 @@ ASGI, for speed): its operation has no handler and is in the document only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +27,6 @@ from starlette.routing import Route
 from linkhub.web.auth import authenticated
 from linkhub.web.errors import ErrorOut
 from linkhub.web.responses import accepts, route
-
-log = logging.getLogger("linkhub.app")
 
 # The security schemes of the document, by the names operations use in `security`.
 BEARER = "bearer"
@@ -125,7 +123,10 @@ class Operation:
         found = dict(self.answers)
 
         def refusal(status: int, when: str) -> None:
-            if status in found:
+            if status in found:  # another reason for the same refusal: both are said
+                if found[status].type is ErrorOut and when not in found[status].description:
+                    found[status] = dataclasses.replace(found[status],
+                                                        description=f"{found[status].description}; {when}")
                 return
             headers: dict[str, str] = {}
             if status == 401 and BEARER in self.security:
@@ -137,7 +138,7 @@ class Operation:
         for status, when in self.errors.items():
             refusal(status, when)
         if self.body is not None:
-            refusal(400, "the body is not JSON (`malformed_json`), nests too deep (`too_deep`) or has the wrong shape")
+            refusal(400, "the body is not JSON (`malformed_json`) or nests too deep (`too_deep`)")
             refusal(408, "the body did not arrive in time (`body_timeout`); the connection is closed")
             refusal(413, "the body is over this endpoint's limit (`body_too_large`)")
         if self.strict_query and self.handler is not None:

@@ -76,7 +76,8 @@ operations = [
         "outreach", replace_links, body=outreach.Payload, security=[OUTREACH_SIGNATURE], strict_query=False,
         params=[Param("account_id", where="path")],
         answers={200: Answer("the short links", LinksOut)},
-        errors={401: "unknown account, or a missing or wrong `Outreach-Webhook-Signature` (`unauthorized`)",
+        errors={400: "the body is JSON of the wrong shape (`invalid_body`, with `path`)",
+                401: "unknown account, or a missing or wrong `Outreach-Webhook-Signature` (`unauthorized`)",
                 503: f"no answer within {ANSWER_DEADLINE_S:g} s (Outreach then keeps the original links), "
                      "or the database did not answer (`unavailable`)"},
     ),

@@ -66,7 +66,7 @@ operations = [
         params=[Param("email", description="the address (any case); or recipient_id"),
                 Param("recipient_id"), Param("dry_run", Flag, description="say what would be erased, erase nothing")],
         answers={200: Answer("the erasure's receipt", ErasedOut)},
-        errors={400: "neither email nor recipient_id (`missing_parameter`), or an unknown or repeated parameter",
+        errors={400: "neither email nor recipient_id (`missing_parameter`)",
                 422: "both given, an email that is not an address, or a bad dry_run (`invalid_parameter`)"},
     ),
 ]
