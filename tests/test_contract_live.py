@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from linkhub.store import connect
 from linkhub.store.schema import migrate
+from linkhub.web.app import openapi_document
 
 from conftest import Account, create_account, outreach_body, post_links
 from servers import Server, start_server
@@ -178,8 +179,6 @@ def test_every_answer_conforms_to_the_document(contract: Any, live: Live, sessio
 
 def test_the_live_document_is_the_one_the_app_makes(live: Live) -> None:
     """What the server answers is the registry's document (no copy kept anywhere to go stale)."""
-    from linkhub.web.app import openapi_document
-
     with live.server.client() as client:
         answer = client.get("/v1/openapi.json")
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
