@@ -131,6 +131,21 @@ def test_the_security_schemes() -> None:
     assert "security" not in doc["paths"]["/healthz"]["get"]
 
 
+def test_optional_credentials_are_said_so() -> None:
+    async def hello(request: Request) -> Response:
+        return JSON(PingOut(pong=True))
+
+    optional = contract.Operation("post", "/in/{token}", "in", "test", hello,
+                                  security=[contract.BASIC, contract.ANONYMOUS],
+                                  params=[contract.Param("token", where="path")],
+                                  answers={200: contract.Answer("pong", PingOut)})
+    doc = contract.document([optional], title="t", version="1")
+    validate(doc)
+    operation = doc["paths"]["/in/{token}"]["post"]
+    assert operation["security"] == [{"basic": []}, {}]
+    assert "401" in operation["responses"]
+
+
 def test_every_error_answer_is_the_one_error_body() -> None:
     doc = document()
     for path, methods in doc["paths"].items():

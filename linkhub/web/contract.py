@@ -32,6 +32,8 @@ from linkhub.web.responses import accepts, route
 BEARER = "bearer"
 OUTREACH_SIGNATURE = "outreach_signature"
 BASIC = "basic"
+# In `security` beside another scheme: that scheme is optional (an endpoint created with or without Basic credentials).
+ANONYMOUS = "anonymous"
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     BEARER: {
         "type": "http", "scheme": "bearer", "bearerFormat": "lhk_ API key",
@@ -144,7 +146,7 @@ class Operation:
         if self.strict_query and self.handler is not None:
             refusal(400, "a query parameter this operation does not take, or one given twice "
                          "(`unknown_parameter`, `repeated_parameter`)")
-        if self.security:
+        if set(self.security) - {ANONYMOUS}:
             refusal(401, "missing or invalid credentials (`unauthorized`)")
         if self.handler is not None:
             refusal(500, "an unexpected failure, logged by the server (`internal_error`)")
@@ -243,9 +245,9 @@ def _operation(operation: Operation, schema_of: dict[str, Any]) -> dict[str, Any
                               "content": {"application/json": {"schema": schema_of[_key(operation.body)]}}}
     doc["responses"] = {str(status): _answer(answer, schema_of)
                         for status, answer in operation.all_answers().items()}
-    # No `security` key: open to anyone. Several schemes: any one of them will do.
+    # No `security` key: open to anyone. Several schemes: any one of them will do ({}: none at all).
     if operation.security:
-        doc["security"] = [{name: []} for name in operation.security]
+        doc["security"] = [{} if name == ANONYMOUS else {name: []} for name in operation.security]
     return doc
 
 
