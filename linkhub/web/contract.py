@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from linkhub.web.auth import authenticated
+from linkhub.web.auth import AUTHENTICATED, authenticated
 from linkhub.web.errors import ErrorOut
 from linkhub.web.responses import accepts, route
 
@@ -182,6 +182,8 @@ def endpoint_of(operation: Operation) -> Handler:
     """The operation's handler as Starlette calls it: authenticated, its query checked, its answer too."""
     assert operation.handler is not None, f"{operation.name} is answered outside Starlette"
     handler = operation.handler
+    assert handler not in AUTHENTICATED, (f"{operation.name}: register the handler itself, not its @authenticated "
+                                          "endpoint: security=[BEARER] authenticates it")
     if operation.strict_query:
         handler = accepts(*(p.name for p in operation.params if p.where == "query"))(handler)
     if BEARER in operation.security:
