@@ -82,7 +82,7 @@ def test_pending_migrations_fail_the_check_and_are_not_applied(tmp_path):
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["schema"]["version"] is None
-    assert len(report["schema"]["pending"]) == LATEST
+    assert len(report["schema"]["pending"]) == len(schema.available())  # every one (their numbers may have gaps)
     assert any("linkhub migrate" in problem for problem in report["problems"])
     assert digest(path) == before  # read-only: nothing migrated, nothing written
 

@@ -61,6 +61,7 @@ def test_a_real_run_stores_the_new_verdicts_and_records_each_change_once(make_ap
     assert re.search(rf"^{first}\s+scanner\s+{people}$", ran.stdout, re.MULTILINE), ran.stdout
     assert "4 clicks judged again" in ran.stdout
     assert stored(db_path) == ["scanner"] * 4
+    assert [row[0] for row in query(db_path, "SELECT verdict FROM events WHERE type = 'click'")] == ["scanner"] * 4
     changes = [dict(row) for row in query(db_path, "SELECT * FROM verdict_changes ORDER BY id")]
     assert len(changes) == people
     change = changes[0]

@@ -66,6 +66,11 @@ def test_a_burst_turns_its_first_click_into_a_scanner_and_records_the_change(mak
     assert "burst" in [reason["code"] for reason in json.loads(change["reasons"])]
     # Every change is one of a click, old -> new, and the click holds the newest.
     assert all(row["old_verdict"] != row["new_verdict"] for row in changes)
+    # The verdict column the reports read changed with it.
+    assert [row[0] for row in query(db_path, "SELECT verdict FROM events WHERE recipient_id = 'p-burst'")] == [
+        "scanner"] * 4
+    mailing = query(db_path, "SELECT people_clicks, machine_clicks FROM mailing_stats")
+    assert [tuple(row) for row in mailing] == [(0, 4)]
 
 
 def test_a_person_clicking_one_link_of_the_same_email_elsewhere_is_not_changed(make_app, db_path):

@@ -75,6 +75,8 @@ def expected(db_path: Path, account_id: str, emails: list[str], ids: list[str]) 
                                  args)[0][0],
         "links_kept": linked - deleted,
         "links_deleted": deleted,
+        "pixels": query(db_path, f"SELECT count(*) FROM pixels WHERE {person} AND erased_at IS NULL", args)[0][0],
+        "inbound_rejects": 0,
     }
 
 

@@ -158,6 +158,8 @@ def expected_mailings(events: list[dict[str, Any]], links: list[dict[str, Any]])
                          | {who(e["email"], e["recipient_id"]) for e in mine if e["type"] == "sent"})
         people_times = [e["occurred_at"] for e in mine if people(e)]
         times = [e["occurred_at"] for e in mine] or [link["created_at"] for link in minted]
+        # When it began: its first link or event, whichever is earlier.
+        began = min([e["occurred_at"] for e in mine] + [link["created_at"] for link in minted])
         unique_people = unique(people)
         rows.append({
             "account_id": account_id, "mailing_id": mailing_id, "recipients": recipients,
@@ -170,7 +172,7 @@ def expected_mailings(events: list[dict[str, Any]], links: list[dict[str, Any]])
             "people_clicks": count(people), "unique_people_clicks": unique_people, "machine_clicks": count(machine),
             "unsubscribes": count(of("unsubscribe")), "spam_complaints": count(of("spamcomplaint")),
             "first_click_at": min(people_times, default=None), "last_click_at": max(people_times, default=None),
-            "first_at": min(times), "last_at": max(times),
+            "first_at": began, "last_at": max(times),
             "click_through_rate": unique_people / recipients if recipients else None,
         })
     return sorted(rows, key=lambda row: (row["account_id"], row["mailing_id"]))
@@ -289,7 +291,7 @@ def test_one_mailing_and_one_recipient_are_read_through_indexes(built, db_path):
     person = plan("SELECT * FROM recipient_activity WHERE account_id = ? AND recipient = ?", "a", "x")
     for text in (mailing, links, person):
         assert not scans(text), text
-    assert "events_by_mailing (account_id=? AND mailing_id=?)" in mailing
+    assert "events_by_mailing (mailing_id=? AND account_id=?)" in mailing
     assert "links_by_recipient (account_id=? AND mailing_id=?)" in mailing
     assert "events_by_recipient" in person
 
@@ -343,12 +345,21 @@ def test_report_mailings_is_newest_first_bounded_and_filtered(built, db_path):
     document = json.loads(ran.stdout)
     assert [m["mailing_id"] for m in document["mailings"]][:1] == ["m-3"]  # minted last, today
     firsts = [m["first_at"] for m in document["mailings"]]
-    assert firsts == sorted(firsts, reverse=True) and document["more"] is False
+    assert firsts == sorted(firsts, reverse=True) and document["next_cursor"] is None
     assert {m["mailing_id"] for m in document["mailings"]} == {"m-1", "m-2", "m-3"}
 
     ran = report(db_path, "mailings", "--account", a, "--limit", "1", "--json")
-    assert len(json.loads(ran.stdout)["mailings"]) == 1 and json.loads(ran.stdout)["more"] is True
-    assert "--limit" in ran.stderr
+    first = json.loads(ran.stdout)
+    assert len(first["mailings"]) == 1 and first["next_cursor"]
+    assert f"--cursor {first['next_cursor']}" in ran.stderr
+    # Page by page with the cursor: every mailing once, in the same order as one page.
+    seen, cursor = list(first["mailings"]), first["next_cursor"]
+    while cursor:
+        page = json.loads(report(db_path, "mailings", "--account", a, "--limit", "1", "--cursor", cursor,
+                                 "--json").stdout)
+        seen += page["mailings"]
+        cursor = page["next_cursor"]
+    assert seen == document["mailings"]
 
     window = report(db_path, "mailings", "--account", a, "--since", "2026-11-03", "--until", "2026-11-06", "--json")
     assert [m["mailing_id"] for m in json.loads(window.stdout)["mailings"]] == ["m-2"]
@@ -452,10 +463,10 @@ def test_the_reports_over_http_are_the_views_rows_of_the_key_s_account(built, db
         assert listed.status_code == 200
         page = listed.json()
         assert len(page["mailings"]) == 2 and {row["account_id"] for row in page["mailings"]} == {a.id}
-        assert page["next_until"] == page["mailings"][-1]["first_at"]
-        rest = client.get("/v1/reports/mailings", headers=bearer(a), params={"until": page["next_until"]}).json()
+        assert page["next_cursor"]
+        rest = client.get("/v1/reports/mailings", headers=bearer(a), params={"cursor": page["next_cursor"]}).json()
         seen = [row["mailing_id"] for row in page["mailings"] + rest["mailings"]]
-        assert sorted(seen) == ["m-1", "m-2", "m-3"] and rest["next_until"] is None
+        assert sorted(seen) == ["m-1", "m-2", "m-3"] and rest["next_cursor"] is None
 
         link_rows = client.get("/v1/reports/mailings/m-1/links", headers=bearer(a)).json()["links"]
         expected_rows = [row for row in view(db_path, "link_stats", "account_id, mailing_id, original_url")

@@ -16,7 +16,9 @@ from linkhub.util.wording import plural
 _OPTION_OF_FIELD = {"email": "--email", "recipient_id": "--recipient-id"}
 _LABELS = [("events", "events (all types)"), ("clicks", "  of which clicks"), ("outbox", "outbox rows"),
            ("verdict_changes", "verdict changes"), ("links_kept", "links kept redirecting, anonymised"),
-           ("links_deleted", "links deleted (their URL held the address)")]
+           ("links_deleted", "links deleted (their URL held the address)"),
+           ("pixels", "open pixels kept answering, anonymised"),
+           ("inbound_rejects", "items inbound endpoints rejected that named them")]
 
 
 @click.command("erase")

@@ -17,6 +17,8 @@ from linkhub.cli.datasette import datasette_config
 from linkhub.cli.erase import erase_command
 from linkhub.cli.events import events_group
 from linkhub.cli.filter import filter_group
+from linkhub.cli.inbound import inbound_group
+from linkhub.cli.links import links_group
 from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
 from linkhub.cli.webhooks import webhooks_group
@@ -85,6 +87,8 @@ cli.add_command(datasette_config)
 cli.add_command(clicks_group)
 cli.add_command(events_group)
 cli.add_command(filter_group)
+cli.add_command(links_group)
+cli.add_command(inbound_group)
 cli.add_command(outbox_group)
 cli.add_command(report_group)
 cli.add_command(webhooks_group)

@@ -111,18 +111,20 @@ def report_group() -> None:
 @click.option("--until", default=None, help="Mailings that began before this RFC 3339 time (or date, UTC).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=DEFAULT_LIMIT, show_default=True,
               help="At most this many mailings, newest first.")
+@click.option("--cursor", default=None, metavar="CURSOR",
+              help="Start after the page that printed this cursor (its next page).")
 @report_options
-def report_mailings(since: str | None, until: str | None, limit: int, account_id: str | None, as_csv: bool,
-                    as_json: bool, db: Path) -> None:
-    """Every mailing's numbers, newest first (by first activity)."""
+def report_mailings(since: str | None, until: str | None, limit: int, cursor: str | None, account_id: str | None,
+                    as_csv: bool, as_json: bool, db: Path) -> None:
+    """Every mailing's numbers, newest first (by when each began)."""
     _one_format(as_json, as_csv)
     since_at, until_at = moment(since, "--since"), moment(until, "--until")
     with store(db, readonly=True) as opened:
-        page = use.mailings(opened, account_id, since=since_at, until=until_at, limit=limit)
+        page = use.mailings(opened, account_id, since=since_at, until=until_at, limit=limit, cursor=cursor)
     if page.more:
-        click.echo(f"(the {limit} newest shown: more mailings match; raise --limit or narrow --since/--until)",
+        click.echo(f"(the {limit} newest shown: more mailings match; the next page: --cursor {page.next_cursor})",
                    err=True)
-    _output(as_json, as_csv, {"mailings": page.rows, "more": page.more}, page.rows, page.columns,
+    _output(as_json, as_csv, {"mailings": page.rows, "next_cursor": page.next_cursor}, page.rows, page.columns,
             lambda: _grid(page.rows, MAILING_COLUMNS) if page.rows else "no mailings")
 
 

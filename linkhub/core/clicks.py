@@ -210,6 +210,8 @@ def click(request: Request, verdict: Verdict, *, anonymize_ip: bool = False,
         del details["user_agent"]
     if link.target_url != link.original_url:
         details["target"] = link.target_url
+    if link.expires_ms is not None and request.at_ms >= link.expires_ms:
+        details["expired"] = True  # the visitor was sent to the link's expired URL, or shown the expired page
     return Event(
         id=request.event_id,
         account_id=link.account_id,
@@ -263,7 +265,7 @@ _RECORD_CHANGE = (
 )
 _SET_VERDICT = (
     "UPDATE events SET details = json_set(details, '$.bot', json(:bot), '$.verdict', :verdict, '$.score', :score,"
-    " '$.reasons', json(:reasons), '$.classifier', :classifier)"
+    " '$.reasons', json(:reasons), '$.classifier', :classifier), verdict = :verdict"
     " WHERE account_id = :account AND id = :id AND type = 'click'"
 )
 

@@ -1,6 +1,7 @@
 """Erasing one recipient of an account: their events (clicks included), the deliveries and verdict
-history of those events, and their links, which keep redirecting but record nothing more; and the
-receipt that says it was done, without the identifier.
+history of those events, their links, which keep redirecting but record nothing more, and their open
+pixels, which keep answering but record nothing more; and the receipt that says it was done, without
+the identifier.
 
 Two steps, so that a big database never holds the write lock through a scan: `find` reads on a
 connection of its own (in WAL mode it waits for no writer) what belongs to the person; `erase`, in
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from linkhub.core import mailings
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection
 from linkhub.util.times import now_rfc3339
@@ -83,6 +85,8 @@ class Found:
     link_codes: list[str]
     last_seq: int  # the newest event when it read: `erase` looks again above it
     last_link: int  # the same for links (their rowid)
+    pixel_codes: list[str] = field(default_factory=list)
+    last_pixel: int = 0  # the same for pixels (their rowid)
 
 
 @dataclass
@@ -93,6 +97,10 @@ class Counts:
     verdict_changes: int = 0
     links_kept: int = 0
     links_deleted: int = 0
+    # Open pixels anonymised, still answering. Not a column of `erasures` (its receipts predate pixels):
+    # said in the answer only.
+    pixels: int = 0
+    inbound_rejects: int = 0  # items an inbound endpoint refused that named the person
 
     def document(self) -> dict[str, int]:
         return asdict(self)
@@ -119,6 +127,21 @@ _EMAIL_MATCH = "email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
 _ID_MATCH = "recipient_id IN (SELECT value FROM json_each(:ids))"
 _LINK_MATCH = ("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
                " OR prospect_id IN (SELECT value FROM json_each(:ids)))")
+_PIXEL_MATCH = ("erased_at IS NULL AND (email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+                " OR recipient_id IN (SELECT value FROM json_each(:ids)))")
+
+
+# An inbound endpoint's rejected item names the person where the provider puts an address or an id,
+# or anywhere in its text (a malformed item may hold the address in a field of the wrong name).
+_REJECT_MATCH = ("account_id = ? AND (email COLLATE NOCASE IN (SELECT value FROM json_each(?))"
+                 " OR recipient_id IN (SELECT value FROM json_each(?))"
+                 " OR EXISTS (SELECT 1 FROM json_each(?) AS n WHERE instr(lower(item), n.value)))")
+
+
+def _reject_params(account_id: str, found: Found) -> tuple[Any, ...]:
+    needles = sorted({ascii_lower(email) for email in found.emails})
+    return (account_id, _encode(found.emails).decode(), _encode(found.recipient_ids).decode(),
+            _encode(needles).decode())
 
 
 def _params(account_id: str, emails: list[str], ids: list[str], **more: Any) -> dict[str, Any]:
@@ -130,26 +153,36 @@ def find(conn: Connection, account_id: str, target: Target) -> Found:
     events when recipient ids are involved: they have no index, and an erasure is rare)."""
     last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     last_link = conn.execute("SELECT coalesce(max(rowid), 0) FROM links").fetchone()[0]
+    last_pixel = conn.execute("SELECT coalesce(max(rowid), 0) FROM pixels").fetchone()[0]
     if target.kind == "email":
         emails = [target.value]
         ids = _distinct(conn, "SELECT prospect_id FROM links WHERE account_id = :account AND erased_at IS NULL"
                         " AND prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
                         f" UNION SELECT recipient_id FROM events WHERE account_id = :account AND {_EMAIL_MATCH}"
-                        " AND recipient_id IS NOT NULL", _params(account_id, emails, []))
+                        " AND recipient_id IS NOT NULL"
+                        " UNION SELECT recipient_id FROM pixels WHERE account_id = :account AND erased_at IS NULL"
+                        " AND email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+                        " AND recipient_id IS NOT NULL",
+                        _params(account_id, emails, []))
     else:
         ids = [target.value]
         emails = _dedupe_nocase(_distinct(
             conn, "SELECT prospect_email FROM links WHERE account_id = :account AND erased_at IS NULL"
             " AND prospect_id IN (SELECT value FROM json_each(:ids)) AND prospect_email IS NOT NULL"
             f" UNION SELECT email FROM events WHERE account_id = :account AND {_ID_MATCH}"
-            " AND email IS NOT NULL", _params(account_id, [], ids)))
+            " AND email IS NOT NULL"
+            " UNION SELECT email FROM pixels WHERE account_id = :account AND erased_at IS NULL"
+            " AND recipient_id IN (SELECT value FROM json_each(:ids)) AND email IS NOT NULL",
+            _params(account_id, [], ids)))
     params = _params(account_id, emails, ids)
     seqs = [row[0] for row in conn.execute(
         f"SELECT seq FROM events WHERE account_id = :account AND {_EMAIL_MATCH}"
         f" UNION SELECT seq FROM events WHERE account_id = :account AND {_ID_MATCH}", params)]
     codes = [row[0] for row in conn.execute(f"SELECT code FROM links WHERE account_id = :account AND {_LINK_MATCH}",
                                             params)]
-    return Found(emails, ids, seqs, codes, last_seq, last_link)
+    pixels = [row[0] for row in conn.execute(
+        f"SELECT code FROM pixels WHERE account_id = :account AND {_PIXEL_MATCH}", params)]
+    return Found(emails, ids, seqs, codes, last_seq, last_link, pixels, last_pixel)
 
 
 def _distinct(conn: Connection, sql: str, params: dict[str, Any]) -> list[str]:
@@ -172,9 +205,12 @@ def count(conn: Connection, account_id: str, found: Found) -> Counts:
     counts.outbox = _one(conn, "SELECT count(*) FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
     counts.verdict_changes = _one(conn, "SELECT count(*) FROM verdict_changes"
                                         " WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
+    counts.inbound_rejects = _one(conn, f"SELECT count(*) FROM inbound_rejects WHERE {_REJECT_MATCH}",
+                                  *_reject_params(account_id, found))
     deleted = _addressed(conn, found)
     counts.links_deleted = len(deleted)
     counts.links_kept = len(found.link_codes) - len(deleted)
+    counts.pixels = len(found.pixel_codes)
     return counts
 
 
@@ -192,7 +228,7 @@ def _addressed(conn: Connection, found: Found) -> list[str]:
     return [row[0] for row in conn.execute(
         "SELECT code FROM links WHERE code IN (SELECT value FROM json_each(:codes)) AND EXISTS"
         " (SELECT 1 FROM json_each(:needles) AS n WHERE instr(lower(target_url), n.value)"
-        " OR instr(lower(original_url), n.value))",
+        " OR instr(lower(original_url), n.value) OR instr(lower(coalesce(expired_url, '')), n.value))",
         {"codes": _encode(found.link_codes).decode(), "needles": _encode(needles).decode()})]
 
 
@@ -215,14 +251,17 @@ def erase(conn: Connection, account_id: str, target: Target, found: Found, *, vi
 def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, via: str,
            identifier_hash: str) -> Receipt:
     params = _params(account_id, found.emails, found.recipient_ids, last_seq=found.last_seq,
-                     last_link=found.last_link)
+                     last_link=found.last_link, last_pixel=found.last_pixel)
     newer = [row[0] for row in conn.execute(
         f"SELECT seq FROM events WHERE seq > :last_seq AND account_id = :account AND ({_EMAIL_MATCH} OR {_ID_MATCH})",
         params)]
     newer_links = [row[0] for row in conn.execute(
         f"SELECT code FROM links WHERE rowid > :last_link AND account_id = :account AND {_LINK_MATCH}", params)]
+    newer_pixels = [row[0] for row in conn.execute(
+        f"SELECT code FROM pixels WHERE rowid > :last_pixel AND account_id = :account AND {_PIXEL_MATCH}", params)]
     now = Found(found.emails, found.recipient_ids, sorted({*found.seqs, *newer}),
-                list(dict.fromkeys([*found.link_codes, *newer_links])), found.last_seq, found.last_link)
+                list(dict.fromkeys([*found.link_codes, *newer_links])), found.last_seq, found.last_link,
+                list(dict.fromkeys([*found.pixel_codes, *newer_pixels])), found.last_pixel)
     seqs = _encode(now.seqs).decode()
     counts = Counts()
     counts.verdict_changes = conn.execute(
@@ -231,22 +270,38 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
                                  (seqs,)).rowcount
     counts.clicks = _one(conn, "SELECT count(*) FROM events WHERE seq IN (SELECT value FROM json_each(?))"
                                " AND account_id = ? AND type = 'click'", seqs, account_id)
+    touched = [(account_id, row[0]) for row in conn.execute(
+        "SELECT DISTINCT mailing_id FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?"
+        " AND mailing_id IS NOT NULL", (seqs, account_id))]
     counts.events = conn.execute("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?",
                                  (seqs, account_id)).rowcount
+    counts.inbound_rejects = conn.execute(f"DELETE FROM inbound_rejects WHERE {_REJECT_MATCH}",
+                                          _reject_params(account_id, now)).rowcount
     addressed = _addressed(conn, now)
+    touched += [(account_id, row[0]) for row in conn.execute(
+        "SELECT DISTINCT mailing_id FROM links WHERE code IN (SELECT value FROM json_each(?))",
+        (_encode(addressed).decode(),))]
     counts.links_deleted = conn.execute("DELETE FROM links WHERE code IN (SELECT value FROM json_each(?))",
                                         (_encode(addressed).decode(),)).rowcount
+    mailings.forget_empty(conn, touched)
     at = now_rfc3339()
     counts.links_kept = conn.execute(
-        "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, erased_at = :at"
+        "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, message_id = NULL, erased_at = :at"
         " WHERE code IN (SELECT value FROM json_each(:codes)) AND account_id = :account AND erased_at IS NULL",
         {"prefix": ERASED_PREFIX, "at": at, "codes": _encode(now.link_codes).decode(), "account": account_id}).rowcount
+    # A pixel keeps answering (a mail client showing the email again must not see a broken image) and
+    # records nothing. Its message id goes too: one linkhub derived is a hash of the recipient, and a
+    # sender's may hold the address; 'erased:<code>' keeps pixels_by_message unique.
+    counts.pixels = conn.execute(
+        "UPDATE pixels SET recipient_id = NULL, email = NULL, message_id = :prefix || code, erased_at = :at"
+        " WHERE code IN (SELECT value FROM json_each(:codes)) AND account_id = :account AND erased_at IS NULL",
+        {"prefix": ERASED_PREFIX, "at": at, "codes": _encode(now.pixel_codes).decode(), "account": account_id}).rowcount
     earlier = receipts_of(conn, account_id, identifier_hash)
     receipt_id = conn.execute(
         "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
-        " verdict_changes, links_kept, links_deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " verdict_changes, links_kept, links_deleted, inbound_rejects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
-         counts.verdict_changes, counts.links_kept, counts.links_deleted)).lastrowid
+         counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects)).lastrowid
     return Receipt(receipt_id, account_id, at, target.kind, identifier_hash, via, counts, earlier)
 
 

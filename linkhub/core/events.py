@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from linkhub.core import mailings
 from linkhub.core.classify.verdict import VerdictName
 from linkhub.store import Connection, Row
 
@@ -40,9 +41,9 @@ class Event(msgspec.Struct, kw_only=True):
 
 _INSERT_HEAD = (
     "INSERT INTO events (id, account_id, type, occurred_at, received_at, source, email, recipient_id,"
-    " mailing_id, message_id, url, code, details) VALUES "
+    " mailing_id, message_id, url, code, details, verdict) VALUES "
 )
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_TAIL = " ON CONFLICT (account_id, id) DO NOTHING"
 _encode = msgspec.json.Encoder().encode
 _decode_details = msgspec.json.Decoder(dict[str, Any]).decode
@@ -129,7 +130,7 @@ def page(conn: Connection, account_id: str, filters: Filters, limit: int) -> Pag
     return Page([(row["seq"], from_row(row)) for row in shown], shown[-1]["seq"] if len(rows) > limit else None)
 
 
-# Rows per INSERT statement: 13 parameters each, far below SQLite's 32766.
+# Rows per INSERT statement: 14 parameters each, far below SQLite's 32766.
 _ROWS_PER_STATEMENT = 500
 
 
@@ -162,6 +163,8 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
             new = {(row[0], row[1]): row[2] for row in conn.execute(
                 "SELECT account_id, id, seq FROM events WHERE seq BETWEEN ? AND ?", (last - inserted + 1, last))}
             seqs.extend(new.pop((event.account_id, event.id), None) for event in chunk)
+    mailings.began(conn, [(event.account_id, event.mailing_id, event.occurred_at)
+                          for event, seq in zip(batch, seqs, strict=True) if seq is not None and event.mailing_id])
     return seqs
 
 
@@ -180,4 +183,9 @@ def _params(event: Event) -> tuple[Any, ...]:
         event.url,
         event.code,
         _encode(event.details).decode(),
+        # The verdict column: a copy of a click's or an open's details.verdict, for the reporting index.
+        event.details.get("verdict") if event.type in _JUDGED else None,
     )
+
+
+_JUDGED = frozenset({"click", "open"})

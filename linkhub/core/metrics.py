@@ -31,8 +31,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Redirects answered before their click was committed (store too slow or failing).", ()),
     "linkhub_redirects_total": ("Answered GET /r/<code> requests for known codes.", ()),
     "linkhub_redirects_not_found_total": ("GET/HEAD /r/<code> requests for unknown or malformed codes.", ()),
+    "linkhub_redirects_expired_total": (
+        "GET/HEAD /r/<code> requests for expired links (sent to the expired URL or shown the expired page).", ()),
     "linkhub_outreach_requests_total": ("Link-replacement calls, by HTTP status answered.", ("status",)),
-    "linkhub_links_minted_total": ("Short links created.", ()),
+    "linkhub_links_minted_total": ("Short links created (by Outreach's link replacement and POST /v1/links).", ()),
     "linkhub_filter_timeouts_total": ("Links left out because the account's filter timed out.", ()),
     "linkhub_webhook_events_delivered_total": ("Events delivered to webhooks (receiver answered 2xx).", ()),
     "linkhub_webhook_failures_total": ("Webhook POSTs that failed (non-2xx, timeout, connection error).", ()),
@@ -40,7 +42,13 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "linkhub_webhook_clicks_filtered_total": (
         "Queued clicks taken out of a webhook's queue unsent: their verdict by then is not one the webhook takes.",
         ("verdict",)),
+    "linkhub_inbound_items_total": (
+        "Items posted to inbound endpoints (/in/<token>) and committed, by provider and outcome.",
+        ("provider", "outcome")),
 }
+# What became of an inbound item: stored as a new event, already stored, or refused (with a reason).
+INBOUND_OUTCOMES = ("accepted", "duplicate", "rejected")
+INBOUND_PROVIDERS = ("optimizely", "esputnik", "arpoone")
 # sender.Outcome.kind; each is exposed from the start (at 0), so a rate() sees its first failure.
 DELIVERY_OUTCOMES = ("delivered", "http_error", "timeout", "connection_error", "refused", "not_sent")
 
@@ -69,6 +77,9 @@ class Metrics:
             self._counters["linkhub_webhook_deliveries_total"].labels(outcome=outcome)
         for verdict in VERDICTS:
             self._counters["linkhub_webhook_clicks_filtered_total"].labels(verdict=verdict)
+        for provider in INBOUND_PROVIDERS:
+            for outcome in INBOUND_OUTCOMES:
+                self._counters["linkhub_inbound_items_total"].labels(provider=provider, outcome=outcome)
         self._histograms = {name: Histogram(name, text, buckets=buckets, registry=self.registry)
                             for name, (text, buckets) in HISTOGRAMS.items()}
         Info("linkhub_build", "The running linkhub's version (the value is always 1).",

@@ -8,7 +8,10 @@ address may exist in several accounts, and a report never mixes them.
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import Any, NamedTuple
+
+import msgspec
 
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection, Row
@@ -77,14 +80,45 @@ def which_account(candidates: list[str], account_id: str | None, what: str) -> s
     return candidates[0]
 
 
+class After(NamedTuple):
+    """Where a page of `mailings` ended: its last mailing's (first_at, account_id, mailing_id)."""
+
+    first_at: str
+    account_id: str
+    mailing_id: str
+
+    def cursor(self) -> str:
+        """The opaque text a caller hands back for the next page."""
+        return base64.urlsafe_b64encode(msgspec.json.encode(list(self))).decode().rstrip("=")
+
+    @classmethod
+    def parse(cls, cursor: str) -> After:
+        try:
+            first_at, account_id, mailing_id = msgspec.json.decode(
+                base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=tuple[str, str, str])
+        except (ValueError, msgspec.DecodeError):  # binascii.Error is a ValueError
+            raise LinkhubError("not a cursor returned by this report", status=422, code="invalid_parameter",
+                               field="cursor") from None
+        return cls(first_at, account_id, mailing_id)
+
+
+# The page of mailings: from the `mailings` table by its start index, newest first; a full key in the
+# order, so a cursor resumes exactly (ties on first_at included).
+_PAGE = (
+    "SELECT account_id, mailing_id, first_at FROM mailings INDEXED BY {index} WHERE {where}"
+    " ORDER BY first_at DESC, account_id DESC, mailing_id DESC LIMIT ?"
+)
+
+
 def mailings(conn: Connection, account_id: str | None = None, *, since: str | None = None,
-             until: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """`mailing_stats` rows, newest first (by first activity), at most `limit` (bounded by MAX_LIMIT).
+             until: str | None = None, after: After | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """`mailing_stats` rows, newest first (by when each began), at most `limit` (bounded by MAX_LIMIT),
+    after the mailing `after` names when it is given.
 
     `since` and `until` bound when the mailing began (`since <= first_at < until`): "the mailings of
-    November" are those whose first event (or link) is in November, however late their clicks come.
-    This reads every event of the account that names a mailing (of every account without
-    `account_id`): the page bounds the answer, not the work (rollups are what would bound that).
+    November" are those whose first link or event is in November, however late their clicks come.
+    The page is read from the `mailings` table's start index, then each mailing's row through its own
+    indexes: a page costs its mailings' events, whatever the size of the file.
     """
     where, params = ["1"], []
     if account_id is not None:
@@ -96,13 +130,21 @@ def mailings(conn: Connection, account_id: str | None = None, *, since: str | No
     if until is not None:
         where.append("first_at < ?")
         params.append(until)
-    rows = conn.execute(
-        f"SELECT * FROM mailing_stats WHERE {' AND '.join(where)}"  # fixed fragments; values bound
-        " ORDER BY first_at DESC, account_id, mailing_id LIMIT ?",
+    if after is not None:
+        where.append("(first_at, account_id, mailing_id) < (?, ?, ?)")
+        params.extend(after)
+    index = "mailings_by_start" if account_id is not None else "mailings_by_start_all"
+    page = conn.execute(
+        _PAGE.format(index=index, where=" AND ".join(where)),  # fixed fragments; values bound
         # One row past the bound: a caller asking for MAX_LIMIT + 1 learns whether there are more.
         (*params, max(1, min(limit, MAX_LIMIT + 1))),
     ).fetchall()
-    return _dicts(rows)
+    rows = []
+    for account, mailing_id, _ in page:
+        row = mailing(conn, account, mailing_id)
+        if row is not None:  # a mailing is in the table exactly while it has links or events
+            rows.append(row)
+    return rows
 
 
 def mailing(conn: Connection, account_id: str, mailing_id: str) -> dict[str, Any] | None:
@@ -140,7 +182,7 @@ CLICK_HOURS = (
     "SELECT substr(occurred_at, 1, 13) AS hour,"
     " count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people,"
     " count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), 0)) AS machines"
-    " FROM clicks WHERE account_id = ? AND mailing_id = ? GROUP BY hour ORDER BY hour"
+    " FROM events WHERE account_id = ? AND mailing_id = ? AND type = 'click' GROUP BY hour ORDER BY hour"
 )
 
 
@@ -148,10 +190,9 @@ def click_hours(conn: Connection, account_id: str, mailing_id: str) -> list[tupl
     """One mailing's clicks per UTC hour that has any: (hour as `YYYY-MM-DDTHH`, people's, machines').
 
     People and machines are split as the reporting views split them (a click without a verdict is a
-    person's), so the two columns add up to the mailing's `people_clicks` and `machine_clicks`. The
-    condition is on (account_id, mailing_id) of the `clicks` view, which SQLite flattens onto
-    `events`: events_by_mailing serves it, and the cost is that mailing's clicks. Coarser buckets (days,
-    months) are sums of these, made by the caller.
+    person's), so the two columns add up to the mailing's `people_clicks` and `machine_clicks`.
+    events_by_mailing holds every column it reads: the cost is that mailing's clicks' index entries.
+    Coarser buckets (days, months) are sums of these, made by the caller.
     """
     rows = conn.execute(CLICK_HOURS, (account_id, mailing_id)).fetchall()
     return [(str(row[0]), int(row[1]), int(row[2])) for row in rows]

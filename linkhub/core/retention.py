@@ -4,8 +4,9 @@ clicks included, with the outbox rows that would deliver them and the record of 
 An event is old by when it happened (`occurred_at`), not by when linkhub received it: a sender that
 reports last year's events gets them deleted at the next round. Its outbox rows go with it whatever
 their state (a delivery still waiting for an event that is past its retention would deliver data that
-should be gone); rows of younger events are never touched. There are no rollups: reports count what is
-kept.
+should be gone); rows of younger events are never touched. Reports count what is kept; the one
+summary kept beside the events, when each mailing began (the `mailings` table), keeps that moment and
+forgets a mailing once nothing of it is left.
 
 The newest event of the table is always kept, even when it is old: `seq` is SQLite's rowid, and with the
 highest one deleted the next event would be given that number again, which a client that reads events
@@ -18,6 +19,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from linkhub.core import mailings
 from linkhub.store import Connection
 from linkhub.util.times import clamped_later
 
@@ -50,6 +52,8 @@ _OLD = (
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))"
 _DELETE_CHANGES = "DELETE FROM verdict_changes WHERE event_seq IN (SELECT value FROM json_each(?))"
 _DELETE_EVENTS = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+_MAILINGS_OF = ("SELECT DISTINCT account_id, mailing_id FROM events"
+                " WHERE seq IN (SELECT value FROM json_each(?)) AND mailing_id IS NOT NULL")
 
 
 def old_events(conn: Connection, before: str, *, limit: int) -> list[tuple[int, bool]]:
@@ -77,7 +81,9 @@ def prune_chunk(conn: Connection, before: str, *, limit: int = CHUNK) -> Pruned:
     # Outbox rows first: they reference the events.
     outbox_rows = conn.execute(_DELETE_OUTBOX, (seqs,)).rowcount
     changes = conn.execute(_DELETE_CHANGES, (seqs,)).rowcount
+    touched = conn.execute(_MAILINGS_OF, (seqs,)).fetchall()
     events = conn.execute(_DELETE_EVENTS, (seqs,)).rowcount
+    mailings.forget_empty(conn, [(row[0], row[1]) for row in touched])
     return Pruned(events, sum(1 for _, is_click in found if is_click), outbox_rows, changes)
 
 

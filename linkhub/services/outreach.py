@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -25,6 +27,8 @@ log = logging.getLogger("linkhub.outreach")
 # Worker threads for link filters, apart from the default pool other handlers use; matching
 # releases the GIL, so this many run on as many cores.
 FILTER_THREADS = 2
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,11 +45,14 @@ class FilterThreads:
     limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(FILTER_THREADS))
     turns: dict[str, anyio.Lock] = field(default_factory=dict)  # account id → its one filter call at a time
 
-    async def choose(self, account: Account, payload: outreach.Payload) -> outreach.Choice:
-        deadline = time.monotonic() + outreach.FILTER_BUDGET_S
+    async def run(self, account: Account, fn: Callable[[], T]) -> T:
+        """`fn()` (which matches the account's filter) in one of these threads, in the account's turn."""
         async with self.turns.setdefault(account.id, anyio.Lock()):
-            return await anyio.to_thread.run_sync(
-                functools.partial(outreach.choose_links, account, payload, deadline=deadline), limiter=self.limiter)
+            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+
+    async def choose(self, account: Account, payload: outreach.Payload) -> outreach.Choice:
+        deadline = time.monotonic() + outreach.FILTER_BUDGET_S  # before the wait, which spends it
+        return await self.run(account, functools.partial(outreach.choose_links, account, payload, deadline=deadline))
 
 
 @dataclass(frozen=True)

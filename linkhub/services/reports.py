@@ -23,6 +23,7 @@ class Page:
     columns: list[str]  # the view's, in order
     rows: list[dict[str, Any]]
     more: bool = False  # more rows matched than the page holds
+    next_cursor: str | None = None  # where the next page starts, when there is one (mailings only)
 
 
 def _known(conn: Connection, account_id: str | None) -> None:
@@ -31,12 +32,16 @@ def _known(conn: Connection, account_id: str | None) -> None:
 
 
 def mailings(store: Storage, account_id: str | None, *, since: str | None, until: str | None,
-             limit: int) -> Page:
-    """The newest mailings' stats (of one account, or of all), at most `limit`."""
+             limit: int, cursor: str | None = None) -> Page:
+    """The newest mailings' stats (of one account, or of all), at most `limit`, after `cursor` (the
+    `next_cursor` of the page before)."""
+    after = None if cursor is None else reports.After.parse(cursor)
     conn = store.reader()
     _known(conn, account_id)
-    rows = reports.mailings(conn, account_id, since=since, until=until, limit=limit + 1)
-    return Page(reports.columns(conn, "mailing_stats"), rows[:limit], len(rows) > limit)
+    rows = reports.mailings(conn, account_id, since=since, until=until, after=after, limit=limit + 1)
+    rows, more = rows[:limit], len(rows) > limit
+    last = reports.After(rows[-1]["first_at"], rows[-1]["account_id"], rows[-1]["mailing_id"]) if more else None
+    return Page(reports.columns(conn, "mailing_stats"), rows, more, None if last is None else last.cursor())
 
 
 def _mailing_account(conn: Connection, mailing_id: str, account_id: str | None) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 
 # Tables whose rows hold credentials: Outreach signing secrets and API key hashes (accounts), webhook
 # signing secrets and receiver credentials (webhooks), and the salt of erasure receipts (with it, a
-# guessed address can be tested against a receipt). Datasette denies them whole.
-DENIED = ("accounts", "webhooks", "erasure_salt")
+# guessed address can be tested against a receipt), and inbound endpoints (token hashes and Basic
+# password hashes). Datasette denies them whole.
+DENIED = ("accounts", "webhooks", "erasure_salt", "inbound_endpoints")
 
 _PEOPLE = "verdict IN ('human', 'unknown')"
 _MACHINES = "verdict IN ('scanner', 'bot')"

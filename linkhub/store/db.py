@@ -124,7 +124,7 @@ class Connection(sqlite3.Connection):
     """sqlite3's connection, failing with StoreError, and counting its rollbacks."""
 
     # How many times work was rolled back on this connection (`undo`): whatever a job remembered
-    # from an earlier one (outreach.mint's next link number) is stale once this changes.
+    # from an earlier one (minting.mint's next link number) is stale once this changes.
     rollbacks = 0
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:

@@ -32,6 +32,10 @@ class Link(msgspec.Struct, array_like=True, frozen=True):
     minted_ms: int  # created_at in ms since the epoch (SQLite reads it, which costs the event loop nothing)
     # Its recipient was erased: it still redirects, but records no click (read with the row: no extra query).
     erased: bool = False
+    # From this moment (ms since the epoch; None: never) the link has expired: /r/ sends the visitor to
+    # expired_url, or answers the "expired" page. Read with the row, as `erased` is.
+    expires_ms: int | None = None
+    expired_url: str | None = None
 
 
 _QUERY = (
@@ -41,7 +45,8 @@ _QUERY = (
     " (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id AND m.mailing_id = l.mailing_id"
     " AND m.prospect_id = l.prospect_id),"
     " CAST(round((julianday(l.created_at) - 2440587.5) * 86400000.0) AS INTEGER),"
-    " json(CASE WHEN l.erased_at IS NULL THEN 'false' ELSE 'true' END)))"
+    " json(CASE WHEN l.erased_at IS NULL THEN 'false' ELSE 'true' END),"
+    " CAST(round((julianday(l.expires_at) - 2440587.5) * 86400000.0) AS INTEGER), l.expired_url))"
     " FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
 )
 _decode = msgspec.json.Decoder(list[Link]).decode

@@ -26,6 +26,13 @@ log = logging.getLogger(ACCESS)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 # Percent-encoded beyond these, a path cannot carry a line break, a quote or non-ASCII into a text log.
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
+# An inbound endpoint's path is its credential (/in/<token>): logs show only that it was one.
+_INBOUND = "/in/"
+
+
+def shown_path(path: str) -> str:
+    """The request path as a log may show it: the token of `/in/<token>` replaced by `*`."""
+    return _INBOUND + "*" if path.startswith(_INBOUND) else path
 
 
 class AccessLog:
@@ -51,7 +58,7 @@ class AccessLog:
 
     def _write(self, scope: dict[str, Any], status: int, seconds: float) -> None:
         method = scope["method"]
-        path = quote(scope["path"], safe=_PATH_SAFE)
+        path = quote(shown_path(scope["path"]), safe=_PATH_SAFE)
         client = self._client(scope)
         duration_ms = round(seconds * 1000, 3)
         log.info("%s %s %d %.1f ms %s", method, path, status, duration_ms, client,

@@ -25,6 +25,8 @@ from linkhub.settings import Settings
 from linkhub.store import UNAVAILABLE, Database
 from linkhub.web import contract, errors
 from linkhub.web import events as event_api
+from linkhub.web import inbound as inbound_api
+from linkhub.web import links as link_api
 from linkhub.web import outreach as outreach_api
 from linkhub.web import recipients as recipient_api
 from linkhub.web import reports as report_api
@@ -68,9 +70,11 @@ _SERVICE = "service"
 _PAGE = {"type": "string", "description": "a small fixed HTML page"}
 # /r/{code} is answered by RedirectApp, outside Starlette: an operation without a handler, in the document only.
 _REDIRECT_ANSWERS = {
-    302: Answer("the link's target, in `Location`; the click is recorded (GET and HEAD alike)", media_type=None,
-                headers={"Location": "the link's target URL"}),
+    302: Answer("the link's target, in `Location` (past the link's expiry: its expired_url); the click is recorded "
+                "(GET and HEAD alike)", media_type=None, headers={"Location": "the URL to go to"}),
     404: Answer("no such link", media_type="text/html", schema=_PAGE),
+    410: Answer("the link has expired and names no expired_url: a \"link expired\" page", media_type="text/html",
+                schema=_PAGE),
     503: Answer("the link could not be looked up (a page), or the server is shutting down (JSON `unavailable`)",
                 media_type="text/html", schema=_PAGE, headers={"Retry-After": "seconds: 1"},
                 also={"application/json": errors.ErrorOut}),
@@ -92,6 +96,8 @@ OPERATIONS: list[Operation] = [
                 params=[Param("code", where="path")], answers=_REDIRECT_ANSWERS)
       for method in ("get", "head")),
     *event_api.operations,
+    *link_api.operations,
+    *inbound_api.operations,
     *recipient_api.operations,
     *report_api.operations,
     *webhook_api.operations,

@@ -133,6 +133,8 @@ class Operation:
             headers: dict[str, str] = {}
             if status == 401 and BEARER in self.security:
                 headers = {"WWW-Authenticate": 'Bearer realm="linkhub"'}
+            elif status == 401 and BASIC in self.security:
+                headers = {"WWW-Authenticate": 'Basic realm="linkhub inbound"'}
             if status == 503:
                 headers = {"Retry-After": "sent when the server is shutting down: 1 (seconds)"}
             found[status] = Answer(when, ErrorOut, headers=headers)

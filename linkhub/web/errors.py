@@ -20,6 +20,7 @@ from starlette.types import ExceptionHandler
 
 from linkhub.core.errors import LinkhubError, Unavailable
 from linkhub.store import UNAVAILABLE
+from linkhub.web.access_log import shown_path
 from linkhub.web.deadline import BodyTimeout
 from linkhub.web.responses import JSON
 
@@ -55,6 +56,7 @@ class ErrorOut(msgspec.Struct):
     verify: VerifyOut | UnsetType = UNSET
     pending: int | UnsetType = UNSET
     dead: int | UnsetType = UNSET
+    limit: int | UnsetType = UNSET  # too_many_items: the most a body may hold
 
 
 def render(exc: LinkhubError) -> JSON:
@@ -80,7 +82,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    log.error("store unavailable for %s %s: %r", request.method, request.url.path, exc)
+    log.error("store unavailable for %s %s: %r", request.method, shown_path(request.url.path), exc)
     return render(Unavailable("the database did not answer; try again"))
 
 
@@ -92,7 +94,8 @@ async def _body_timeout(request: Request, exc: Exception) -> Response:
 async def _client_gone(request: Request, exc: Exception) -> None:
     # The client closed the connection, or Hypercorn refused its broken body (short of its
     # Content-Length, a bad chunk) and answered 400 itself: nobody is left to answer.
-    log.info("%s %s: the client went away before its request body ended", request.method, request.url.path)
+    log.info("%s %s: the client went away before its request body ended", request.method,
+             shown_path(request.url.path))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -25,6 +25,8 @@ class RemovedOut(msgspec.Struct, forbid_unknown_fields=True):
     verdict_changes: int
     links_kept: int
     links_deleted: int
+    pixels: int
+    inbound_rejects: int
 
 
 class ErasedOut(msgspec.Struct, forbid_unknown_fields=True):

@@ -34,6 +34,11 @@ _UNAVAILABLE = (
     b"<!doctype html><html><head><meta charset=utf-8><title>Try again</title></head>"
     b"<body><h1>Try again in a moment</h1><p>This link cannot be opened right now.</p></body></html>"
 )
+_EXPIRED = (
+    b"<!doctype html><html><head><meta charset=utf-8><title>Link expired</title></head>"
+    b"<body><h1>This link has expired</h1><p>The page it led to is no longer offered through this link.</p>"
+    b"</body></html>"
+)
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
@@ -73,19 +78,30 @@ class RedirectApp:
             await _send(send, 404, [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")],
                         _NOT_FOUND, head)
             return
+        at_ms = time.time_ns() // 1_000_000
         # A HEAD is recorded too (Defender sends one before its GET): flagged, never dropped. The link of
-        # an erased recipient redirects as before and records nothing.
+        # an erased recipient redirects as before and records nothing. A click on an expired link is
+        # recorded as well, marked `expired` (clicks.click): the person still came.
         if not link.erased:
-            await self._record_click(code, link, scope, method)
+            await self._record_click(code, link, scope, method, at_ms)
+        if link.expires_ms is not None and at_ms >= link.expires_ms:
+            self.state.metrics.inc("linkhub_redirects_expired_total")
+            if link.expired_url is None:
+                await _send(send, 410, [(b"content-type", b"text/html; charset=utf-8"),
+                                        (b"cache-control", b"no-store")], _EXPIRED, head)
+                return
+            target = link.expired_url
+        else:
+            target = link.target_url
         if not head:
             self.state.metrics.inc("linkhub_redirects_total")
         headers = [
-            (b"location", _location(link.target_url)),
+            (b"location", _location(target)),
             (b"cache-control", b"no-store"),
         ]
         await _send(send, 302, headers, b"", head)
 
-    async def _record_click(self, code: str, link: Link, scope: dict[str, Any], method: str) -> None:
+    async def _record_click(self, code: str, link: Link, scope: dict[str, Any], method: str, at_ms: int) -> None:
         user_agent = referer = forwarded_for = None
         classified: dict[str, str] = {}
         for name, value in scope["headers"]:
@@ -100,7 +116,7 @@ class RedirectApp:
                 classified[name.decode("latin-1")] = value.decode("latin-1")
         peer = scope.get("client")
         ip = client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies)
-        write = self.state.clicks.judge(clicks.Request(code, link, ids.event_id(), time.time_ns() // 1_000_000,
+        write = self.state.clicks.judge(clicks.Request(code, link, ids.event_id(), at_ms,
                                                        method, ip, user_agent, referer, classified))
         try:
             queued = await self.state.db.add(self.state.clicks.store, write, timeout=CLICK_DEADLINE_S)

@@ -66,8 +66,7 @@ class LinkStatsOut(msgspec.Struct, forbid_unknown_fields=True):
 
 class MailingsOut(msgspec.Struct, forbid_unknown_fields=True):
     mailings: list[MailingOut]
-    next_until: Annotated[str | None, msgspec.Meta(
-        description="the next page's ?until= (the mailings that began before this page's last); null: no more")]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="the next page's ?cursor=; null: no more")]
 
 
 class MailingLinksOut(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,13 +82,11 @@ def _rows(rows: list[dict[str, Any]], kind: type[Any]) -> list[Any]:
 async def list_mailings(request: Request, state: State, account: Account) -> Response:
     since, until = time_param(request, "since"), time_param(request, "until")
     limit = int_param(request, "limit", DEFAULT_MAILINGS, 1, MAX_MAILINGS)
-    # Every mailing of the account is aggregated (docs/schema.md): off the event loop.
+    cursor = request.query_params.get("cursor")
+    # A page reads its own mailings' events (docs/schema.md): off the event loop.
     page = await run_in_threadpool(
-        lambda: reports.mailings(state.db, account.id, since=since, until=until, limit=limit))
-    # Newest first by when each mailing began: the next page is the mailings that began before the
-    # last one of this page.
-    return JSON(MailingsOut(mailings=_rows(page.rows, MailingOut),
-                            next_until=page.rows[-1]["first_at"] if page.more else None))
+        lambda: reports.mailings(state.db, account.id, since=since, until=until, limit=limit, cursor=cursor))
+    return JSON(MailingsOut(mailings=_rows(page.rows, MailingOut), next_cursor=page.next_cursor))
 
 
 async def show_mailing(request: Request, state: State, account: Account) -> Response:
@@ -114,9 +111,10 @@ operations = [
         params=[Param("since", Time, description="mailings that began at or after"),
                 Param("until", Time, description="mailings that began before"),
                 Param("limit", Annotated[int, msgspec.Meta(ge=1, le=MAX_MAILINGS)],
-                      description=f"default {DEFAULT_MAILINGS}")],
+                      description=f"default {DEFAULT_MAILINGS}"),
+                Param("cursor", description="a `next_cursor` of an earlier page")],
         answers={200: Answer("a page of mailings", MailingsOut)},
-        errors={422: "a bad since, until or limit (`invalid_parameter`)"},
+        errors={422: "a bad since, until, limit or cursor (`invalid_parameter`)"},
     ),
     Operation(
         "get", "/v1/reports/mailings/{mailing_id}", "One mailing's numbers", "reports", show_mailing,
