@@ -15,9 +15,11 @@ of their account (5,000 people per account).
 What is timed, in this process, through the use cases `linkhub report` and the HTTP API call
 (`linkhub.services.reports`), on a warm file (the first call of each kind is not counted; the OS
 holds the file in memory, as on a server that serves it): the median of `--samples` different
-mailings (or recipients) per size, in milliseconds. Then the mailings page as it was read before the
-`mailings` table (every event of the account added up, then the newest 100 kept), once. Then
-`linkhub events export` and `linkhub clicks export` (JSON Lines, a process each, start-up included).
+mailings (or recipients) per size, in milliseconds; every size in each of `--rounds` rounds, and the
+median of the rounds, so the sizes are compared over the same minutes of the machine. Then the
+mailings page as it was read before the `mailings` table (every event of the account added up, then
+the newest 100 kept), once a round. Then, in the first round, `linkhub events export` and
+`linkhub clicks export` (JSON Lines, a process each, start-up included).
 The goal: one mailing's report on 10,000,000 events at most 2× the time on 100,000.
 
     python bench/reports.py --write-cost DB
@@ -260,6 +262,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000,10000000",
                         help="event counts, comma-separated (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=15, help="mailings (and recipients) timed per size")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the timings over every size")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the databases in this directory and keep them")
     parser.add_argument("--write-cost", type=Path, metavar="DB",
                         help="instead: what the mailings table adds to each click inserted, on a copy of DB")
@@ -270,30 +273,41 @@ def main() -> None:
     sizes = [int(size) for size in options.sizes.split(",")]
     where = options.keep or Path(tempfile.mkdtemp(prefix="linkhub-reports-"))
     where.mkdir(parents=True, exist_ok=True)
-    results: dict[int, dict[str, float]] = {}
     try:
-        for size in sizes:
-            db = where / f"reports-{size}.db"
-            ids_file = db.with_suffix(".accounts")
-            if not (db.exists() and ids_file.exists()):
-                for leftover in where.glob(f"{db.name}*"):
-                    leftover.unlink()
-                log(f"building {size:,} events in {db}")
-                started = time.perf_counter()
-                ids_file.write_text("\n".join(build(db, size)))
-                log(f"built in {time.perf_counter() - started:.0f} s ({os.path.getsize(db) / 2**20:,.0f} MiB)")
-            ids = ids_file.read_text().split()
-            row = measure(db, size, ids, options.samples)
-            for source in ("events", "clicks"):
-                seconds, rows, _ = export.run(db, source, "export", "--format", "jsonl")
-                row[f"{source} export rows/s"] = rows / seconds
-            row["MiB"] = os.path.getsize(db) / 2**20
-            results[size] = row
-            log(f"{size:,}: {row}")
+        built = {size: built_db(where, size) for size in sizes}
+        # Every size in each round, the rounds one after another: the sizes' figures come from the same
+        # minutes of this shared machine, and each is the median of its rounds.
+        rounds: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for round_ in range(options.rounds):
+            for size, (db, ids) in built.items():
+                row = measure(db, size, ids, options.samples)
+                if round_ == 0:  # once: an export reads the whole file
+                    for source in ("events", "clicks"):
+                        seconds, rows, _ = export.run(db, source, "export", "--format", "jsonl")
+                        row[f"{source} export rows/s"] = rows / seconds
+                    row["MiB"] = os.path.getsize(db) / 2**20
+                rounds[size].append(row)
+                log(f"round {round_ + 1}, {size:,}: {row}")
+        results = {size: {key: statistics.median(r[key] for r in rows if key in r) for key in rows[0]}
+                   for size, rows in rounds.items()}
     finally:
         if options.keep is None:
             shutil.rmtree(where, ignore_errors=True)
     print(table(sizes, results))
+
+
+def built_db(where: Path, size: int) -> tuple[Path, list[str]]:
+    """The database of `size` events in `where`, built unless it is there already, and its account ids."""
+    db = where / f"reports-{size}.db"
+    ids_file = db.with_suffix(".accounts")
+    if not (db.exists() and ids_file.exists()):
+        for leftover in where.glob(f"{db.name}*"):
+            leftover.unlink()
+        log(f"building {size:,} events in {db}")
+        started = time.perf_counter()
+        ids_file.write_text("\n".join(build(db, size)))
+        log(f"built in {time.perf_counter() - started:.0f} s ({os.path.getsize(db) / 2**20:,.0f} MiB)")
+    return db, ids_file.read_text().split()
 
 
 def table(sizes: list[int], results: dict[int, dict[str, float]]) -> str:

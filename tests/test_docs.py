@@ -196,7 +196,8 @@ def test_default_mismatch_notices_a_wrong_default() -> None:
 
 @pytest.fixture
 def app_routes(tmp_path: Path) -> set[Endpoint]:
-    """Every (methods, path) the app answers: Starlette's routes, and /r/{code} that `LinkhubApp` dispatches itself."""
+    """Every (methods, path) the app answers: Starlette's routes, and /r/{code} and /o/{code} that `LinkhubApp`
+    dispatches itself."""
     db = tmp_path / "x.db"
     threads = set(threading.enumerate())
     app = LinkhubApp(Settings(db=db))
@@ -204,7 +205,7 @@ def app_routes(tmp_path: Path) -> set[Endpoint]:
     assert not db.exists(), "LinkhubApp() created the database; only its lifespan should open it"
     started = set(threading.enumerate()) - threads
     assert not started, f"LinkhubApp() started threads {started}; only its lifespan should"
-    routes = endpoints({"GET", "HEAD"}, "/r/{code}")
+    routes = endpoints({"GET", "HEAD"}, "/r/{code}") | endpoints({"GET", "HEAD"}, "/o/{code}")
     for route in app.starlette.routes:
         methods = getattr(route, "methods", None)
         assert methods, f"a route without methods, which this test cannot compare: {route!r}"

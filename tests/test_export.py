@@ -72,8 +72,8 @@ def rows(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str
 
 def expected_events(db_path: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     found = rows(db_path, f"SELECT * FROM events WHERE {where} ORDER BY seq", params)
-    # Every column but `verdict`, the reporting index's copy of details.verdict (which is exported).
-    return [{**{k: v for k, v in row.items() if k != "verdict"}, "details": json.loads(row["details"])}
+    # Every column but `verdict` and `via`, the reporting index's copies of details (which is exported).
+    return [{**{k: v for k, v in row.items() if k not in ("verdict", "via")}, "details": json.loads(row["details"])}
             for row in found]
 
 

@@ -439,3 +439,30 @@ def test_links_the_filter_cannot_decide_in_time_are_refused_as_such(db_path):
     urls = ["https://keep.example/1", "https://drop.example/2"]
     assert use._filter(loaded, urls, time.monotonic() - 1) == dict.fromkeys(urls, "filter_timeout")
     assert use._filter(loaded, urls, time.monotonic() + 5) == {"https://drop.example/2": "filtered_out"}
+
+
+# -- the pixel and the links a sender minted, end to end -----------------------------------------------
+
+
+def test_a_minted_pixel_and_link_record_the_open_and_the_click_into_the_mailing_s_report(app, db_path):
+    account = create_account(db_path)
+    [message] = minted(app.client(), account, {"messages": [
+        {"mailing_id": "news-7", "recipient": {"email": "Reader@Example.com"}, "message_id": "msg-7",
+         "urls": ["https://example.com/offer"]}]})
+    with app.client() as client:
+        gif = client.get(path_of(message["open_pixel"], app.url) + ".gif", headers={"user-agent": CHROME})
+        assert gif.status_code == 200 and gif.headers["content-type"] == "image/gif"
+        click = client.get(path_of(message["links"]["https://example.com/offer"], app.url),
+                           headers={"user-agent": CHROME, "accept-language": "en"})
+        assert click.status_code == 302 and click.headers["location"] == "https://example.com/offer"
+    events = [dict(row) for row in query(db_path, "SELECT type, source, mailing_id, message_id, email FROM events"
+                                                  " ORDER BY seq")]
+    assert events == [
+        {"type": "open", "source": "pixel", "mailing_id": "news-7", "message_id": "msg-7",
+         "email": "Reader@Example.com"},
+        {"type": "click", "source": "redirect", "mailing_id": "news-7", "message_id": "msg-7",
+         "email": "Reader@Example.com"},
+    ]
+    [stats] = query(db_path, "SELECT recipients, opens, people_opens, unique_people_opens, clicks FROM mailing_stats"
+                             " WHERE account_id = ? AND mailing_id = 'news-7'", (account.id,))
+    assert tuple(stats) == (1, 1, 1, 1, 1)

@@ -137,6 +137,15 @@ def people(event: dict[str, Any]) -> bool:
     return event["type"] == "click" and not machine(event)
 
 
+def machine_verdict(event: dict[str, Any]) -> bool:
+    return event["details"].get("verdict") in MACHINE
+
+
+def people_open(event: dict[str, Any]) -> bool:
+    """An open that is neither a machine's nor Apple Mail Privacy Protection's prefetch."""
+    return event["type"] == "open" and not machine_verdict(event) and not event["details"].get("apple_mpp")
+
+
 def expected_mailings(events: list[dict[str, Any]], links: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = {(e["account_id"], e["mailing_id"]) for e in events if e["mailing_id"] is not None}
     keys |= {(link["account_id"], link["mailing_id"]) for link in links}
@@ -168,12 +177,19 @@ def expected_mailings(events: list[dict[str, Any]], links: list[dict[str, Any]])
             "hard_bounces": count(lambda e: e["type"] == "bounce" and e["details"].get("category") == "hard"),
             "soft_bounces": count(lambda e: e["type"] == "bounce" and e["details"].get("category") == "soft"),
             "opens": count(of("open")), "unique_opens": unique(of("open")),
+            "people_opens": count(people_open), "unique_people_opens": unique(people_open),
+            "proxied_opens": count(lambda e: people_open(e) and e["details"].get("proxy") is not None),
+            "apple_mpp_opens": count(lambda e: e["type"] == "open" and not machine_verdict(e)
+                                     and bool(e["details"].get("apple_mpp"))),
+            "machine_opens": count(lambda e: e["type"] == "open" and machine_verdict(e)),
+            "first_open_at": min((e["occurred_at"] for e in mine if people_open(e)), default=None),
             "clicks": count(of("click")), "unique_clicks": unique(of("click")),
             "people_clicks": count(people), "unique_people_clicks": unique_people, "machine_clicks": count(machine),
             "unsubscribes": count(of("unsubscribe")), "spam_complaints": count(of("spamcomplaint")),
             "first_click_at": min(people_times, default=None), "last_click_at": max(people_times, default=None),
             "first_at": began, "last_at": max(times),
             "click_through_rate": unique_people / recipients if recipients else None,
+            "open_rate": unique(people_open) / recipients if recipients else None,
         })
     return sorted(rows, key=lambda row: (row["account_id"], row["mailing_id"]))
 

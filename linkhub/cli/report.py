@@ -24,7 +24,7 @@ DEFAULT_LIMIT = 100
 # --csv carry every column.
 MAILING_COLUMNS = [("account_id", "account"), ("mailing_id", "mailing"), ("first_at", "first"),
                    ("recipients", "recipients"), ("sent", "sent"), ("delivered", "delivered"),
-                   ("bounces", "bounces"), ("unique_opens", "opened"), ("people_clicks", "clicks"),
+                   ("bounces", "bounces"), ("unique_people_opens", "opened"), ("people_clicks", "clicks"),
                    ("unique_people_clicks", "clickers"), ("machine_clicks", "machine"),
                    ("click_through_rate", "CTR"), ("unsubscribes", "unsubs")]
 LINK_COLUMNS = [("original_url", "link"), ("recipients", "recipients"), ("people_clicks", "clicks"),
@@ -35,6 +35,9 @@ MAILING_LINES = [
     ("account", "account_id"), ("mailing", "mailing_id"), ("recipients", "recipients"), ("sent", "sent"),
     ("delivered", "delivered"), ("undelivered", "undelivered"), ("bounces", "bounces"),
     ("  hard", "hard_bounces"), ("  soft", "soft_bounces"), ("opens", "opens"), ("  unique", "unique_opens"),
+    ("people's opens", "people_opens"), ("  unique", "unique_people_opens"),
+    ("  through an image proxy", "proxied_opens"), ("Apple MPP prefetches", "apple_mpp_opens"),
+    ("scanner/bot opens", "machine_opens"), ("open rate", "open_rate"),
     ("people's clicks", "people_clicks"), ("  unique", "unique_people_clicks"),
     ("scanner/bot clicks", "machine_clicks"), ("all clicks", "clicks"), ("  unique", "unique_clicks"),
     ("click-through rate", "click_through_rate"), ("unsubscribes", "unsubscribes"),
@@ -54,7 +57,7 @@ RECIPIENT_LINES = [
 def _shown(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key == "click_through_rate":
+    if key in ("click_through_rate", "open_rate"):
         return f"{value * 100:.1f} %"
     if isinstance(value, int):
         return f"{value:,}"

@@ -77,9 +77,14 @@ class Origins:
 
     def of(self, link: Link) -> tuple[int, Since] | None:
         """(ms since the epoch, 'sent' or 'delivered') of the link's email, or None."""
+        return self.of_email(link.account_id, link.mailing_id, link.prospect_id, link.prospect_email)
+
+    def of_email(self, account_id: str, mailing_id: str, recipient_id: str | None,
+                 email: str | None) -> tuple[int, Since] | None:
+        """The same for an email named by its mailing and recipient (an open pixel's)."""
         if not self._at:  # a server whose senders report no deliveries (Outreach alone): the usual case
             return None
-        for key in _origin_keys(link.account_id, link.mailing_id, link.prospect_id, link.prospect_email):
+        for key in _origin_keys(account_id, mailing_id, recipient_id, email):
             found = self._at.get(key)
             if found is not None:
                 return found
@@ -222,6 +227,7 @@ def click(request: Request, verdict: Verdict, *, anonymize_ip: bool = False,
         email=link.prospect_email,
         recipient_id=link.prospect_id,
         mailing_id=link.mailing_id,
+        message_id=link.message_id,
         url=link.original_url,
         code=request.code,
         details=details,
@@ -260,19 +266,20 @@ _RECORD_CHANGE = (
     " new_verdict, new_score, reasons, classifier)"
     " SELECT account_id, seq, :at, :cause, json_extract(details, '$.verdict'), json_extract(details, '$.score'),"
     " :verdict, :score, :reasons, :classifier FROM events"
-    " WHERE account_id = :account AND id = :id AND type = 'click'"
+    " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
     " AND json_extract(details, '$.verdict') IS NOT :verdict"
 )
 _SET_VERDICT = (
     "UPDATE events SET details = json_set(details, '$.bot', json(:bot), '$.verdict', :verdict, '$.score', :score,"
     " '$.reasons', json(:reasons), '$.classifier', :classifier), verdict = :verdict"
-    " WHERE account_id = :account AND id = :id AND type = 'click'"
+    " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
 )
 
 
 def change_verdicts(conn: Connection, changes: list[tuple[str, str, Verdict]], *, cause: str) -> int:
-    """Give clicks (account id, event id) a new verdict; a change of the verdict itself is recorded in
-    `verdict_changes` (old → new, when, why). Returns how many clicks' verdicts changed.
+    """Give clicks or opens (account id, event id: opens share the clicks' window) a new verdict; a change
+    of the verdict itself is recorded in `verdict_changes` (old → new, when, why). Returns how many
+    verdicts changed.
 
     A click not found (its write failed, or it was erased) is passed over.
     """

@@ -1,7 +1,7 @@
-"""Erasing one recipient of an account: their events (clicks included), the deliveries and verdict
-history of those events, their links, which keep redirecting but record nothing more, and their open
-pixels, which keep answering but record nothing more; and the receipt that says it was done, without
-the identifier.
+"""Erasing one recipient of an account: their events (clicks and opens included), the deliveries and
+verdict history of those events, their links, which keep redirecting but record nothing more, and
+their open pixels, which keep answering but record nothing more; and the receipt that says it was
+done, without the identifier.
 
 Two steps, so that a big database never holds the write lock through a scan: `find` reads on a
 connection of its own (in WAL mode it waits for no writer) what belongs to the person; `erase`, in

@@ -41,9 +41,9 @@ class Event(msgspec.Struct, kw_only=True):
 
 _INSERT_HEAD = (
     "INSERT INTO events (id, account_id, type, occurred_at, received_at, source, email, recipient_id,"
-    " mailing_id, message_id, url, code, details, verdict) VALUES "
+    " mailing_id, message_id, url, code, details, verdict, via) VALUES "
 )
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_TAIL = " ON CONFLICT (account_id, id) DO NOTHING"
 _encode = msgspec.json.Encoder().encode
 _decode_details = msgspec.json.Decoder(dict[str, Any]).decode
@@ -130,7 +130,7 @@ def page(conn: Connection, account_id: str, filters: Filters, limit: int) -> Pag
     return Page([(row["seq"], from_row(row)) for row in shown], shown[-1]["seq"] if len(rows) > limit else None)
 
 
-# Rows per INSERT statement: 14 parameters each, far below SQLite's 32766.
+# Rows per INSERT statement: 15 parameters each, far below SQLite's 32766.
 _ROWS_PER_STATEMENT = 500
 
 
@@ -183,9 +183,19 @@ def _params(event: Event) -> tuple[Any, ...]:
         event.url,
         event.code,
         _encode(event.details).decode(),
-        # The verdict column: a copy of a click's or an open's details.verdict, for the reporting index.
+        # The verdict and via columns: copies of what details says, for the reporting index.
         event.details.get("verdict") if event.type in _JUDGED else None,
+        _via(event),
     )
+
+
+def _via(event: Event) -> str | None:
+    """An open's fetcher when it was not the reader's mail client (migration 0010's `via`)."""
+    if event.type != "open":
+        return None
+    if event.details.get("apple_mpp") is True:
+        return "apple_mpp"
+    return "proxy" if event.details.get("proxy") else None
 
 
 _JUDGED = frozenset({"click", "open"})

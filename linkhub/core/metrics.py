@@ -33,6 +33,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "linkhub_redirects_not_found_total": ("GET/HEAD /r/<code> requests for unknown or malformed codes.", ()),
     "linkhub_redirects_expired_total": (
         "GET/HEAD /r/<code> requests for expired links (sent to the expired URL or shown the expired page).", ()),
+    "linkhub_opens_recorded_total": ("Opens (GET /o/<code>) committed before their GIF was answered.", ()),
+    "linkhub_opens_unconfirmed_total": (
+        "Pixels answered before their open was committed (store too slow or failing): queued or lost.", ()),
+    "linkhub_pixels_unknown_total": ("GET /o/<code> requests for unknown or malformed codes (GIF answered).", ()),
     "linkhub_outreach_requests_total": ("Link-replacement calls, by HTTP status answered.", ("status",)),
     "linkhub_links_minted_total": ("Short links created (by Outreach's link replacement and POST /v1/links).", ()),
     "linkhub_filter_timeouts_total": ("Links left out because the account's filter timed out.", ()),

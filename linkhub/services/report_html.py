@@ -225,19 +225,21 @@ def chart(hours: list[tuple[str, int, int]]) -> str:
 # -- the page -------------------------------------------------------------------------------------
 
 # The mailing's numbers: (label, mailing_stats column); the first are also shown as headline figures.
-HEADLINE = [("recipients", "recipients"), ("delivered", "delivered"), ("opened", "unique_opens"),
+HEADLINE = [("recipients", "recipients"), ("delivered", "delivered"), ("people who opened", "unique_people_opens"),
             ("people who clicked", "unique_people_clicks"), ("click-through rate", "click_through_rate")]
 NUMBERS = [
     ("Recipients", "recipients"), ("Sent", "sent"), ("Delivered", "delivered"), ("Not delivered", "undelivered"),
     ("Bounces", "bounces"), ("hard", "hard_bounces"), ("soft", "soft_bounces"),
     ("Opens", "opens"), ("recipients who opened", "unique_opens"),
+    ("People's opens", "people_opens"), ("people who opened", "unique_people_opens"),
+    ("Apple Mail Privacy Protection prefetches", "apple_mpp_opens"), ("Scanner and bot opens", "machine_opens"),
     ("People's clicks", "people_clicks"), ("people who clicked", "unique_people_clicks"),
     ("Scanner and bot clicks", "machine_clicks"),
     ("Click-through rate", "click_through_rate"),
     ("Unsubscribes", "unsubscribes"), ("Spam complaints", "spam_complaints"),
     ("First click by a person", "first_click_at"), ("Last click by a person", "last_click_at"),
 ]
-SUB_ROWS = frozenset({"hard_bounces", "soft_bounces", "unique_opens", "unique_people_clicks"})
+SUB_ROWS = frozenset({"hard_bounces", "soft_bounces", "unique_opens", "unique_people_opens", "unique_people_clicks"})
 TIMES = frozenset({"first_click_at", "last_click_at"})
 
 STYLE = """

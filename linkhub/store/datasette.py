@@ -34,7 +34,7 @@ _TABLES: dict[str, dict[str, Any]] = {
                     "subscription_changed",
             "occurred_at": "when it happened (UTC)",
             "received_at": "when linkhub stored it (UTC)",
-            "source": "redirect (linkhub's short links) or api (POST /v1/events)",
+            "source": "redirect (linkhub's short links), pixel (its open pixels) or api (POST /v1/events)",
             "recipient_id": "the recipient's id (Outreach's prospect id for clicks on linkhub's links)",
             "url": "click: the original URL the recipient meant to visit",
             "details": "JSON object of type-specific fields (a click's verdict and reasons among them)",
@@ -53,6 +53,23 @@ _TABLES: dict[str, dict[str, Any]] = {
             "bot": "1 when the verdict is scanner or bot",
             "classifier": "the classifier version that gave the verdict",
         },
+    },
+    "opens": {
+        "description": "Opens with their details as columns. kind: person (the reader's own client), proxied (a "
+                       "mail provider's image proxy: a real open), apple_mpp (Apple Mail Privacy Protection's "
+                       "prefetch: nobody's open) or machine (a scanner or bot).",
+        "sort_desc": "seq",
+        "facets": ["kind", "verdict", "first_open", "mailing_id"],
+        "columns": {
+            "first_open": "1 for the message's first recorded open, 0 for a repeat",
+            "proxy": "the image proxy that fetched it (then device, os and browser are the proxy's: empty)",
+            "apple_mpp": "1 when Apple Mail Privacy Protection prefetched it",
+            "verdict": "human, unknown, scanner or bot",
+        },
+    },
+    "pixels": {
+        "description": "Open pixels minted: one per message; /o/<code> answers a 1×1 GIF and records the open.",
+        "facets": ["mailing_id"],
     },
     "links": {
         "description": "Short links minted: one per recipient and URL of a mailing; /r/<code> redirects.",
@@ -79,8 +96,9 @@ _TABLES: dict[str, dict[str, Any]] = {
         "facets": ["webhook_id", "status_code"],
     },
     "mailing_stats": {
-        "description": "One row per account and mailing: recipients, deliveries, bounces, opens, clicks (people's "
-                       "apart from scanners' and bots'), unsubscribes, complaints and the click-through rate.",
+        "description": "One row per account and mailing: recipients, deliveries, bounces, opens and clicks "
+                       "(people's apart from Apple MPP's and machines'), unsubscribes, complaints, open and "
+                       "click-through rates.",
         "sort_desc": "first_at",
         "facets": ["account_id"],
     },

@@ -36,6 +36,7 @@ class Link(msgspec.Struct, array_like=True, frozen=True):
     # expired_url, or answers the "expired" page. Read with the row, as `erased` is.
     expires_ms: int | None = None
     expired_url: str | None = None
+    message_id: str | None = None  # the sender's message, for links minted through POST /v1/links
 
 
 _QUERY = (
@@ -46,7 +47,7 @@ _QUERY = (
     " AND m.prospect_id = l.prospect_id),"
     " CAST(round((julianday(l.created_at) - 2440587.5) * 86400000.0) AS INTEGER),"
     " json(CASE WHEN l.erased_at IS NULL THEN 'false' ELSE 'true' END),"
-    " CAST(round((julianday(l.expires_at) - 2440587.5) * 86400000.0) AS INTEGER), l.expired_url))"
+    " CAST(round((julianday(l.expires_at) - 2440587.5) * 86400000.0) AS INTEGER), l.expired_url, l.message_id))"
     " FROM json_each(?) AS j JOIN links AS l ON l.code = j.value"
 )
 _decode = msgspec.json.Decoder(list[Link]).decode

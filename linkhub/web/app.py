@@ -1,4 +1,4 @@
-"""The ASGI application: /r/ goes straight to its lean handler, the rest through Starlette."""
+"""The ASGI application: /r/ and /o/ go straight to their lean handlers, the rest through Starlette."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from linkhub.web import webhooks as webhook_api
 from linkhub.web.access_log import AccessLog
 from linkhub.web.contract import Answer, Operation, Param
 from linkhub.web.deadline import within
+from linkhub.web.pixel import PixelApp
 from linkhub.web.redirect import RedirectApp
 from linkhub.web.responses import JSON
 from linkhub.web.state import State
@@ -68,7 +69,8 @@ async def openapi(request: Request) -> Response:
 
 _SERVICE = "service"
 _PAGE = {"type": "string", "description": "a small fixed HTML page"}
-# /r/{code} is answered by RedirectApp, outside Starlette: an operation without a handler, in the document only.
+# /r/{code} and /o/{code} are answered by RedirectApp and PixelApp, outside Starlette: operations without a
+# handler, in the document only.
 _REDIRECT_ANSWERS = {
     302: Answer("the link's target, in `Location` (past the link's expiry: its expired_url); the click is recorded "
                 "(GET and HEAD alike)", media_type=None, headers={"Location": "the URL to go to"}),
@@ -95,6 +97,14 @@ OPERATIONS: list[Operation] = [
     *(Operation(method, "/r/{code}", "Redirect a short link (and record the click)", "redirects", None,
                 params=[Param("code", where="path")], answers=_REDIRECT_ANSWERS)
       for method in ("get", "head")),
+    *(Operation(method, "/o/{code}", "An open pixel: a 1×1 transparent GIF (and the open recorded)", "pixels", None,
+                params=[Param("code", where="path", description="the pixel's code; a `.gif` suffix is taken too")],
+                answers={200: Answer("the GIF, whatever the code (an unknown one records nothing); HEAD records "
+                                     "nothing", media_type="image/gif", schema={"type": "string", "format": "binary"},
+                                     headers={"Cache-Control": "no-store, private"}),
+                         503: Answer("the server is shutting down (`unavailable`)", errors.ErrorOut,
+                                     headers={"Retry-After": "seconds: 1"})})
+      for method in ("get", "head")),
     *event_api.operations,
     *link_api.operations,
     *inbound_api.operations,
@@ -114,7 +124,7 @@ def openapi_document() -> bytes:
 
 
 class LinkhubApp:
-    """Dispatches /r/<code> to `RedirectApp` and everything else to Starlette."""
+    """Dispatches /r/<code> to `RedirectApp`, /o/<code> to `PixelApp` and everything else to Starlette."""
 
     def __init__(self, settings: Settings) -> None:
         counts = Metrics()
@@ -125,6 +135,7 @@ class LinkhubApp:
         self._pruner: Pruner | None = None
         self._closed: asyncio.Future[None] | None = None
         self.redirects = RedirectApp(self.state)
+        self.pixels = PixelApp(self.state)
         self._observe_redirect = counts.observer("linkhub_redirect_duration_seconds")
         self.access_log = (AccessLog(settings.trusted_proxies, anonymize_ip=settings.anonymize_ip)
                            if settings.access_log else None)
@@ -194,6 +205,8 @@ class LinkhubApp:
             started = time.perf_counter()
             await self.redirects(scope, receive, send)
             self._observe_redirect(time.perf_counter() - started)
+        elif scope["type"] == "http" and scope["path"].startswith("/o/"):
+            await self.pixels(scope, receive, send)
         elif scope["type"] == "http":
             await self.starlette(scope, within(receive, self.state.settings.body_timeout_s), send)
         else:

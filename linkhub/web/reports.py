@@ -34,6 +34,12 @@ class MailingOut(msgspec.Struct, forbid_unknown_fields=True):
     soft_bounces: int
     opens: int
     unique_opens: int
+    people_opens: int
+    unique_people_opens: int
+    proxied_opens: int
+    apple_mpp_opens: int
+    machine_opens: int
+    first_open_at: str | None
     clicks: int
     unique_clicks: int
     people_clicks: int
@@ -46,6 +52,7 @@ class MailingOut(msgspec.Struct, forbid_unknown_fields=True):
     first_at: str | None
     last_at: str | None
     click_through_rate: float | None
+    open_rate: float | None
 
 
 class LinkStatsOut(msgspec.Struct, forbid_unknown_fields=True):

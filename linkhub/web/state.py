@@ -9,6 +9,7 @@ import httpx
 from linkhub.core.classify.networks import Networks
 from linkhub.core.clicks import Clicks
 from linkhub.core.metrics import Metrics
+from linkhub.core.opens import Opens
 from linkhub.delivery.loop import Deliverer
 from linkhub.services.outreach import FilterThreads
 from linkhub.settings import Settings
@@ -28,6 +29,8 @@ class State:
     networks: Networks = field(init=False)
     # The classifier's memory of recent hits and of when recent emails were delivered.
     clicks: Clicks = field(init=False)
+    # Open pixels' fetches, judged in the same window as clicks.
+    opens: Opens = field(init=False)
 
     def __post_init__(self) -> None:
         # A bad operator file raises ValueError naming the file and line (serve reports it, one line).
@@ -35,4 +38,5 @@ class State:
         self.clicks = Clicks(self.networks, settle_s=self.settings.classify_settle_s,
                              anonymize_ip=self.settings.anonymize_ip,
                              keep_user_agent=not self.settings.no_user_agent)
+        self.opens = Opens(self.clicks, settle_s=self.settings.classify_settle_s)
         self.deliverer = Deliverer(self.db, self.metrics, allow_private=self.settings.allow_private_targets)

@@ -122,6 +122,14 @@ MAIL_CLIENTS: tuple[tuple[str, str], ...] = (
     ("Polymail/", "Polymail"),
 )
 
+# Of MAIL_CLIENTS, the image proxies: a mail provider's server that fetches an email's images when its
+# reader opens it (Gmail caches them after), so an open pixel it fetches is a real open whose user agent,
+# address and device are the proxy's. The other mail clients are the reader's own app.
+IMAGE_PROXIES = frozenset({"GoogleImageProxy", "YahooMailProxy", "FastmailUA", "Shortwave Image Fetcher"})
+# What Apple Mail Privacy Protection sends when it prefetches an email's images: the bare token, nothing
+# after it (the research notes' sources: Mailgun's bot-detection post, SocketLabs' MPP documentation).
+MPP_USER_AGENT = "Mozilla/5.0"
+
 _TAG_CODES = {
     "http-library": "http_library",
     "browser-automation": "headless_browser",
@@ -280,6 +288,8 @@ class AgentReading(NamedTuple):
     # A current browser's looks, with nothing odd about them; the caller adds `current_browser`
     # only when the request agrees (Accept-Language present).
     current: bool
+    # The mail provider's image proxy the user agent names (IMAGE_PROXIES), for opens; None otherwise.
+    proxy: str | None = None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -299,7 +309,7 @@ def read(ua: str) -> AgentReading:
                                     {"token": token, "listed_by": source}),), False, False)
     mail = _mail_re.search(ua)
     if mail:
-        _, client = MAIL_CLIENTS[_first_group(mail)]
+        pattern, client = MAIL_CLIENTS[_first_group(mail)]
         listed = crawler_list()
         hit = listed.matcher.extract(ua)
         evidence: dict[str, Any] = {"client": client}
@@ -307,7 +317,8 @@ def read(ua: str) -> AgentReading:
             # Recorded so a reader sees why a crawler list's match did not count.
             evidence["overrides"] = {"list": f"crawler-user-agents {listed.version}",
                                      "pattern": listed.patterns[int(hit.family)]}
-        return AgentReading((Reason("mail_client", WEIGHTS["mail_client"], evidence),), True, False)
+        return AgentReading((Reason("mail_client", WEIGHTS["mail_client"], evidence),), True, False,
+                            client if pattern in IMAGE_PROXIES else None)
     listed = crawler_list()
     hit = listed.matcher.extract(ua)
     if hit is not None:

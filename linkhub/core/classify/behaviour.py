@@ -111,8 +111,8 @@ class Change(NamedTuple, Generic[R]):
 class _Held(Generic[R]):
     """One hit held in the window, with what its later re-scoring needs."""
 
-    __slots__ = ("at", "base", "current", "domain", "email_key", "head", "hit", "machine_net", "net", "ref",
-                 "unsubscribe", "verdict")
+    __slots__ = ("at", "base", "current", "domain", "email_key", "head", "hit", "machine_net", "net", "proxied",
+                 "ref", "unsubscribe", "verdict")
 
     def __init__(self, ref: R, hit: Hit, at: int, email_key: EmailKey, base: list[Reason]) -> None:
         self.ref = ref
@@ -128,6 +128,9 @@ class _Held(Generic[R]):
             elif r.code in ("scanner_network", "crawler_network") and r.weight < 0:
                 self.machine_net = True
         self.head = hit.method.upper() == "HEAD"
+        # An open a mail proxy fetched (Gmail's, Apple's MPP): its address is the proxy's, shared by all its
+        # users, so it says nothing of this reader's network nor makes the address look shared.
+        self.proxied = signals.fetcher_of(base) is not None
         self.unsubscribe = hit.url is not None and _is_unsubscribe(hit.url)
         self.domain = hit.email.rpartition("@")[2].lower() if hit.email and "@" in hit.email else None
         # Window.observe() judges the hit right after holding it; nothing reads this before.
@@ -218,7 +221,7 @@ class Window(Generic[R]):
         if len(email) > MAX_PER_EMAIL:
             del email[0]
         shared_now = False
-        if hit.ip:
+        if hit.ip and not held.proxied:
             address = self._by_ip.get(hit.ip)
             if address is None:
                 address = self._by_ip[hit.ip] = _Address()
@@ -257,7 +260,7 @@ class Window(Generic[R]):
         reasons = list(held.base)
         if len(email) > 1:
             reasons.extend(self._email_reasons(held, email))
-        address = self._by_ip.get(held.hit.ip) if held.hit.ip else None
+        address = self._by_ip.get(held.hit.ip) if held.hit.ip and not held.proxied else None
         if address is not None and len(address.recipients) >= 3:
             reasons.extend(_shared_ip(held, address))
         confirmed = self._confirmation(held)
@@ -353,7 +356,9 @@ class Window(Generic[R]):
 
 def _networks_reasons(held: _Held[R], email: list[_Held[R]]) -> list[Reason]:
     """`multi_network`, or `scanner_companion` when the other network is a known scanner's."""
-    near = [o for o in email if abs(o.at - held.at) <= NETWORKS_MS and o.net is not None]
+    if held.proxied:
+        return []
+    near = [o for o in email if abs(o.at - held.at) <= NETWORKS_MS and o.net is not None and not o.proxied]
     nets = {o.net for o in near}
     if len(nets) < 2 or held.net is None:
         return []

@@ -21,14 +21,16 @@ from typing import Any, Literal
 # ranges in 2022-2023; Google's crawler files change every few weeks), so half a year is already old.
 STALE_AFTER_DAYS = 180
 
-Kind = Literal["scanner", "crawler", "cloud"]
+# `mail_prefetch`: a mail app's privacy service that fetches every image of an email ahead of any reading,
+# whether or not anyone reads it (Apple Mail Privacy Protection): an open from it is nobody's open.
+Kind = Literal["scanner", "crawler", "cloud", "mail_prefetch"]
 Certainty = Literal["high", "medium", "low"]
 # What a match is evidence of: a click's fetch, an open's image fetch, or both. Microsoft's network also
 # carries the image proxy of Outlook on the web, which loads a real reader's images: an EOP address on an
 # open is not a scanner's, so that list says `clicks`.
 Scope = Literal["clicks", "opens", "both"]
 
-KINDS: tuple[str, ...] = ("scanner", "crawler", "cloud")
+KINDS: tuple[str, ...] = ("scanner", "crawler", "cloud", "mail_prefetch")
 CERTAINTIES: tuple[str, ...] = ("high", "medium", "low")
 SCOPES: tuple[str, ...] = ("clicks", "opens", "both")
 

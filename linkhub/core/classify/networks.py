@@ -14,6 +14,7 @@ egress addresses better than any public list.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -89,11 +90,10 @@ class Networks:
         self.lists: tuple[NetworkList, ...] = tuple(lists)
         by_version: dict[int, list[tuple[int, int, NetworkMatch]]] = {4: [], 6: []}
         for network_list in self.lists:
-            for cidr in network_list.cidrs:
-                net = ipaddress.ip_network(cidr)
+            for version, first, last, cidr in _ranges(network_list.cidrs):
                 match = NetworkMatch(network_list.label, network_list.kind, network_list.certainty,
-                                     network_list.scope, str(net), network_list.origin)
-                by_version[net.version].append((int(net.network_address), int(net.broadcast_address), match))
+                                     network_list.scope, cidr, network_list.origin)
+                by_version[version].append((first, last, match))
         self._v4 = _Table(by_version[4])
         self._v6 = _Table(by_version[6])
 
@@ -144,8 +144,25 @@ def _ipv4_number(ip: str) -> int | None:
 
 def shipped_lists() -> list[NetworkList]:
     """Every list of the manifest, read from the package."""
-    return [NetworkList(info.label, info.kind, info.certainty, info.scope, tuple(read_list(info)))
-            for info in manifest().lists]
+    return list(_shipped())
+
+
+# The shipped lists never change while the process runs, and Apple's alone has ~14,000 prefixes (half a
+# second to parse twice): read and parsed once per process, however many servers or traces it builds.
+@functools.cache
+def _shipped() -> tuple[NetworkList, ...]:
+    return tuple(NetworkList(info.label, info.kind, info.certainty, info.scope, tuple(read_list(info)))
+                 for info in manifest().lists)
+
+
+@functools.lru_cache(maxsize=64)
+def _ranges(cidrs: tuple[str, ...]) -> tuple[tuple[int, int, int, str], ...]:
+    """(IP version, first address, last address, CIDR) of each CIDR, as numbers."""
+    found = []
+    for cidr in cidrs:
+        net = ipaddress.ip_network(cidr)
+        found.append((net.version, int(net.network_address), int(net.broadcast_address), str(net)))
+    return tuple(found)
 
 
 def parse_operator_file(path: Path, taken: Sequence[str] | set[str] = ()) -> list[NetworkList]:

@@ -96,13 +96,24 @@ def timing_reasons(hit: Hit) -> list[Reason]:
     return []
 
 
+def _in_scope(found: NetworkMatch, event: str) -> bool:
+    """Whether a list's match is evidence for this kind of hit (its `scope`: clicks, opens or both)."""
+    scope = getattr(found, "scope", "both")
+    return scope == "both" or scope == ("opens" if event == "open" else "clicks")
+
+
 def network_reasons(hit: Hit, networks: Networks | None, *, mail_client: bool = False) -> list[Reason]:
-    """The client IP against the shipped and operator-supplied network lists."""
+    """The client IP against the shipped and operator-supplied network lists that count for the hit's kind."""
     if networks is None or not hit.ip:
         return []
+    return _network_reasons(hit, [found for found in networks.match(hit.ip) if _in_scope(found, hit.event)],
+                            mail_client=mail_client)
+
+
+def _network_reasons(hit: Hit, matches: Sequence[NetworkMatch], *, mail_client: bool) -> list[Reason]:
     reasons: list[Reason] = []
     strongest: dict[str, Reason] = {}
-    for found in networks.match(hit.ip):
+    for found in matches:
         certainty = _certainty(found.certainty)
         evidence: dict[str, object] = {"ip": hit.ip, "network": found.label, "certainty": certainty}
         if found.kind == "scanner":
@@ -134,22 +145,66 @@ def classify(hit: Hit, *, networks: Networks | None = None) -> Verdict:
 
 
 def hit_reasons(hit: Hit, *, networks: Networks | None = None) -> list[Reason]:
-    """Every per-hit reason, in a stable order (request, user agent, network, timing).
+    """Every per-hit reason, in a stable order (request, user agent, network, timing; for an open fetched
+    by a mail proxy, `proxied` or `apple_mpp` first).
 
     The behaviour-across-hits part adds its own reasons to this list and calls `decide()` on the whole.
     """
     reasons = request_reasons(hit)
     ua = (hit.header("user-agent") or "").strip()
     mail_client = False
+    reading: agents.AgentReading | None = None
     if ua:
         reading = agents.read(ua)
         reasons.extend(reading.reasons)
         mail_client = reading.mail_client
         if reading.current and hit.method.upper() == "GET" and not _machine_request(reasons):
             reasons.append(Reason("current_browser", agents.WEIGHTS["current_browser"], {}))
-    reasons.extend(network_reasons(hit, networks, mail_client=mail_client))
+    matches = networks.match(hit.ip) if networks is not None and hit.ip else ()
+    reasons.extend(_network_reasons(hit, [found for found in matches if _in_scope(found, hit.event)],
+                                    mail_client=mail_client))
     reasons.extend(timing_reasons(hit))
+    if hit.event == "open":
+        fetcher = _open_fetcher(hit, ua, reading, matches)
+        if fetcher is not None:
+            # The request is the proxy's, not the reader's: what it lacks (Accept-Language) or shows (a
+            # browser's looks) says nothing of who reads. What stays: named machines, scanners' networks,
+            # timing, a HEAD.
+            reasons = [fetcher, *(r for r in reasons if r.code not in _PROXY_BLIND)]
     return reasons
+
+
+# Mail providers' image proxies known by their network, for opens: Outlook on the web loads a reader's
+# images through Microsoft's network (why that list counts for clicks only).
+OPEN_PROXY_NETWORKS: dict[str, str] = {"microsoft_eop": "Outlook's image proxy"}
+# Reasons about the client's own request that a proxy's fetch makes meaningless (see hit_reasons).
+_PROXY_BLIND = frozenset({"no_accept_language", "empty_user_agent", "current_browser", "outdated_browser",
+                          "chrome_full_version", "msie", "trident", "edgehtml", "old_windows", "os_mismatch"})
+
+
+def _open_fetcher(hit: Hit, ua: str, reading: agents.AgentReading | None,
+                  matches: Sequence[NetworkMatch]) -> Reason | None:
+    """`apple_mpp` when Apple Mail Privacy Protection fetched this open (its relays' network, or its bare
+    user agent), `proxied` when a mail provider's image proxy did (its user agent, or its network); None
+    for an open fetched by the reader's own client (or by a machine no proxy rule names)."""
+    for found in matches:
+        if found.kind == "mail_prefetch":
+            return Reason("apple_mpp", 0, {"ip": hit.ip, "network": found.label,
+                                           "certainty": _certainty(found.certainty)})
+    if ua == agents.MPP_USER_AGENT:
+        return Reason("apple_mpp", 0, {"user_agent": ua})
+    if reading is not None and reading.proxy is not None:
+        return Reason("proxied", 0, {"proxy": reading.proxy, "by": "user_agent"})
+    for found in matches:
+        proxy = OPEN_PROXY_NETWORKS.get(found.label)
+        if proxy is not None:
+            return Reason("proxied", 0, {"proxy": proxy, "by": "network", "ip": hit.ip, "network": found.label})
+    return None
+
+
+def fetcher_of(reasons: Sequence[Reason]) -> Reason | None:
+    """The `proxied` or `apple_mpp` reason of an open's reasons (the first: hit_reasons puts it there)."""
+    return reasons[0] if reasons and reasons[0].code in ("proxied", "apple_mpp") else None
 
 
 def _machine_request(reasons: list[Reason]) -> bool:

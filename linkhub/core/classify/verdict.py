@@ -32,7 +32,7 @@ import msgspec
 
 # Bump when a weight, threshold or rule changes: a stored verdict says which rules made it, and
 # `classify rescore` can tell the clicks judged by older rules.
-CLASSIFIER_VERSION = "2026.12.2"
+CLASSIFIER_VERSION = "2026.12.3"
 
 VerdictName = Literal["human", "unknown", "scanner", "bot"]
 # What a reason says about the client: `scanner` and `bot` name the kind of machine; `machine` says a
@@ -133,6 +133,11 @@ CODES: dict[str, CodeInfo] = {
                                 "a current browser long after a scan of the email, from another network"),
     "scanner_companion": CodeInfo("neutral", "scanner_companion",
                                   "a known scanner checked this link at the same moment from its own network"),
+    # opens (the open pixel)
+    "proxied": CodeInfo("neutral", "proxy",
+                        "an open fetched by a mail provider's image proxy: a real open, with the proxy's device"),
+    "apple_mpp": CodeInfo("neutral", "proxy",
+                          "Apple Mail Privacy Protection prefetched the image: nobody's open, reported apart"),
 }
 
 # The most a group may add towards a machine verdict. The browser group's reasons often describe one

@@ -35,8 +35,13 @@ SELECT account_id, mailing_id, min(at) FROM (
 -- from its row.
 ALTER TABLE events ADD COLUMN verdict TEXT;
 UPDATE events SET verdict = json_extract(details, '$.verdict') WHERE type IN ('click', 'open');
+-- An open's fetcher, when it was not the reader's own mail client: 'proxy' (a mail provider's image
+-- proxy: a real open) or 'apple_mpp' (Apple Mail Privacy Protection's prefetch: nobody's open); a
+-- copy of details.proxy / details.apple_mpp, for the same index. (No open carries either before the
+-- open pixel, which comes with this version.)
+ALTER TABLE events ADD COLUMN via TEXT;
 DROP INDEX events_by_mailing;
-CREATE INDEX events_by_mailing ON events (mailing_id, account_id, type, occurred_at, email, recipient_id, verdict, url);
+CREATE INDEX events_by_mailing ON events (mailing_id, account_id, type, occurred_at, email, recipient_id, verdict, via, url);
 
 -- The reporting views as part 7 made them, but reading `verdict` instead of details' JSON (so one
 -- mailing's report reads its index entries, not its rows), and mailing_stats' `first_at` is when the
