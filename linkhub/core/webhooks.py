@@ -255,20 +255,29 @@ MaxAge = Annotated[int, msgspec.Meta(ge=1, le=MAX_AGE_S)]
 Timeout = Annotated[int, msgspec.Meta(ge=1, le=MAX_TIMEOUT_S)]
 
 
+# What the API document says of these fields; the checks themselves are check_url's and _check_*'s, whose
+# refusals name the field (msgspec's would not say the same), so these describe and do not validate.
+Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri", "maxLength": MAX_URL_LENGTH})]
+Description = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": MAX_DESCRIPTION_LENGTH})]
+Format = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(formats.FORMATS)})]
+TypeName = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(EVENT_TYPES)})]
+VerdictName = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(VERDICTS)})]
+
+
 class WebhookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """POST /v1/webhooks: a new webhook. `verify` is the caller's request to test the URL first."""
 
-    url: str
-    types: list[str] | None = None
-    format: str = "linkhub"
+    url: Url
+    types: list[TypeName] | None = None
+    format: Format = "linkhub"
     auth: Auth = msgspec.field(default_factory=NoAuth)
     batch_size: BatchSize = DEFAULT_BATCH_SIZE
     retry: Retry = msgspec.field(default_factory=ExponentialRetry)
     max_age_s: MaxAge = DEFAULT_MAX_AGE_S
     timeout_s: Timeout = DEFAULT_TIMEOUT_S
     ordered: bool = True
-    description: str | None = None
-    verdicts: list[str] = msgspec.field(default_factory=lambda: list(VERDICTS))
+    description: Description | None = None
+    verdicts: list[VerdictName] = msgspec.field(default_factory=lambda: list(VERDICTS))
     wait_for_verdict: bool = False
     active: bool = False
     verify: bool = False
@@ -277,20 +286,20 @@ class WebhookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class WebhookChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """PATCH /v1/webhooks/{id}: only the fields present change; `types`/`description` null clears them."""
 
-    url: str | UnsetType = UNSET
-    types: list[str] | UnsetType | None = UNSET
-    format: str | UnsetType = UNSET
+    url: Url | UnsetType = UNSET
+    types: list[TypeName] | UnsetType | None = UNSET
+    format: Format | UnsetType = UNSET
     auth: Auth | UnsetType = UNSET
     batch_size: BatchSize | UnsetType = UNSET
     retry: Retry | UnsetType = UNSET
     max_age_s: MaxAge | UnsetType = UNSET
     timeout_s: Timeout | UnsetType = UNSET
     ordered: bool | UnsetType = UNSET
-    description: str | UnsetType | None = UNSET
-    verdicts: list[str] | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    verdicts: list[VerdictName] | UnsetType = UNSET
     wait_for_verdict: bool | UnsetType = UNSET
     # Accepted only to say where status changes are made, rather than "unknown field".
-    active: bool | UnsetType = UNSET
+    active: Annotated[bool, msgspec.Meta(extra_json_schema={"not": {}})] | UnsetType = UNSET
 
 
 class SecretRotation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

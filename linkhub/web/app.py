@@ -4,39 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from linkhub import __version__
 from linkhub.core.errors import Unavailable
 from linkhub.core.metrics import Metrics, ScrapeTime
 from linkhub.delivery import sender
 from linkhub.delivery.retention import Pruner
 from linkhub.settings import Settings
 from linkhub.store import UNAVAILABLE, Database
-from linkhub.web import errors
+from linkhub.web import contract, errors
+from linkhub.web import events as event_api
+from linkhub.web import inbound as inbound_api
+from linkhub.web import links as link_api
+from linkhub.web import outreach as outreach_api
+from linkhub.web import recipients as recipient_api
+from linkhub.web import reports as report_api
+from linkhub.web import webhooks as webhook_api
 from linkhub.web.access_log import AccessLog
+from linkhub.web.contract import Answer, Operation, Param
 from linkhub.web.deadline import within
-from linkhub.web.events import routes as event_routes
-from linkhub.web.inbound import routes as inbound_routes
-from linkhub.web.links import routes as link_routes
-from linkhub.web.outreach import replace_links
 from linkhub.web.pixel import PixelApp
-from linkhub.web.recipients import routes as recipient_routes
 from linkhub.web.redirect import RedirectApp
-from linkhub.web.reports import routes as report_routes
 from linkhub.web.responses import JSON
 from linkhub.web.state import State
-from linkhub.web.webhooks import routes as webhook_routes
 
 log = logging.getLogger("linkhub.app")
+
+
+class HealthOut(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["ok"]
 
 
 async def healthz(request: Request) -> Response:
@@ -47,13 +54,73 @@ async def healthz(request: Request) -> Response:
         raise Unavailable(f"database does not answer: {exc}") from exc
     if not state.db.writer_alive():
         raise Unavailable("database writer is not running")
-    return JSON({"status": "ok"})
+    return JSON(HealthOut(status="ok"))
 
 
 async def metrics(request: Request) -> Response:
     state: State = request.app.state.linkhub
     # The queue gauges read the database: in a thread, so a large backlog never holds up a redirect.
     return Response(await asyncio.to_thread(state.metrics.render), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(openapi_document(), media_type="application/json")
+
+
+_SERVICE = "service"
+_PAGE = {"type": "string", "description": "a small fixed HTML page"}
+# /r/{code} and /o/{code} are answered by RedirectApp and PixelApp, outside Starlette: operations without a
+# handler, in the document only.
+_REDIRECT_ANSWERS = {
+    302: Answer("the link's target, in `Location` (past the link's expiry: its expired_url); the click is recorded "
+                "(GET and HEAD alike)", media_type=None, headers={"Location": "the URL to go to"}),
+    404: Answer("no such link", media_type="text/html", schema=_PAGE),
+    410: Answer("the link has expired and names no expired_url: a \"link expired\" page", media_type="text/html",
+                schema=_PAGE),
+    503: Answer("the link could not be looked up (a page), or the server is shutting down (JSON `unavailable`)",
+                media_type="text/html", schema=_PAGE, headers={"Retry-After": "seconds: 1"},
+                also={"application/json": errors.ErrorOut}),
+}
+
+# Every HTTP route of the app. Starlette's routes are made from it (`contract.routes`) and so is
+# GET /v1/openapi.json: a new endpoint is one `Operation` in its module's `operations`, added here.
+OPERATIONS: list[Operation] = [
+    Operation("get", "/healthz", "Liveness of the database and its writer", _SERVICE, healthz, strict_query=False,
+              answers={200: Answer("the database answers and its writer runs", HealthOut)},
+              errors={503: "the database does not answer, or its writer is not running (`unavailable`)"}),
+    Operation("get", "/metrics", "Prometheus metrics", _SERVICE, metrics, strict_query=False,
+              answers={200: Answer("the Prometheus text exposition format, version 0.0.4", media_type="text/plain",
+                                   schema={"type": "string"})}),
+    Operation("get", "/v1/openapi.json", "This document: the OpenAPI contract of every route", _SERVICE, openapi,
+              answers={200: Answer("an OpenAPI 3.1 document", schema={"type": "object"})}),
+    *outreach_api.operations,
+    *(Operation(method, "/r/{code}", "Redirect a short link (and record the click)", "redirects", None,
+                params=[Param("code", where="path")], answers=_REDIRECT_ANSWERS)
+      for method in ("get", "head")),
+    *(Operation(method, "/o/{code}", "An open pixel: a 1×1 transparent GIF (and the open recorded)", "pixels", None,
+                params=[Param("code", where="path", description="the pixel's code; a `.gif` suffix is taken too")],
+                answers={200: Answer("the GIF, whatever the code (an unknown one records nothing); HEAD records "
+                                     "nothing", media_type="image/gif", schema={"type": "string", "format": "binary"},
+                                     headers={"Cache-Control": "no-store, private"}),
+                         503: Answer("the server is shutting down (`unavailable`)", errors.ErrorOut,
+                                     headers={"Retry-After": "seconds: 1"})})
+      for method in ("get", "head")),
+    *event_api.operations,
+    *link_api.operations,
+    *inbound_api.operations,
+    *recipient_api.operations,
+    *report_api.operations,
+    *webhook_api.operations,
+]
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """GET /v1/openapi.json's body, made once from OPERATIONS."""
+    return msgspec.json.encode(contract.document(
+        OPERATIONS, title="linkhub", version=__version__,
+        description="Self-hosted email link tracker and event-webhook hub. docs/api.md says what a schema "
+                    "cannot: limits, ordering, idempotency, and what each refusal means."))
 
 
 class LinkhubApp:
@@ -73,17 +140,7 @@ class LinkhubApp:
         self.access_log = (AccessLog(settings.trusted_proxies, anonymize_ip=settings.anonymize_ip)
                            if settings.access_log else None)
         self.starlette = Starlette(
-            routes=[
-                Route("/healthz", healthz, methods=["GET"]),
-                Route("/metrics", metrics, methods=["GET"]),
-                Route("/outreach/{account_id}/links", replace_links, methods=["POST"]),
-                *event_routes,
-                *link_routes,
-                *inbound_routes,
-                *recipient_routes,
-                *report_routes,
-                *webhook_routes,
-            ],
+            routes=contract.routes(OPERATIONS),
             lifespan=self._lifespan,
             exception_handlers=errors.HANDLERS,
         )

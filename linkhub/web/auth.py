@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -30,6 +31,8 @@ def account_of(request: Request) -> Account | None:
 
 
 Handler = Callable[[Request, State, Account], Awaitable[Response]]
+# The endpoints `authenticated` made: the contract (web/contract.py) refuses to wrap one a second time.
+AUTHENTICATED: weakref.WeakSet[Callable[[Request], Awaitable[Response]]] = weakref.WeakSet()
 
 
 def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -43,4 +46,5 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                                headers={"WWW-Authenticate": 'Bearer realm="linkhub"'})
         return await handler(request, request.app.state.linkhub, account)
 
+    AUTHENTICATED.add(endpoint)
     return endpoint

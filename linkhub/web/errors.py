@@ -9,8 +9,10 @@ particular 503 (Outreach's, the event batch's, /healthz's) raises that `Unavaila
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import UNSET, UnsetType
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -23,6 +25,38 @@ from linkhub.web.deadline import BodyTimeout
 from linkhub.web.responses import JSON
 
 log = logging.getLogger("linkhub.app")
+
+
+class VerifyOut(msgspec.Struct, forbid_unknown_fields=True):
+    """A verify batch's outcome: what the receiver answered (in a webhook's answers and in `verify_failed`)."""
+
+    ok: bool
+    status_code: int | None  # None: no HTTP answer (refused, timed out, TLS)
+    latency_ms: int
+    body: Annotated[str, msgspec.Meta(description="the first 1 KiB of the receiver's answer")]
+    error: str | None
+
+
+class ErrorOut(msgspec.Struct):
+    """Every refusal's body: a stable `error` code, a `message` for people, and where the problem is.
+
+    Which "where" keys come with which code is a table in docs/api.md; other keys may be added, so
+    a client ignores the ones it does not know (hence no `forbid_unknown_fields`).
+    """
+
+    error: Annotated[str, msgspec.Meta(examples=["not_found", "invalid_webhook"])]
+    message: str
+    path: str | UnsetType = UNSET  # a JSON path into the body: `$.meta.mailing.id`
+    offset: int | UnsetType | None = UNSET
+    max_depth: int | UnsetType = UNSET
+    parameters: list[str] | UnsetType = UNSET
+    index: int | UnsetType | None = UNSET
+    field: str | UnsetType | None = UNSET
+    reason: str | UnsetType = UNSET
+    verify: VerifyOut | UnsetType = UNSET
+    pending: int | UnsetType = UNSET
+    dead: int | UnsetType = UNSET
+    limit: int | UnsetType = UNSET  # too_many_items: the most a body may hold
 
 
 def render(exc: LinkhubError) -> JSON:

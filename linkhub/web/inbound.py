@@ -5,18 +5,17 @@ scoped to its account: another account's endpoint is 404, as if it did not exist
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from linkhub.core.accounts import Account
 from linkhub.services import inbound as use
 from linkhub.settings import Settings
-from linkhub.web.auth import authenticated
-from linkhub.web.responses import JSON, accepts, read_body, route, validation_error
+from linkhub.web.contract import ANONYMOUS, BASIC, BEARER, Answer, Operation, Param
+from linkhub.web.responses import JSON, read_body, validation_error
 from linkhub.web.state import State
 
 # A body of a thousand items (Arpoone's most) is far below this; eSputnik's are not bounded by its
@@ -105,8 +104,6 @@ def _out(kind: type[msgspec.Struct], document: dict[str, object]) -> msgspec.Str
     return msgspec.convert(document, kind)
 
 
-@authenticated
-@accepts()
 async def create_endpoint(request: Request, state: State, account: Account) -> Response:
     raw = await read_body(request, MAX_REQUEST)
     try:
@@ -118,28 +115,20 @@ async def create_endpoint(request: Request, state: State, account: Account) -> R
     return JSON(_out(InboundCreatedOut, issued.document()), status_code=201)
 
 
-@authenticated
-@accepts()
 async def list_endpoints(request: Request, state: State, account: Account) -> Response:
     documents = use.list_documents(state.db, account.id)
     return JSON(InboundListOut([msgspec.convert(d, InboundOut) for d in documents]))
 
 
-@authenticated
-@accepts()
 async def show_endpoint(request: Request, state: State, account: Account) -> Response:
     return JSON(_out(InboundShowOut, use.show(state.db, request.path_params["endpoint_id"], account.id)))
 
 
-@authenticated
-@accepts()
 async def rotate_token(request: Request, state: State, account: Account) -> Response:
     issued = await use.rotate(state.db, request.path_params["endpoint_id"], account.id, lambda: _server(state))
     return JSON(_out(InboundCreatedOut, issued.document()))
 
 
-@authenticated
-@accepts()
 async def delete_endpoint(request: Request, state: State, account: Account) -> Response:
     endpoint = await use.delete(state.db, request.path_params["endpoint_id"], account.id)
     return JSON(InboundDeletedOut(endpoint.id, True))
@@ -167,10 +156,36 @@ async def receive(request: Request) -> Response:
 
 
 _ONE = "/v1/inbound/{endpoint_id}"
+_ID = Param("endpoint_id", where="path")
+_TOKEN = Param("token", where="path", description="the endpoint's unguessable token, as in the URL it was given")
+_NONE = "no such endpoint, or another account's (`not_found`)"
+_WHO = "an unknown token, or missing or wrong Basic credentials (`unauthorized`): one answer for all"
+# The provider's own payload: an array of its items, or one item (docs/inbound.md has each provider's).
+ProviderBody = list[Any] | dict[str, Any]
 
-routes: list[Route] = [
-    route("/in/{token}", GET=ready, POST=receive),
-    route("/v1/inbound", GET=list_endpoints, POST=create_endpoint),
-    route(_ONE, GET=show_endpoint, DELETE=delete_endpoint),
-    Route(f"{_ONE}/rotate-token", rotate_token, methods=["POST"]),
+operations = [
+    Operation("get", "/in/{token}", "Answer a provider's test of the URL", "inbound", ready,
+              security=[BASIC, ANONYMOUS], strict_query=False, params=[_TOKEN],
+              answers={200: Answer("the URL works", InboundReadyOut)}, errors={401: _WHO}),
+    Operation("post", "/in/{token}", "Receive a provider's events, in its own format", "inbound", receive,
+              security=[BASIC, ANONYMOUS], strict_query=False, params=[_TOKEN], body=ProviderBody,
+              answers={200: Answer("the body's items, committed: invalid ones are counted as rejected, not refused",
+                                   InboundReceivedOut)},
+              errors={400: "the body is neither an array of the provider's items nor one item (`invalid_body`)",
+                      401: _WHO, 413: "more items or bytes than one body may have (`body_too_large`)"}),
+    Operation("post", "/v1/inbound", "Create an inbound endpoint", "inbound", create_endpoint, security=[BEARER],
+              body=InboundIn, answers={201: Answer("the endpoint with its full URL (shown this once)",
+                                                   InboundCreatedOut)},
+              errors={422: "bad Basic credentials or provider (`invalid_inbound`)"}),
+    Operation("get", "/v1/inbound", "List the account's inbound endpoints", "inbound", list_endpoints,
+              security=[BEARER], answers={200: Answer("its endpoints", InboundListOut)}),
+    Operation("get", _ONE, "Show an inbound endpoint and its latest rejects", "inbound", show_endpoint,
+              security=[BEARER], params=[_ID], answers={200: Answer("the endpoint", InboundShowOut)},
+              errors={404: _NONE}),
+    Operation("post", f"{_ONE}/rotate-token", "A new token (the old URL stops working)", "inbound", rotate_token,
+              security=[BEARER], params=[_ID],
+              answers={200: Answer("the endpoint with its new URL (shown this once)", InboundCreatedOut)},
+              errors={404: _NONE}),
+    Operation("delete", _ONE, "Delete an inbound endpoint", "inbound", delete_endpoint, security=[BEARER],
+              params=[_ID], answers={200: Answer("deleted", InboundDeletedOut)}, errors={404: _NONE}),
 ]

@@ -15,8 +15,8 @@ from linkhub.core.errors import LinkhubError
 from linkhub.services import links as use
 from linkhub.services.links import InvalidLinks, Reason
 from linkhub.util import jsondepth
-from linkhub.web.auth import authenticated
-from linkhub.web.responses import JSON, accepts, int_param, read_body, route
+from linkhub.web.contract import BEARER, Answer, Operation, Param
+from linkhub.web.responses import JSON, int_param, read_body
 from linkhub.web.state import State
 
 # 10,000 URLs of a few hundred characters, and 1,000 messages' worth of ids.
@@ -24,9 +24,13 @@ MAX_BODY = 16 * 1024 * 1024
 INLINE_PARSE_BYTES = 256 * 1024
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=2048)]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=2048, extra_json_schema={"format": "email"})]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
-Moment = Annotated[str, msgspec.Meta(max_length=64, description="RFC 3339 time; stored in UTC")]
+# The format is for the document (use.mint checks the time itself, naming the field).
+Moment = Annotated[str, msgspec.Meta(max_length=64, description="RFC 3339 time; stored in UTC",
+                                     extra_json_schema={"format": "date-time", "pattern": "^[1-9]"})]
+# Said in the document; the check, naming the field, is the use case's.
+_ID_OR_EMAIL = {"anyOf": [{"properties": {name: {"type": "string"}}, "required": [name]} for name in ("id", "email")]}
 
 
 class RecipientIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,7 +50,7 @@ class UrlIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
     mailing_id: Id
-    recipient: RecipientIn
+    recipient: Annotated[RecipientIn, msgspec.Meta(extra_json_schema=_ID_OR_EMAIL)]
     urls: Annotated[list[Url | UrlIn], msgspec.Meta(max_length=use.MAX_URLS)]
     message_id: Id | None = None
 
@@ -152,8 +156,6 @@ def answer(minted: use.Minted, base: str) -> LinksOut:
     ) for message in minted.messages])
 
 
-@authenticated
-@accepts()
 async def mint_links(request: Request, state: State, account: Account) -> Response:
     body = await read_body(request, MAX_BODY)
     # A big call takes a while to decode and check: not on the event loop, which serves redirects.
@@ -173,8 +175,6 @@ def listed(page: use.ListedPage) -> LinkListOut:
     ) for link, short in page.links], page.next_cursor)
 
 
-@authenticated
-@accepts("mailing_id", "recipient_id", "cursor", "limit")
 async def list_links(request: Request, state: State, account: Account) -> Response:
     params = request.query_params
     limit = int_param(request, "limit", use.DEFAULT_LIMIT, 1, use.MAX_LIMIT)
@@ -187,4 +187,23 @@ async def list_links(request: Request, state: State, account: Account) -> Respon
     return JSON(listed(page))
 
 
-routes = [route("/v1/links", GET=list_links, POST=mint_links)]
+operations = [
+    Operation(
+        "post", "/v1/links", "Mint short links and an open pixel for each message, in the request's order", "links",
+        mint_links, body=LinksIn, security=[BEARER],
+        answers={200: Answer("each message's links (URLs refused are listed with the reason) and open pixel",
+                             LinksOut)},
+        errors={422: "the request cannot be served as asked (`invalid_request`, with `path` and `field`)",
+                503: "the links were not committed in time; the same call again answers the same codes "
+                     "(`unavailable`)"},
+    ),
+    Operation(
+        "get", "/v1/links", "List minted links, keyset-paginated", "links", list_links, security=[BEARER],
+        params=[Param("mailing_id"), Param("recipient_id"),
+                Param("cursor", description="a `next_cursor` of an earlier page"),
+                Param("limit", Annotated[int, msgspec.Meta(ge=1, le=use.MAX_LIMIT)],
+                      description=f"default {use.DEFAULT_LIMIT}")],
+        answers={200: Answer("a page of links", LinkListOut)},
+        errors={422: "a bad limit or cursor (`invalid_parameter`)"},
+    ),
+]

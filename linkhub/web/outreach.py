@@ -12,6 +12,7 @@ from linkhub.core import accounts, outreach
 from linkhub.core.errors import LinkhubError
 from linkhub.services.outreach import replace_links as replace
 from linkhub.web.auth import Unauthorized
+from linkhub.web.contract import OUTREACH_SIGNATURE, Answer, Operation, Param
 from linkhub.web.responses import JSON, read_body, validation_error
 from linkhub.web.state import State
 
@@ -21,6 +22,12 @@ MAX_BODY = 1024 * 1024
 ANSWER_DEADLINE_S = 1.0
 # Checked against unknown accounts too, so that they take as long as a wrong signature.
 _DUMMY_SECRET = "linkhub-no-such-account"
+
+
+class LinksOut(msgspec.Struct, forbid_unknown_fields=True):
+    """Each replaced URL of the email → its short link; URLs not replaced are left out (Outreach keeps them)."""
+
+    data: dict[str, str]
 
 
 async def replace_links(request: Request) -> Response:
@@ -60,4 +67,18 @@ async def _replace_links(request: Request, state: State, started: float) -> Resp
     if replaced.minted:
         state.metrics.inc("linkhub_links_minted_total", replaced.minted)
     base = account.public_url or state.settings.base_url
-    return JSON({"data": {target: f"{base}/r/{code}" for target, code in replaced.codes.items()}})
+    return JSON(LinksOut(data={target: f"{base}/r/{code}" for target, code in replaced.codes.items()}))
+
+
+operations = [
+    Operation(
+        "post", "/outreach/{account_id}/links", "Outreach's link replacement: short links for an email's URLs",
+        "outreach", replace_links, body=outreach.Payload, security=[OUTREACH_SIGNATURE], strict_query=False,
+        params=[Param("account_id", where="path")],
+        answers={200: Answer("the short links", LinksOut)},
+        errors={400: "the body is JSON of the wrong shape (`invalid_body`, with `path`)",
+                401: "unknown account, or a missing or wrong `Outreach-Webhook-Signature` (`unauthorized`)",
+                503: f"no answer within {ANSWER_DEADLINE_S:g} s (Outreach then keeps the original links), "
+                     "or the database did not answer (`unavailable`)"},
+    ),
+]

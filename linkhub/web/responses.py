@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -16,6 +16,9 @@ from linkhub.core.errors import LinkhubError
 from linkhub.util.jsondepth import TooDeep
 from linkhub.util.times import parse_rfc3339, to_rfc3339
 
+# A time as requests give it: RFC 3339 with an offset, within the calendar linkhub stores (years 1000 to 9999;
+# time_param and the event checks say so in their refusals). For the document only: parse_rfc3339 checks it.
+Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time", "pattern": "^[1-9]"})]
 Endpoint = Callable[[Request], Awaitable[Response]]
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -23,7 +26,13 @@ _encode = msgspec.json.Encoder().encode
 
 
 class JSON(Response):
+    """A JSON answer; `value` keeps what it was made from, so the contract can check its type (web/contract.py)."""
+
     media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.value = content
+        super().__init__(content, status_code, headers)
 
     def render(self, content: Any) -> bytes:
         return _encode(content)
