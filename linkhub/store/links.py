@@ -11,6 +11,8 @@ JSON value: one step and one release of the GIL, however many requests share it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -54,15 +56,28 @@ _decode = msgspec.json.Decoder(list[Link]).decode
 _encode = msgspec.json.encode
 
 
-class LinkLookup:
-    def __init__(self, db: Store) -> None:
-        self._db = db
-        self._waiting: dict[str, list[asyncio.Future[Link | None]]] = {}
+class Coded(Protocol):
+    @property
+    def code(self) -> str: ...
 
-    async def get(self, code: str) -> Link | None:
-        """The link with this code, or None. Raises StoreError if the database cannot be read."""
+
+T = TypeVar("T", bound=Coded)
+
+
+class CodeLookup(Generic[T]):
+    """Rows by code, coalesced: the codes asked for in one turn of the event loop are read by one run of
+    `query` (one `?`: a JSON array of codes; one row and column: a JSON array of rows for `decode`)."""
+
+    def __init__(self, db: Store, query: str, decode: Callable[[str], list[T]]) -> None:
+        self._db = db
+        self._query = query
+        self._decode = decode
+        self._waiting: dict[str, list[asyncio.Future[T | None]]] = {}
+
+    async def get(self, code: str) -> T | None:
+        """The row with this code, or None. Raises StoreError if the database cannot be read."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Link | None] = loop.create_future()
+        future: asyncio.Future[T | None] = loop.create_future()
         if not self._waiting:
             # call_soon runs after the callbacks already due in this turn of the loop, so the
             # requests parsed in the meantime join this read.
@@ -73,16 +88,23 @@ class LinkLookup:
     def _read(self) -> None:
         waiting, self._waiting = self._waiting, {}
         try:
-            answer = self._db.reader().execute(_QUERY, (_encode(list(waiting)).decode(),)).fetchone()[0]
-            found = {link.code: link for link in _decode(answer)}
-        except Exception as exc:  # every request of this turn hears it (the redirect answers 503)
+            answer = self._db.reader().execute(self._query, (_encode(list(waiting)).decode(),)).fetchone()[0]
+            found = {row.code: row for row in self._decode(answer)}
+        except Exception as exc:  # every request of this turn hears it (the caller decides what to answer)
             for futures in waiting.values():
                 for future in futures:
                     if not future.done():
                         future.set_exception(exc)
             return
         for code, futures in waiting.items():
-            link = found.get(code)
+            row = found.get(code)
             for future in futures:
                 if not future.done():  # done = cancelled: that client went away
-                    future.set_result(link)
+                    future.set_result(row)
+
+
+class LinkLookup(CodeLookup[Link]):
+    """The redirect's look-up of /r/<code> links."""
+
+    def __init__(self, db: Store) -> None:
+        super().__init__(db, _QUERY, _decode)

@@ -5,11 +5,10 @@ value, so a mailing's opens arriving together cost the event loop one step of SQ
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
 from linkhub.store import Store
+from linkhub.store.links import CodeLookup
 
 
 class Pixel(msgspec.Struct, array_like=True, frozen=True):
@@ -34,37 +33,10 @@ _QUERY = (
     " FROM json_each(?) AS j JOIN pixels AS p ON p.code = j.value"
 )
 _decode = msgspec.json.Decoder(list[Pixel]).decode
-_encode = msgspec.json.encode
 
 
-class PixelLookup:
+class PixelLookup(CodeLookup[Pixel]):
+    """The open pixel's look-up of /o/<code> pixels."""
+
     def __init__(self, db: Store) -> None:
-        self._db = db
-        self._waiting: dict[str, list[asyncio.Future[Pixel | None]]] = {}
-
-    async def get(self, code: str) -> Pixel | None:
-        """The pixel with this code, or None. Raises StoreError if the database cannot be read."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Pixel | None] = loop.create_future()
-        if not self._waiting:
-            # After the callbacks already due in this turn: the requests parsed meanwhile join this read.
-            loop.call_soon(self._read)
-        self._waiting.setdefault(code, []).append(future)
-        return await future
-
-    def _read(self) -> None:
-        waiting, self._waiting = self._waiting, {}
-        try:
-            answer = self._db.reader().execute(_QUERY, (_encode(list(waiting)).decode(),)).fetchone()[0]
-            found = {pixel.code: pixel for pixel in _decode(answer)}
-        except Exception as exc:  # every request of this turn hears it (the pixel still answers its GIF)
-            for futures in waiting.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        for code, futures in waiting.items():
-            pixel = found.get(code)
-            for future in futures:
-                if not future.done():  # done = cancelled: that client went away
-                    future.set_result(pixel)
+        super().__init__(db, _QUERY, _decode)

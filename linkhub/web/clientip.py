@@ -1,9 +1,12 @@
-"""The visitor's IP address, believing X-Forwarded-For only from trusted proxies."""
+"""The visitor's IP address, believing X-Forwarded-For only from trusted proxies, and the other facts
+of a raw ASGI request that the classifier reads (`/r/` and `/o/` are answered outside Starlette)."""
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any, NamedTuple
 
+from linkhub.core.clicks import CLASSIFIED_HEADERS
 from linkhub.settings import Network
 
 
@@ -40,3 +43,30 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Networ
         if not _trusted(address, trusted):
             break
     return client
+
+
+class Visit(NamedTuple):
+    """What a hit of /r/ or /o/ tells of its visitor."""
+
+    ip: str | None
+    user_agent: str | None
+    referer: str | None
+    classified: dict[str, str]  # the headers the classifier reads (core.clicks.CLASSIFIED_HEADERS)
+
+
+def visit(scope: dict[str, Any], trusted: tuple[Network, ...]) -> Visit:
+    """One pass over the request's headers (raw ASGI scope)."""
+    user_agent = referer = forwarded_for = None
+    classified: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")
+        elif name == b"referer":
+            referer = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            text = value.decode("latin-1")
+            forwarded_for = f"{forwarded_for},{text}" if forwarded_for else text
+        elif name in CLASSIFIED_HEADERS:
+            classified[name.decode("latin-1")] = value.decode("latin-1")
+    peer = scope.get("client")
+    return Visit(client_ip(peer[0] if peer else None, forwarded_for, trusted), user_agent, referer, classified)

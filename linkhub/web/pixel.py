@@ -13,11 +13,11 @@ import re
 import time
 from typing import Any
 
-from linkhub.core import clicks, opens
+from linkhub.core import opens
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.pixels import Pixel, PixelLookup
 from linkhub.util import ids
-from linkhub.web.clientip import client_ip
+from linkhub.web.clientip import visit
 from linkhub.web.state import State
 
 log = logging.getLogger("linkhub.pixel")
@@ -90,23 +90,10 @@ class PixelApp:
             await self._store(code, pixel, scope)
 
     async def _store(self, code: str, pixel: Pixel, scope: dict[str, Any]) -> None:
-        user_agent = referer = forwarded_for = None
-        classified: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = value.decode("latin-1")
-            elif name == b"referer":
-                referer = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
-                text = value.decode("latin-1")
-                forwarded_for = f"{forwarded_for},{text}" if forwarded_for else text
-            elif name in clicks.CLASSIFIED_HEADERS:
-                classified[name.decode("latin-1")] = value.decode("latin-1")
-        peer = scope.get("client")
-        ip = client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies)
+        seen = visit(scope, self.state.settings.trusted_proxies)
         state = self.state
         write = state.opens.judge(opens.OpenRequest(code, pixel, ids.event_id(), time.time_ns() // 1_000_000,
-                                                    "GET", ip, user_agent, referer, classified))
+                                                    "GET", *seen))
         try:
             queued = await state.db.add(state.opens.store, write, timeout=OPEN_DEADLINE_S)
         except WriteTimeout:

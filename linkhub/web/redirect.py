@@ -17,7 +17,7 @@ from linkhub.core import clicks
 from linkhub.store import UNAVAILABLE, WriteTimeout
 from linkhub.store.links import Link, LinkLookup
 from linkhub.util import ids
-from linkhub.web.clientip import client_ip
+from linkhub.web.clientip import visit
 from linkhub.web.state import State
 
 log = logging.getLogger("linkhub.redirect")
@@ -102,22 +102,8 @@ class RedirectApp:
         await _send(send, 302, headers, b"", head)
 
     async def _record_click(self, code: str, link: Link, scope: dict[str, Any], method: str, at_ms: int) -> None:
-        user_agent = referer = forwarded_for = None
-        classified: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = value.decode("latin-1")
-            elif name == b"referer":
-                referer = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
-                text = value.decode("latin-1")
-                forwarded_for = f"{forwarded_for},{text}" if forwarded_for else text
-            elif name in clicks.CLASSIFIED_HEADERS:
-                classified[name.decode("latin-1")] = value.decode("latin-1")
-        peer = scope.get("client")
-        ip = client_ip(peer[0] if peer else None, forwarded_for, self.state.settings.trusted_proxies)
-        write = self.state.clicks.judge(clicks.Request(code, link, ids.event_id(), at_ms,
-                                                       method, ip, user_agent, referer, classified))
+        seen = visit(scope, self.state.settings.trusted_proxies)
+        write = self.state.clicks.judge(clicks.Request(code, link, ids.event_id(), at_ms, method, *seen))
         try:
             queued = await self.state.db.add(self.state.clicks.store, write, timeout=CLICK_DEADLINE_S)
         except WriteTimeout:
