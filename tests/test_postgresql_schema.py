@@ -332,3 +332,15 @@ def test_every_postgresql_view_can_be_queried(pg_url: str) -> None:
         assert views == sorted(["clicks", "opens", "mailing_stats", "link_stats", "recipient_activity"])
         for view in views:
             conn.execute(f"SELECT * FROM {view} LIMIT 0").fetchall()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["report", "mailings"], ["check"]])
+def test_other_commands_say_postgresql_is_not_served_yet(tmp_path: Path, command: list[str]) -> None:
+    """Until serving on PostgreSQL exists, a URL elsewhere is refused in one line, and no file is made of it."""
+    ran = linkhub(*command, "--db", "postgresql://someone:pw@127.0.0.1:5432/linkhub", cwd=tmp_path)
+    assert ran.returncode == 2
+    assert "serving on PostgreSQL is not there yet" in ran.stderr
+    assert "pw@" not in ran.stderr and "Traceback" not in ran.stderr
+    assert list(tmp_path.iterdir()) == []
+    ran = linkhub(*command, env={"LINKHUB_DB": "postgres://someone@127.0.0.1/linkhub"}, cwd=tmp_path)
+    assert ran.returncode == 2 and "serving on PostgreSQL is not there yet" in ran.stderr

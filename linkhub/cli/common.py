@@ -39,7 +39,17 @@ def _option_attrs(setting: Setting) -> dict[str, Any]:
         attrs.update(default=None, callback=_parser(setting, setting.parse))
     else:
         attrs.update(default=setting.default, show_default=True)
+        if setting.kind is Path:
+            attrs["callback"] = _not_a_url
     return {**attrs, "type": _click_type(setting), "metavar": setting.metavar}
+
+
+def _not_a_url(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    # A URL turned Path has lost one slash of its `//`: 'postgresql:/user@host/db'.
+    if postgresql.is_url(str(value).replace(":/", "://", 1)):
+        raise click.BadParameter("serving on PostgreSQL is not there yet: only `linkhub migrate` takes a "
+                                 "postgresql:// URL so far", param=param)
+    return value
 
 
 def _click_type(setting: Setting) -> click.ParamType[Any] | type[Any]:
