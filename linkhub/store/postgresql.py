@@ -86,15 +86,6 @@ def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
         raise PostgresError(f"cannot connect to {redact(url)}: {_first_line(exc)}") from None
 
 
-def applied(conn: psycopg.Connection[tuple[object, ...]]) -> set[int]:
-    """The versions recorded in `schema_migrations` ({} before the first migration)."""
-    with conn.transaction():
-        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
-            return set()
-        return {int(str(row[0])) for row in conn.execute("SELECT version FROM schema_migrations")}
-
-
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     """Apply the pending migrations, each in its own transaction under MIGRATION_LOCK, with its record.
 
