@@ -40,7 +40,7 @@ from servers import Server, start_server
 
 # Fixtures of plugin modules: real local HTTP receivers for webhook tests (sink: make_sink,
 # make_receiver) and the in-process app (inprocess: app, make_app, hub_app).
-pytest_plugins = ("sink", "inprocess")
+pytest_plugins = ("sink", "inprocess", "pgserver")
 # Helpers whose asserts should explain themselves when a test fails through them.
 pytest.register_assert_rewrite("delivery_support")
 

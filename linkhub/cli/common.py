@@ -15,7 +15,7 @@ import click
 
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import REGISTRY, Setting, Settings
-from linkhub.store import Connection, StoreError, connect, describe_error, schema, transaction, truncate_wal
+from linkhub.store import Connection, StoreError, connect, describe_error, postgresql, schema, transaction, truncate_wal
 from linkhub.util.times import parse_rfc3339, to_rfc3339
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
@@ -39,7 +39,17 @@ def _option_attrs(setting: Setting) -> dict[str, Any]:
         attrs.update(default=None, callback=_parser(setting, setting.parse))
     else:
         attrs.update(default=setting.default, show_default=True)
+        if setting.kind is Path:
+            attrs["callback"] = _not_a_url
     return {**attrs, "type": _click_type(setting), "metavar": setting.metavar}
+
+
+def _not_a_url(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    # A URL turned Path has lost one slash of its `//`: 'postgresql:/user@host/db'.
+    if postgresql.is_url(str(value).replace(":/", "://", 1)):
+        raise click.BadParameter("serving on PostgreSQL is not there yet: only `linkhub migrate` takes a "
+                                 "postgresql:// URL so far", param=param)
+    return value
 
 
 def _click_type(setting: Setting) -> click.ParamType[Any] | type[Any]:
@@ -86,6 +96,19 @@ def setting_options(*names: str) -> Callable[[F], F]:
 
 
 db_option = setting_options("db")
+
+
+def _db_target(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
+    return value if postgresql.is_url(value) else Path(value)
+
+
+# `migrate` alone takes a PostgreSQL URL as well as a file so far (serving on PostgreSQL is not there
+# yet): a postgresql:// value stays the URL it is (a Path would fold its `//`), anything else is the path.
+_DB = next(setting for setting in REGISTRY if setting.name == "db")
+db_or_url_option = click.option(
+    "--db", "db", envvar=_DB.env, default=str(_DB.default), show_default=True, metavar="FILE|URL",
+    callback=_db_target,
+    help=f"{_DB.help}, or a postgresql://user@host/db URL [env {_DB.shown_env}].")
 
 
 def environ_settings(*names: str) -> Settings:

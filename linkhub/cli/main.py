@@ -12,7 +12,7 @@ from linkhub.cli.accounts import accounts_group
 from linkhub.cli.check import check_command
 from linkhub.cli.classify import classify_group
 from linkhub.cli.clicks import clicks_group
-from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
+from linkhub.cli.common import LinkhubGroup, db_option, db_or_url_option, emit, json_option, open_db, setting_options
 from linkhub.cli.datasette import datasette_config
 from linkhub.cli.erase import erase_command
 from linkhub.cli.events import events_group
@@ -23,7 +23,7 @@ from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
 from linkhub.cli.webhooks import webhooks_group
 from linkhub.settings import Settings
-from linkhub.store import backup, schema
+from linkhub.store import backup, postgresql, schema
 from linkhub.util import logs
 
 
@@ -47,10 +47,22 @@ def serve(log_level: str, log_format: str, **settings: Any) -> None:
 
 
 @cli.command()
-@db_option
+@db_or_url_option
 @json_option
-def migrate(db: Path, as_json: bool) -> None:
-    """Create the database if it does not exist, and apply pending schema migrations (serve does this too)."""
+def migrate(db: Path | str, as_json: bool) -> None:
+    """Create the database if it does not exist, and apply pending schema migrations (serve does this too).
+
+    --db may also be a postgresql:// URL: the migrations are applied to that (existing) PostgreSQL
+    database, under a lock, so several processes may run this at once.
+    """
+    if isinstance(db, str):
+        try:
+            done = postgresql.migrate_url(db)
+        except (postgresql.PostgresError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+        text = "\n".join(done) if done else "database is up to date"
+        emit(as_json, {"url": postgresql.redact(db), "changes": done, "up_to_date": not done}, text)
+        return
     created = not db.exists()
     with open_db(db, create=True, apply_migrations=False) as conn:
         try:

@@ -1,0 +1,1 @@
+"""PostgreSQL's twins of the numbered migrations one level up (same numbers and names), read by store/postgresql.py."""
