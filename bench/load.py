@@ -59,11 +59,12 @@ class WrkResult:
 
 
 def wrk(url: str, codes_file: Path, *, duration: float, connections: int, threads: int,
-        clients: str = "one-address") -> WrkResult:
-    """One wrk run of GET /r/<a random code of `codes_file`> (bench/redirect.lua); `clients` is where
-    the clicks seem to come from: "one-address" (wrk's own) or "people" (an X-Forwarded-For each)."""
+        clients: str = "one-address", prefix: str = "/r/") -> WrkResult:
+    """One wrk run of GET /r/<a random code of `codes_file`> (bench/redirect.lua; `prefix` "/o/" for
+    open pixels); `clients` is where the hits seem to come from: "one-address" (wrk's own) or
+    "people" (an X-Forwarded-For each)."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s",
-            "-s", str(LUA), url, "--", str(codes_file), clients]
+            "-s", str(LUA), url, "--", str(codes_file), clients, prefix]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:

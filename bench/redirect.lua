@@ -10,10 +10,12 @@
 --     with every request from one address, the classifier rightly sees one client clicking for
 --     thousands of recipients. The addresses are in 100.64.0.0/10 (carrier-grade NAT, where
 --     many people's phones are), which no shipped scanner or crawler list contains.
+-- An optional third argument is the path before the code: "/r/" (the default) or "/o/" (open pixels).
 -- done() prints one machine-readable line: BENCH {json}.
 
 local requests_ = {}
 local people = false
+local prefix = "/r/"
 local tails = {}
 local counter = 0
 local user_agents = {
@@ -46,15 +48,16 @@ function setup(thread)
 end
 
 function init(args)
-  local path = args[1] or error("usage: wrk ... -s redirect.lua URL -- CODES_FILE [one-address|people]")
+  local path = args[1] or error("usage: wrk ... -s redirect.lua URL -- CODES_FILE [one-address|people] [/r/|/o/]")
   local mode = args[2] or "one-address"
   if mode ~= "one-address" and mode ~= "people" then error("unknown mode " .. mode) end
   people = mode == "people"
+  prefix = args[3] or prefix
   math.randomseed(os.time() * 1000 + (thread_id or 0))
   counter = (thread_id or 0) * 1000003
   if people then
     -- Each request built when sent (codes may be a million: whole requests would not fit in
-    -- memory): "GET /r/" .. code .. one of these tails .. its own X-Forwarded-For.
+    -- memory): "GET " .. prefix .. code .. one of these tails .. its own X-Forwarded-For.
     for k, agent in ipairs(people_agents) do
       local text = wrk.format("GET", "/", { ["User-Agent"] = agent, ["Accept"] = "text/html",
                                             ["Accept-Language"] = "en-US,en;q=0.9" })
@@ -68,7 +71,7 @@ function init(args)
       if people then
         requests_[n] = line
       else
-        requests_[n] = wrk.format("GET", "/r/" .. line,
+        requests_[n] = wrk.format("GET", prefix .. line,
           { ["User-Agent"] = user_agents[(n % #user_agents) + 1], ["Accept"] = "text/html" })
       end
     end
@@ -83,7 +86,7 @@ function request()
   -- multiplicative step, so consecutive requests do not share a network.
   counter = counter + 1
   local a = (counter * 2654435761) % 4194304
-  return "GET /r/" .. requests_[k] .. tails[(k % #tails) + 1] .. string.format(
+  return "GET " .. prefix .. requests_[k] .. tails[(k % #tails) + 1] .. string.format(
     "X-Forwarded-For: 100.%d.%d.%d\r\n\r\n", 64 + math.floor(a / 65536), math.floor(a / 256) % 256, a % 256)
 end
 

@@ -97,6 +97,24 @@ def links(db_path: Path, account_id: str, count: int, per_email: int = 50, age_s
     return codes
 
 
+def pixels(db_path: Path, account_id: str, count: int) -> list[str]:
+    """Store `count` open pixels of one account (one message each, of 20 mailings) in one transaction,
+    in the documented schema (docs/schema.md, `pixels`); returns their codes."""
+    codes = link_codes(2, count)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    with _migrated(db_path) as conn:
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO pixels (code, account_id, mailing_id, message_id, recipient_id, email, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(code, account_id, f"mailing-{n % MAILINGS}", f"message-{n}", f"p-{n}", f"reader{n}@example.org", now)
+             for n, code in enumerate(codes)],
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return codes
+
+
 def codes_file(path: Path, codes: list[str], sample: int) -> Path:
     """`sample` of `codes` chosen at random, one a line: what wrk (bench/redirect.lua) requests."""
     path.write_text("\n".join(random.sample(codes, min(sample, len(codes)))) + "\n")
