@@ -406,6 +406,8 @@ def test_erasing_a_recipient_minted_by_address_clears_their_links_and_pixels(app
     assert removed["events"] == 1 and removed["clicks"] == 1
     assert removed["links_kept"] == 1 and removed["links_deleted"] == 1  # its expired URL held the address
     assert removed["pixels"] == 2
+    [receipt] = query(db_path, "SELECT pixels, links_kept FROM erasures")
+    assert tuple(receipt) == (2, 1)  # the receipt counts them too
     pixels = {row["code"]: dict(row) for row in query(db_path, "SELECT * FROM pixels")}
     mine = [path_of(m["open_pixel"], app.url)[3:] for m in answer[:2]]
     for code in mine:

@@ -97,8 +97,7 @@ class Counts:
     verdict_changes: int = 0
     links_kept: int = 0
     links_deleted: int = 0
-    # Open pixels anonymised, still answering. Not a column of `erasures` (its receipts predate pixels):
-    # said in the answer only.
+    # Open pixels anonymised, still answering.
     pixels: int = 0
     inbound_rejects: int = 0  # items an inbound endpoint refused that named the person
 
@@ -299,9 +298,11 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
     earlier = receipts_of(conn, account_id, identifier_hash)
     receipt_id = conn.execute(
         "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
-        " verdict_changes, links_kept, links_deleted, inbound_rejects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " verdict_changes, links_kept, links_deleted, inbound_rejects, pixels)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
-         counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects)).lastrowid
+         counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects,
+         counts.pixels)).lastrowid
     return Receipt(receipt_id, account_id, at, target.kind, identifier_hash, via, counts, earlier)
 
 
