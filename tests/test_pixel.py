@@ -465,3 +465,17 @@ def test_anonymize_ip_and_no_user_agent_apply_to_opens(make_app, db_path, accoun
     assert details["ip"] == "104.28.40.0" and "user_agent" not in details
     # Judged on the full request (Apple's relay), stored minimised: the evidence holds the network too.
     assert details["apple_mpp"] is True and details["reasons"][0]["evidence"]["ip"] == "104.28.40.0"
+
+
+def test_a_stopping_server_still_answers_the_gif_and_records_nothing(make_app, db_path):
+    app = make_app()
+    account = create_account(db_path)
+    path = mint_pixel(db_path, account)
+    app.app.begin_shutdown()
+    with app.client() as client:
+        answer = client.get(path, headers={"user-agent": CHROME})
+        redirect = client.get("/r/anything")
+    assert_gif(answer)
+    assert redirect.status_code == 503  # the redirect is refused while stopping, as before
+    assert opens(db_path, account) == []
+    app.stop()

@@ -99,11 +99,10 @@ OPERATIONS: list[Operation] = [
       for method in ("get", "head")),
     *(Operation(method, "/o/{code}", "An open pixel: a 1×1 transparent GIF (and the open recorded)", "pixels", None,
                 params=[Param("code", where="path", description="the pixel's code; a `.gif` suffix is taken too")],
-                answers={200: Answer("the GIF, whatever the code (an unknown one records nothing); HEAD records "
-                                     "nothing", media_type="image/gif", schema={"type": "string", "format": "binary"},
-                                     headers={"Cache-Control": "no-store, private"}),
-                         503: Answer("the server is shutting down (`unavailable`)", errors.ErrorOut,
-                                     headers={"Retry-After": "seconds: 1"})})
+                answers={200: Answer("the GIF, whatever the code (an unknown one records nothing), and while the "
+                                     "server is stopping (recording nothing); HEAD records nothing",
+                                     media_type="image/gif", schema={"type": "string", "format": "binary"},
+                                     headers={"Cache-Control": "no-store, private"})})
       for method in ("get", "head")),
     *event_api.operations,
     *link_api.operations,
@@ -204,7 +203,10 @@ class LinkhubApp:
         if scope["type"] == "http" and _has_body(scope):
             receive, send = _close_if_body_unread(receive, send)
         if scope["type"] == "http" and self.stopping:
-            await _refuse_while_stopping(send)
+            if scope["path"].startswith("/o/"):
+                await self.pixels.while_stopping(scope, send)
+            else:
+                await _refuse_while_stopping(send)
         elif scope["type"] == "http" and scope["path"].startswith("/r/"):
             started = time.perf_counter()
             await self.redirects(scope, receive, send)

@@ -55,21 +55,20 @@ class PixelApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         method = scope["method"]
-        if method not in ("GET", "HEAD"):
-            body = b"Method Not Allowed"
-            await send({"type": "http.response.start", "status": 405, "headers": [
-                (b"allow", b"GET, HEAD"), (b"content-type", b"text/plain"),
-                (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
         if method == "GET":
             try:
                 await self._record(scope)
             except Exception:  # a bug must never cost the reader the image: the open is lost, and said so
                 self.state.metrics.inc("linkhub_opens_unconfirmed_total")
                 log.exception("recording an open failed; GIF answered, open LOST")
-        await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
-        await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
+        await _answer(method, send)
+
+    async def while_stopping(self, scope: dict[str, Any], send: Any) -> None:
+        """The server is stopping: the GIF still (a mail client must not show a broken image), and no open
+        recorded, as a redirect records no click then (its answer may never reach the client)."""
+        if scope["method"] == "GET":
+            self.state.metrics.inc("linkhub_opens_unconfirmed_total")
+        await _answer(scope["method"], send)
 
     async def _record(self, scope: dict[str, Any]) -> None:
         metrics = self.state.metrics
@@ -107,3 +106,15 @@ class PixelApp:
             state.metrics.inc("linkhub_opens_recorded_total")
             if queued:
                 state.deliverer.wake()
+
+
+async def _answer(method: str, send: Any) -> None:
+    if method not in ("GET", "HEAD"):
+        body = b"Method Not Allowed"
+        await send({"type": "http.response.start", "status": 405, "headers": [
+            (b"allow", b"GET, HEAD"), (b"content-type", b"text/plain"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
+    await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
