@@ -345,6 +345,24 @@ def test_opens_are_delivered_to_the_account_s_webhooks(make_app, db_path, accoun
     assert details["verdict"] == "unknown" and details["reasons"][0]["code"] == "proxied"
 
 
+def test_a_webhook_that_takes_people_s_verdicts_gets_a_person_s_open_and_not_a_scanner_s(make_app, db_path, account,
+                                                                                          make_receiver):
+    app = make_app(allow_private_targets=True, trusted_proxies=parse_networks("127.0.0.1/32"))
+    receiver = make_receiver()
+    with app.client() as client:
+        create_webhook(client, account, receiver.url, types=["open"], verdicts=["human", "unknown"])
+    scanned = mint_pixel(db_path, account, message="<scanned@mail.example>",
+                         minted=datetime.now(UTC) - timedelta(seconds=2))
+    read = mint_pixel(db_path, account, message="<read@mail.example>", recipient_id="r-2", email="bo@northwind.example")
+    assert_gif(fetch(app, scanned, ua="Barracuda Sentinel (EE)", ip=BARRACUDA_IP))
+    assert_gif(fetch(app, read))
+    [delivered] = receiver.wait_events(1)
+    assert delivered["message_id"] == "<read@mail.example>"
+    assert [event["details"]["verdict"] for event in opens(db_path, account)] == ["scanner", "unknown"]
+    # The scanner's open was never queued for this webhook.
+    assert query(db_path, "SELECT count(*) FROM outbox")[0][0] == 1
+
+
 # -- when the store cannot write ----------------------------------------------------------------------
 
 

@@ -161,12 +161,13 @@ def test_the_fan_out_follows_the_webhook_s_verdicts_as_python_states_them(conn: 
     hooks = [add_webhook(conn, account.id, verdicts=verdicts, wait_for_verdict=wait)
              for verdicts in choices for wait in (False, True)]
     batch = [stored_event(account.id, f"c-{n}", verdict=v) for n, v in enumerate(CLICK_VERDICTS)]
-    batch.append(stored_event(account.id, "o-1", "open", verdict="bot"))  # verdicts are for clicks only
+    batch += [stored_event(account.id, f"o-{n}", "open", verdict=v) for n, v in enumerate(CLICK_VERDICTS)]
+    batch.append(stored_event(account.id, "d-1", "delivered", verdict="bot"))  # verdicts are for clicks and opens
 
     _stored, queued = outbox.store_events(conn, batch, settle_s=30)
 
     for hook in hooks:
-        expected = [e.id for e in batch if e.type != "click" or hook.wait_for_verdict
+        expected = [e.id for e in batch if e.type not in outbox.JUDGED or hook.wait_for_verdict
                     or hook.takes_verdict(event_store.verdict_of(e.details))]
         assert [event_id for event_id, _due in queue(conn, hook)] == expected, (hook.verdicts, hook.wait_for_verdict)
     assert queued == conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -176,12 +177,12 @@ def test_a_waiting_webhook_s_clicks_are_due_after_the_window_and_its_margin(conn
     account, _key = accounts.create(conn, "a", "secret")
     waiting = add_webhook(conn, account.id, wait_for_verdict=True)
     plain = add_webhook(conn, account.id)
-    batch = [stored_event(account.id, "c-1", verdict="scanner"), stored_event(account.id, "o-1", "open")]
+    batch = [stored_event(account.id, "c-1", verdict="scanner"), stored_event(account.id, "d-1", "delivered")]
     outbox.store_events(conn, batch, settle_s=30)
-    [(_, click_due), (_, open_due)] = queue(conn, waiting)
+    [(_, click_due), (_, delivered_due)] = queue(conn, waiting)
     [queued_at] = {row[0] for row in conn.execute("SELECT queued_at FROM outbox")}
     assert epoch_s(click_due) - epoch_s(queued_at) == pytest.approx(30 + SETTLE_MARGIN_S, abs=0.002)
-    assert open_due == queued_at
+    assert delivered_due == queued_at
     assert {due for _, due in queue(conn, plain)} == {queued_at}  # a webhook that does not wait: due at once
     # Without a window named, the server's default (120 s) applies.
     outbox.store_events(conn, [stored_event(account.id, "c-2")])
@@ -194,16 +195,16 @@ def test_a_waiting_webhook_s_clicks_are_due_after_the_window_and_its_margin(conn
 def test_an_ordered_batch_stops_at_the_first_click_still_waiting(conn: Connection) -> None:
     account, _key = accounts.create(conn, "a", "secret")
     hook = add_webhook(conn, account.id, wait_for_verdict=True, verdicts=CRM)
-    outbox.store_events(conn, [stored_event(account.id, "o-1", "open"), stored_event(account.id, "c-1"),
-                               stored_event(account.id, "o-2", "open")], settle_s=30)
+    outbox.store_events(conn, [stored_event(account.id, "d-1", "delivered"), stored_event(account.id, "c-1"),
+                               stored_event(account.id, "d-2", "delivered")], settle_s=30)
     claimed = outbox.claim(conn, hook.id)
-    assert claimed.batch is not None and [e.id for e, _ in claimed.batch.items] == ["o-1"]
+    assert claimed.batch is not None and [e.id for e, _ in claimed.batch.items] == ["d-1"]
     outbox.delivered(conn, claimed.batch)
-    assert outbox.claim(conn, hook.id) == outbox.Claim(None)  # o-2 waits behind the click
-    # Unordered, the open behind it is due and goes.
+    assert outbox.claim(conn, hook.id) == outbox.Claim(None)  # d-2 waits behind the click
+    # Unordered, the event behind it is due and goes.
     conn.execute("UPDATE webhooks SET ordered = 0 WHERE id = ?", (hook.id,))
     claimed = outbox.claim(conn, hook.id)
-    assert claimed.batch is not None and [e.id for e, _ in claimed.batch.items] == ["o-2"]
+    assert claimed.batch is not None and [e.id for e, _ in claimed.batch.items] == ["d-2"]
 
 
 def test_at_claim_a_click_whose_verdict_is_now_excluded_leaves_the_queue(conn: Connection) -> None:
@@ -326,12 +327,13 @@ def test_a_posted_click_without_a_verdict_counts_as_unknown(proxied: Any, accoun
             event("c-none", "click", 0, url="https://example.com/a", details={"ip": "198.51.100.4"}),
             event("c-bot", "click", 1, url="https://example.com/a", details={"verdict": "bot"}),
             event("c-odd", "click", 2, url="https://example.com/a", details={"verdict": "robot"}),
-            event("o-bot", "open", 3, details={"verdict": "bot"}),  # not a click: verdicts do not apply
+            event("o-none", "open", 3),  # an open is chosen by its verdict too
+            event("d-bot", "delivered", 4, details={"verdict": "bot"}),  # neither click nor open: no verdict
         ])
-    received = crm.wait_events(3)
-    assert ids(received) == ["c-none", "c-odd", "o-bot"]
-    assert [item["details"].get("verdict") for item in received] == ["unknown", "unknown", "bot"]
-    assert ids(machines.wait_events(2)) == ["c-bot", "o-bot"]
+    received = crm.wait_events(4)
+    assert ids(received) == ["c-none", "c-odd", "o-none", "d-bot"]
+    assert [item["details"].get("verdict") for item in received] == ["unknown", "unknown", None, "bot"]
+    assert ids(machines.wait_events(2)) == ["c-bot", "d-bot"]
 
 
 # -- waiting for the settled verdict ------------------------------------------------------------------

@@ -6,7 +6,7 @@ a row is 'pending' until a batch carrying it is claimed ('sending', attempts + 1
 'delivered' after the receiver's 2xx, back to 'pending' with a later `next_attempt_at`
 after a failure, or 'dead' once it is older than the webhook's max_age_s.
 
-A click is queued for a webhook only if its verdict is one the webhook takes, or if the webhook
+A click (or an open) is queued for a webhook only if its verdict is one the webhook takes, or if the webhook
 waits for the settled verdict: then its row is due only after the settle window, and `claim`
 takes it out of the queue (deletes it) if the verdict it has by then is not one the webhook takes.
 """
@@ -62,6 +62,9 @@ def _accepted_by_format() -> str:
 
 
 _QUOTED_VERDICTS = ", ".join(f"'{v}'" for v in VERDICTS)
+# The events a classifier judged, whose verdict a webhook chooses (and may wait for): clicks on short
+# links and opens of open pixels. Any other event is sent whatever its details say.
+JUDGED = ("click", "open")
 # events.verdict_of in SQL: event `e`'s details.verdict when it is one of the four, 'unknown' otherwise.
 _VERDICT = (f"CASE WHEN json_extract(e.details, '$.verdict') IN ({_QUOTED_VERDICTS})"
             " THEN json_extract(e.details, '$.verdict') ELSE 'unknown' END")
@@ -80,12 +83,12 @@ _TAKES_VERDICT = (f"(json_array_length(w.verdicts) = {len(VERDICTS)}"
 _FAN_OUT = (
     "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at)"
     " SELECT w.id, e.seq, :now,"
-    " CASE WHEN e.type = 'click' AND w.wait_for_verdict THEN :settled ELSE :now END FROM events e"
+    " CASE WHEN e.type IN ('click', 'open') AND w.wait_for_verdict THEN :settled ELSE :now END FROM events e"
     " JOIN webhooks w ON w.account_id = e.account_id AND w.status = 'active'"
     " WHERE e.seq BETWEEN :first AND :last"
     " AND (json_array_length(w.types) = 0 OR e.type IN (SELECT value FROM json_each(w.types)))"
     f" AND {_accepted_by_format()}"
-    f" AND (e.type != 'click' OR w.wait_for_verdict OR {_TAKES_VERDICT})"
+    f" AND (e.type NOT IN ('click', 'open') OR w.wait_for_verdict OR {_TAKES_VERDICT})"
     " ORDER BY e.seq, w.id"
 )
 
@@ -251,7 +254,7 @@ def claim(conn: Connection, webhook_id: str, *, ordered: bool | None = None) -> 
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
                 refused.append((row["outbox_id"], f"not sent: the stored event {row['id']!r} cannot be read: {exc}"))
                 continue
-            if event.type == "click":
+            if event.type in JUDGED:
                 verdict = events.verdict_of(event.details)
                 if not hook.takes_verdict(verdict):
                     unwanted.append(row["outbox_id"])
@@ -479,7 +482,7 @@ def replay(
     where.append(f"e.type IN ({','.join('?' * len(wanted))})")
     params.extend(wanted)
     if len(hook.verdicts) < len(VERDICTS):
-        where.append(f"(e.type != 'click' OR {_VERDICT} IN ({','.join('?' * len(hook.verdicts))}))")
+        where.append(f"(e.type NOT IN ('click', 'open') OR {_VERDICT} IN ({','.join('?' * len(hook.verdicts))}))")
         params.extend(hook.verdicts)
     if dead_only:
         where.append("o.state = 'dead'")
