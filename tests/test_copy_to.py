@@ -298,3 +298,41 @@ def test_backup_of_a_postgresql_database_points_at_pg_dump(tmp_path: Path) -> No
     assert len(ran.stderr.strip().splitlines()) == 1
     assert "pw-secret" not in ran.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_terminal_gets_a_progress_bar_of_rows_without_the_password(source: Path, pg_url: str) -> None:
+    """stderr a terminal (a pty): click's bar counts the rows; stdout still gets the closing line alone."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    want = sum(n for t, n in source_counts(source).items() if t != "erasure_salt")
+    master, slave = pty.openpty()
+    drawn = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the process closed its end
+                return
+            if not data:
+                return
+            drawn.extend(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    process = subprocess.Popen([sys.executable, "-m", "linkhub", "copy-to", pg_url, "--db", str(source),
+                                "--chunk-rows", "7"], stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    out, _ = process.communicate(timeout=120)
+    reader.join(timeout=30)
+    os.close(master)
+    assert process.returncode == 0, drawn.decode(errors="replace")
+    bar = drawn.decode(errors="replace")
+    assert "copying to postgresql://linkhub_test:***@" in bar
+    assert f"{want}/{want}" in bar
+    assert psycopg.conninfo.conninfo_to_dict(pg_url)["password"] not in bar + out
+    assert out.count("\n") == 1 and out.startswith(f"copied {source} to ")
