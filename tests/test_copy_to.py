@@ -336,3 +336,26 @@ def test_a_terminal_gets_a_progress_bar_of_rows_without_the_password(source: Pat
     assert f"{want}/{want}" in bar
     assert psycopg.conninfo.conninfo_to_dict(pg_url)["password"] not in bar + out
     assert out.count("\n") == 1 and out.startswith(f"copied {source} to ")
+
+
+def test_a_nul_character_sqlite_took_is_copied_as_the_replacement_character(app: Any, db_path: Path,
+                                                                             pg_url: str) -> None:
+    """SQLite stores U+0000 like any character and a sender may post it; PostgreSQL's text and jsonb refuse
+    it, so the copy puts U+FFFD in its place, says how many values it changed, and copies everything."""
+    account = create_account(db_path)
+    with app.client() as client:
+        post_events(client, account, [
+            event("nul-details", "open", 1, details={"note": "a\u0000b", "k\u0000": ["x\u0000"], "plain": "\\u0000"}),
+            event("nul-email", "open", 2, email="a\u0000b@example.com"),
+            event("clean", "open", 3),
+        ])
+    ran = linkhub("copy-to", pg_url, "--db", str(db_path), "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["nul_replaced"] == 2
+    with psycopg.connect(pg_url) as pg:
+        rows = pg.execute("SELECT id, email, details FROM events ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == ["nul-details", "nul-email", "clean"]
+    # The literal six characters `\u0000` (an escaped backslash, then u0000) are text, not a NUL: kept.
+    assert rows[0][2] == {"note": "a\ufffdb", "k\ufffd": ["x\ufffd"], "plain": "\\u0000"}
+    assert rows[1][1] == "a\ufffdb@example.com"
+    assert rows[2][2] == json.loads(query(db_path, "SELECT details FROM events WHERE id = 'clean'")[0][0])

@@ -134,10 +134,12 @@ def copy_to_command(url: str, db: Path, chunk_rows: int, as_json: bool) -> None:
     seconds = time.monotonic() - started
     counts = {name: n for name, n in result.rows.items() if name != copyto.SALT_TABLE}
     document = {"source": str(db), "url": shown, "resumed": result.resumed, "rows": counts,
-                "copied": result.copied, "seconds": round(seconds, 3)}
+                "copied": result.copied, "nul_replaced": result.nul_replaced, "seconds": round(seconds, 3)}
     per_table = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+    nul = (f"; {result.nul_replaced:,} values held U+0000, which PostgreSQL cannot store: copied with U+FFFD"
+           if result.nul_replaced else "")
     emit(as_json, document, f"copied {db} to {shown} ({sum(result.copied.values()):,} rows in {seconds:.1f} s"
-                            f"{', resumed' if result.resumed else ''}): {per_table}")
+                            f"{', resumed' if result.resumed else ''}): {per_table}{nul}")
 
 
 cli.add_command(accounts_group)

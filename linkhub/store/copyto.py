@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 # Held for the whole copy (a session lock): two copy-to into one database would interleave their chunks.
 COPY_LOCK = 0x6C696E6B68756232  # 'linkhub2'
 CHUNK_ROWS = 5000
+# PostgreSQL's text cannot hold U+0000: it is copied as the replacement character.
+NUL_STANDIN = "\ufffd"
 # Tables that are not the source's data: the runner's record, copy-to's own.
 OWN_TABLES = frozenset({"schema_migrations", "copied_from"})
 # Made by a migration with a row of its own (the salt): overwritten with the source's, never counted as data.
@@ -68,6 +70,7 @@ class Result:
     # Per table, in copy order: rows in the source's snapshot, and rows this run copied.
     rows: dict[str, int] = field(default_factory=dict)
     copied: dict[str, int] = field(default_factory=dict)
+    nul_replaced: int = 0  # values of this run that held U+0000, copied with NUL_STANDIN in its place
 
 
 Progress = Callable[[str, int], None]  # (table, rows just committed), after each chunk
@@ -121,6 +124,7 @@ def _copy(lite: db.Connection, pg: psycopg.Connection[tuple[Any, ...]], name: st
     source_id = hashlib.sha256(salt).hexdigest()
     resumed = _claim(pg, tables, source_id, name, salt)
     result = Result(resumed=resumed)
+    replaced = [0]
     for table in tables:
         result.rows[table.name] = int(lite.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0])
     done = sum(_count(pg, t.name) for t in tables if t.name != SALT_TABLE)
@@ -129,7 +133,8 @@ def _copy(lite: db.Connection, pg: psycopg.Connection[tuple[Any, ...]], name: st
         on_start(sum(n for t, n in result.rows.items() if t != SALT_TABLE), done)
     for table in tables:
         if table.name != SALT_TABLE:
-            result.copied[table.name] = _copy_table(lite, pg, table, chunk_rows, progress)
+            result.copied[table.name] = _copy_table(lite, pg, table, chunk_rows, progress, replaced)
+    result.nul_replaced = replaced[0]
     for table in tables:
         for column in table.identity:
             _reset_identity(pg, table.name, column)
@@ -228,14 +233,14 @@ def _count(pg: psycopg.Connection[tuple[Any, ...]], table: str, limit: int | Non
 
 
 def _copy_table(lite: db.Connection, pg: psycopg.Connection[tuple[Any, ...]], table: Table, chunk_rows: int,
-                progress: Progress | None) -> int:
+                progress: Progress | None, replaced: list[int]) -> int:
     key_sql = ", ".join(table.key)
     text_key = {c for c, t in zip(table.columns, table.types, strict=True) if t == "text"}
     order_pg = ", ".join(f'{c} COLLATE "C" DESC' if c in text_key else f"{c} DESC" for c in table.key)
     last = pg.execute(f"SELECT {key_sql} FROM {table.name} ORDER BY {order_pg} LIMIT 1").fetchone()
     pg.commit()
     columns_sql = ", ".join(table.columns)
-    convert = [_converter(t) for t in table.types]
+    convert = [_Converter(t, replaced) for t in table.types]
     copied = 0
     while True:
         if last is None:
@@ -257,17 +262,54 @@ def _copy_table(lite: db.Connection, pg: psycopg.Connection[tuple[Any, ...]], ta
             progress(table.name, len(rows))
 
 
-def _converter(pg_type: str) -> Callable[[Any], Any]:
-    """What a SQLite value becomes for a column of this PostgreSQL type (COPY's text form does the rest:
-    a JSON text is parsed into jsonb by the server, bytes are escaped as bytea)."""
-    if pg_type == "boolean":
-        return lambda v: None if v is None else bool(v)
-    if pg_type == "bytea":
-        return lambda v: None if v is None else bytes(v) if isinstance(v, bytes | bytearray) else str(v).encode()
-    if pg_type == "text":
-        return lambda v: v if v is None or isinstance(v, str) else (
-            bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v))
-    return lambda v: v
+class _Converter:
+    """What a SQLite value becomes for a column of one PostgreSQL type (COPY's text form does the rest: a
+    JSON text is parsed into jsonb by the server, bytes are escaped as bytea).
+
+    PostgreSQL's text and jsonb cannot hold the character U+0000, which SQLite stores as any other (a
+    sender may post it): it becomes U+FFFD, the replacement character, and `replaced` counts the values
+    so changed, for the closing line to say.
+    """
+
+    def __init__(self, pg_type: str, replaced: list[int]) -> None:
+        self.pg_type = pg_type
+        self.replaced = replaced
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if self.pg_type == "boolean":
+            return bool(value)
+        if self.pg_type == "bytea":
+            return bytes(value) if isinstance(value, bytes | bytearray) else str(value).encode()
+        if self.pg_type == "jsonb" and isinstance(value, str) and "\\u0000" in value:
+            return self._json_without_nul(value)
+        if self.pg_type in ("text", "jsonb"):
+            if isinstance(value, bytes | bytearray):
+                value = bytes(value).decode("utf-8", "replace")
+            elif not isinstance(value, str):
+                return str(value)
+            if "\x00" in value:
+                self.replaced[0] += 1
+                return value.replace("\x00", NUL_STANDIN)
+        return value
+
+    def _json_without_nul(self, text: str) -> str:
+        # Through the parsed document: the six characters `\u0000` may also be an escaped backslash's tail.
+        def clean(node: Any) -> Any:
+            if isinstance(node, str):
+                return node.replace("\x00", NUL_STANDIN)
+            if isinstance(node, list):
+                return [clean(item) for item in node]
+            if isinstance(node, dict):
+                return {clean(key): clean(item) for key, item in node.items()}
+            return node
+
+        document = json.loads(text)
+        cleaned = clean(document)
+        if cleaned != document:
+            self.replaced[0] += 1
+        return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
 
 
 def _reset_identity(pg: psycopg.Connection[tuple[Any, ...]], table: str, column: str) -> None:
