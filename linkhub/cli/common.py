@@ -47,6 +47,9 @@ def _option_attrs(setting: Setting) -> dict[str, Any]:
 def _not_a_url(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     # A URL turned Path has lost one slash of its `//`: 'postgresql:/user@host/db'.
     if postgresql.is_url(str(value).replace(":/", "://", 1)):
+        if ctx.command.name == "backup":
+            raise click.BadParameter("a PostgreSQL database is backed up with PostgreSQL's own tools: "
+                                     "pg_dump --format=custom (and pg_restore)", param=param)
         raise click.BadParameter("serving on PostgreSQL is not there yet: only `linkhub migrate` takes a "
                                  "postgresql:// URL so far", param=param)
     return value

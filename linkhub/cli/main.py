@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
 from linkhub.cli.webhooks import webhooks_group
 from linkhub.settings import Settings
-from linkhub.store import backup, postgresql, schema
+from linkhub.store import backup, copyto, postgresql, schema
 from linkhub.util import logs
 
 
@@ -89,6 +92,54 @@ def backup_command(dest: Path, db: Path, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from None
     emit(as_json, {"path": str(made.path), "bytes": made.bytes, "seconds": round(made.seconds, 3)},
          f"backed up {db} to {made.path} ({made.bytes:,} bytes in {made.seconds:.1f} s)")
+
+
+@cli.command("copy-to")
+@click.argument("url", metavar="URL")
+@db_option
+@click.option("--chunk-rows", type=click.IntRange(1, 1_000_000), default=copyto.CHUNK_ROWS, show_default=True,
+              help="Rows per committed chunk (what an interrupted copy may have to redo is less than one).")
+@json_option
+def copy_to_command(url: str, db: Path, chunk_rows: int, as_json: bool) -> None:
+    """Copy the SQLite database into the empty PostgreSQL database of URL (postgresql://user@host/db).
+
+    URL's database is migrated first; every table is copied with its numbering (event seq, outbox
+    ids), in committed chunks: run it again after an interruption and it resumes. A database that
+    holds other data, or a finished copy, is refused. The copy of a database in use is of the
+    moment the copy started.
+    """
+    if not postgresql.is_url(url):
+        raise click.BadParameter("not a postgresql:// or postgres:// URL", param_hint="'URL'")
+    if not db.exists():
+        raise click.ClickException(f"no database at {db}")
+    shown = postgresql.redact(url)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        bar: list[Any] = []
+
+        def on_start(total: int, done: int) -> None:
+            if not as_json and sys.stderr.isatty():
+                bar.append(stack.enter_context(click.progressbar(
+                    length=total, label=f"copying to {shown}", file=sys.stderr, show_pos=True)))
+                bar[0].update(done)
+
+        def progress(table: str, rows: int) -> None:
+            if bar:
+                bar[0].update(rows)
+
+        try:
+            result = copyto.copy_to(db, url, chunk_rows=chunk_rows, on_start=on_start, progress=progress)
+        except copyto.CopyError as exc:
+            raise click.ClickException(str(exc)) from None
+    seconds = time.monotonic() - started
+    counts = {name: n for name, n in result.rows.items() if name != copyto.SALT_TABLE}
+    document = {"source": str(db), "url": shown, "resumed": result.resumed, "rows": counts,
+                "copied": result.copied, "nul_replaced": result.nul_replaced, "seconds": round(seconds, 3)}
+    per_table = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+    nul = (f"; {result.nul_replaced:,} values held U+0000, which PostgreSQL cannot store: copied with U+FFFD"
+           if result.nul_replaced else "")
+    emit(as_json, document, f"copied {db} to {shown} ({sum(result.copied.values()):,} rows in {seconds:.1f} s"
+                            f"{', resumed' if result.resumed else ''}): {per_table}{nul}")
 
 
 cli.add_command(accounts_group)
