@@ -309,6 +309,16 @@ def test_mailing_stats_split_the_opens(app, db_path, account):
     first = query(db_path, "SELECT min(occurred_at) FROM opens WHERE account_id = ? AND kind IN ('proxied', 'person')",
                   (account.id,))[0][0]
     assert row["first_open_at"] == first
+    # Each recipient's opens are split the same way in recipient_activity.
+    activity = {r["recipient"]: r for r in query(db_path, "SELECT * FROM recipient_activity WHERE account_id = ?",
+                                                 (account.id,))}
+    for recipient in set(recipients):
+        theirs = [kind for (_u, _i, kind), r in zip(made, recipients, strict=True) if r == recipient]
+        got = activity[f"{recipient}@example.com"]
+        assert (got["opens"], got["people_opens"], got["apple_mpp_opens"], got["machine_opens"]) == (
+            len(theirs), sum(k in ("proxied", "person") for k in theirs), theirs.count("apple_mpp"),
+            theirs.count("machine")), recipient
+        assert (got["first_open_at"] is None) == (not any(k in ("proxied", "person") for k in theirs))
 
 
 def test_an_open_whose_burst_shows_a_machine_is_rescored_and_the_change_recorded(app, db_path, account):

@@ -224,8 +224,9 @@ def expected_recipients(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             groups[(e["account_id"], key)].append(e)
     rows = []
     for (account_id, key), mine in groups.items():
-        opens = [e["occurred_at"] for e in mine if e["type"] == "open"]
+        opens = [e["occurred_at"] for e in mine if people_open(e)]
         person = [e["occurred_at"] for e in mine if people(e)]
+        every_open = [e for e in mine if e["type"] == "open"]
         last = max(mine, key=lambda e: (e["occurred_at"], e["seq"]))
         rows.append({
             "account_id": account_id, "recipient": key,
@@ -234,6 +235,9 @@ def expected_recipients(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "events": len(mine), "mailings": len({e["mailing_id"] for e in mine if e["mailing_id"] is not None}),
             **{name: sum(1 for e in mine if e["type"] == kind) for name, kind in
                [("sent", "sent"), ("delivered", "delivered"), ("bounces", "bounce"), ("opens", "open")]},
+            "people_opens": len(opens),
+            "apple_mpp_opens": sum(1 for e in every_open if not machine_verdict(e) and e["details"].get("apple_mpp")),
+            "machine_opens": sum(1 for e in every_open if machine_verdict(e)),
             "first_open_at": min(opens, default=None), "last_open_at": max(opens, default=None),
             "clicks": len(person), "first_click_at": min(person, default=None),
             "last_click_at": max(person, default=None),
@@ -435,7 +439,8 @@ def test_report_recipient_by_address_in_any_case(built, db_path):
 
     ran = report(db_path, "recipient", "ann@corp.example", "--account", a)
     lines = dict(line.split(":", 1) for line in ran.stdout.splitlines())
-    assert lines["opens"].strip() == "3" and lines["mailings"].strip() == "2"
+    assert lines["people's opens"].strip() == lines["all opens"].strip() == "3"
+    assert lines["mailings"].strip() == "2"
     # A recipient known only by id.
     by_id = json.loads(report(db_path, "recipient", "r-no-address", "--json").stdout)
     assert (by_id["bounces"], by_id["email"], by_id["last_event_type"]) == (1, None, "bounce")

@@ -47,7 +47,9 @@ MAILING_LINES = [
 RECIPIENT_LINES = [
     ("account", "account_id"), ("recipient", "recipient"), ("recipient id", "recipient_id"), ("email", "email"),
     ("events", "events"), ("mailings", "mailings"), ("sent", "sent"), ("delivered", "delivered"),
-    ("bounces", "bounces"), ("opens", "opens"), ("first open", "first_open_at"), ("last open", "last_open_at"),
+    ("bounces", "bounces"), ("people's opens", "people_opens"), ("first open", "first_open_at"),
+    ("last open", "last_open_at"), ("Apple MPP opens", "apple_mpp_opens"), ("scanner/bot opens", "machine_opens"),
+    ("all opens", "opens"),
     ("people's clicks", "clicks"), ("first click", "first_click_at"), ("last click", "last_click_at"),
     ("scanner/bot clicks", "machine_clicks"), ("unsubscribes", "unsubscribes"),
     ("spam complaints", "spam_complaints"), ("last event", "last_event_at"), ("last event type", "last_event_type"),
