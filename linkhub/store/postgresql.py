@@ -14,12 +14,11 @@ installation needs none of it.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from linkhub.store import schema
+from linkhub.store.schema import Migration
 from linkhub.util.times import now_rfc3339
 
 if TYPE_CHECKING:
@@ -30,19 +29,11 @@ SCHEMES = ("postgresql://", "postgres://")
 # database (advisory keys are per database), chosen so no other application is likely to use it.
 MIGRATION_LOCK = 0x6C696E6B68756231  # 'linkhub1'
 
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PACKAGE = "linkhub.store.migrations.postgresql"
 
 
 class PostgresError(Exception):
     """PostgreSQL could not be reached or refused a statement; the text never holds the URL's password."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
 
 
 def is_url(value: str) -> bool:
@@ -62,16 +53,7 @@ def redact(url: str) -> str:
 
 def available() -> list[Migration]:
     """Every PostgreSQL migration shipped with this version of linkhub, in order."""
-    found = []
-    for entry in resources.files(_PACKAGE).iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two PostgreSQL migrations share a number: {versions}")
-    return found
+    return schema.available(_PACKAGE)
 
 
 def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:

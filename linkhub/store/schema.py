@@ -19,17 +19,18 @@ class Migration:
     sql: str
 
 
-def available() -> list[Migration]:
-    """Every migration shipped with this version of linkhub, in order."""
+def available(package: str = "linkhub.store.migrations") -> list[Migration]:
+    """Every migration shipped with this version of linkhub, in order: SQLite's, or the dialect's of
+    `package` (linkhub.store.migrations.postgresql), numbered the same."""
     found = []
-    for entry in resources.files("linkhub.store.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two migrations share a number: {versions}")
+        raise RuntimeError(f"two migrations of {package} share a number: {versions}")
     return found
 
 
