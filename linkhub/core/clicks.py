@@ -145,28 +145,41 @@ class Clicks:
     def judge(self, request: Request) -> ClickWrite:
         """The click of one hit, with its verdict, and the verdicts it changed of earlier clicks."""
         link, at_ms = request.link, request.at_ms
-        origin: int = link.minted_ms
-        since: Since = "minted"
-        reported = self.origins.of(link)
-        if reported is not None and origin <= reported[0] <= at_ms:
-            origin, since = reported
-        headers = request.headers
+        origin, since = since_origin(link.minted_ms, self.origins.of(link), at_ms)
         hit = Hit(t=at_ms - origin, method=request.method, ip=request.ip,
-                  headers={**headers, "user-agent": request.user_agent} if request.user_agent is not None
-                  else headers,
+                  headers=hit_headers(request.headers, request.user_agent),
                   recipient=link.prospect_id, mailing=link.mailing_id, url=link.original_url,
                   links_in_email=link.links_in_email, email=link.prospect_email, since=since)
+        verdict, changes = self.verdict_of((link.account_id, request.event_id), hit, at_ms=at_ms,
+                                           what=f"the click on {request.code}")
+        return ClickWrite(click(request, verdict, anonymize_ip=self.anonymize_ip,
+                                keep_user_agent=self.keep_user_agent), changes)
+
+    def verdict_of(self, ref: ClickRef, hit: Hit, *, at_ms: int, what: str) -> tuple[Verdict, list[Change[ClickRef]]]:
+        """The window's verdict of one hit (a click's or an open's, `ref` = (account id, event id)) and the
+        verdicts it changed of earlier hits, their addresses reduced when the server anonymizes."""
         try:
-            verdict, changes = self.window.observe((link.account_id, request.event_id), hit, at_ms=at_ms,
-                                                   scope=link.account_id)
-        except Exception:  # a bug in a rule must never cost the click: stored as unknown, and said so
-            log.exception("classifying the click on %s failed; stored with the verdict unknown", request.code)
+            verdict, changes = self.window.observe(ref, hit, at_ms=at_ms, scope=ref[0])
+        except Exception:  # a bug in a rule must never cost the hit: stored as unknown, and said so
+            log.exception("classifying %s failed; stored with the verdict unknown", what)
             verdict, changes = decide([]), []
         if self.anonymize_ip:
             verdict = anonymized(verdict)
             changes = [change._replace(new=anonymized(change.new)) for change in changes]
-        return ClickWrite(click(request, verdict, anonymize_ip=self.anonymize_ip,
-                                keep_user_agent=self.keep_user_agent), changes)
+        return verdict, changes
+
+
+def since_origin(minted_ms: int, reported: tuple[int, Since] | None, at_ms: int) -> tuple[int, Since]:
+    """What a hit's time counts from: the sender's delivery (or send) of its email when it reported one
+    between the minting and the hit, else the minting."""
+    if reported is not None and minted_ms <= reported[0] <= at_ms:
+        return reported
+    return minted_ms, "minted"
+
+
+def hit_headers(headers: dict[str, str], user_agent: str | None) -> dict[str, str]:
+    """The request headers the classifier reads, the user agent among them."""
+    return {**headers, "user-agent": user_agent} if user_agent is not None else headers
 
 
 def anonymized(verdict: Verdict) -> Verdict:

@@ -23,10 +23,10 @@ import msgspec
 
 from linkhub.core import outbox
 from linkhub.core.classify.behaviour import Change
-from linkhub.core.classify.hits import Hit, Since
+from linkhub.core.classify.hits import Hit
 from linkhub.core.classify.signals import fetcher_of
-from linkhub.core.classify.verdict import Verdict, decide
-from linkhub.core.clicks import ClickRef, Clicks, anonymized, change_verdicts, verdict_fields
+from linkhub.core.classify.verdict import Verdict
+from linkhub.core.clicks import ClickRef, Clicks, change_verdicts, hit_headers, since_origin, verdict_fields
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import Connection
@@ -72,29 +72,16 @@ class Opens:
     def judge(self, request: OpenRequest) -> OpenWrite:
         """The open event of one fetch, with its verdict, and the verdicts it changed of earlier hits."""
         pixel, at_ms = request.pixel, request.at_ms
-        origin = pixel.minted_ms
-        since: Since = "minted"
         reported = self.clicks.origins.of_email(pixel.account_id, pixel.mailing_id, pixel.recipient_id,
                                                 pixel.email)
-        if reported is not None and origin <= reported[0] <= at_ms:
-            origin, since = reported
-        headers = request.headers
+        origin, since = since_origin(pixel.minted_ms, reported, at_ms)
         hit = Hit(t=at_ms - origin, method=request.method, ip=request.ip,
-                  headers={**headers, "user-agent": request.user_agent} if request.user_agent is not None
-                  else headers,
+                  headers=hit_headers(request.headers, request.user_agent),
                   recipient=recipient_key(pixel), mailing=pixel.mailing_id, event="open", email=pixel.email,
                   since=since)
-        try:
-            verdict, changes = self.clicks.window.observe((pixel.account_id, request.event_id), hit, at_ms=at_ms,
-                                                          scope=pixel.account_id)
-        except Exception:  # a bug in a rule must never cost the open: stored as unknown, and said so
-            log.exception("classifying the open of %s failed; stored with the verdict unknown", request.code)
-            verdict, changes = decide([]), []
-        anonymize = self.clicks.anonymize_ip
-        if anonymize:
-            verdict = anonymized(verdict)
-            changes = [change._replace(new=anonymized(change.new)) for change in changes]
-        return OpenWrite(open_event(request, verdict, anonymize_ip=anonymize,
+        verdict, changes = self.clicks.verdict_of((pixel.account_id, request.event_id), hit, at_ms=at_ms,
+                                                  what=f"the open of {request.code}")
+        return OpenWrite(open_event(request, verdict, anonymize_ip=self.clicks.anonymize_ip,
                                     keep_user_agent=self.clicks.keep_user_agent), changes)
 
 
