@@ -20,7 +20,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class Settings:
-    db: Path = Path("linkhub.db")
+    db: Path | str = Path("linkhub.db")  # a SQLite file, or a postgresql:// URL
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
@@ -127,7 +127,8 @@ class Setting:
 _DEFAULT = Settings()
 
 REGISTRY: tuple[Setting, ...] = (
-    Setting("db", "--db", "LINKHUB_DB", _DEFAULT.db, "SQLite database file", kind=Path, metavar="FILE",
+    Setting("db", "--db", "LINKHUB_DB", _DEFAULT.db, "SQLite database file, or a postgresql://user@host/db URL",
+            kind=Path, metavar="FILE|URL",
             shown="./linkhub.db"),
     Setting("host", "--host", "LINKHUB_HOST", _DEFAULT.host, "Address to listen on"),
     Setting("port", "--port", "LINKHUB_PORT", _DEFAULT.port, "Port to listen on; 0 picks a free one",

@@ -1,4 +1,8 @@
-"""Shared test fixtures, in two tiers, both on a real SQLite file.
+"""Shared test fixtures, in two tiers, both on a real database: a SQLite file, or with
+LINKHUB_TEST_BACKEND=postgresql a database of its own on a throwaway PostgreSQL cluster (pgserver.py).
+
+`db_path` is what `--db` takes: a Path, or a postgresql:// URL. Tests about the SQLite file itself
+(its WAL, backup, modes, `linkhub check`) are marked `sqlite_file` and are left out of a PostgreSQL run.
 
 In-process (inprocess.py, a plugin): `app`/`make_app`/`hub_app`, the real app answering an httpx
 client in this process. Subprocess (servers.py): `server`/`make_server`/`hub`/`shared_server`, a
@@ -17,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,8 +36,7 @@ from click.testing import CliRunner
 
 from linkhub.cli.main import cli
 from linkhub.core import accounts
-from linkhub.store.db import connect
-from linkhub.store.schema import migrate
+from linkhub.store import Row, connect, migrate
 
 from servers import Server, start_server
 
@@ -43,10 +45,30 @@ from servers import Server, start_server
 pytest_plugins = ("sink", "inprocess", "pgserver")
 # Helpers whose asserts should explain themselves when a test fails through them.
 pytest.register_assert_rewrite("delivery_support")
+pytest.register_assert_rewrite("pgserver")
+import pgserver  # noqa: E402 - after its registration above
+
+BACKEND = os.environ.get("LINKHUB_TEST_BACKEND", "sqlite")
+assert BACKEND in ("sqlite", "postgresql"), f"LINKHUB_TEST_BACKEND={BACKEND!r}: sqlite or postgresql"
+ON_POSTGRESQL = BACKEND == "postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRESQL:
+        return
+    kept = [item for item in items if item.get_closest_marker("sqlite_file") is None]
+    left = [item for item in items if item.get_closest_marker("sqlite_file") is not None]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
 
 @pytest.fixture(scope="session")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def migrated(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path | str:
     """A database with every migration applied, made once: each test's `db_path` is a copy of it."""
+    if ON_POSTGRESQL:
+        cluster = request.getfixturevalue("postgresql_server")
+        return pgserver.template(cluster)
     path = tmp_path_factory.mktemp("migrated") / "linkhub.db"
     conn = connect(path)
     migrate(conn)
@@ -56,10 +78,15 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, migrated: Path) -> Path:
+def db_path(tmp_path: Path, migrated: Path | str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The test's own migrated database: a copy of `migrated` (a file, or a database made from the template)."""
+    if isinstance(migrated, str):
+        with pgserver.copy_of(request.getfixturevalue("postgresql_server"), migrated) as url:
+            yield url
+        return
     path = tmp_path / "linkhub.db"
     shutil.copy2(migrated, path)  # its mode (0600, as connect made it) too
-    return path
+    yield path
 
 
 @pytest.fixture
@@ -90,19 +117,25 @@ def hub(make_server: Any) -> Server:
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def shared_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
     """One real server for a whole test module (a server per test would make the suite slow).
 
     Tests that use it give themselves an account of their own on it, so they cannot see each
     other's data; tests that need other settings start their own with `make_server`.
     """
-    path = tmp_path_factory.mktemp("shared") / "linkhub.db"
-    conn = connect(path)
-    migrate(conn)
-    conn.close()
-    server = start_server(path)
-    yield server
-    assert server.stop() == 0
+    with contextlib.ExitStack() as stack:
+        path: Path | str
+        if ON_POSTGRESQL:
+            path = stack.enter_context(pgserver.copy_of(request.getfixturevalue("postgresql_server"),
+                                                         request.getfixturevalue("migrated")))
+        else:
+            path = tmp_path_factory.mktemp("shared") / "linkhub.db"
+            conn = connect(path)
+            migrate(conn)
+            conn.close()
+        server = start_server(path)
+        yield server
+        assert server.stop() == 0
 
 
 @dataclass
@@ -112,7 +145,7 @@ class Account:
     secret: str
 
 
-def create_account(db_path: Path, *, secret: str = "outreach-secret", **options: Any) -> Account:
+def create_account(db_path: Path | str, *, secret: str = "outreach-secret", **options: Any) -> Account:
     """Create an account straight in the database, as `linkhub accounts create` does."""
     conn = connect(db_path)
     try:
@@ -162,7 +195,7 @@ def post_links(client: httpx.Client, account: Account, body: dict[str, Any] | by
     return client.post(f"/outreach/{account.id}/links", content=raw, headers=headers)
 
 
-def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+def query(db_path: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
     conn = connect(db_path, readonly=True)
     try:
         return conn.execute(sql, params).fetchall()

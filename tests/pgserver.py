@@ -26,8 +26,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import psycopg
 
 HOST = "127.0.0.1"
 SUPERUSER = "linkhub_test"
@@ -156,4 +160,43 @@ def pg_url(postgresql_server: Cluster) -> Iterator[str]:
         yield postgresql_server.url(name)
     finally:
         with psycopg.connect(postgresql_server.url(), autocommit=True) as admin, contextlib.suppress(psycopg.Error):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(cluster: Cluster) -> psycopg.Connection[tuple[object, ...]]:
+    import psycopg
+
+    return psycopg.connect(cluster.url(), autocommit=True)
+
+
+def template(cluster: Cluster) -> str:
+    """The URL of a database with every migration applied, made once per session (and worker): what
+    `copy_of` copies for each test, as a SQLite run copies one migrated file."""
+    from linkhub.store import connect, migrate
+
+    name = f"template_{os.getpid()}"
+    with _admin(cluster) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    conn = connect(cluster.url(name))
+    try:
+        migrate(conn)
+    finally:
+        conn.close()
+    return cluster.url(name)
+
+
+@contextlib.contextmanager
+def copy_of(cluster: Cluster, template_url: str) -> Iterator[str]:
+    """A new database made from the template database of `template_url`, dropped afterwards."""
+    import psycopg
+
+    source = template_url.rsplit("/", 1)[1]
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    with _admin(cluster) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    try:
+        yield cluster.url(name)
+    finally:
+        with _admin(cluster) as admin, contextlib.suppress(psycopg.Error):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

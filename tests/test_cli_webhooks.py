@@ -310,7 +310,7 @@ def test_verify_text(db_path: Path, account: Any, make_receiver: Any) -> None:
 def queue_events(db_path: Path, account: Any, webhook_id: str, count: int) -> None:
     """`count` stored events, queued for the (inactive) webhook by `linkhub outbox replay`."""
     from linkhub.core import events
-    from linkhub.store.db import connect
+    from linkhub.store import connect
     from linkhub.util.times import now_rfc3339
 
     now = now_rfc3339()

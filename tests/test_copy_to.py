@@ -16,8 +16,7 @@ import psycopg
 import pytest
 
 from linkhub.settings import parse_networks
-from linkhub.store import copyto, postgresql
-from linkhub.store.db import connect
+from linkhub.store import connect, copyto, postgresql
 
 from conftest import Account, create_account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, event, post_events, wait_until

@@ -27,7 +27,7 @@ from linkhub.core import outbox as outbox_store
 from linkhub.core import webhooks as webhook_store
 from linkhub.delivery import loop, sender
 from linkhub.settings import Settings
-from linkhub.store.db import connect
+from linkhub.store import connect
 from linkhub.store.schema import migrate
 
 from conftest import Account, Server, create_account, linkhub, query, start_server

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from linkhub.store.db import connect
+from linkhub.store import connect
 from linkhub.store.schema import migrate
 from linkhub.web.server import GRACEFUL_TIMEOUT_S, SHUTDOWN_MARGIN_S
 

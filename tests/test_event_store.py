@@ -11,8 +11,7 @@ import pytest
 from linkhub.core import accounts, formats, outbox
 from linkhub.core import events as event_store
 from linkhub.core import webhooks as webhook_store
-from linkhub.store import schema
-from linkhub.store.db import connect
+from linkhub.store import connect, schema
 
 
 @pytest.fixture

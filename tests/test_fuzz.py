@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, given, note, reject, settings
 from hypothesis import strategies as st
 
 from linkhub.core.events import EVENT_TYPES
-from linkhub.store.db import connect
+from linkhub.store import connect
 from linkhub.store.schema import migrate
 
 from conftest import Account, Server, create_account, outreach_body, post_links, start_server

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from linkhub.core import events, formats
-from linkhub.store.db import connect
+from linkhub.store import connect
 from linkhub.store.schema import migrate
 from linkhub.util.times import rfc3339_to_ms
 

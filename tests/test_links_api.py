@@ -19,7 +19,7 @@ from test_erasure import hits_in_files, variants
 
 from linkhub.core.accounts import get
 from linkhub.services import links as use
-from linkhub.store.db import connect
+from linkhub.store import connect
 
 from conftest import Account, create_account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from linkhub.core import accounts
-from linkhub.store.db import connect
+from linkhub.store import connect
 
 from conftest import create_account, outreach_body, post_links, query, sign
 

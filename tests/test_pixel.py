@@ -21,7 +21,7 @@ from linkhub.core import retention
 from linkhub.core.classify.verdict import CLASSIFIER_VERSION
 from linkhub.core.useragent import describe
 from linkhub.settings import parse_networks
-from linkhub.store.db import connect, transaction
+from linkhub.store import connect, transaction
 
 from conftest import Account, create_account, linkhub, query
 from delivery_support import create_webhook

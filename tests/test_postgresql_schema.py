@@ -16,8 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from linkhub.store import postgresql, schema
-from linkhub.store.db import connect
+from linkhub.store import connect, postgresql, schema
 
 from conftest import linkhub
 from pgserver import Cluster

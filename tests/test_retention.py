@@ -20,7 +20,7 @@ import pytest
 from linkhub.core import retention
 from linkhub.core import webhooks as webhook_store
 from linkhub.delivery.retention import Pruner
-from linkhub.store.db import connect
+from linkhub.store import connect
 from linkhub.util.times import clamped_later, now_rfc3339
 
 from conftest import create_account, linkhub, outreach_body, post_links, query

@@ -28,8 +28,7 @@ from linkhub.core import events as event_store
 from linkhub.core import webhooks as webhook_store
 from linkhub.core.outbox import SETTLE_MARGIN_S
 from linkhub.settings import parse_networks
-from linkhub.store import Connection, schema
-from linkhub.store.db import connect
+from linkhub.store import Connection, connect, schema
 
 from conftest import Account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, event, get_webhook, post_events

@@ -13,7 +13,7 @@ import pytest
 import standardwebhooks
 
 from linkhub.settings import Settings
-from linkhub.store.db import connect
+from linkhub.store import connect
 from linkhub.store.schema import migrate
 
 from conftest import create_account, linkhub, query

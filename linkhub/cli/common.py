@@ -15,7 +15,10 @@ import click
 
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import REGISTRY, Setting, Settings
-from linkhub.store import Connection, StoreError, connect, describe_error, postgresql, schema, transaction, truncate_wal
+from linkhub.store import Connection, StoreError, connect, describe_error, postgresql, shown, transaction, truncate_wal
+from linkhub.store import migrate as store_migrate
+from linkhub.store import needed as store_needed
+from linkhub.store.db import SqliteConnection
 from linkhub.util.times import parse_rfc3339, to_rfc3339
 
 # Where open_db keeps the path it opened, in the click context's `meta` (shared by every nested
@@ -40,19 +43,30 @@ def _option_attrs(setting: Setting) -> dict[str, Any]:
     else:
         attrs.update(default=setting.default, show_default=True)
         if setting.kind is Path:
-            attrs["callback"] = _not_a_url
+            attrs["callback"] = _db_value
     return {**attrs, "type": _click_type(setting), "metavar": setting.metavar}
 
 
-def _not_a_url(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+# The commands that work on a SQLite file itself, and what to use on PostgreSQL instead.
+_FILE_ONLY = {
+    "backup": "a PostgreSQL database is backed up with PostgreSQL's own tools: pg_dump --format=custom "
+              "(and pg_restore)",
+    "copy-to": "copy-to copies from a SQLite file: --db names it, the URL argument the PostgreSQL database",
+    "check": "`linkhub check` checks a SQLite file; on PostgreSQL use its own tools (amcheck, pg_dump to "
+             "/dev/null)",
+}
+
+
+def _db_value(ctx: click.Context, param: click.Parameter, value: Path) -> Path | str:
+    """--db: a SQLite file (a Path) or a postgresql:// URL (the text as given)."""
     # A URL turned Path has lost one slash of its `//`: 'postgresql:/user@host/db'.
-    if postgresql.is_url(str(value).replace(":/", "://", 1)):
-        if ctx.command.name == "backup":
-            raise click.BadParameter("a PostgreSQL database is backed up with PostgreSQL's own tools: "
-                                     "pg_dump --format=custom (and pg_restore)", param=param)
-        raise click.BadParameter("serving on PostgreSQL is not there yet: only `linkhub migrate` takes a "
-                                 "postgresql:// URL so far", param=param)
-    return value
+    text = str(value).replace(":/", "://", 1)
+    if not postgresql.is_url(text):
+        return value
+    refusal = _FILE_ONLY.get(ctx.command.name or "")
+    if refusal is not None:
+        raise click.BadParameter(refusal, param=param)
+    return text
 
 
 def _click_type(setting: Setting) -> click.ParamType[Any] | type[Any]:
@@ -99,19 +113,6 @@ def setting_options(*names: str) -> Callable[[F], F]:
 
 
 db_option = setting_options("db")
-
-
-def _db_target(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
-    return value if postgresql.is_url(value) else Path(value)
-
-
-# `migrate` alone takes a PostgreSQL URL as well as a file so far (serving on PostgreSQL is not there
-# yet): a postgresql:// value stays the URL it is (a Path would fold its `//`), anything else is the path.
-_DB = next(setting for setting in REGISTRY if setting.name == "db")
-db_or_url_option = click.option(
-    "--db", "db", envvar=_DB.env, default=str(_DB.default), show_default=True, metavar="FILE|URL",
-    callback=_db_target,
-    help=f"{_DB.help}, or a postgresql://user@host/db URL [env {_DB.shown_env}].")
 
 
 def environ_settings(*names: str) -> Settings:
@@ -168,12 +169,12 @@ def _os_message(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename is not None else reason
 
 
-def _missing(path: Path) -> click.ClickException:
+def _missing(path: Path | str) -> click.ClickException:
     return click.ClickException(f"no database at {path}: create one with `linkhub migrate --db {path}`")
 
 
 @contextlib.contextmanager
-def open_db(path: Path, *, create: bool = False, readonly: bool = False,
+def open_db(path: Path | str, *, create: bool = False, readonly: bool = False,
             apply_migrations: bool = True) -> Iterator[Connection]:
     """A connection to the database at `path`.
 
@@ -185,19 +186,20 @@ def open_db(path: Path, *, create: bool = False, readonly: bool = False,
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[_DB_KEY] = path
-    if path.is_dir():
-        raise click.ClickException(f"{path} is a directory, not a database file")
-    if not create and not path.exists():
-        raise _missing(path)
+    if isinstance(path, Path):
+        if path.is_dir():
+            raise click.ClickException(f"{path} is a directory, not a database file")
+        if not create and not path.exists():
+            raise _missing(path)
     conn = connect(path, readonly=readonly)
     try:
         if readonly:
-            needed = schema.needed(conn)
+            needed = store_needed(conn)
             if needed:
-                raise click.ClickException(f"{path} needs `linkhub migrate` first ({'; '.join(needed)})")
+                raise click.ClickException(f"{shown(path)} needs `linkhub migrate` first ({'; '.join(needed)})")
         elif apply_migrations:
             try:
-                schema.migrate(conn)
+                store_migrate(conn)
             except RuntimeError as exc:
                 raise click.ClickException(str(exc)) from None
         yield conn
@@ -230,11 +232,12 @@ class Direct:
     async def truncate_wal(self) -> bool:
         """Checkpoint and truncate the WAL from this connection (waiting up to the busy timeout for a
         running server's readers and writer); False if they held it."""
-        return truncate_wal(self.reader())
+        conn = self.reader()
+        return truncate_wal(conn) if isinstance(conn, SqliteConnection) else True
 
 
 @contextlib.contextmanager
-def store(path: Path, *, create: bool = False, readonly: bool = False) -> Iterator[Direct]:
+def store(path: Path | str, *, create: bool = False, readonly: bool = False) -> Iterator[Direct]:
     """The database at `path` as the use cases' Storage, opened as `open_db` opens it, when first used."""
     with contextlib.ExitStack() as opened:
         yield Direct(lambda: opened.enter_context(open_db(path, create=create, readonly=readonly)))

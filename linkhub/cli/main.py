@@ -15,7 +15,7 @@ from linkhub.cli.accounts import accounts_group
 from linkhub.cli.check import check_command
 from linkhub.cli.classify import classify_group
 from linkhub.cli.clicks import clicks_group
-from linkhub.cli.common import LinkhubGroup, db_option, db_or_url_option, emit, json_option, open_db, setting_options
+from linkhub.cli.common import LinkhubGroup, db_option, emit, json_option, open_db, setting_options
 from linkhub.cli.datasette import datasette_config
 from linkhub.cli.erase import erase_command
 from linkhub.cli.events import events_group
@@ -26,7 +26,8 @@ from linkhub.cli.outbox import outbox_group
 from linkhub.cli.report import report_group
 from linkhub.cli.webhooks import webhooks_group
 from linkhub.settings import Settings
-from linkhub.store import backup, copyto, postgresql, schema
+from linkhub.store import backup, copyto, postgresql
+from linkhub.store import migrate as store_migrate
 from linkhub.util import logs
 
 
@@ -50,7 +51,7 @@ def serve(log_level: str, log_format: str, **settings: Any) -> None:
 
 
 @cli.command()
-@db_or_url_option
+@db_option
 @json_option
 def migrate(db: Path | str, as_json: bool) -> None:
     """Create the database if it does not exist, and apply pending schema migrations (serve does this too).
@@ -69,7 +70,7 @@ def migrate(db: Path | str, as_json: bool) -> None:
     created = not db.exists()
     with open_db(db, create=True, apply_migrations=False) as conn:
         try:
-            done = schema.migrate(conn)
+            done = store_migrate(conn)
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from None
     text = "\n".join(done) if done else "database is up to date"

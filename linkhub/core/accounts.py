@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from linkhub.core import linkfilter
 from linkhub.core.errors import LinkhubError
 from linkhub.settings import normalize_public_url
@@ -125,7 +123,7 @@ def create(
         "created_at": now,
         "updated_at": now,
     }
-    sqlite_utils.Database(conn).table("accounts").insert(record)
+    conn.execute(f"INSERT INTO accounts ({', '.join(record)}) VALUES ({', '.join(':' + k for k in record)})", record)
     account = get(conn, account_id)
     assert account is not None
     return account, key
@@ -162,7 +160,7 @@ def update(
         changes["link_filter"] = new_filter
     if changes:
         changes["updated_at"] = now_rfc3339()
-        sqlite_utils.Database(conn).table("accounts").update(account_id, changes)
+        _set(conn, account_id, changes)
     account = get(conn, account_id)
     assert account is not None
     return account
@@ -173,7 +171,11 @@ def rotate_key(conn: Connection, account_id: str) -> str:
     if get(conn, account_id) is None:
         raise AccountNotFound(account_id)
     key = ids.api_key()
-    sqlite_utils.Database(conn).table("accounts").update(
-        account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()}
-    )
+    _set(conn, account_id, {"api_key_sha256": ids.api_key_digest(key), "updated_at": now_rfc3339()})
     return key
+
+
+def _set(conn: Connection, account_id: str, changes: dict[str, object]) -> None:
+    # The column names are this module's own keys, never a caller's text.
+    assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    conn.execute(f"UPDATE accounts SET {assignments} WHERE id = :account_id", {**changes, "account_id": account_id})

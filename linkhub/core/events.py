@@ -9,7 +9,7 @@ import msgspec
 
 from linkhub.core import mailings
 from linkhub.core.classify.verdict import VerdictName
-from linkhub.store import Connection, Row
+from linkhub.store import Connection, Row, dialect
 
 # The canonical types, in their canonical order: the type for validation, the tuple for everything else.
 EventType = Literal[
@@ -138,7 +138,8 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     """Insert events in the caller's transaction, skipping ids the account already has.
 
     Returns each event's seq, or None for a duplicate. Within the batch, the first of two
-    events with the same id is the one stored.
+    events with the same id is the one stored. On PostgreSQL the transaction first waits for
+    every other one writing events (`dialect.serialize_events`), so seqs commit in order.
 
     No RETURNING: the sqlite3 module steps once per returned row and releases the GIL at
     every step, and in the server each release can hand the GIL to the event loop and back.
@@ -147,12 +148,20 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     one statement inserts have consecutive seqs ending at `lastrowid`.
     """
     seqs: list[int | None] = []
+    postgresql = dialect.is_postgresql(conn)
+    dialect.serialize_events(conn)
     for start in range(0, len(batch), _ROWS_PER_STATEMENT):
         chunk = batch[start : start + _ROWS_PER_STATEMENT]
         values: list[Any] = []
         for event in chunk:
             values.extend(_params(event))
-        cursor = conn.execute(_INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL, values)
+        statement = _INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL
+        if postgresql:  # no rowid there: the new rows say their numbers
+            new = {(row[0], row[1]): row[2] for row in conn.execute(
+                statement + " RETURNING account_id, id, seq", values).fetchall()}
+            seqs.extend(new.pop((event.account_id, event.id), None) for event in chunk)
+            continue
+        cursor = conn.execute(statement, values)
         inserted, last = cursor.rowcount, cursor.lastrowid
         assert last is not None
         if inserted == len(chunk):  # the usual case: no duplicates

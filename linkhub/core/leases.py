@@ -11,7 +11,7 @@ puts the rows its old holder left 'sending' back in the queue, in the same trans
 late outcome of a holder that lost its lease changes nothing, and at most one process claims a
 webhook's batches at any moment.
 
-The clock is the database's: every time here is computed in SQL (`_NOW`, `_LATER`), never on the
+The clock is the database's: every time here is computed in SQL (`store.dialect.NOW`, `_LATER`), never on the
 host, so processes on hosts whose clocks disagree still agree on who holds what. The statements
 are written for both SQL dialects linkhub targets: upserts with `ON CONFLICT … DO UPDATE … WHERE`
 and `RETURNING` are the same in SQLite and PostgreSQL, and the two time expressions are the only
@@ -30,35 +30,48 @@ from typing import TypeVar
 
 from linkhub.core import outbox
 from linkhub.store import Connection
+from linkhub.store.dialect import NOW, Sql
 
 T = TypeVar("T")
 
 WEBHOOK = "webhook"
 TASK = "task"
 
-# The database's clock, as linkhub stores times (RFC 3339, milliseconds, Z).
-_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-# `:length_s` seconds from the database's now.
-_LATER = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('%+.3f seconds', :length_s))"
+# `:length_s` seconds from the database's clock, as linkhub stores times (RFC 3339, milliseconds, Z).
+_LATER = Sql(
+    sqlite="strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('%+.3f seconds', :length_s))",
+    postgresql="to_char((clock_timestamp() + make_interval(secs => :length_s)) AT TIME ZONE 'UTC',"
+               " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+)
 
-_ACQUIRE = (
+
+def _both(template: str) -> Sql:
+    """The statement of `template` in each dialect: its {now} and {later} are the clock's expressions."""
+    return Sql(*(template.format(now=now, later=later)
+                 for now, later in ((NOW.sqlite, _LATER.sqlite), (NOW.postgresql, _LATER.postgresql))))
+
+
+_ACQUIRE = _both(
     "INSERT INTO leases (kind, key, owner, epoch, acquired_at, expires_at)"
-    f" VALUES (:kind, :key, :owner, 1, {_NOW}, {_LATER})"
+    " VALUES (:kind, :key, :owner, 1, {now}, {later})"
     " ON CONFLICT (kind, key) DO UPDATE SET owner = excluded.owner, epoch = leases.epoch + 1,"
     " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
-    f" WHERE leases.owner IS NULL OR leases.expires_at <= {_NOW}"
+    " WHERE leases.owner IS NULL OR leases.expires_at <= {now}"
     " RETURNING epoch"
 )
-_HOLD = (
-    f"UPDATE leases SET expires_at = {_LATER}"
+_HOLD = _both(
+    "UPDATE leases SET expires_at = {later}"
     " WHERE kind = :kind AND key = :key AND owner = :owner AND epoch = :epoch"
 )
-_RENEW = f"UPDATE leases SET expires_at = {_LATER} WHERE owner = :owner RETURNING kind, key, epoch"
-_RELEASE = (
-    f"UPDATE leases SET owner = NULL, expires_at = {_NOW}"
+_RENEW = _both("UPDATE leases SET expires_at = {later} WHERE owner = :owner RETURNING kind, key, epoch")
+_RELEASE = _both(
+    "UPDATE leases SET owner = NULL, expires_at = {now}"
     " WHERE kind = :kind AND key = :key AND owner = :owner AND epoch = :epoch"
 )
-_RELEASE_ALL = f"UPDATE leases SET owner = NULL, expires_at = {_NOW} WHERE owner = :owner RETURNING kind, key"
+_RELEASE_ALL = _both("UPDATE leases SET owner = NULL, expires_at = {now} WHERE owner = :owner RETURNING kind, key")
+_HOLDERS = _both("SELECT key, owner, epoch, owner IS NULL OR expires_at <= {now} FROM leases WHERE kind = ?")
+_LISTED = _both("SELECT kind, key, owner, epoch, acquired_at, expires_at,"
+                " CASE WHEN expires_at <= {now} THEN 1 ELSE 0 END AS expired FROM leases ORDER BY kind, key")
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ def acquire(conn: Connection, kind: str, key: str, owner: str, length_s: float) 
     confirmed, and only this epoch's holder may claim them again.
     """
     before = conn.execute("SELECT owner FROM leases WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-    row = conn.execute(_ACQUIRE, {"kind": kind, "key": key, "owner": owner, "length_s": length_s}).fetchone()
+    row = conn.execute(_ACQUIRE.on(conn), {"kind": kind, "key": key, "owner": owner, "length_s": length_s}).fetchone()
     if row is None:
         return None
     requeued = outbox.release_claims(conn, webhook_id=key) if kind == WEBHOOK else 0
@@ -112,7 +125,7 @@ def hold(conn: Connection, lease: Lease, length_s: float) -> bool:
     """
     params = {"kind": lease.kind, "key": lease.key, "owner": lease.owner, "epoch": lease.epoch,
               "length_s": length_s}
-    return bool(conn.execute(_HOLD, params).rowcount == 1)
+    return bool(conn.execute(_HOLD.on(conn), params).rowcount == 1)
 
 
 def fenced(conn: Connection, lease: Lease, length_s: float, work: Callable[[Connection], T]) -> tuple[bool, T | None]:
@@ -125,7 +138,7 @@ def fenced(conn: Connection, lease: Lease, length_s: float, work: Callable[[Conn
 def renew(conn: Connection, owner: str, length_s: float) -> list[Lease]:
     """Push on the expiry of every lease `owner` still holds; return them (any missing was taken over)."""
     return [Lease(row[0], row[1], owner, row[2])
-            for row in conn.execute(_RENEW, {"owner": owner, "length_s": length_s}).fetchall()]
+            for row in conn.execute(_RENEW.on(conn), {"owner": owner, "length_s": length_s}).fetchall()]
 
 
 def release(conn: Connection, lease: Lease, *, only_if_idle: bool = False) -> bool:
@@ -139,7 +152,7 @@ def release(conn: Connection, lease: Lease, *, only_if_idle: bool = False) -> bo
             "SELECT 1 FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') LIMIT 1",
             (lease.key,)).fetchone() is not None:
         return False
-    released = conn.execute(_RELEASE, {"kind": lease.kind, "key": lease.key, "owner": lease.owner,
+    released = conn.execute(_RELEASE.on(conn), {"kind": lease.kind, "key": lease.key, "owner": lease.owner,
                                        "epoch": lease.epoch}).rowcount == 1
     if released and lease.kind == WEBHOOK:
         outbox.release_claims(conn, webhook_id=lease.key)
@@ -159,7 +172,7 @@ def release_all(conn: Connection, owner: str) -> tuple[int, int]:
 
     Rows and leases of other processes are left alone. Returns (leases released, rows returned).
     """
-    released = conn.execute(_RELEASE_ALL, {"owner": owner}).fetchall()
+    released = conn.execute(_RELEASE_ALL.on(conn), {"owner": owner}).fetchall()
     rows = sum(outbox.release_claims(conn, webhook_id=key) for kind, key in released if kind == WEBHOOK)
     return len(released), rows
 
@@ -167,12 +180,10 @@ def release_all(conn: Connection, owner: str) -> tuple[int, int]:
 def holders(conn: Connection, kind: str) -> dict[str, Holder]:
     """Every lease of `kind` as the table has it now, by key (a read: no transaction needed)."""
     return {row[0]: Holder(row[1], row[2], bool(row[3])) for row in conn.execute(
-        f"SELECT key, owner, epoch, owner IS NULL OR expires_at <= {_NOW} FROM leases WHERE kind = ?",
-        (kind,)).fetchall()}
+        _HOLDERS.on(conn), (kind,)).fetchall()}
 
 
 def listing(conn: Connection) -> list[dict[str, object]]:
     """Every lease, for operators: kind, key, owner (None: released), epoch, times, and whether it has expired."""
     return [dict(row) for row in conn.execute(
-        f"SELECT kind, key, owner, epoch, acquired_at, expires_at, expires_at <= {_NOW} AS expired"
-        " FROM leases ORDER BY kind, key").fetchall()]
+        _LISTED.on(conn)).fetchall()]

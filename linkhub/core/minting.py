@@ -20,6 +20,7 @@ import msgspec
 from linkhub.core import linkfilter, mailings
 from linkhub.core.accounts import Account
 from linkhub.store import Connection
+from linkhub.store.dialect import Sql
 from linkhub.util import ids
 from linkhub.util.times import now_rfc3339
 
@@ -138,6 +139,7 @@ _ALL_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # statement asking for max(rowid) cost each call a wait for the GIL in the writer; kept with the
 # connection's rollback count, since a rollback takes back the rows it was counted past.
 _next_number: weakref.WeakKeyDictionary[Connection, tuple[int, int]] = weakref.WeakKeyDictionary()
+_NEXT_NUMBER = Sql(sqlite="SELECT coalesce(max(rowid), 0) + 1 FROM links", postgresql="SELECT nextval('link_numbers')")
 
 
 def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str, str], int]:
@@ -170,7 +172,7 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
             if counted is not None and counted[0] == conn.rollbacks:
                 number = counted[1]
             else:
-                number = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM links").fetchone()[0]
+                number = conn.execute(_NEXT_NUMBER.on(conn)).fetchone()[0]
             drawn = ids.link_codes(number, len(chunk))
             values: list[str | None] = []
             for link, code in zip(chunk, drawn, strict=True):
@@ -182,7 +184,8 @@ def mint(conn: Connection, who: Recipient, links: list[Link]) -> tuple[dict[str,
                 f"INSERT INTO links ({columns}) VALUES " + ",".join([row] * len(chunk)) + " ON CONFLICT DO NOTHING",
                 values,
             ).rowcount
-            _next_number[conn] = (conn.rollbacks, number + inserted)
+            if conn.dialect == "sqlite":  # PostgreSQL's sequence is shared with other processes: asked each time
+                _next_number[conn] = (conn.rollbacks, number + inserted)
             created += inserted
             if inserted == len(chunk):
                 codes.update((link.target, code) for link, code in zip(chunk, drawn, strict=True))

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 import msgspec
 
 from linkhub.store import Connection
+from linkhub.store.dialect import Sql
 from linkhub.util import ids
 from linkhub.util.times import now_rfc3339
 
 # Pixels per INSERT: 7 bound parameters each, 700 a statement, far below SQLite's limit (32766).
 _PIXELS_PER_INSERT = 100
+_NEXT_NUMBER = Sql(sqlite="SELECT coalesce(max(rowid), 0) + 1 FROM pixels",
+                   postgresql="SELECT nextval('pixel_numbers')")
 # What a message id derived by linkhub begins with (`derived_message_id`).
 DERIVED_PREFIX = "lh-"
 
@@ -50,7 +53,7 @@ def mint(conn: Connection, account_id: str, messages: list[Message]) -> list[str
     codes: dict[tuple[str, str], str] = {}
     missing = list({(m.mailing_id, m.message_id): m for m in reversed(messages)}.values())[::-1]
     while missing:
-        number = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM pixels").fetchone()[0]
+        number = conn.execute(_NEXT_NUMBER.on(conn)).fetchone()[0]
         for start in range(0, len(missing), _PIXELS_PER_INSERT):
             chunk = missing[start : start + _PIXELS_PER_INSERT]
             drawn = ids.link_codes(number, len(chunk))

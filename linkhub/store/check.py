@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from linkhub.store import schema
-from linkhub.store.db import BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT, Connection, StoreError, describe_error
+from linkhub.store.db import BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT, SqliteConnection, StoreError, describe_error
 
 
 class CheckError(Exception):
@@ -61,7 +61,7 @@ def check(path: Path, *, full: bool = False) -> Report:
     if not path.is_file():
         raise CheckError(f"no database at {path}: `linkhub migrate --db {path}` creates one")
     try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, factory=Connection)
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, factory=SqliteConnection)
     except sqlite3.Error as exc:
         raise CheckError(describe_error(exc, path)) from None
     try:
@@ -73,7 +73,7 @@ def check(path: Path, *, full: bool = False) -> Report:
         conn.close()
 
 
-def _check(conn: Connection, path: Path, full: bool) -> Report:
+def _check(conn: SqliteConnection, path: Path, full: bool) -> Report:
     journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     wal = Path(f"{path}-wal")
     report = Report(
@@ -98,7 +98,7 @@ def _check(conn: Connection, path: Path, full: bool) -> Report:
     return report
 
 
-def _integrity(conn: Connection, report: Report, full: bool) -> None:
+def _integrity(conn: SqliteConnection, report: Report, full: bool) -> None:
     try:
         report.integrity = [row[0] for row in conn.execute(f"PRAGMA {report.integrity_check}")]
         if full:
@@ -113,7 +113,7 @@ def _integrity(conn: Connection, report: Report, full: bool) -> None:
                                "a backup (docs/operations.md)")
 
 
-def _schema(conn: Connection, report: Report) -> None:
+def _schema(conn: SqliteConnection, report: Report) -> None:
     known = {m.version: m for m in schema.available()}
     applied = schema.recorded(conn)
     report.schema_version = max(applied) if applied else None
@@ -130,7 +130,7 @@ def _schema(conn: Connection, report: Report) -> None:
                                "migrated by a newer version")
 
 
-def _queue(conn: Connection) -> dict[str, Any]:
+def _queue(conn: SqliteConnection) -> dict[str, Any]:
     counts = dict(conn.execute(
         "SELECT state, count(*) FROM outbox WHERE state IN ('pending', 'sending', 'dead') GROUP BY state"
     ).fetchall())

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 log = logging.getLogger("linkhub.db")
 
@@ -83,8 +83,60 @@ class DatabaseClosed(Exception):
 # not committed in time, a writer that has stopped.
 UNAVAILABLE: tuple[type[Exception], ...] = (StoreError, WriteTimeout, DatabaseClosed)
 
-# A result row: by index, or by column name (`row["seq"]`, `dict(row)`).
-Row: TypeAlias = sqlite3.Row
+class Row(Protocol):
+    """A result row: by index, or by column name (`row["seq"]`, `dict(row)`); sqlite3.Row on SQLite."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Results(Protocol):
+    """What a statement answers: its rows, and how many it changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection of the store, as the domain functions (core/) use it: SQLite's (`SqliteConnection`)
+    or PostgreSQL's (`store.pg.PgConnection`). `dialect` names which, for the few statements written
+    out for each (`store.dialect`)."""
+
+    dialect: str
+    rollbacks: int
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Results: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Results: ...
+
+    def begin(self) -> None:
+        """Start a write transaction (SQLite: IMMEDIATE, taking the write lock now)."""
+
+    def undo(self, savepoint: str | None = None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Cursor(sqlite3.Cursor):
@@ -120,8 +172,10 @@ _executemany = sqlite3.Cursor.executemany
 _executescript = sqlite3.Cursor.executescript
 
 
-class Connection(sqlite3.Connection):
+class SqliteConnection(sqlite3.Connection):
     """sqlite3's connection, failing with StoreError, and counting its rollbacks."""
+
+    dialect = "sqlite"
 
     # How many times work was rolled back on this connection (`undo`): whatever a job remembered
     # from an earlier one (minting.mint's next link number) is stale once this changes.
@@ -151,6 +205,9 @@ class Connection(sqlite3.Connection):
             raise StoreError(str(exc)) from exc
         return cursor
 
+    def begin(self) -> None:
+        self.execute("BEGIN IMMEDIATE")
+
     def undo(self, savepoint: str | None = None) -> None:
         """Undo the transaction (or back to the savepoint)."""
         self.execute("ROLLBACK" if savepoint is None else f"ROLLBACK TO {savepoint}")
@@ -164,6 +221,10 @@ def describe_error(exc: Exception, path: str | Path | None = None) -> str:
     """
     where = str(path) if path is not None else "the database"
     text = str(exc)
+    if where.startswith(("postgresql://", "postgres://")):
+        from linkhub.store.postgresql import redact
+
+        return text if text.startswith("cannot connect") else f"database error on {redact(where)}: {text}"
     if "locked" in text or "busy" in text:
         return f"{where} is locked by another process (a long write or a backup); try again in a moment"
     if "not a database" in text or "malformed" in text:
@@ -175,14 +236,14 @@ def describe_error(exc: Exception, path: str | Path | None = None) -> str:
     return f"database error on {where}: {text}"
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> Connection:
+def connect(path: str | Path, *, readonly: bool = False) -> SqliteConnection:
     """Open a connection with linkhub's settings (WAL, foreign keys, autocommit mode)."""
     _create_private(str(path))
     try:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=Connection)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=SqliteConnection)
     except sqlite3.Error as exc:
         raise StoreError(str(exc)) from exc
-    conn.row_factory = Row
+    conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     # Reads through the OS page cache without a read() per page, and a larger page cache:
@@ -201,7 +262,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> Connection:
     return conn
 
 
-def truncate_wal(conn: Connection, *, busy_ms: int = BUSY_TIMEOUT_MS) -> bool:
+def truncate_wal(conn: SqliteConnection, *, busy_ms: int = BUSY_TIMEOUT_MS) -> bool:
     """Copy the whole WAL into the database file and truncate the WAL to 0 bytes, so no page of an
     earlier commit is left in it (an erasure's point). False if it could not within `busy_ms`: a
     reader still used old frames, or another connection held the write lock; the WAL is then as it was.
@@ -222,7 +283,7 @@ def truncate_wal(conn: Connection, *, busy_ms: int = BUSY_TIMEOUT_MS) -> bool:
 def transaction(conn: Connection) -> Iterator[Connection]:
     """One IMMEDIATE transaction on a connection of one's own (the CLI's): what a command checks
     and the change it guards commit together. (The server writes through `Database.write`.)"""
-    conn.execute("BEGIN IMMEDIATE")
+    conn.begin()
     try:
         yield conn
     except BaseException:
@@ -288,7 +349,7 @@ class Database:
 
     # -- readers -------------------------------------------------------------
 
-    def reader(self) -> Connection:
+    def reader(self) -> Any:
         """This thread's read-only connection (opened on first use)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -305,13 +366,26 @@ class Database:
     def start(self) -> None:
         if self._thread is not None:
             return
-        conn = connect(self.path)
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn = self._open_writer()
         self._thread = threading.Thread(target=self._run, args=(conn,), name="linkhub-writer", daemon=True)
         self._thread.start()
+        self._start_checkpointer()
+
+    def _open_writer(self) -> Any:
+        conn = connect(self.path)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return conn
+
+    def _start_checkpointer(self) -> None:
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(connect(self.path),),
                                               name="linkhub-checkpointer", daemon=True)
         self._checkpointer.start()
+
+    def _finish(self, conn: Any) -> None:
+        # Everything committed is copied into the database file before the writer goes, so
+        # that file alone, copied after a stop, holds every event.
+        _checkpoint(conn)
+        conn.close()
 
     async def write(self, fn: Callable[[Connection], T], *, timeout: float | None = None) -> T:
         """Run `fn(conn)` inside the writer's next transaction; return once it is committed.
@@ -420,10 +494,7 @@ class Database:
             self._fail(unanswered)
             self._fail_queued()
         finally:
-            # Everything committed is copied into the database file before the writer goes, so
-            # that file alone, copied after a stop, holds every event.
-            _checkpoint(conn)
-            conn.close()
+            self._finish(conn)
 
     def _fail_queued(self) -> None:
         jobs: list[_Job[Any]] = []
@@ -441,7 +512,7 @@ class Database:
             job.error = DatabaseClosed(self._crashed)
         _wake(jobs)
 
-    def _truncate(self, conn: Connection, jobs: list[_Job[Any]]) -> None:
+    def _truncate(self, conn: Any, jobs: list[_Job[Any]]) -> None:
         try:
             done = truncate_wal(conn, busy_ms=TRUNCATE_BUSY_MS)
         except StoreError as exc:
@@ -523,7 +594,7 @@ class Database:
         first failure (returns False). Isolated: each job alone, in a savepoint, so a
         failure is kept by the job that caused it.
         """
-        conn.execute("BEGIN IMMEDIATE")
+        conn.begin()
         groups = [[job] for job in batch] if isolated else _merge(batch)
         for group in groups:
             if isolated:

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from linkhub.store.db import Connection, StoreError
+from linkhub.store.db import SqliteConnection as Connection
+from linkhub.store.db import StoreError
 from linkhub.util.times import now_rfc3339
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

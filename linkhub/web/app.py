@@ -22,7 +22,7 @@ from linkhub.core.metrics import Metrics, ScrapeTime
 from linkhub.delivery import sender
 from linkhub.delivery.retention import Pruner
 from linkhub.settings import Settings
-from linkhub.store import UNAVAILABLE, Database
+from linkhub.store import UNAVAILABLE, open_database
 from linkhub.web import contract, errors
 from linkhub.web import events as event_api
 from linkhub.web import inbound as inbound_api
@@ -127,7 +127,7 @@ class LinkhubApp:
 
     def __init__(self, settings: Settings) -> None:
         counts = Metrics()
-        db = Database(settings.db, on_commit=counts.observer("linkhub_write_commit_duration_seconds"))
+        db = open_database(settings.db, on_commit=counts.observer("linkhub_write_commit_duration_seconds"))
         self.state = State(settings=settings, db=db, metrics=counts)
         counts.add(ScrapeTime(db, self.state.deliverer.in_flight))
         self.stopping = False

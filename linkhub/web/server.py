@@ -19,11 +19,12 @@ from pathlib import Path
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
+from linkhub import store
 from linkhub.core import useragent
 from linkhub.core.classify import agents
 from linkhub.core.classify import data as classify_data
 from linkhub.settings import Settings
-from linkhub.store import StoreError, connect, describe_error, schema
+from linkhub.store import StoreError, describe_error
 from linkhub.util import logs
 from linkhub.web.app import LinkhubApp, create_app
 
@@ -135,32 +136,33 @@ def run(settings: Settings) -> None:
         # A record like any other (JSON with --log-format json), written at every level: scripts and
         # tests wait for "linkhub: serving on URL", the only place the port chosen for --port 0 is told.
         logging.getLogger(logs.READY).info("linkhub: serving on %s (database %s, short links %s/r/…)",
-                                           url, settings.db, settings.base_url,
-                                           extra={"url": url, "database": str(settings.db)})
+                                           url, store.shown(settings.db), settings.base_url,
+                                           extra={"url": url, "database": store.shown(settings.db)})
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     _run_loop(_serve(app, config, announce))
 
 
-def _prepare_database(path: Path) -> None:
+def _prepare_database(path: Path | str) -> None:
     """Migrate the database, or say in one line why it cannot be used.
 
     Batches a killed process had in flight are not touched here: another process may be serving on
     the same file (a restart that overlaps the old process, `--workers`, a second server). They go
     back to the queue when their webhook's lease is taken over, once the dead holder's has expired.
     """
-    _check_database_path(path)
+    if not store.is_url(path):
+        _check_database_path(Path(path))
     try:
-        conn = connect(path)
+        conn = store.connect(path)
         try:
-            for change in schema.migrate(conn):
+            for change in store.migrate(conn):
                 log.info("schema: %s", change)
         finally:
             conn.close()
     except StoreError as exc:
         raise StartupError(describe_error(exc, path)) from None
     except RuntimeError as exc:  # a migration failed
-        raise StartupError(f"cannot migrate {path}: {exc}") from None
+        raise StartupError(f"cannot migrate {store.shown(path)}: {exc}") from None
 
 
 def _check_database_path(path: Path) -> None:
@@ -180,9 +182,11 @@ def _check_database_path(path: Path) -> None:
                            "beside the database)")
 
 
-def _warn_if_readable_by_others(path: Path) -> None:
+def _warn_if_readable_by_others(path: Path | str) -> None:
     """The database holds secrets: say so if it (or its WAL) is open to other users. It is left as it is."""
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    if store.is_url(path):
+        return
+    for file in (Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
         try:
             mode = file.stat().st_mode & 0o777
         except FileNotFoundError:

@@ -30,6 +30,7 @@ import sys
 import time
 from types import FrameType
 
+from linkhub import store
 from linkhub.settings import Settings
 from linkhub.util import logs
 from linkhub.web import server
@@ -157,8 +158,9 @@ class _Supervisor:
             settings = self.settings
             url = f"http://{settings.host}:{settings.port}"
             logging.getLogger(logs.READY).info(
-                "linkhub: serving on %s (database %s, short links %s/r/…, %d workers)", url, settings.db,
-                settings.base_url, settings.workers, extra={"url": url, "database": str(settings.db),
+                "linkhub: serving on %s (database %s, short links %s/r/…, %d workers)", url,
+                store.shown(settings.db), settings.base_url, settings.workers,
+                extra={"url": url, "database": store.shown(settings.db),
                                                             "workers": settings.workers})
 
     def _reap(self) -> None:

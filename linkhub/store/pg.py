@@ -1,0 +1,300 @@
+"""Serving on PostgreSQL: a psycopg 3 connection that behaves as the store's SQLite one, and its `Database`.
+
+The domain functions (core/) are plain `f(conn, …)` written once: `PgConnection` gives them what
+`store.db.Connection` gives them on SQLite, so the writer's group commit, its savepoints and every
+statement the two dialects share run unchanged.
+
+- **Placeholders.** linkhub's SQL uses SQLite's `?` and `:name`; they become psycopg's `%s` and
+  `%(name)s` (a `%` of the SQL itself is doubled), outside quoted text and comments. That is a
+  spelling, not a dialect: the statements that do differ are written out for each
+  (`store.dialect.Sql`).
+- **Values bound client-side** (psycopg's `ClientCursor`): a parameter is sent as a literal, so
+  PostgreSQL types it from its context as SQLite would (`? IS NULL`, text into `jsonb`).
+- **Values as SQLite gives them**: JSON columns come back as their text, a whole `numeric` (a
+  `sum`) as an int, a boolean parameter is stored as 1 or 0 as SQLite stores it.
+- **U+0000.** PostgreSQL's `text` and `jsonb` cannot hold the NUL character, which SQLite stores
+  like any other and a sender may post; it is stored as U+FFFD, the replacement character, raw or
+  JSON-escaped alike, as `linkhub copy-to` copies it.
+- **Failures** are `StoreError`, the text PostgreSQL's first line, never the URL's password.
+
+psycopg is imported only here and in store/postgresql.py, so a SQLite installation needs none of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import regex
+from psycopg import ClientCursor
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import TransactionStatus
+from psycopg.types.string import StrDumperUnknown, TextLoader
+
+from linkhub.store.db import Database, StoreError, WriterStats
+from linkhub.store.postgresql import redact
+
+log = logging.getLogger("linkhub.db")
+
+# A statement that waits for a lock longer than this fails (then the caller's write fails, or it is
+# retried as SQLite's busy timeout would have it): no request hangs on a stuck transaction elsewhere.
+LOCK_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_S = 10
+
+# One token of linkhub's SQL: quoted text and comments are copied, placeholders rewritten, `%` doubled.
+_TOKENS = regex.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|::|:[A-Za-z_][A-Za-z0-9_]*|\?|%""")
+# The NUL character, raw or as a JSON escape (an even run of backslashes before `\u0000` is text).
+_NUL = regex.compile(r"\x00|(?<!\\)((?:\\\\)*)\\u0000")
+
+
+@functools.lru_cache(maxsize=4096)
+def translate(sql: str) -> str:
+    """linkhub's SQL (SQLite's `?` and `:name` placeholders) in psycopg's paramstyle."""
+
+    def token(match: regex.Match[str]) -> str:
+        text = match.group()
+        if text == "?":
+            return "%s"
+        if text == "%":
+            return "%%"
+        if text.startswith(":") and text != "::":
+            return f"%({text[1:]})s"
+        return text.replace("%", "%%") if text[0] in "'\"" else text
+
+    return _TOKENS.sub(token, sql)
+
+
+def without_nul(text: str) -> str:
+    """The text with U+0000 (raw, or JSON-escaped) as U+FFFD."""
+    if "\x00" not in text and "\\u0000" not in text:
+        return text
+    return _NUL.sub(lambda m: "\ufffd" if m.group() == "\x00" else m.group(1) + "\\ufffd", text)
+
+
+class _Str(StrDumperUnknown):
+    def dump(self, obj: str) -> bytes:
+        return without_nul(obj).encode(self._encoding)
+
+
+class _Bool(Dumper):
+    # SQLite stores a boolean as 1 or 0, and linkhub's columns of flags are integers on both.
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+    def quote(self, obj: bool) -> bytes:
+        return self.dump(obj)
+
+
+class _Numeric(Loader):
+    # A sum of integers is `numeric` in PostgreSQL, an integer in SQLite.
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        value = Decimal(text)
+        return int(value) if value == value.to_integral_value() and "." not in text else float(value)
+
+
+class Row(Sequence[Any]):
+    """A result row as sqlite3.Row is one: by index, by column name, `dict(row)`, `tuple(row)`."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: dict[str, int], values: tuple[Any, ...]) -> None:
+        self._names = names
+        self._values = values
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                return self._values[self._names[key]]
+            except KeyError:
+                raise IndexError(f"no such column: {key}") from None
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Row):
+            return self._values == other._values and self._names == other._names
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._names, self._values, strict=True))!r})"
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = {column.name: index for index, column in enumerate(cursor.description or ())}
+    return lambda values: Row(names, values)
+
+
+def _error(exc: psycopg.Error) -> StoreError:
+    text = str(exc).strip()
+    return StoreError(text.splitlines()[0] if text else type(exc).__name__)
+
+
+class Cursor:
+    """The answer of one statement: rows, `rowcount`; failures of its fetches are StoreError too."""
+
+    lastrowid = None  # PostgreSQL has no rowid: a statement that needs its keys says RETURNING
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        count: int = self._cursor.rowcount
+        return count
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    def fetchone(self) -> Any:
+        try:
+            return self._cursor.fetchone() if self._cursor.description else None
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return self._cursor.fetchmany(size or 1) if self._cursor.description else []
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return self._cursor.fetchall() if self._cursor.description else []
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """A psycopg connection with `store.db.Connection`'s interface, in autocommit mode as SQLite's: a
+    statement outside BEGIN … COMMIT is a transaction of its own."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.rollbacks = 0
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        """psycopg's own connection, for what only PostgreSQL has (COPY, LISTEN)."""
+        return self._conn
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(translate(sql), _params(parameters))
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+        return Cursor(cursor)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
+        cursor = self._conn.cursor()
+        try:
+            cursor.executemany(translate(sql), [_params(p) for p in parameters])
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+        return Cursor(cursor)
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def undo(self, savepoint: str | None = None) -> None:
+        self.execute("ROLLBACK" if savepoint is None else f"ROLLBACK TO {savepoint}")
+        self.rollbacks += 1
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _params(parameters: Any) -> Any:
+    if isinstance(parameters, Mapping):
+        return dict(parameters)
+    return tuple(parameters)
+
+
+def connect(url: str, *, readonly: bool = False) -> PgConnection:
+    """A connection to `url` with linkhub's settings; StoreError (never the password) if it cannot be had."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               cursor_factory=ClientCursor, row_factory=_row_factory)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to {redact(url)}: {_error(exc)}") from None
+    conn.adapters.register_dumper(str, _Str)
+    conn.adapters.register_dumper(bool, _Bool)
+    for name in ("json", "jsonb"):
+        conn.adapters.register_loader(name, TextLoader)
+    conn.adapters.register_loader("numeric", _Numeric)
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    # Times are compared as linkhub's UTC text; the session's own zone matters only to now().
+    conn.execute("SET TIME ZONE 'UTC'")
+    if readonly:
+        conn.execute("SET default_transaction_read_only = on")
+    return PgConnection(conn)
+
+
+class PgDatabase(Database):
+    """The `Store` on PostgreSQL: the same writer thread and group commit as on SQLite (`Database`), on
+    psycopg connections; a reader connection per thread. No checkpoints: PostgreSQL keeps its own WAL."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.url = url
+        self.path = redact(url)
+        self.stats = WriterStats()
+        self._readers: list[PgConnection] = []
+        self._readers_lock = threading.Lock()
+
+    def reader(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.url, readonly=True)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _open_writer(self) -> Any:
+        return connect(self.url)
+
+    def _start_checkpointer(self) -> None:
+        return None
+
+    def _finish(self, conn: Any) -> None:
+        conn.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            try:
+                reader.close()
+            except psycopg.Error:  # closing a broken connection
+                pass
+
+    async def truncate_wal(self) -> bool:
+        # PostgreSQL's WAL is recycled by the server itself; nothing of the erased rows is copied to it
+        # by linkhub but the deletions. See docs/privacy.md.
+        return True
