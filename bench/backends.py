@@ -42,7 +42,7 @@ from fleet import ROOT, Fleet, log
 from load import closed_loop, wrk
 
 sys.path.append(str(ROOT / "tests"))
-import pgserver  # noqa: E402  # tests/pgserver.py: the throwaway cluster
+import pgserver  # tests/pgserver.py: the throwaway cluster
 
 SERVERS = {"sqlite-1": ("sqlite", "1"), "sqlite-2": ("sqlite", "2"),
            "postgresql-1": ("postgresql", "1"), "postgresql-2": ("postgresql", "2")}
