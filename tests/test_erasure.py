@@ -1,9 +1,11 @@
 """Erasing a recipient (`DELETE /v1/recipients`, `linkhub erase`): what goes (events of every type, clicks,
 their outbox rows and verdict history, the address on links), what stays (the links keep redirecting and
 record nothing), the receipt (a salted hash, never the identifier), and the bytes: after the erasure no
-file of the database holds the address, with the server running.
+file of the database holds the address, with the server running (on PostgreSQL, whose files are the
+server's, no row of any table holds it).
 
-Counts are checked against queries of the test's own; the bytes by reading every file of the database.
+Counts are checked against queries of the test's own; the bytes by reading every file of the database,
+or every row of every table as text.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import httpx
 
 from linkhub.settings import parse_networks
 
-from conftest import Account, create_account, linkhub, outreach_body, post_links, query
+from conftest import ON_POSTGRESQL, Account, create_account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, event, post_events
 
 ANN = "Ann.Person@Example.com"
@@ -46,8 +48,19 @@ def variants(address: str) -> list[bytes]:
 
 
 def hits_in_files(db_path: Path, needles: list[bytes]) -> dict[str, int]:
-    """How often each needle is in the database's files (linkhub.db, -wal, -shm), case ignored."""
+    """How often each needle is in the database's files (linkhub.db, -wal, -shm), case ignored. On
+    PostgreSQL, in how many rows of each table (the whole row as text, lowered) it is."""
     found: dict[str, int] = {}
+    if ON_POSTGRESQL:
+        tables = [row[0] for row in query(db_path, "SELECT table_name FROM information_schema.tables"
+                                          " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")]
+        for table in sorted(tables):
+            for needle in needles:
+                count = query(db_path, f"SELECT count(*) FROM {table} AS r WHERE strpos(lower(r::text), ?) > 0",
+                              (needle.decode(),))[0][0]
+                if count:
+                    found[f"{table}: {needle.decode()}"] = count
+        return found
     for path in sorted(db_path.parent.glob(db_path.name + "*")):
         data = path.read_bytes().lower()
         for needle in needles:
@@ -63,7 +76,8 @@ def expected(db_path: Path, account_id: str, emails: list[str], ids: list[str]) 
     args = (account_id, *[e.lower() for e in emails], *ids)
     seqs = f"SELECT seq FROM events WHERE {person}"
     links = f"account_id = ? AND (lower(prospect_email) IN ({marks_e}) OR prospect_id IN ({marks_i}))"
-    addressed = " AND (instr(lower(target_url), ?) OR instr(lower(target_url), ?))"
+    holds = "replace(lower(target_url), ?, '') <> lower(target_url)"  # holds the text (instr, portably)
+    addressed = f" AND ({holds} OR {holds})"
     needles = (emails[0].lower(), emails[0].lower().replace("@", "%40")) if emails else ("\0", "\0")
     linked = query(db_path, f"SELECT count(*) FROM links WHERE {links}", args)[0][0]
     deleted = query(db_path, f"SELECT count(*) FROM links WHERE {links}{addressed}", (*args, *needles))[0][0]
@@ -131,7 +145,9 @@ def test_api_erasure_removes_the_person_and_leaves_no_byte_while_the_server_runs
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["removed"] == want
-    assert body["dry_run"] is False and body["wal_truncated"] is True and body["earlier"] == []
+    # SQLite's WAL is truncated; PostgreSQL's is the server's, which linkhub does not claim to know of.
+    assert body["dry_run"] is False and body["wal_truncated"] is (None if ON_POSTGRESQL else True)
+    assert body["earlier"] == []
     assert body["identifier_kind"] == "email" and body["via"] == "api"
 
     # Gone, every table: an independent look finds nothing of hers, Bob's events as they were.
@@ -249,7 +265,7 @@ def test_cli_erases_by_recipient_id_beside_a_real_server(make_server, db_path):
     assert ran.returncode == 0, ran.output
     document = json.loads(ran.stdout)
     assert document["removed"] == want and document["via"] == "cli" and document["identifier_kind"] == "recipient_id"
-    assert document["wal_truncated"] is True
+    assert document["wal_truncated"] is (None if ON_POSTGRESQL else True)
     assert hits_in_files(db_path, [*variants(ANN), ANN_ID.encode()]) == {}
 
     with server.client() as client:
