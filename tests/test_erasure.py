@@ -17,7 +17,12 @@ from typing import Any
 
 import httpx
 
+from linkhub.core import erasure
+from linkhub.core import minting as minting_core
+from linkhub.core.erasure import Target
+from linkhub.core.minting import Link, Recipient
 from linkhub.settings import parse_networks
+from linkhub.store import connect, transaction
 
 from conftest import ON_POSTGRESQL, Account, create_account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, event, post_events
@@ -293,3 +298,35 @@ def test_cli_refusals_are_one_line(db_path, account):
     unknown = linkhub("erase", "--account", "acc_nope", "--email", ANN, "--db", str(db_path))
     assert unknown.returncode == 1 and "no account with id 'acc_nope'" in unknown.stderr
     assert query(db_path, "SELECT count(*) FROM erasures")[0][0] == 0
+
+
+def test_a_link_minted_while_the_erasure_read_is_erased_too(db_path, account):
+    """What `find` read outside the write is looked at again inside it: a link whose minting began before
+    the read and committed after it is the person's too. On PostgreSQL a later-numbered link of someone
+    else's commits first (numbers come from a sequence before commit): a range past the highest number
+    the read saw would miss hers."""
+    ann = Recipient(account.id, "m-late", ANN_ID, ANN, None, None)
+    late = Link("https://example.com/late", "https://example.com/late")
+    minting = connect(db_path)
+    reader = connect(db_path, readonly=True)
+    writer = connect(db_path)
+    try:
+        minting.begin()
+        minting_core.mint(minting, ann, [late])  # her link, not committed yet
+        if ON_POSTGRESQL:  # SQLite's write lock lets no second writer in meanwhile
+            with transaction(writer):
+                minting_core.mint(writer, Recipient(account.id, "m-other", "p-bob", BOB, None, None), [late])
+        target = Target.of(ANN, None)
+        found = erasure.find(reader, account.id, target)
+        assert found.link_codes == []  # not there when it read
+        minting.execute("COMMIT")
+        with transaction(writer):
+            receipt = erasure.erase(writer, account.id, target, found, via="cli",
+                                    identifier_hash=erasure.identifier_hash(target, erasure.salt(writer)))
+    finally:
+        for conn in (minting, reader, writer):
+            conn.close()
+    assert receipt.counts.links_kept == 1
+    assert query(db_path, "SELECT count(*) FROM links WHERE prospect_id = ? OR lower(prospect_email) = ?",
+                 (ANN_ID, ANN.lower()))[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM links WHERE prospect_id = 'p-bob'")[0][0] == int(ON_POSTGRESQL)

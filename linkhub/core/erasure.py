@@ -8,7 +8,9 @@ connection of its own (in WAL mode it waits for no writer) what belongs to the p
 the write transaction, deletes that and whatever arrived for them since (events and links newer
 than what `find` saw: a range of the primary key, not a scan), with SQLite's secure delete on, so
 the deleted rows' bytes are zeroed instead of left in free space. The WAL still holds the pages
-of earlier commits until it is truncated: the caller does that (`store.truncate_wal`).
+of earlier commits until it is truncated: the caller does that (`store.truncate_wal`). On PostgreSQL
+`erase` matches the account's links and pixels again in full (no number there commits in order: see
+_LAST_LINK), and the deleted rows stay as dead tuples until VACUUM (docs/privacy.md).
 
 Who "the person" is: the identifier given, and the identifiers found with it once (by email: the
 recipient ids of their links and events; by recipient id: the addresses of theirs), so an event
@@ -85,9 +87,9 @@ class Found:
     seqs: list[int]
     link_codes: list[str]
     last_seq: int  # the newest event when it read: `erase` looks again above it
-    last_link: int  # the same for links (their rowid)
+    last_link: int  # the same for links (their rowid; 0 on PostgreSQL, which has none: see _LAST_LINK)
     pixel_codes: list[str] = field(default_factory=list)
-    last_pixel: int = 0  # the same for pixels (their rowid)
+    last_pixel: int = 0  # the same for pixels (their rowid; 0 on PostgreSQL)
 
 
 @dataclass
