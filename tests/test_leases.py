@@ -15,7 +15,7 @@ from linkhub.core import webhooks as webhook_store
 from linkhub.delivery import loop, sender
 from linkhub.delivery.leases import LeaseKeeper
 from linkhub.delivery.retention import NotHolder, Pruner
-from linkhub.store import Database, connect, transaction
+from linkhub.store import connect, open_database, transaction
 
 from conftest import query
 from delivery_support import states
@@ -149,7 +149,7 @@ def test_the_periodic_tasks_run_in_one_process_at_a_time(account, db_path):
         return query(db_path, "SELECT previous_secret FROM webhooks WHERE id = ?", (hook.id,))[0][0]
 
     async def two_processes() -> None:
-        db = Database(db_path)
+        db = open_database(db_path)
         db.start()
         try:
             first, second = LeaseKeeper(db, length_s=LONG, owner="A"), LeaseKeeper(db, length_s=LONG, owner="B")
@@ -182,7 +182,7 @@ def test_a_renewal_tells_the_worker_of_a_lease_taken_over(account, db_path):
     conn.close()
 
     async def renewals() -> None:
-        db = Database(db_path)
+        db = open_database(db_path)
         db.start()
         try:
             keeper = LeaseKeeper(db, length_s=LONG, owner="A")
