@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import standardwebhooks
 
+from linkhub.store import connect
+
 from conftest import Ran, create_account, linkhub, linkhub_process, query
 from sink import Answer
-from linkhub.store import connect
 
 PUBLIC_URL = "http://93.184.215.14/hook"  # a public literal: no DNS, never contacted without --verify
 

@@ -94,8 +94,10 @@ def settle_to(db_path: Path, account: Account, event_id: str, verdict: str) -> N
 
 # details is jsonb on PostgreSQL, where `||` replaces the keys it is given.
 SET_VERDICT = Sql(
-    sqlite="UPDATE events SET details = json_set(details, '$.verdict', ?, '$.bot', json(?)) WHERE account_id = ? AND id = ?",
-    postgresql="UPDATE events SET details = details || jsonb_build_object('verdict', CAST(? AS text), 'bot', CAST(? AS jsonb))"
+    sqlite="UPDATE events SET details = json_set(details, '$.verdict', ?, '$.bot', json(?))"
+           " WHERE account_id = ? AND id = ?",
+    postgresql="UPDATE events SET details = details"
+               " || jsonb_build_object('verdict', CAST(? AS text), 'bot', CAST(? AS jsonb))"
                " WHERE account_id = ? AND id = ?",
 )
 SET_VERDICT_ONLY = Sql(

@@ -509,7 +509,8 @@ def replay(
     where.append(f"e.type IN ({','.join('?' * len(wanted))})")
     params.extend(wanted)
     if len(hook.verdicts) < len(VERDICTS):
-        where.append(f"(e.type NOT IN ('click', 'open') OR {_VERDICT.on(conn)} IN ({','.join('?' * len(hook.verdicts))}))")
+        marks = ",".join("?" * len(hook.verdicts))
+        where.append(f"(e.type NOT IN ('click', 'open') OR {_VERDICT.on(conn)} IN ({marks}))")
         params.extend(hook.verdicts)
     if dead_only:
         where.append("o.state = 'dead'")

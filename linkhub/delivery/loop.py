@@ -96,9 +96,11 @@ class Deliverer:
         if self.wakeups is not None:
             self.wakeups.announce()
 
-    def _woken_by_another(self) -> None:
-        """Another process committed rows: look now, as for this process's own (without announcing them again)."""
-        self.metrics.inc("linkhub_wakeups_received_total")
+    def _woken_by_another(self, notified: bool) -> None:
+        """Another process committed rows (`notified`), or this one has just begun to listen and may have
+        missed some: look now, as for this process's own rows (without announcing them again)."""
+        if notified:
+            self.metrics.inc("linkhub_wakeups_received_total")
         self._wakes += 1
         self._wake.set()
 

@@ -15,7 +15,8 @@ The payload is the sender's name (its lease owner), not the webhooks: a woken de
 webhooks have work, and which of their leases it holds or may take, in the same pass whatever it was
 told, so the names would save it nothing; and one payload lets the listener drop its own process's
 notifications (that process woke itself already). Notifications sent while one is on its way are
-folded into the next, so a burst of clicks costs one NOTIFY per round trip, not one per click.
+folded into the next, so a burst of clicks costs one NOTIFY per round trip (and at most one per
+SEND_SPACING_S), not one per click.
 
 SQLite has nothing of this: processes on one file (`serve --workers N`) find each other's rows by the poll.
 """
@@ -39,6 +40,8 @@ RETRY_CAP_S = 30.0
 CONNECT_TIMEOUT_S = 10
 # A NOTIFY the database does not answer within this is given up (the poll is the backstop).
 SEND_TIMEOUT_S = 5.0
+# The least time between two NOTIFYs of one process (rows committed meanwhile go with the next).
+SEND_SPACING_S = 0.01
 # A listening connection that heard nothing for this long is asked a `SELECT 1`, to find one cut silently.
 IDLE_CHECK_S = 60.0
 
@@ -64,10 +67,11 @@ def _said(exc: BaseException) -> str:
 
 
 class Wakeups:
-    """This process's side: `announce()` after a commit that queued rows; `on_wake()` is called (on the
-    event loop) when another process announced."""
+    """This process's side: `announce()` after a commit that queued rows; `on_wake(True)` is called (on the
+    event loop) when another process announced, `on_wake(False)` when LISTEN has just been put in force
+    (rows may have been announced while nobody listened: look once)."""
 
-    def __init__(self, url: str, *, name: str, on_wake: Callable[[], None]) -> None:
+    def __init__(self, url: str, *, name: str, on_wake: Callable[[bool], None]) -> None:
         self.url = url
         self.name = name
         self._on_wake = on_wake
@@ -75,6 +79,7 @@ class Wakeups:
         self._pending = asyncio.Event()
         self.listening = asyncio.Event()  # set while LISTEN is in force
         self.connections = 0  # LISTEN connections made (more than one: it reconnected)
+        self.failures = 0  # connections lost, or attempts refused
         self.received = 0  # notifications from other processes that woke this one
 
     def start(self) -> None:
@@ -114,18 +119,19 @@ class Wakeups:
                 said = False
                 delay = RETRY_FIRST_S
                 # Rows may have been announced while no one listened: look once now.
-                self._on_wake()
+                self._on_wake(False)
                 while True:
                     async for note in conn.notifies(timeout=IDLE_CHECK_S):
                         if note.payload != self.name:
                             self.received += 1
-                            self._on_wake()
+                            self._on_wake(True)
                     # Quiet for a while: a connection cut without a word (a firewall's idle timeout)
                     # would wait for ever, so ask the server something.
                     async with asyncio.timeout(SEND_TIMEOUT_S):
                         await conn.execute("SELECT 1")
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 self.listening.clear()
+                self.failures += 1
                 if not said:
                     log.warning("no wake-ups from other processes (%s): trying again with back-off; new rows are "
                                 "still found by the poll", _said(exc))
@@ -151,6 +157,8 @@ class Wakeups:
                         conn = await self._connect("notify")
                     async with asyncio.timeout(SEND_TIMEOUT_S):
                         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.name))
+                    # Every listener runs a pass for each NOTIFY: a busy process says so at most this often.
+                    await asyncio.sleep(SEND_SPACING_S)
                 except (psycopg.Error, OSError, TimeoutError) as exc:
                     # Not retried: the other processes' poll finds the rows within a second anyway.
                     log.debug("wake-up not sent to other processes: %s", _said(exc))
