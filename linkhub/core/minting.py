@@ -206,6 +206,11 @@ LISTED_COLUMNS = ("code, account_id, mailing_id, prospect_id, prospect_email, me
                   " created_at, expires_at, expired_url")
 
 
+# SQLite is told to walk links_by_recipient, the listing's order; PostgreSQL has no such hint (its
+# planner walks that index for the ORDER BY … LIMIT).
+_BY_RECIPIENT = Sql(sqlite=" INDEXED BY links_by_recipient", postgresql="")
+
+
 @dataclass(frozen=True)
 class Listed:
     code: str
@@ -256,7 +261,7 @@ def page(conn: Connection, *, account_id: str | None, mailing_id: str | None, re
             prefix += 1
         where.append(f"({', '.join(_KEY[prefix:])}) > ({', '.join('?' * (4 - prefix))})")
         values.extend(tuple(key)[prefix:])
-    rows = conn.execute(f"SELECT {LISTED_COLUMNS} FROM links INDEXED BY links_by_recipient"
+    rows = conn.execute(f"SELECT {LISTED_COLUMNS} FROM links{_BY_RECIPIENT.on(conn)}"
                         f" WHERE {' AND '.join(where)} ORDER BY {', '.join(_KEY)} LIMIT ?",
                         (*values, limit + 1)).fetchall()
     shown = [Listed(*row) for row in rows[:limit]]
