@@ -41,8 +41,8 @@ def servers(pg_url: str) -> Iterator[tuple[Server, Server]]:
         conn.close()
     started: list[Server] = []
     try:
-        for _ in range(2):
-            started.append(start_server(pg_url))
+        started.append(start_server(pg_url))
+        started.append(start_server(pg_url))
         yield started[0], started[1]
         for server in started:
             assert server.stop() == 0, server.output
