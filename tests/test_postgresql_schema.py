@@ -22,6 +22,10 @@ from conftest import linkhub
 from pgserver import Cluster
 from servers import start_server
 
+# Every test here makes PostgreSQL databases of its own (pgserver.py's pg_url) and several compare them with
+# a SQLite file: the module runs once, in the SQLite run.
+pytestmark = pytest.mark.sqlite_file
+
 
 def _versions(url: str) -> list[tuple[int, str]]:
     with psycopg.connect(url) as conn:
