@@ -90,8 +90,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"no PostgreSQL server to test against: {reason}")
 
 
-def start_cluster() -> Cluster:
-    """A new cluster, started; the caller stops it (Cluster.stop) and removes `root`."""
+def start_cluster(*, durable: bool = False) -> Cluster:
+    """A new cluster, started; the caller stops it (Cluster.stop) and removes `root`. Not `durable` (the
+    tests'): no fsync, nothing flushed at commit; `durable` (the benchmarks'): PostgreSQL's defaults."""
     bindir = find_bindir()
     if bindir is None:
         _unavailable("initdb not found (Debian: apt-get install postgresql)")
@@ -119,8 +120,9 @@ def start_cluster() -> Cluster:
     # A port picked free can be taken before the server binds it: try another a few times.
     for attempt in itertools.count(1):
         cluster.port = _free_port()
-        options = (f"-c listen_addresses={HOST} -c port={cluster.port} -c unix_socket_directories='' "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        options = f"-c listen_addresses={HOST} -c port={cluster.port} -c unix_socket_directories='' "
+        options += ("-c max_connections=100" if durable else
+                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
         started = cluster.run("pg_ctl", "-D", str(cluster.data), "-l", str(root / "server.log"), "-w", "-t", "60",
                               "-o", options, "start")
         if started.returncode == 0:

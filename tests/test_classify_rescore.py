@@ -89,8 +89,10 @@ def test_clicks_judged_by_an_older_classifier_are_judged_from_what_they_stored(m
     # As classifier 2026.12.1 stored clicks: no method, no headers; a missing Accept-Language as a reason.
     with_reason = [{"code": "no_accept_language", "weight": -20, "evidence": {}}]
     conn = connect(db_path)
-    conn.execute("UPDATE events SET details = json_remove(json_set(details, '$.classifier', '2026.12.1',"
-                 " '$.reasons', json(?)), '$.headers', '$.method')", (json.dumps(with_reason),))
+    for seq, text in conn.execute("SELECT seq, details FROM events").fetchall():  # read and written back: either SQL
+        details = {k: v for k, v in json.loads(text).items() if k not in ("headers", "method")}
+        details.update(classifier="2026.12.1", reasons=with_reason)
+        conn.execute("UPDATE events SET details = ? WHERE seq = ?", (json.dumps(details), seq))
     conn.close()
     ran = linkhub("classify", "rescore", "--since", "2000-01-01", "--json", "--db", str(db_path))
     report = json.loads(ran.stdout)

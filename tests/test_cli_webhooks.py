@@ -4,12 +4,13 @@ receivers."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 import standardwebhooks
+
+from linkhub.store import connect
 
 from conftest import Ran, create_account, linkhub, linkhub_process, query
 from sink import Answer
@@ -327,9 +328,8 @@ def queue_events(db_path: Path, account: Any, webhook_id: str, count: int) -> No
 def test_delete_with_pending_or_dead_deliveries_needs_force(db_path: Path, account: Any) -> None:
     hook = run_json(db_path, "create", "--account", account.id, "--url", PUBLIC_URL)["id"]
     queue_events(db_path, account, hook, 3)
-    conn = sqlite3.connect(db_path)  # one of them expired
+    conn = connect(db_path)  # one of them expired (a statement is its own transaction)
     conn.execute("UPDATE outbox SET state = 'dead' WHERE id = (SELECT min(id) FROM outbox)")
-    conn.commit()
     conn.close()
 
     refused = run(db_path, "delete", hook)

@@ -17,6 +17,12 @@ datasette_app = pytest.importorskip("datasette.app")
 WEBHOOK_PASSWORD = "receiver-password-8c41"
 
 
+def test_a_postgresql_url_is_refused_in_one_line() -> None:
+    ran = linkhub("datasette-config", "--db", "postgresql://linkhub:pw-41f@127.0.0.1:9/linkhub")
+    assert ran.returncode == 2 and "Datasette opens SQLite files only" in ran.stderr
+    assert "Traceback" not in ran.stderr and "pw-41f" not in ran.stderr
+
+
 @pytest.fixture
 def browsed(db_path: Path) -> tuple[Any, Any, str]:
     """A database with an account, a webhook with Basic-auth credentials, and the metadata for it."""
@@ -44,6 +50,7 @@ def secrets_of(db_path: Path) -> list[str]:
     return [*values, WEBHOOK_PASSWORD]
 
 
+@pytest.mark.sqlite_file  # Datasette reads a SQLite file
 def test_the_tables_with_credentials_and_arbitrary_sql_are_refused(browsed: Any, db_path: Path) -> None:
     ds, _account, name = browsed
     assert get(ds, f"/{name}/accounts.json").status_code == 403
@@ -53,6 +60,7 @@ def test_the_tables_with_credentials_and_arbitrary_sql_are_refused(browsed: Any,
     assert sql.status_code in (400, 403)
 
 
+@pytest.mark.sqlite_file  # Datasette reads a SQLite file
 def test_no_page_a_visitor_can_reach_shows_a_secret(browsed: Any, db_path: Path) -> None:
     ds, _account, name = browsed
     pages = ["/", f"/{name}", f"/{name}.json", f"/{name}/accounts", f"/{name}/webhooks", f"/{name}/accounts.json",
@@ -65,6 +73,7 @@ def test_no_page_a_visitor_can_reach_shows_a_secret(browsed: Any, db_path: Path)
         assert secret not in seen
 
 
+@pytest.mark.sqlite_file  # Datasette reads a SQLite file
 def test_the_canned_queries_answer_without_their_secrets(browsed: Any, db_path: Path) -> None:
     ds, account, name = browsed
     accounts = get(ds, f"/{name}/account_list.json?_shape=array")
@@ -77,6 +86,7 @@ def test_the_canned_queries_answer_without_their_secrets(browsed: Any, db_path: 
     assert get(ds, f"/{name}/top_links.json?mailing=m-1").status_code == 200
 
 
+@pytest.mark.sqlite_file  # Datasette reads a SQLite file
 def test_the_readable_tables_are_browsable_with_descriptions_and_facets(browsed: Any) -> None:
     ds, _account, name = browsed
     clicks = get(ds, f"/{name}/clicks.json?_extra=facet_results")

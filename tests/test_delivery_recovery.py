@@ -14,7 +14,7 @@ from linkhub.core import events as event_store
 from linkhub.core import webhooks as webhook_store
 from linkhub.core.metrics import Metrics
 from linkhub.delivery.loop import Deliverer
-from linkhub.store.db import Database, connect
+from linkhub.store import connect, open_database
 from linkhub.util.times import now_rfc3339
 
 from conftest import linkhub, query
@@ -207,7 +207,7 @@ def test_stop_right_after_a_wake_stops_the_deliverer(db_path):
     server's shutdown hung until Hypercorn gave up with a traceback."""
 
     async def wake_then_stop() -> None:
-        db = Database(db_path)
+        db = open_database(db_path)
         db.start()
         async with httpx.AsyncClient() as client:
             deliverer = Deliverer(db, Metrics(), allow_private=True)

@@ -1,9 +1,11 @@
 """Erasing a recipient (`DELETE /v1/recipients`, `linkhub erase`): what goes (events of every type, clicks,
 their outbox rows and verdict history, the address on links), what stays (the links keep redirecting and
 record nothing), the receipt (a salted hash, never the identifier), and the bytes: after the erasure no
-file of the database holds the address, with the server running.
+file of the database holds the address, with the server running (on PostgreSQL, whose files are the
+server's, no row of any table holds it).
 
-Counts are checked against queries of the test's own; the bytes by reading every file of the database.
+Counts are checked against queries of the test's own; the bytes by reading every file of the database,
+or every row of every table as text.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from typing import Any
 
 import httpx
 
+from linkhub.core import erasure
+from linkhub.core import minting as minting_core
+from linkhub.core.erasure import Target
+from linkhub.core.minting import Link, Recipient
 from linkhub.settings import parse_networks
+from linkhub.store import connect, transaction
 
-from conftest import Account, create_account, linkhub, outreach_body, post_links, query
+from conftest import ON_POSTGRESQL, Account, create_account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, event, post_events
 
 ANN = "Ann.Person@Example.com"
@@ -46,8 +53,19 @@ def variants(address: str) -> list[bytes]:
 
 
 def hits_in_files(db_path: Path, needles: list[bytes]) -> dict[str, int]:
-    """How often each needle is in the database's files (linkhub.db, -wal, -shm), case ignored."""
+    """How often each needle is in the database's files (linkhub.db, -wal, -shm), case ignored. On
+    PostgreSQL, in how many rows of each table (the whole row as text, lowered) it is."""
     found: dict[str, int] = {}
+    if ON_POSTGRESQL:
+        tables = [row[0] for row in query(db_path, "SELECT table_name FROM information_schema.tables"
+                                          " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")]
+        for table in sorted(tables):
+            for needle in needles:
+                count = query(db_path, f"SELECT count(*) FROM {table} AS r WHERE strpos(lower(r::text), ?) > 0",
+                              (needle.decode(),))[0][0]
+                if count:
+                    found[f"{table}: {needle.decode()}"] = count
+        return found
     for path in sorted(db_path.parent.glob(db_path.name + "*")):
         data = path.read_bytes().lower()
         for needle in needles:
@@ -63,7 +81,8 @@ def expected(db_path: Path, account_id: str, emails: list[str], ids: list[str]) 
     args = (account_id, *[e.lower() for e in emails], *ids)
     seqs = f"SELECT seq FROM events WHERE {person}"
     links = f"account_id = ? AND (lower(prospect_email) IN ({marks_e}) OR prospect_id IN ({marks_i}))"
-    addressed = " AND (instr(lower(target_url), ?) OR instr(lower(target_url), ?))"
+    holds = "replace(lower(target_url), ?, '') <> lower(target_url)"  # holds the text (instr, portably)
+    addressed = f" AND ({holds} OR {holds})"
     needles = (emails[0].lower(), emails[0].lower().replace("@", "%40")) if emails else ("\0", "\0")
     linked = query(db_path, f"SELECT count(*) FROM links WHERE {links}", args)[0][0]
     deleted = query(db_path, f"SELECT count(*) FROM links WHERE {links}{addressed}", (*args, *needles))[0][0]
@@ -81,9 +100,13 @@ def expected(db_path: Path, account_id: str, emails: list[str], ids: list[str]) 
 
 
 def everything(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the tables an erasure touches, to compare before and after."""
-    return {table: [tuple(row) for row in query(db_path, f"SELECT * FROM {table} ORDER BY 1")]
-            for table in ("events", "links", "outbox", "verdict_changes", "erasures", "deliveries")}
+    """Every row of the tables an erasure touches, to compare before and after. Of the outbox, which rows
+    there are: the app's delivery loop goes on retrying them meanwhile (their attempts and times change,
+    and its deliveries are logged), which is not the erasure's doing."""
+    found = {table: [tuple(row) for row in query(db_path, f"SELECT * FROM {table} ORDER BY 1")]
+             for table in ("events", "links", "verdict_changes", "erasures")}
+    found["outbox"] = [tuple(row) for row in query(db_path, "SELECT id, webhook_id, event_seq FROM outbox ORDER BY 1")]
+    return found
 
 
 def populate(app: Any, db_path: Path, account: Account) -> dict[str, str]:
@@ -131,7 +154,9 @@ def test_api_erasure_removes_the_person_and_leaves_no_byte_while_the_server_runs
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["removed"] == want
-    assert body["dry_run"] is False and body["wal_truncated"] is True and body["earlier"] == []
+    # SQLite's WAL is truncated; PostgreSQL's is the server's, which linkhub does not claim to know of.
+    assert body["dry_run"] is False and body["wal_truncated"] is (None if ON_POSTGRESQL else True)
+    assert body["earlier"] == []
     assert body["identifier_kind"] == "email" and body["via"] == "api"
 
     # Gone, every table: an independent look finds nothing of hers, Bob's events as they were.
@@ -249,7 +274,7 @@ def test_cli_erases_by_recipient_id_beside_a_real_server(make_server, db_path):
     assert ran.returncode == 0, ran.output
     document = json.loads(ran.stdout)
     assert document["removed"] == want and document["via"] == "cli" and document["identifier_kind"] == "recipient_id"
-    assert document["wal_truncated"] is True
+    assert document["wal_truncated"] is (None if ON_POSTGRESQL else True)
     assert hits_in_files(db_path, [*variants(ANN), ANN_ID.encode()]) == {}
 
     with server.client() as client:
@@ -277,3 +302,35 @@ def test_cli_refusals_are_one_line(db_path, account):
     unknown = linkhub("erase", "--account", "acc_nope", "--email", ANN, "--db", str(db_path))
     assert unknown.returncode == 1 and "no account with id 'acc_nope'" in unknown.stderr
     assert query(db_path, "SELECT count(*) FROM erasures")[0][0] == 0
+
+
+def test_a_link_minted_while_the_erasure_read_is_erased_too(db_path, account):
+    """What `find` read outside the write is looked at again inside it: a link whose minting began before
+    the read and committed after it is the person's too. On PostgreSQL a later-numbered link of someone
+    else's commits first (numbers come from a sequence before commit): a range past the highest number
+    the read saw would miss hers."""
+    ann = Recipient(account.id, "m-late", ANN_ID, ANN, None, None)
+    late = Link("https://example.com/late", "https://example.com/late")
+    minting = connect(db_path)
+    reader = connect(db_path, readonly=True)
+    writer = connect(db_path)
+    try:
+        minting.begin()
+        minting_core.mint(minting, ann, [late])  # her link, not committed yet
+        if ON_POSTGRESQL:  # SQLite's write lock lets no second writer in meanwhile
+            with transaction(writer):
+                minting_core.mint(writer, Recipient(account.id, "m-other", "p-bob", BOB, None, None), [late])
+        target = Target.of(ANN, None)
+        found = erasure.find(reader, account.id, target)
+        assert found.link_codes == []  # not there when it read
+        minting.execute("COMMIT")
+        with transaction(writer):
+            receipt = erasure.erase(writer, account.id, target, found, via="cli",
+                                    identifier_hash=erasure.identifier_hash(target, erasure.salt(writer)))
+    finally:
+        for conn in (minting, reader, writer):
+            conn.close()
+    assert receipt.counts.links_kept == 1
+    assert query(db_path, "SELECT count(*) FROM links WHERE prospect_id = ? OR lower(prospect_email) = ?",
+                 (ANN_ID, ANN.lower()))[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM links WHERE prospect_id = 'p-bob'")[0][0] == int(ON_POSTGRESQL)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 
 import pytest
 
@@ -15,10 +16,10 @@ from linkhub.core import webhooks as webhook_store
 from linkhub.delivery import loop, sender
 from linkhub.delivery.leases import LeaseKeeper
 from linkhub.delivery.retention import NotHolder, Pruner
-from linkhub.store import Database, connect, transaction
+from linkhub.store import connect, open_database, transaction
 
-from conftest import query
-from delivery_support import states
+from conftest import ON_POSTGRESQL, query
+from delivery_support import states, wait_until
 
 LONG = 3600.0  # a lease nobody takes over during a test
 
@@ -149,7 +150,7 @@ def test_the_periodic_tasks_run_in_one_process_at_a_time(account, db_path):
         return query(db_path, "SELECT previous_secret FROM webhooks WHERE id = ?", (hook.id,))[0][0]
 
     async def two_processes() -> None:
-        db = Database(db_path)
+        db = open_database(db_path)
         db.start()
         try:
             first, second = LeaseKeeper(db, length_s=LONG, owner="A"), LeaseKeeper(db, length_s=LONG, owner="B")
@@ -182,7 +183,7 @@ def test_a_renewal_tells_the_worker_of_a_lease_taken_over(account, db_path):
     conn.close()
 
     async def renewals() -> None:
-        db = Database(db_path)
+        db = open_database(db_path)
         db.start()
         try:
             keeper = LeaseKeeper(db, length_s=LONG, owner="A")
@@ -203,3 +204,49 @@ def test_a_renewal_tells_the_worker_of_a_lease_taken_over(account, db_path):
             await db.close()
 
     asyncio.run(renewals())
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite's one writer takes one lock for the whole transaction")
+def test_a_lease_write_and_an_event_write_in_two_processes_never_deadlock(account, db_path):
+    """Two processes' writers, each a group commit: one stores events (taking the events lock) and then holds
+    its webhook's lease; the other takes that lease (its row) in a group that then stores events. If the lease
+    row were locked before the events lock, each would wait for the other: PostgreSQL would break the cycle
+    after a second by failing one of the transactions (a click refused). Lease writes take the events lock
+    first, so the second waits at its start, and both commit."""
+    setup = connect(db_path)
+    hook = make_webhook(setup, account)
+    first_conn, second_conn = connect(db_path), connect(db_path)
+    try:
+        with transaction(first_conn):
+            held = leases.acquire(first_conn, leases.WEBHOOK, hook.id, "A", LONG)
+        assert held is not None
+        leases.hold(first_conn, held, 0.0)  # it lapsed: B may take it over
+        errors: list[BaseException] = []
+        taken: list[leases.Lease | None] = []
+
+        def second() -> None:
+            try:
+                with transaction(second_conn):
+                    taken.append(leases.acquire(second_conn, leases.WEBHOOK, hook.id, "B", LONG))
+                    queue_events(second_conn, account, "b", 1)
+            except BaseException as exc:  # heard by the test below
+                errors.append(exc)
+
+        [(second_pid,)] = second_conn.execute("SELECT pg_backend_pid()").fetchall()
+        with transaction(first_conn):
+            queue_events(first_conn, account, "a", 1)  # the events lock, held to the commit
+            thread = threading.Thread(target=second)
+            thread.start()
+            # The second transaction waits for a lock the first holds (where it waits is the point).
+            wait_until(lambda: setup.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?",
+                                             (second_pid,)).fetchone()[0] == "Lock", what="the second waiting")
+            leases.hold(first_conn, held, LONG)  # A's fenced write: its lease row
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert errors == [], errors
+        # B's look came after A's commit, which pushed the lease on: held, so not taken; B's events stored.
+        assert taken == [None] and [row["owner"] for row in leases.listing(setup)] == ["A"]
+        assert query(db_path, "SELECT count(*) FROM outbox WHERE webhook_id = ?", (hook.id,))[0][0] == 2
+    finally:
+        for conn in (setup, first_conn, second_conn):
+            conn.close()

@@ -16,7 +16,7 @@ from typing import Any
 from linkhub.core.useragent import describe
 from linkhub.settings import parse_networks
 
-from conftest import create_account, linkhub, outreach_body, post_links, query
+from conftest import ON_POSTGRESQL, create_account, linkhub, outreach_body, post_links, query
 from delivery_support import post_events
 
 CURRENT_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -48,7 +48,13 @@ def hit(app: Any, paths: list[str], ip: str, headers: dict[str, str]) -> None:
 
 
 def stored_bytes(db_path: Path) -> bytes:
-    """Every byte of the database, its WAL and shared-memory file."""
+    """Every byte of the database, its WAL and shared-memory file; on PostgreSQL (whose files are the
+    server's), every row of every table, as text."""
+    if ON_POSTGRESQL:
+        tables = [row[0] for row in query(db_path, "SELECT table_name FROM information_schema.tables"
+                                          " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")]
+        return "\n".join(str(row[0]) for table in sorted(tables)
+                         for row in query(db_path, f"SELECT r::text FROM {table} AS r")).encode()
     return b"".join(path.read_bytes() for path in sorted(db_path.parent.glob(db_path.name + "*")))
 
 

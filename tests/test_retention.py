@@ -84,17 +84,15 @@ def fill(app: Any, db_path: Any) -> Store:
             state = STATES[n % len(STATES)]
             row = conn.execute(
                 "INSERT INTO outbox (webhook_id, event_seq, state, queued_at, next_attempt_at, delivered_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (hook.id, seqs[event_id], state, now, now, now if state == "delivered" else None))
-            assert row.lastrowid is not None
-            store.outbox[row.lastrowid] = event_id
+            store.outbox[row.fetchone()[0]] = event_id
         for event_id in clicks:
             row = conn.execute(
                 "INSERT INTO verdict_changes (account_id, event_seq, changed_at, cause, old_verdict, old_score,"
                 " new_verdict, new_score, reasons, classifier) VALUES (?, ?, ?, 'settle', 'unknown', 0, 'scanner',"
-                " -80, '[]', 'test')", (account.id, seqs[event_id], now_rfc3339()))
-            assert row.lastrowid is not None
-            store.changes[row.lastrowid] = event_id
+                " -80, '[]', 'test') RETURNING id", (account.id, seqs[event_id], now_rfc3339()))
+            store.changes[row.fetchone()[0]] = event_id
     finally:
         conn.close()
     assert store.old and store.young and not store.old & store.young

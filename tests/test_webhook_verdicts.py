@@ -28,7 +28,8 @@ from linkhub.core import events as event_store
 from linkhub.core import webhooks as webhook_store
 from linkhub.core.outbox import SETTLE_MARGIN_S
 from linkhub.settings import parse_networks
-from linkhub.store import Connection, connect, schema
+from linkhub.store import Connection, connect
+from linkhub.store.dialect import Sql
 
 from conftest import Account, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, create_webhook, event, get_webhook, post_events
@@ -76,7 +77,7 @@ def click(client: Any, app: Any, account: Account, headers: dict[str, str], *, i
     assert minted.status_code == 200, minted.text
     path = minted.json()["data"][target][len(app.url):]
     assert client.get(path, headers={**headers, "x-forwarded-for": ip}).status_code == 302
-    [row] = query(app.db_path, "SELECT id, details ->> '$.verdict' AS verdict FROM events"
+    [row] = query(app.db_path, "SELECT id, details ->> 'verdict' AS verdict FROM events"
                                " WHERE account_id = ? AND type = 'click' AND recipient_id = ?", (account.id, recipient))
     return dict(row)
 
@@ -85,12 +86,25 @@ def settle_to(db_path: Path, account: Account, event_id: str, verdict: str) -> N
     """Change a stored click's verdict in place, as settling does when later hits re-score it."""
     conn = connect(db_path)
     try:
-        with conn:
-            conn.execute("UPDATE events SET details = json_set(details, '$.verdict', ?, '$.bot', json(?))"
-                         " WHERE account_id = ? AND id = ?",
-                         (verdict, "true" if verdict in ("scanner", "bot") else "false", account.id, event_id))
+        conn.execute(SET_VERDICT.on(conn), (verdict, "true" if verdict in ("scanner", "bot") else "false",
+                                            account.id, event_id))
     finally:
         conn.close()
+
+
+# details is jsonb on PostgreSQL, where `||` replaces the keys it is given.
+SET_VERDICT = Sql(
+    sqlite="UPDATE events SET details = json_set(details, '$.verdict', ?, '$.bot', json(?))"
+           " WHERE account_id = ? AND id = ?",
+    postgresql="UPDATE events SET details = details"
+               " || jsonb_build_object('verdict', CAST(? AS text), 'bot', CAST(? AS jsonb))"
+               " WHERE account_id = ? AND id = ?",
+)
+SET_VERDICT_ONLY = Sql(
+    sqlite="UPDATE events SET details = json_set(details, '$.verdict', ?) WHERE account_id = ? AND id = ?",
+    postgresql="UPDATE events SET details = details || jsonb_build_object('verdict', CAST(? AS text))"
+               " WHERE account_id = ? AND id = ?",
+)
 
 
 def filtered(client: Any, verdict: str) -> float:
@@ -127,10 +141,10 @@ CLICK_VERDICTS: list[Any] = ["human", "unknown", "scanner", "bot", None, "Bot", 
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Connection:
-    conn = connect(tmp_path / "store.db")
-    list(schema.migrate(conn))
-    return conn
+def conn(db_path: Path) -> Any:
+    conn = connect(db_path)  # migrated: a file, or a PostgreSQL database
+    yield conn
+    conn.close()
 
 
 def stored_event(account_id: str, event_id: str, event_type: str = "click", verdict: Any = None
@@ -216,8 +230,7 @@ def test_at_claim_a_click_whose_verdict_is_now_excluded_leaves_the_queue(conn: C
     conn.execute("UPDATE outbox SET next_attempt_at = queued_at")  # the window has passed
     # Settling changed two of them meanwhile: c-1 to a scanner, c-2 (first judged a scanner) to a person.
     for event_id, verdict in (("c-1", "scanner"), ("c-2", "human")):
-        conn.execute("UPDATE events SET details = json_set(details, '$.verdict', ?) WHERE account_id = ? AND id = ?",
-                     (verdict, account.id, event_id))
+        conn.execute(SET_VERDICT_ONLY.on(conn), (verdict, account.id, event_id))
     claimed = outbox.claim(conn, hook.id)
     assert claimed.filtered == ("scanner",)
     assert claimed.batch is not None
@@ -314,7 +327,7 @@ def test_each_format_carries_the_verdict_that_was_filtered_on(proxied: Any, acco
     [arpoone] = sinks["arpoone"].wait_events(1)
     assert arpoone["EventDetails"]["LinkhubVerdict"] == "scanner"
     assert arpoone["EventDetails"]["IpAddress"] == query(
-        proxied.db_path, "SELECT details ->> '$.ip' FROM events WHERE id = ?", (scan["id"],))[0][0]
+        proxied.db_path, "SELECT details ->> 'ip' FROM events WHERE id = ?", (scan["id"],))[0][0]
 
 
 def test_a_posted_click_without_a_verdict_counts_as_unknown(proxied: Any, account: Account, make_sink: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from linkhub.settings import Settings
 from linkhub.store import connect
 from linkhub.store.schema import migrate
 
-from conftest import create_account, linkhub, query
+import pgserver
+from conftest import ON_POSTGRESQL, create_account, linkhub, query
 from inprocess import InProcess
 from sink import Answer
 
@@ -43,12 +43,20 @@ def api(make_app: Any, account: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: Any) -> Any:
+def shared(tmp_path_factory: Any, request: pytest.FixtureRequest) -> Any:
     """One app for the many read-only validation cases, as a user's server sees many requests."""
+    if ON_POSTGRESQL:  # a database of the module's own, made from the migrated template
+        with pgserver.copy_of(request.getfixturevalue("postgresql_server"), request.getfixturevalue("migrated")) as url:
+            yield from _shared(url)
+        return
     path = tmp_path_factory.mktemp("webhooks") / "linkhub.db"
     conn = connect(path)
     migrate(conn)
     conn.close()
+    yield from _shared(path)
+
+
+def _shared(path: Path | str) -> Any:
     account = create_account(path)
     app = InProcess(Settings(db=path))  # private targets refused: SSRF cases run here too
     with app.client() as client:
@@ -131,10 +139,9 @@ def test_delete_with_pending_or_dead_deliveries_is_409_unless_forced(shared: Any
     assert answer.status_code == 202, answer.text
     replay = linkhub("outbox", "replay", "--webhook", made["id"], "--db", str(path))
     assert replay.returncode == 0, replay.stderr
-    conn = sqlite3.connect(path)  # one of them expired
+    conn = connect(path)  # one of them expired (a statement is its own transaction)
     conn.execute("UPDATE outbox SET state = 'dead' WHERE id = (SELECT min(id) FROM outbox WHERE webhook_id = ?)",
                  (made["id"],))
-    conn.commit()
     conn.close()
     queued = query(path, "SELECT count(*) FROM outbox WHERE webhook_id = ?", (made["id"],))[0][0]
     assert queued >= 3  # the shared account's earlier events are replayed too

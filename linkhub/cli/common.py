@@ -54,6 +54,8 @@ _FILE_ONLY = {
     "copy-to": "copy-to copies from a SQLite file: --db names it, the URL argument the PostgreSQL database",
     "check": "`linkhub check` checks a SQLite file; on PostgreSQL use its own tools (amcheck, pg_dump to "
              "/dev/null)",
+    "datasette-config": "Datasette opens SQLite files only: for a PostgreSQL database, query its views with "
+                        "a PostgreSQL client as a role that may read them (see docs/schema.md)",
 }
 
 

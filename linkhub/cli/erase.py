@@ -32,8 +32,8 @@ def erase_command(account_id: str, email: str | None, recipient_id: str | None, 
                   as_json: bool) -> None:
     """Erase a recipient: their events and clicks, those events' deliveries and verdict history, and the
     address on their links, which keep redirecting and record nothing more. Keeps a receipt holding a
-    salted hash of the identifier, never the identifier. Then truncates the WAL, so no byte of it is left
-    in the files."""
+    salted hash of the identifier, never the identifier. Then (SQLite) truncates the WAL, so no byte of it
+    is left in the files."""
     try:
         target = Target.of(email, recipient_id)
     except InvalidIdentifier as exc:

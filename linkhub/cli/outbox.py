@@ -9,7 +9,7 @@ import click
 from linkhub.cli.common import db_option, emit, json_option, moment, open_db, table
 from linkhub.core import outbox, webhooks
 from linkhub.core.events import EVENT_TYPES
-from linkhub.store import transaction
+from linkhub.store import transaction, wakeups
 from linkhub.util.wording import plural
 
 
@@ -62,6 +62,8 @@ def replay(webhook_id: str, since: str | None, until: str | None, types: tuple[s
             with transaction(conn):
                 count = outbox.replay(conn, hook, since=since_at, until=until_at, types=types,
                                       dead_only=dead_only)
+            if count:  # committed: servers on the same PostgreSQL database look now, not at their next poll
+                wakeups.notify(conn)
     verb = "would be queued" if dry_run else "queued"
     note = "" if dry_run or hook.status == "active" else f" (webhook is {hook.status}: they wait until it is active)"
     emit(as_json, {"webhook_id": webhook_id, "events": count, "dry_run": dry_run},

@@ -25,6 +25,7 @@ from linkhub.core.classify.verdict import Reason, Verdict, decide
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import Connection
+from linkhub.store.dialect import Sql
 from linkhub.store.links import Link
 from linkhub.util.ipnet import network_address
 from linkhub.util.times import format_ms, now_rfc3339, rfc3339_to_ms
@@ -274,18 +275,39 @@ def store(conn: Connection, writes: list[ClickWrite], *, settle_s: int = outbox.
     return queued
 
 
-_RECORD_CHANGE = (
-    "INSERT INTO verdict_changes (account_id, event_seq, changed_at, cause, old_verdict, old_score,"
-    " new_verdict, new_score, reasons, classifier)"
-    " SELECT account_id, seq, :at, :cause, json_extract(details, '$.verdict'), json_extract(details, '$.score'),"
-    " :verdict, :score, :reasons, :classifier FROM events"
-    " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
-    " AND json_extract(details, '$.verdict') IS NOT :verdict"
+# The change of a click's (or open's) verdict, recorded when the verdict itself changes; then the new
+# verdict's fields written into its details (jsonb on PostgreSQL, where `||` replaces the keys given).
+_RECORD_CHANGE = Sql(
+    sqlite=(
+        "INSERT INTO verdict_changes (account_id, event_seq, changed_at, cause, old_verdict, old_score,"
+        " new_verdict, new_score, reasons, classifier)"
+        " SELECT account_id, seq, :at, :cause, json_extract(details, '$.verdict'), json_extract(details, '$.score'),"
+        " :verdict, :score, :reasons, :classifier FROM events"
+        " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
+        " AND json_extract(details, '$.verdict') IS NOT :verdict"
+    ),
+    postgresql=(
+        "INSERT INTO verdict_changes (account_id, event_seq, changed_at, cause, old_verdict, old_score,"
+        " new_verdict, new_score, reasons, classifier)"
+        " SELECT account_id, seq, :at, :cause, details ->> 'verdict',"
+        " CASE WHEN jsonb_typeof(details -> 'score') = 'number' THEN round((details ->> 'score')::numeric) END,"
+        " :verdict, :score, :reasons, :classifier FROM events"
+        " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
+        " AND (details ->> 'verdict') IS DISTINCT FROM :verdict"
+    ),
 )
-_SET_VERDICT = (
-    "UPDATE events SET details = json_set(details, '$.bot', json(:bot), '$.verdict', :verdict, '$.score', :score,"
-    " '$.reasons', json(:reasons), '$.classifier', :classifier), verdict = :verdict"
-    " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
+_SET_VERDICT = Sql(
+    sqlite=(
+        "UPDATE events SET details = json_set(details, '$.bot', json(:bot), '$.verdict', :verdict, '$.score', :score,"
+        " '$.reasons', json(:reasons), '$.classifier', :classifier), verdict = :verdict"
+        " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
+    ),
+    postgresql=(
+        "UPDATE events SET details = details || jsonb_build_object('bot', CAST(:bot AS jsonb),"
+        " 'verdict', CAST(:verdict AS text), 'score', :score, 'reasons', CAST(:reasons AS jsonb),"
+        " 'classifier', CAST(:classifier AS text)), verdict = :verdict"
+        " WHERE account_id = :account AND id = :id AND type IN ('click', 'open')"
+    ),
 )
 
 
@@ -303,8 +325,8 @@ def change_verdicts(conn: Connection, changes: list[tuple[str, str, Verdict]], *
                   "score": verdict.score, "classifier": verdict.version,
                   "reasons": msgspec.json.encode(verdict.reasons).decode(),
                   "bot": "true" if verdict.machine else "false"}
-        changed += conn.execute(_RECORD_CHANGE, params).rowcount
-        conn.execute(_SET_VERDICT, params)
+        changed += conn.execute(_RECORD_CHANGE.on(conn), params).rowcount
+        conn.execute(_SET_VERDICT.on(conn), params)
     return changed
 
 
@@ -321,19 +343,34 @@ class StoredClick(NamedTuple):
     user_agent_kept: bool = True
 
 
-_STORED = (
-    "SELECT e.account_id, e.id, e.occurred_at, e.details, e.url, e.mailing_id, e.recipient_id, e.email,"
-    " l.created_at, (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id"
-    " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id),"
-    # The email's delivery (or else its sending) before the click, as the redirect's Origins knew it.
-    " (SELECT json_array(d.occurred_at, d.type) FROM events AS d WHERE d.account_id = e.account_id"
-    " AND d.mailing_id = e.mailing_id AND d.type IN ('delivered', 'sent')"
-    " AND (d.recipient_id = e.recipient_id OR d.email = e.email COLLATE NOCASE) AND d.occurred_at <= e.occurred_at"
-    " ORDER BY d.type = 'delivered' DESC, d.occurred_at DESC LIMIT 1)"
-    " FROM events AS e LEFT JOIN links AS l ON l.code = e.code"
-    " WHERE e.type = 'click' AND e.source = 'redirect' AND e.occurred_at >= :since"
-    " AND (:until IS NULL OR e.occurred_at < :until) AND (:account IS NULL OR e.account_id = :account)"
-    " ORDER BY e.occurred_at, e.seq"
+_STORED = Sql(
+    sqlite=(
+        "SELECT e.account_id, e.id, e.occurred_at, e.details, e.url, e.mailing_id, e.recipient_id, e.email,"
+        " l.created_at, (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id"
+        " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id),"
+        # The email's delivery (or else its sending) before the click, as the redirect's Origins knew it.
+        " (SELECT json_array(d.occurred_at, d.type) FROM events AS d WHERE d.account_id = e.account_id"
+        " AND d.mailing_id = e.mailing_id AND d.type IN ('delivered', 'sent')"
+        " AND (d.recipient_id = e.recipient_id OR d.email = e.email COLLATE NOCASE) AND d.occurred_at <= e.occurred_at"
+        " ORDER BY d.type = 'delivered' DESC, d.occurred_at DESC LIMIT 1)"
+        " FROM events AS e LEFT JOIN links AS l ON l.code = e.code"
+        " WHERE e.type = 'click' AND e.source = 'redirect' AND e.occurred_at >= :since"
+        " AND (:until IS NULL OR e.occurred_at < :until) AND (:account IS NULL OR e.account_id = :account)"
+        " ORDER BY e.occurred_at, e.seq"
+    ),
+    postgresql=(
+        "SELECT e.account_id, e.id, e.occurred_at, e.details, e.url, e.mailing_id, e.recipient_id, e.email,"
+        " l.created_at, (SELECT count(*) FROM links AS m WHERE m.account_id = l.account_id"
+        " AND m.mailing_id = l.mailing_id AND m.prospect_id = l.prospect_id),"
+        " (SELECT jsonb_build_array(d.occurred_at, d.type)::text FROM events AS d WHERE d.account_id = e.account_id"
+        " AND d.mailing_id = e.mailing_id AND d.type IN ('delivered', 'sent')"
+        " AND (d.recipient_id = e.recipient_id OR lower(d.email) = lower(e.email)) AND d.occurred_at <= e.occurred_at"
+        " ORDER BY d.type = 'delivered' DESC, d.occurred_at DESC LIMIT 1)"
+        " FROM events AS e LEFT JOIN links AS l ON l.code = e.code"
+        " WHERE e.type = 'click' AND e.source = 'redirect' AND e.occurred_at >= :since"
+        " AND (:until IS NULL OR e.occurred_at < :until) AND (:account IS NULL OR e.account_id = :account)"
+        " ORDER BY e.occurred_at, e.seq"
+    ),
 )
 _VERDICT_KEYS = ("verdict", "score", "reasons", "classifier")
 
@@ -342,7 +379,7 @@ def stored_clicks(conn: Connection, *, since: str, until: str | None = None,
                   account: str | None = None) -> list[StoredClick]:
     """The clicks /r/ recorded in [since, until), oldest first, each with the hit it was."""
     clicks: list[StoredClick] = []
-    for row in conn.execute(_STORED, {"since": since, "until": until, "account": account}):
+    for row in conn.execute(_STORED.on(conn), {"since": since, "until": until, "account": account}):
         details = msgspec.json.decode(row[3])
         at_ms = rfc3339_to_ms(row[2])
         headers = _stored_headers(details)

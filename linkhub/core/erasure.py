@@ -8,7 +8,9 @@ connection of its own (in WAL mode it waits for no writer) what belongs to the p
 the write transaction, deletes that and whatever arrived for them since (events and links newer
 than what `find` saw: a range of the primary key, not a scan), with SQLite's secure delete on, so
 the deleted rows' bytes are zeroed instead of left in free space. The WAL still holds the pages
-of earlier commits until it is truncated: the caller does that (`store.truncate_wal`).
+of earlier commits until it is truncated: the caller does that (`store.truncate_wal`). On PostgreSQL
+`erase` matches the account's links and pixels again in full (no number there commits in order: see
+_LAST_LINK), and the deleted rows stay as dead tuples until VACUUM (docs/privacy.md).
 
 Who "the person" is: the identifier given, and the identifiers found with it once (by email: the
 recipient ids of their links and events; by recipient id: the addresses of theirs), so an event
@@ -26,6 +28,7 @@ import msgspec
 from linkhub.core import mailings
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection
+from linkhub.store.dialect import Sql, is_postgresql
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import ascii_lower
 
@@ -84,9 +87,9 @@ class Found:
     seqs: list[int]
     link_codes: list[str]
     last_seq: int  # the newest event when it read: `erase` looks again above it
-    last_link: int  # the same for links (their rowid)
+    last_link: int  # the same for links (their rowid; 0 on PostgreSQL, which has none: see _LAST_LINK)
     pixel_codes: list[str] = field(default_factory=list)
-    last_pixel: int = 0  # the same for pixels (their rowid)
+    last_pixel: int = 0  # the same for pixels (their rowid; 0 on PostgreSQL)
 
 
 @dataclass
@@ -122,19 +125,78 @@ class Receipt:
                 "via": self.via, "removed": self.counts.document(), "earlier": self.earlier}
 
 
-_EMAIL_MATCH = "email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-_ID_MATCH = "recipient_id IN (SELECT value FROM json_each(:ids))"
-_LINK_MATCH = ("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-               " OR prospect_id IN (SELECT value FROM json_each(:ids)))")
-_PIXEL_MATCH = ("erased_at IS NULL AND (email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-                " OR recipient_id IN (SELECT value FROM json_each(:ids)))")
+# The person's rows: addresses compared ignoring the case of ASCII letters (SQLite's NOCASE, PostgreSQL's
+# lower() with the C locale, which its events_by_email index is on), the lists given as JSON arrays.
+_EMAIL_MATCH = Sql(
+    sqlite="email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))",
+    postgresql="lower(email) IN (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))",
+)
+_ID_MATCH = Sql(
+    sqlite="recipient_id IN (SELECT value FROM json_each(:ids))",
+    postgresql="recipient_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))",
+)
+_LINK_MATCH = Sql(
+    sqlite=("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+            " OR prospect_id IN (SELECT value FROM json_each(:ids)))"),
+    postgresql=("erased_at IS NULL AND (lower(prospect_email) IN"
+                " (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))"
+                " OR prospect_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb))))"),
+)
+_PIXEL_MATCH = Sql(
+    sqlite=("erased_at IS NULL AND (email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
+            " OR recipient_id IN (SELECT value FROM json_each(:ids)))"),
+    postgresql=("erased_at IS NULL AND (lower(email) IN"
+                " (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))"
+                " OR recipient_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb))))"),
+)
+_LINK_EMAIL = Sql(
+    sqlite="prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))",
+    postgresql="lower(prospect_email) IN (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))",
+)
+_LINK_ID = Sql(
+    sqlite="prospect_id IN (SELECT value FROM json_each(:ids))",
+    postgresql="prospect_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))",
+)
+# Rows whose key is in a JSON array of them (seqs, link codes, pixel codes).
+_SEQS = Sql(sqlite="(SELECT value FROM json_each(?))",
+            postgresql="(SELECT value::bigint FROM jsonb_array_elements_text(CAST(? AS jsonb)))")
+_CODES = Sql(sqlite="(SELECT value FROM json_each(:codes))",
+             postgresql="(SELECT value FROM jsonb_array_elements_text(CAST(:codes AS jsonb)))")
 
 
 # An inbound endpoint's rejected item names the person where the provider puts an address or an id,
 # or anywhere in its text (a malformed item may hold the address in a field of the wrong name).
-_REJECT_MATCH = ("account_id = ? AND (email COLLATE NOCASE IN (SELECT value FROM json_each(?))"
-                 " OR recipient_id IN (SELECT value FROM json_each(?))"
-                 " OR EXISTS (SELECT 1 FROM json_each(?) AS n WHERE instr(lower(item), n.value)))")
+_REJECT_MATCH = Sql(
+    sqlite=("account_id = ? AND (email COLLATE NOCASE IN (SELECT value FROM json_each(?))"
+            " OR recipient_id IN (SELECT value FROM json_each(?))"
+            " OR EXISTS (SELECT 1 FROM json_each(?) AS n WHERE instr(lower(item), n.value)))"),
+    postgresql=("account_id = ? AND (lower(email) IN"
+                " (SELECT lower(value) FROM jsonb_array_elements_text(CAST(? AS jsonb)))"
+                " OR recipient_id IN (SELECT value FROM jsonb_array_elements_text(CAST(? AS jsonb)))"
+                " OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST(? AS jsonb)) AS n"
+                " WHERE strpos(lower(item), n.value) > 0))"),
+)
+
+# How far `find` read links and pixels, for `erase` to look again only past it. On SQLite, the rowid:
+# a new row's is the table's highest + 1, taken under the write lock, so the rowids commit in order
+# and every row at or below the highest one `find` saw was there for it to see. PostgreSQL has no
+# rowid, and no number that commits in order: a code's number comes from a sequence before its
+# transaction commits, so a link minted by another process while `find` read could commit afterwards
+# below the number `find` saw (and created_at is the minting process's clock, which says even less).
+# So on PostgreSQL there is no mark (0), and `erase` matches the account's links and pixels again in
+# full, in its own transaction: MVCC lets every other process write meanwhile (the scan holds no lock
+# but on the rows it changes); what it costs is this process's writer's time, once per erasure.
+_LAST_LINK = Sql(sqlite="SELECT coalesce(max(rowid), 0) FROM links", postgresql="SELECT 0")
+_LAST_PIXEL = Sql(sqlite="SELECT coalesce(max(rowid), 0) FROM pixels", postgresql="SELECT 0")
+_NEWER_LINKS = Sql(sqlite="SELECT code FROM links WHERE rowid > :last_link AND account_id = :account AND {match}",
+                   postgresql="SELECT code FROM links WHERE account_id = :account AND {match}")
+_NEWER_PIXELS = Sql(sqlite="SELECT code FROM pixels WHERE rowid > :last_pixel AND account_id = :account AND {match}",
+                    postgresql="SELECT code FROM pixels WHERE account_id = :account AND {match}")
+_STORE_RECEIPT = (
+    "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
+    " verdict_changes, links_kept, links_deleted, inbound_rejects, pixels)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _reject_params(account_id: str, found: Found) -> tuple[Any, ...]:
@@ -150,37 +212,38 @@ def _params(account_id: str, emails: list[str], ids: list[str], **more: Any) -> 
 def find(conn: Connection, account_id: str, target: Target) -> Found:
     """What belongs to the person in the account, read outside any write (a scan of the account's
     events when recipient ids are involved: they have no index, and an erasure is rare)."""
+    # Events' seqs commit in order on both (PostgreSQL's under store.dialect.serialize_events).
     last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-    last_link = conn.execute("SELECT coalesce(max(rowid), 0) FROM links").fetchone()[0]
-    last_pixel = conn.execute("SELECT coalesce(max(rowid), 0) FROM pixels").fetchone()[0]
+    last_link = conn.execute(_LAST_LINK.on(conn)).fetchone()[0]
+    last_pixel = conn.execute(_LAST_PIXEL.on(conn)).fetchone()[0]
+    email_match, id_match = _EMAIL_MATCH.on(conn), _ID_MATCH.on(conn)
     if target.kind == "email":
         emails = [target.value]
         ids = _distinct(conn, "SELECT prospect_id FROM links WHERE account_id = :account AND erased_at IS NULL"
-                        " AND prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-                        f" UNION SELECT recipient_id FROM events WHERE account_id = :account AND {_EMAIL_MATCH}"
+                        f" AND {_LINK_EMAIL.on(conn)}"
+                        f" UNION SELECT recipient_id FROM events WHERE account_id = :account AND {email_match}"
                         " AND recipient_id IS NOT NULL"
                         " UNION SELECT recipient_id FROM pixels WHERE account_id = :account AND erased_at IS NULL"
-                        " AND email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-                        " AND recipient_id IS NOT NULL",
+                        f" AND {email_match} AND recipient_id IS NOT NULL",
                         _params(account_id, emails, []))
     else:
         ids = [target.value]
         emails = _dedupe_nocase(_distinct(
             conn, "SELECT prospect_email FROM links WHERE account_id = :account AND erased_at IS NULL"
-            " AND prospect_id IN (SELECT value FROM json_each(:ids)) AND prospect_email IS NOT NULL"
-            f" UNION SELECT email FROM events WHERE account_id = :account AND {_ID_MATCH}"
+            f" AND {_LINK_ID.on(conn)} AND prospect_email IS NOT NULL"
+            f" UNION SELECT email FROM events WHERE account_id = :account AND {id_match}"
             " AND email IS NOT NULL"
             " UNION SELECT email FROM pixels WHERE account_id = :account AND erased_at IS NULL"
-            " AND recipient_id IN (SELECT value FROM json_each(:ids)) AND email IS NOT NULL",
+            f" AND {id_match} AND email IS NOT NULL",
             _params(account_id, [], ids)))
     params = _params(account_id, emails, ids)
     seqs = [row[0] for row in conn.execute(
-        f"SELECT seq FROM events WHERE account_id = :account AND {_EMAIL_MATCH}"
-        f" UNION SELECT seq FROM events WHERE account_id = :account AND {_ID_MATCH}", params)]
-    codes = [row[0] for row in conn.execute(f"SELECT code FROM links WHERE account_id = :account AND {_LINK_MATCH}",
-                                            params)]
+        f"SELECT seq FROM events WHERE account_id = :account AND {email_match}"
+        f" UNION SELECT seq FROM events WHERE account_id = :account AND {id_match}", params)]
+    codes = [row[0] for row in conn.execute(
+        f"SELECT code FROM links WHERE account_id = :account AND {_LINK_MATCH.on(conn)}", params)]
     pixels = [row[0] for row in conn.execute(
-        f"SELECT code FROM pixels WHERE account_id = :account AND {_PIXEL_MATCH}", params)]
+        f"SELECT code FROM pixels WHERE account_id = :account AND {_PIXEL_MATCH.on(conn)}", params)]
     return Found(emails, ids, seqs, codes, last_seq, last_link, pixels, last_pixel)
 
 
@@ -198,13 +261,12 @@ def _dedupe_nocase(values: list[str]) -> list[str]:
 def count(conn: Connection, account_id: str, found: Found) -> Counts:
     """What `erase` would remove, as `find` saw it (a dry run)."""
     seqs = _encode(found.seqs).decode()
+    among = _SEQS.on(conn)
     counts = Counts(events=len(found.seqs))
-    counts.clicks = _one(conn, "SELECT count(*) FROM events WHERE seq IN (SELECT value FROM json_each(?))"
-                               " AND type = 'click'", seqs)
-    counts.outbox = _one(conn, "SELECT count(*) FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
-    counts.verdict_changes = _one(conn, "SELECT count(*) FROM verdict_changes"
-                                        " WHERE event_seq IN (SELECT value FROM json_each(?))", seqs)
-    counts.inbound_rejects = _one(conn, f"SELECT count(*) FROM inbound_rejects WHERE {_REJECT_MATCH}",
+    counts.clicks = _one(conn, f"SELECT count(*) FROM events WHERE seq IN {among} AND type = 'click'", seqs)
+    counts.outbox = _one(conn, f"SELECT count(*) FROM outbox WHERE event_seq IN {among}", seqs)
+    counts.verdict_changes = _one(conn, f"SELECT count(*) FROM verdict_changes WHERE event_seq IN {among}", seqs)
+    counts.inbound_rejects = _one(conn, f"SELECT count(*) FROM inbound_rejects WHERE {_REJECT_MATCH.on(conn)}",
                                   *_reject_params(account_id, found))
     deleted = _addressed(conn, found)
     counts.links_deleted = len(deleted)
@@ -218,6 +280,18 @@ def _one(conn: Connection, sql: str, *params: Any) -> int:
     return value
 
 
+_ADDRESSED = Sql(
+    sqlite=("SELECT code FROM links WHERE code IN (SELECT value FROM json_each(:codes)) AND EXISTS"
+            " (SELECT 1 FROM json_each(:needles) AS n WHERE instr(lower(target_url), n.value)"
+            " OR instr(lower(original_url), n.value) OR instr(lower(coalesce(expired_url, '')), n.value))"),
+    postgresql=("SELECT code FROM links WHERE code IN"
+                " (SELECT value FROM jsonb_array_elements_text(CAST(:codes AS jsonb)))"
+                " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST(:needles AS jsonb)) AS n"
+                " WHERE strpos(lower(target_url), n.value) > 0 OR strpos(lower(original_url), n.value) > 0"
+                " OR strpos(lower(coalesce(expired_url, '')), n.value) > 0)"),
+)
+
+
 def _addressed(conn: Connection, found: Found) -> list[str]:
     """The person's links whose URL holds one of their addresses (as is, or with '@' as %40, in any case):
     keeping those redirecting would keep the address; they are deleted instead."""
@@ -225,18 +299,18 @@ def _addressed(conn: Connection, found: Found) -> list[str]:
     if not needles or not found.link_codes:
         return []
     return [row[0] for row in conn.execute(
-        "SELECT code FROM links WHERE code IN (SELECT value FROM json_each(:codes)) AND EXISTS"
-        " (SELECT 1 FROM json_each(:needles) AS n WHERE instr(lower(target_url), n.value)"
-        " OR instr(lower(original_url), n.value) OR instr(lower(coalesce(expired_url, '')), n.value))",
-        {"codes": _encode(found.link_codes).decode(), "needles": _encode(needles).decode()})]
+        _ADDRESSED.on(conn), {"codes": _encode(found.link_codes).decode(), "needles": _encode(needles).decode()})]
 
 
 def erase(conn: Connection, account_id: str, target: Target, found: Found, *, via: str,
           identifier_hash: str) -> Receipt:
     """Delete what `find` found and what arrived for the person since, in the caller's transaction, with
-    secure delete on; store and return the receipt. It reads everything it counts inside the
+    secure delete on (SQLite); store and return the receipt. It reads everything it counts inside the
     transaction, so when the writer runs a batch again (after a neighbour failed and the first run
     was undone) the second run gives the same result."""
+    if is_postgresql(conn):
+        # No such setting: a deleted row stays in its page until VACUUM (see docs/privacy.md).
+        return _erase(conn, account_id, target, found, via=via, identifier_hash=identifier_hash)
     previous = conn.execute("PRAGMA secure_delete").fetchone()[0]
     # Only here: zeroing every deleted row costs every other write a little, and nothing else deletes
     # what must not be recoverable (some SQLite builds have it on anyway).
@@ -252,57 +326,52 @@ def _erase(conn: Connection, account_id: str, target: Target, found: Found, *, v
     params = _params(account_id, found.emails, found.recipient_ids, last_seq=found.last_seq,
                      last_link=found.last_link, last_pixel=found.last_pixel)
     newer = [row[0] for row in conn.execute(
-        f"SELECT seq FROM events WHERE seq > :last_seq AND account_id = :account AND ({_EMAIL_MATCH} OR {_ID_MATCH})",
-        params)]
-    newer_links = [row[0] for row in conn.execute(
-        f"SELECT code FROM links WHERE rowid > :last_link AND account_id = :account AND {_LINK_MATCH}", params)]
-    newer_pixels = [row[0] for row in conn.execute(
-        f"SELECT code FROM pixels WHERE rowid > :last_pixel AND account_id = :account AND {_PIXEL_MATCH}", params)]
+        f"SELECT seq FROM events WHERE seq > :last_seq AND account_id = :account"
+        f" AND ({_EMAIL_MATCH.on(conn)} OR {_ID_MATCH.on(conn)})", params)]
+    newer_links = [row[0] for row in conn.execute(_NEWER_LINKS.on(conn).format(match=_LINK_MATCH.on(conn)), params)]
+    newer_pixels = [row[0] for row in conn.execute(_NEWER_PIXELS.on(conn).format(match=_PIXEL_MATCH.on(conn)),
+                                                   params)]
     now = Found(found.emails, found.recipient_ids, sorted({*found.seqs, *newer}),
                 list(dict.fromkeys([*found.link_codes, *newer_links])), found.last_seq, found.last_link,
                 list(dict.fromkeys([*found.pixel_codes, *newer_pixels])), found.last_pixel)
     seqs = _encode(now.seqs).decode()
+    among, codes = _SEQS.on(conn), _CODES.on(conn)
     counts = Counts()
-    counts.verdict_changes = conn.execute(
-        "DELETE FROM verdict_changes WHERE event_seq IN (SELECT value FROM json_each(?))", (seqs,)).rowcount
-    counts.outbox = conn.execute("DELETE FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))",
-                                 (seqs,)).rowcount
-    counts.clicks = _one(conn, "SELECT count(*) FROM events WHERE seq IN (SELECT value FROM json_each(?))"
-                               " AND account_id = ? AND type = 'click'", seqs, account_id)
+    counts.verdict_changes = conn.execute(f"DELETE FROM verdict_changes WHERE event_seq IN {among}", (seqs,)).rowcount
+    counts.outbox = conn.execute(f"DELETE FROM outbox WHERE event_seq IN {among}", (seqs,)).rowcount
+    counts.clicks = _one(conn, f"SELECT count(*) FROM events WHERE seq IN {among} AND account_id = ?"
+                               " AND type = 'click'", seqs, account_id)
     touched = [(account_id, row[0]) for row in conn.execute(
-        "SELECT DISTINCT mailing_id FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?"
+        f"SELECT DISTINCT mailing_id FROM events WHERE seq IN {among} AND account_id = ?"
         " AND mailing_id IS NOT NULL", (seqs, account_id))]
-    counts.events = conn.execute("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) AND account_id = ?",
+    counts.events = conn.execute(f"DELETE FROM events WHERE seq IN {among} AND account_id = ?",
                                  (seqs, account_id)).rowcount
-    counts.inbound_rejects = conn.execute(f"DELETE FROM inbound_rejects WHERE {_REJECT_MATCH}",
+    counts.inbound_rejects = conn.execute(f"DELETE FROM inbound_rejects WHERE {_REJECT_MATCH.on(conn)}",
                                           _reject_params(account_id, now)).rowcount
-    addressed = _addressed(conn, now)
+    addressed = {"codes": _encode(_addressed(conn, now)).decode()}
     touched += [(account_id, row[0]) for row in conn.execute(
-        "SELECT DISTINCT mailing_id FROM links WHERE code IN (SELECT value FROM json_each(?))",
-        (_encode(addressed).decode(),))]
-    counts.links_deleted = conn.execute("DELETE FROM links WHERE code IN (SELECT value FROM json_each(?))",
-                                        (_encode(addressed).decode(),)).rowcount
+        f"SELECT DISTINCT mailing_id FROM links WHERE code IN {codes}", addressed)]
+    counts.links_deleted = conn.execute(f"DELETE FROM links WHERE code IN {codes}", addressed).rowcount
     mailings.forget_empty(conn, touched)
     at = now_rfc3339()
     counts.links_kept = conn.execute(
         "UPDATE links SET prospect_id = :prefix || code, prospect_email = NULL, message_id = NULL, erased_at = :at"
-        " WHERE code IN (SELECT value FROM json_each(:codes)) AND account_id = :account AND erased_at IS NULL",
+        f" WHERE code IN {codes} AND account_id = :account AND erased_at IS NULL",
         {"prefix": ERASED_PREFIX, "at": at, "codes": _encode(now.link_codes).decode(), "account": account_id}).rowcount
     # A pixel keeps answering (a mail client showing the email again must not see a broken image) and
     # records nothing. Its message id goes too: one linkhub derived is a hash of the recipient, and a
     # sender's may hold the address; 'erased:<code>' keeps pixels_by_message unique.
     counts.pixels = conn.execute(
         "UPDATE pixels SET recipient_id = NULL, email = NULL, message_id = :prefix || code, erased_at = :at"
-        " WHERE code IN (SELECT value FROM json_each(:codes)) AND account_id = :account AND erased_at IS NULL",
+        f" WHERE code IN {codes} AND account_id = :account AND erased_at IS NULL",
         {"prefix": ERASED_PREFIX, "at": at, "codes": _encode(now.pixel_codes).decode(), "account": account_id}).rowcount
     earlier = receipts_of(conn, account_id, identifier_hash)
-    receipt_id = conn.execute(
-        "INSERT INTO erasures (account_id, erased_at, identifier_kind, identifier_hash, via, events, clicks, outbox,"
-        " verdict_changes, links_kept, links_deleted, inbound_rejects, pixels)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
-         counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects,
-         counts.pixels)).lastrowid
+    values = (account_id, at, target.kind, identifier_hash, via, counts.events, counts.clicks, counts.outbox,
+              counts.verdict_changes, counts.links_kept, counts.links_deleted, counts.inbound_rejects, counts.pixels)
+    if is_postgresql(conn):  # no lastrowid
+        receipt_id = conn.execute(_STORE_RECEIPT + " RETURNING id", values).fetchone()[0]
+    else:
+        receipt_id = conn.execute(_STORE_RECEIPT, values).lastrowid
     return Receipt(receipt_id, account_id, at, target.kind, identifier_hash, via, counts, earlier)
 
 

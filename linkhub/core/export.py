@@ -21,6 +21,7 @@ from typing import Any, Literal
 import msgspec
 
 from linkhub.store import Connection, Row
+from linkhub.store.dialect import is_postgresql
 
 # Rows per query: large enough that the per-query cost vanishes, small enough that a page is a few MB
 # and its read a few milliseconds.
@@ -70,6 +71,8 @@ _SCAN_CACHE_KIB = 2048
 def for_scan(conn: Connection) -> None:
     """Set a connection of its own up for an export: no memory map and a small page cache, so its
     resident memory stays flat (with linkhub's defaults it grows with the file, up to ~320 MiB)."""
+    if is_postgresql(conn):  # the server's shared buffers, not the process's memory
+        return
     conn.execute("PRAGMA mmap_size = 0")
     conn.execute(f"PRAGMA cache_size = -{_SCAN_CACHE_KIB}")
 
@@ -81,30 +84,32 @@ def ceiling(conn: Connection) -> int:
     return int(row[0])
 
 
-def _where(query: Query, source: Source, last: int, top: int) -> tuple[str, list[Any]]:
+def _where(query: Query, source: Source, last: int, top: int, plus: str = "+") -> tuple[str, list[Any]]:
     # The unary `+` keeps SQLite from answering through the (account_id, …) indexes: they would
     # return the account's rows in another order, to be sorted again for every page. Walking the
     # table itself by seq (its rowid) reads each row once over the whole export, a page at a time.
+    # PostgreSQL has no `+` for text (`plus` is then ""), and its planner weighs the order itself.
     where = ["seq > ?", "seq <= ?"]
     values: list[Any] = [last, top]
     if query.account_id is not None:
-        where.append("+account_id = ?")
+        where.append(f"{plus}account_id = ?")
         values.append(query.account_id)
     if source == "events" and query.types:
-        where.append(f"+type IN ({', '.join('?' * len(query.types))})")
+        where.append(f"{plus}type IN ({', '.join('?' * len(query.types))})")
         values.extend(query.types)
     if query.since is not None:
-        where.append("+occurred_at >= ?")
+        where.append(f"{plus}occurred_at >= ?")
         values.append(query.since)
     if query.until is not None:
-        where.append("+occurred_at < ?")
+        where.append(f"{plus}occurred_at < ?")
         values.append(query.until)
     return " AND ".join(where), values
 
 
-def sql(query: Query, source: Source, last: int, top: int, limit: int) -> tuple[str, list[Any]]:
+def sql(query: Query, source: Source, last: int, top: int, limit: int, *,
+        postgresql: bool = False) -> tuple[str, list[Any]]:
     """One page's statement and parameters: the rows after `last` up to `top`, at most `limit`."""
-    where, values = _where(query, source, last, top)
+    where, values = _where(query, source, last, top, "" if postgresql else "+")
     # The events' columns are named (their order is the export's); the view's are all of them, so a
     # column a later schema adds to `clicks` is exported without a change here.
     columns = ", ".join(EVENT_COLUMNS) if source == "events" else "*"
@@ -115,6 +120,8 @@ def columns(conn: Connection, source: Source) -> tuple[str, ...]:
     """The export's columns, in order: EVENT_COLUMNS, or the `clicks` view's as the schema defines them."""
     if source == "events":
         return EVENT_COLUMNS
+    if is_postgresql(conn):
+        return tuple(column[0] for column in conn.execute("SELECT * FROM clicks LIMIT 0").description)
     return tuple(row["name"] for row in conn.execute("SELECT name FROM pragma_table_info('clicks') ORDER BY cid"))
 
 
@@ -126,7 +133,7 @@ def pages(conn: Connection, query: Query, source: Source, *, top: int,
     limit = limit or PAGE_ROWS
     last = query.after
     while last < top:
-        statement, values = sql(query, source, last, top, limit)
+        statement, values = sql(query, source, last, top, limit, postgresql=is_postgresql(conn))
         rows = conn.execute(statement, values).fetchall()
         # A short page is the last one: the scan went through to `top`.
         scanned = rows[-1]["seq"] if len(rows) == limit else top

@@ -46,6 +46,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "linkhub_webhook_clicks_filtered_total": (
         "Queued clicks taken out of a webhook's queue unsent: their verdict by then is not one the webhook takes.",
         ("verdict",)),
+    "linkhub_wakeups_received_total": (
+        "Wake-ups from other processes on the same PostgreSQL database (NOTIFY after they queued deliveries) that "
+        "made this one look for work at once rather than at its next poll.", ()),
     "linkhub_inbound_items_total": (
         "Items posted to inbound endpoints (/in/<token>) and committed, by provider and outcome.",
         ("provider", "outcome")),

@@ -30,6 +30,7 @@ from linkhub.core.clicks import ClickRef, Clicks, change_verdicts, hit_headers, 
 from linkhub.core.events import Event
 from linkhub.core.useragent import describe
 from linkhub.store import Connection
+from linkhub.store.dialect import Sql
 from linkhub.store.pixels import Pixel
 from linkhub.util.ipnet import network_address
 from linkhub.util.times import format_ms
@@ -140,8 +141,12 @@ def open_event(request: OpenRequest, verdict: Verdict, *, anonymize_ip: bool = F
 
 
 # The pixels (of those given) that already have an open: events_by_code answers each code.
-_OPENED = ("SELECT DISTINCT e.account_id, e.code FROM json_each(:codes) AS j"
-           " JOIN events AS e ON e.code = j.value AND e.type = 'open'")
+_OPENED = Sql(
+    sqlite=("SELECT DISTINCT e.account_id, e.code FROM json_each(:codes) AS j"
+            " JOIN events AS e ON e.code = j.value AND e.type = 'open'"),
+    postgresql=("SELECT DISTINCT e.account_id, e.code FROM jsonb_array_elements_text(CAST(:codes AS jsonb)) AS j(value)"
+                " JOIN events AS e ON e.code = j.value AND e.type = 'open'"),
+)
 
 
 def store(conn: Connection, writes: list[OpenWrite], *, settle_s: int = outbox.DEFAULT_SETTLE_S) -> list[int]:
@@ -153,7 +158,8 @@ def store(conn: Connection, writes: list[OpenWrite], *, settle_s: int = outbox.D
     call, since the writer runs a batch again when a neighbour fails.
     """
     codes = sorted({write.event.code for write in writes if write.event.code is not None})
-    opened = {(row[0], row[1]) for row in conn.execute(_OPENED, {"codes": msgspec.json.encode(codes).decode()})}
+    opened = {(row[0], row[1])
+              for row in conn.execute(_OPENED.on(conn), {"codes": msgspec.json.encode(codes).decode()})}
     for write in writes:
         key = (write.event.account_id, write.event.code or "")
         write.event.details["first_open"] = key not in opened

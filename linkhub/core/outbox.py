@@ -28,6 +28,7 @@ from linkhub.core import events, formats, webhooks
 from linkhub.core.events import VERDICTS, Event
 from linkhub.settings import Settings
 from linkhub.store import Connection, Row
+from linkhub.store.dialect import Sql, serialize_events
 from linkhub.util.times import clamped_later, format_ms, now_rfc3339
 
 EXPONENTIAL_FIRST_S = 10.0
@@ -52,13 +53,14 @@ log = logging.getLogger("linkhub.outbox")
 _QUEUE = "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at) VALUES (?, ?, ?, ?)"
 
 
-def _accepted_by_format() -> str:
-    """SQL true when webhook `w`'s format can express event `e`'s type (formats.SUPPORTED_TYPES)."""
+def _accepted_by_format(false: str) -> str:
+    """SQL true when webhook `w`'s format can express event `e`'s type (formats.SUPPORTED_TYPES);
+    `false` is the dialect's false (a CASE of booleans must not end in an integer on PostgreSQL)."""
     cases = " ".join(
         f"WHEN '{fmt}' THEN e.type IN ({', '.join(repr(t) for t in sorted(types))})"
         for fmt, types in formats.SUPPORTED_TYPES.items()
     )
-    return f"CASE w.format {cases} ELSE 0 END"
+    return f"CASE w.format {cases} ELSE {false} END"
 
 
 _QUOTED_VERDICTS = ", ".join(f"'{v}'" for v in VERDICTS)
@@ -66,30 +68,55 @@ _QUOTED_VERDICTS = ", ".join(f"'{v}'" for v in VERDICTS)
 # links and opens of open pixels. Any other event is sent whatever its details say.
 JUDGED = ("click", "open")
 # events.verdict_of in SQL: event `e`'s details.verdict when it is one of the four, 'unknown' otherwise.
-_VERDICT = (f"CASE WHEN json_extract(e.details, '$.verdict') IN ({_QUOTED_VERDICTS})"
-            " THEN json_extract(e.details, '$.verdict') ELSE 'unknown' END")
+# (details is jsonb on PostgreSQL, where `->>` reads a top-level text value.)
+_VERDICT = Sql(
+    sqlite=(f"CASE WHEN json_extract(e.details, '$.verdict') IN ({_QUOTED_VERDICTS})"
+            " THEN json_extract(e.details, '$.verdict') ELSE 'unknown' END"),
+    postgresql=(f"CASE WHEN e.details ->> 'verdict' IN ({_QUOTED_VERDICTS})"
+                " THEN e.details ->> 'verdict' ELSE 'unknown' END"),
+)
 # Webhook.takes_verdict in SQL for event `e`, webhook `w`. A webhook's verdicts are never empty and
 # hold each verdict at most once (webhooks._check_verdicts), so four of them are all of them: the
-# default, answered without reading the click's details.
-_TAKES_VERDICT = (f"(json_array_length(w.verdicts) = {len(VERDICTS)}"
-                  f" OR {_VERDICT} IN (SELECT value FROM json_each(w.verdicts)))")
+# default, answered without reading the click's details. On PostgreSQL `w.verdicts` is a jsonb array,
+# and `@>` with a string asks whether the array holds it.
+_TAKES_VERDICT = Sql(
+    sqlite=(f"(json_array_length(w.verdicts) = {len(VERDICTS)}"
+            f" OR {_VERDICT.sqlite} IN (SELECT value FROM json_each(w.verdicts)))"),
+    postgresql=(f"(jsonb_array_length(w.verdicts) = {len(VERDICTS)}"
+                f" OR w.verdicts @> to_jsonb({_VERDICT.postgresql}))"),
+)
 
 # Webhook.accepts in SQL: every event in a seq range, for each active webhook of its account that
 # takes its type, and for clicks its verdict (or waits for the settled one, which `claim` judges).
 # One statement instead of a query and a row per event from Python (each step of the sqlite3 module
 # releases the GIL, which costs the redirect path a hand-over each time); ordered by event, so each
 # webhook's queue follows the order of events. A waiting webhook's clicks are due at :settled, the
-# rest at once.
-_FAN_OUT = (
-    "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at)"
-    " SELECT w.id, e.seq, :now,"
-    " CASE WHEN e.type IN ('click', 'open') AND w.wait_for_verdict THEN :settled ELSE :now END FROM events e"
-    " JOIN webhooks w ON w.account_id = e.account_id AND w.status = 'active'"
-    " WHERE e.seq BETWEEN :first AND :last"
-    " AND (json_array_length(w.types) = 0 OR e.type IN (SELECT value FROM json_each(w.types)))"
-    f" AND {_accepted_by_format()}"
-    f" AND (e.type NOT IN ('click', 'open') OR w.wait_for_verdict OR {_TAKES_VERDICT})"
-    " ORDER BY e.seq, w.id"
+# rest at once. PostgreSQL's differs in its JSON (types and verdicts are jsonb arrays) and in its
+# booleans (wait_for_verdict is an integer column, which PostgreSQL does not take as a condition).
+_FAN_OUT = Sql(
+    sqlite=(
+        "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at)"
+        " SELECT w.id, e.seq, :now,"
+        " CASE WHEN e.type IN ('click', 'open') AND w.wait_for_verdict THEN :settled ELSE :now END FROM events e"
+        " JOIN webhooks w ON w.account_id = e.account_id AND w.status = 'active'"
+        " WHERE e.seq BETWEEN :first AND :last"
+        " AND (json_array_length(w.types) = 0 OR e.type IN (SELECT value FROM json_each(w.types)))"
+        f" AND {_accepted_by_format('0')}"
+        f" AND (e.type NOT IN ('click', 'open') OR w.wait_for_verdict OR {_TAKES_VERDICT.sqlite})"
+        " ORDER BY e.seq, w.id"
+    ),
+    postgresql=(
+        "INSERT INTO outbox (webhook_id, event_seq, queued_at, next_attempt_at)"
+        " SELECT w.id, e.seq, :now,"
+        " CASE WHEN e.type IN ('click', 'open') AND w.wait_for_verdict = 1 THEN :settled ELSE :now END"
+        " FROM events e"
+        " JOIN webhooks w ON w.account_id = e.account_id AND w.status = 'active'"
+        " WHERE e.seq BETWEEN :first AND :last"
+        " AND (jsonb_array_length(w.types) = 0 OR w.types @> to_jsonb(e.type))"
+        f" AND {_accepted_by_format('false')}"
+        f" AND (e.type NOT IN ('click', 'open') OR w.wait_for_verdict = 1 OR {_TAKES_VERDICT.postgresql})"
+        " ORDER BY e.seq, w.id"
+    ),
 )
 
 
@@ -110,7 +137,7 @@ def store_events(conn: Connection, batch: list[Event], *,
     if new:  # the seqs of one transaction are consecutive (see events.insert_many)
         now_ms = time.time_ns() // 1_000_000
         settled_ms = now_ms + round((settle_s + SETTLE_MARGIN_S) * 1000)
-        queued = conn.execute(_FAN_OUT, {"now": format_ms(now_ms), "settled": format_ms(settled_ms),
+        queued = conn.execute(_FAN_OUT.on(conn), {"now": format_ms(now_ms), "settled": format_ms(settled_ms),
                                          "first": new[0], "last": new[-1]}).rowcount
     return [seq is not None for seq in seqs], queued
 
@@ -482,7 +509,8 @@ def replay(
     where.append(f"e.type IN ({','.join('?' * len(wanted))})")
     params.extend(wanted)
     if len(hook.verdicts) < len(VERDICTS):
-        where.append(f"(e.type NOT IN ('click', 'open') OR {_VERDICT} IN ({','.join('?' * len(hook.verdicts))}))")
+        marks = ",".join("?" * len(hook.verdicts))
+        where.append(f"(e.type NOT IN ('click', 'open') OR {_VERDICT.on(conn)} IN ({marks}))")
         params.extend(hook.verdicts)
     if dead_only:
         where.append("o.state = 'dead'")
@@ -501,6 +529,7 @@ def replay(
         "UPDATE outbox SET state = 'pending', queued_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ?",
         [(now, now, row["outbox_id"]) for row in rows if row["outbox_id"] is not None],
     )
+    serialize_events(conn)  # new outbox ids: numbered in commit order (store.dialect)
     conn.executemany(_QUEUE, [(hook.id, row["seq"], now, now) for row in rows if row["outbox_id"] is None])
     return len(rows)
 

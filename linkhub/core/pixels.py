@@ -75,14 +75,20 @@ def mint(conn: Connection, account_id: str, messages: list[Message]) -> list[str
     return [codes[(m.mailing_id, m.message_id)] for m in messages]
 
 
+# The pairs [mailing id, message id] of a JSON array, each looked up in pixels_by_message.
+_EXISTING = Sql(
+    sqlite=("SELECT p.mailing_id, p.message_id, p.code FROM json_each(?) AS j"
+            " JOIN pixels AS p ON p.account_id = ? AND p.mailing_id = json_extract(j.value, '$[0]')"
+            " AND p.message_id = json_extract(j.value, '$[1]')"),
+    postgresql=("SELECT p.mailing_id, p.message_id, p.code FROM jsonb_array_elements(CAST(? AS jsonb)) AS j(value)"
+                " JOIN pixels AS p ON p.account_id = ? AND p.mailing_id = j.value ->> 0"
+                " AND p.message_id = j.value ->> 1"),
+)
+
+
 def existing(conn: Connection, account_id: str, messages: list[Message]) -> dict[tuple[str, str], str]:
     """The codes minted before for these messages: one seek each in pixels_by_message."""
-    rows = conn.execute(
-        "SELECT p.mailing_id, p.message_id, p.code FROM json_each(?) AS j"
-        " JOIN pixels AS p ON p.account_id = ? AND p.mailing_id = json_extract(j.value, '$[0]')"
-        " AND p.message_id = json_extract(j.value, '$[1]')",
-        (_pairs(messages), account_id),
-    )
+    rows = conn.execute(_EXISTING.on(conn), (_pairs(messages), account_id))
     return {(row[0], row[1]): row[2] for row in rows}
 
 

@@ -15,6 +15,7 @@ import msgspec
 
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection, Row
+from linkhub.store.dialect import Sql
 from linkhub.util.wording import ascii_lower
 
 # The bound of one page of `mailings`, whatever a caller asks for.
@@ -104,9 +105,12 @@ class After(NamedTuple):
 
 # The page of mailings: from the `mailings` table by its start index, newest first; a full key in the
 # order, so a cursor resumes exactly (ties on first_at included).
-_PAGE = (
-    "SELECT account_id, mailing_id, first_at FROM mailings INDEXED BY {index} WHERE {where}"
-    " ORDER BY first_at DESC, account_id DESC, mailing_id DESC LIMIT ?"
+# (SQLite is told the index: PostgreSQL has no INDEXED BY, and its planner finds the same one.)
+_PAGE = Sql(
+    sqlite=("SELECT account_id, mailing_id, first_at FROM mailings INDEXED BY {index} WHERE {where}"
+            " ORDER BY first_at DESC, account_id DESC, mailing_id DESC LIMIT ?"),
+    postgresql=("SELECT account_id, mailing_id, first_at FROM mailings WHERE {where}"
+                " ORDER BY first_at DESC, account_id DESC, mailing_id DESC LIMIT ?"),
 )
 
 
@@ -120,7 +124,7 @@ def mailings(conn: Connection, account_id: str | None = None, *, since: str | No
     The page is read from the `mailings` table's start index, then each mailing's row through its own
     indexes: a page costs its mailings' events, whatever the size of the file.
     """
-    where, params = ["1"], []
+    where, params = ["TRUE"], []
     if account_id is not None:
         where.append("account_id = ?")
         params.append(account_id)
@@ -135,7 +139,7 @@ def mailings(conn: Connection, account_id: str | None = None, *, since: str | No
         params.extend(after)
     index = "mailings_by_start" if account_id is not None else "mailings_by_start_all"
     page = conn.execute(
-        _PAGE.format(index=index, where=" AND ".join(where)),  # fixed fragments; values bound
+        _PAGE.on(conn).format(index=index, where=" AND ".join(where)),  # fixed fragments; values bound
         # One row past the bound: a caller asking for MAX_LIMIT + 1 learns whether there are more.
         (*params, max(1, min(limit, MAX_LIMIT + 1))),
     ).fetchall()
@@ -178,11 +182,16 @@ def account_name(conn: Connection, account_id: str) -> str | None:
 
 
 # One mailing's clicks per UTC hour (see click_hours); a constant so a test can EXPLAIN it.
-CLICK_HOURS = (
-    "SELECT substr(occurred_at, 1, 13) AS hour,"
-    " count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people,"
-    " count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), 0)) AS machines"
-    " FROM events WHERE account_id = ? AND mailing_id = ? AND type = 'click' GROUP BY hour ORDER BY hour"
+# (A verdict's test is a boolean on PostgreSQL, which coalesce then meets with false, not 0.)
+CLICK_HOURS = Sql(
+    sqlite=("SELECT substr(occurred_at, 1, 13) AS hour,"
+            " count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), 0)) AS people,"
+            " count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), 0)) AS machines"
+            " FROM events WHERE account_id = ? AND mailing_id = ? AND type = 'click' GROUP BY hour ORDER BY hour"),
+    postgresql=("SELECT substr(occurred_at, 1, 13) AS hour,"
+                " count(*) FILTER (WHERE NOT coalesce(verdict IN ('scanner', 'bot'), false)) AS people,"
+                " count(*) FILTER (WHERE coalesce(verdict IN ('scanner', 'bot'), false)) AS machines"
+                " FROM events WHERE account_id = ? AND mailing_id = ? AND type = 'click' GROUP BY hour ORDER BY hour"),
 )
 
 
@@ -194,5 +203,5 @@ def click_hours(conn: Connection, account_id: str, mailing_id: str) -> list[tupl
     events_by_mailing holds every column it reads: the cost is that mailing's clicks' index entries.
     Coarser buckets (days, months) are sums of these, made by the caller.
     """
-    rows = conn.execute(CLICK_HOURS, (account_id, mailing_id)).fetchall()
+    rows = conn.execute(CLICK_HOURS.on(conn), (account_id, mailing_id)).fetchall()
     return [(str(row[0]), int(row[1]), int(row[2])) for row in rows]

@@ -10,7 +10,8 @@ forgets a mailing once nothing of it is left.
 
 The newest event of the table is always kept, even when it is old: `seq` is SQLite's rowid, and with the
 highest one deleted the next event would be given that number again, which a client that reads events
-after a `seq` (GET /v1/events?after_seq=…) has already passed.
+after a `seq` (GET /v1/events?after_seq=…) has already passed. (PostgreSQL's identity never hands a
+number out twice; the same rule is kept there, so both keep the same events.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import msgspec
 
 from linkhub.core import mailings
 from linkhub.store import Connection
+from linkhub.store.dialect import Sql
 from linkhub.util.times import clamped_later
 
 # Events per transaction: what a click that shares the transaction (or queues behind it) waits in
@@ -44,16 +46,19 @@ def cutoff(days: int) -> str:
     return clamped_later(-days * 86_400)
 
 
+# The events named by a JSON array of seqs.
+_SEQS = Sql(sqlite="(SELECT value FROM json_each(?))",
+            postgresql="(SELECT value::bigint FROM jsonb_array_elements_text(CAST(? AS jsonb)))")
+_DELETE_OUTBOX = "DELETE FROM outbox WHERE event_seq IN {seqs}"
+_DELETE_CHANGES = "DELETE FROM verdict_changes WHERE event_seq IN {seqs}"
+_DELETE_EVENTS = "DELETE FROM events WHERE seq IN {seqs}"
+_MAILINGS_OF = "SELECT DISTINCT account_id, mailing_id FROM events WHERE seq IN {seqs} AND mailing_id IS NOT NULL"
 # Per account, so the (account_id, occurred_at) index finds the old events instead of a scan of the table.
+# (Its boolean is 1/0 on SQLite, true/false on PostgreSQL: either reads as one in Python.)
 _OLD = (
     "SELECT seq, type = 'click' FROM events WHERE account_id = :account AND occurred_at < :before"
     " AND seq < :newest ORDER BY occurred_at LIMIT :limit"
 )
-_DELETE_OUTBOX = "DELETE FROM outbox WHERE event_seq IN (SELECT value FROM json_each(?))"
-_DELETE_CHANGES = "DELETE FROM verdict_changes WHERE event_seq IN (SELECT value FROM json_each(?))"
-_DELETE_EVENTS = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))"
-_MAILINGS_OF = ("SELECT DISTINCT account_id, mailing_id FROM events"
-                " WHERE seq IN (SELECT value FROM json_each(?)) AND mailing_id IS NOT NULL")
 
 
 def old_events(conn: Connection, before: str, *, limit: int) -> list[tuple[int, bool]]:
@@ -79,10 +84,11 @@ def prune_chunk(conn: Connection, before: str, *, limit: int = CHUNK) -> Pruned:
         return Pruned()
     seqs = msgspec.json.encode([seq for seq, _ in found]).decode()
     # Outbox rows first: they reference the events.
-    outbox_rows = conn.execute(_DELETE_OUTBOX, (seqs,)).rowcount
-    changes = conn.execute(_DELETE_CHANGES, (seqs,)).rowcount
-    touched = conn.execute(_MAILINGS_OF, (seqs,)).fetchall()
-    events = conn.execute(_DELETE_EVENTS, (seqs,)).rowcount
+    among = _SEQS.on(conn)
+    outbox_rows = conn.execute(_DELETE_OUTBOX.format(seqs=among), (seqs,)).rowcount
+    changes = conn.execute(_DELETE_CHANGES.format(seqs=among), (seqs,)).rowcount
+    touched = conn.execute(_MAILINGS_OF.format(seqs=among), (seqs,)).fetchall()
+    events = conn.execute(_DELETE_EVENTS.format(seqs=among), (seqs,)).rowcount
     mailings.forget_empty(conn, [(row[0], row[1]) for row in touched])
     return Pruned(events, sum(1 for _, is_click in found if is_click), outbox_rows, changes)
 

@@ -32,7 +32,7 @@ from linkhub.core.metrics import Metrics
 from linkhub.delivery import sender
 from linkhub.delivery.leases import LeaseKeeper
 from linkhub.settings import Settings
-from linkhub.store import Connection, Store
+from linkhub.store import Connection, Store, wakeups
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import plural
 
@@ -72,6 +72,11 @@ class Deliverer:
         self._supervisor: asyncio.Task[None] | None = None
         # The loop holds tasks weakly: a claim release started from a callback is kept here until it ends.
         self._releases: set[asyncio.Task[object]] = set()
+        # On PostgreSQL, other processes' rows announce themselves (LISTEN/NOTIFY, store/wakeups.py), and
+        # this process's are announced to them; the poll stays the backstop. SQLite has no such channel.
+        url = wakeups.url_of(db)
+        self.wakeups = (wakeups.Wakeups(url, name=self.leases.owner, on_wake=self._woken_by_another)
+                        if url is not None else None)
 
     async def start(self, client: httpx.AsyncClient) -> None:
         """Start delivering: the webhooks whose leases this process takes (rows an earlier holder left
@@ -80,13 +85,28 @@ class Deliverer:
         if self._own_keeper:
             self.leases.start()
         self._supervisor = asyncio.create_task(self._supervise(), name="linkhub-delivery")
+        if self.wakeups is not None:
+            self.wakeups.start()
 
     def wake(self) -> None:
-        """New rows were queued: look now rather than at the next poll."""
+        """New rows were committed (call it after the commit): look now rather than at the next poll, and
+        tell the other processes on the same PostgreSQL database, whose leases may hold their webhooks."""
+        self._wakes += 1
+        self._wake.set()
+        if self.wakeups is not None:
+            self.wakeups.announce()
+
+    def _woken_by_another(self, notified: bool) -> None:
+        """Another process committed rows (`notified`), or this one has just begun to listen and may have
+        missed some: look now, as for this process's own rows (without announcing them again)."""
+        if notified:
+            self.metrics.inc("linkhub_wakeups_received_total")
         self._wakes += 1
         self._wake.set()
 
     async def stop(self) -> None:
+        if self.wakeups is not None:
+            await self.wakeups.stop()
         tasks = [t for t in (self._supervisor, *self._workers.values()) if t is not None]
         for task in tasks:
             task.cancel()

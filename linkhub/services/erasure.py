@@ -1,6 +1,7 @@
 """Erasing a recipient of an account (`linkhub erase`, `DELETE /v1/recipients`): find what is theirs off
-the writer, delete it in one short write with its receipt, then truncate the WAL so the deleted bytes
-leave the files too.
+the writer, delete it in one short write with its receipt, then (SQLite) truncate the WAL so the deleted
+bytes leave the files too. PostgreSQL's WAL and dead rows are the server's to recycle (VACUUM): linkhub
+cannot say they are gone, so it says nothing (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class ErasureStorage(Storage, Protocol):
 class Erased:
     receipt: Receipt
     dry_run: bool
-    # The WAL was truncated after the erasure: no byte of the erased rows is left in the files. None: a dry run.
+    # The WAL was truncated after the erasure: no byte of the erased rows is left in the files. None: a dry
+    # run, or on PostgreSQL (whose WAL and dead rows linkhub does not control).
     wal_truncated: bool | None
 
     def document(self) -> dict[str, Any]:
@@ -47,17 +49,17 @@ async def erase(store: ErasureStorage, account_id: str, target: Target, *, via: 
     the same identifier was erased before.
     """
 
-    def read() -> tuple[erasure.Found, str, erasure.Counts | None, list[str]]:
+    def read() -> tuple[erasure.Found, str, erasure.Counts | None, list[str], bool]:
         conn = store.reader()
         if get(conn, account_id) is None:
             raise AccountNotFound(account_id)
         found = erasure.find(conn, account_id, target)
         hashed = erasure.identifier_hash(target, erasure.salt(conn))
         counts = erasure.count(conn, account_id, found) if dry_run else None
-        return found, hashed, counts, erasure.receipts_of(conn, account_id, hashed)
+        return found, hashed, counts, erasure.receipts_of(conn, account_id, hashed), conn.dialect == "sqlite"
 
     # A scan on a big file, and scrypt: in a thread, off the server's event loop.
-    found, hashed, counts, earlier = await asyncio.to_thread(read)
+    found, hashed, counts, earlier, on_sqlite = await asyncio.to_thread(read)
     if counts is not None:
         receipt = Receipt(None, account_id, "", target.kind, hashed, via, counts, earlier)
         return Erased(receipt, True, None)
@@ -66,7 +68,7 @@ async def erase(store: ErasureStorage, account_id: str, target: Target, *, via: 
         return erasure.erase(conn, account_id, target, found, via=via, identifier_hash=hashed)
 
     receipt = await store.write(write)
-    return Erased(receipt, False, await _truncate(store))
+    return Erased(receipt, False, await _truncate(store) if on_sqlite else None)
 
 
 async def _truncate(store: ErasureStorage) -> bool:
