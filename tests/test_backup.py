@@ -6,8 +6,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from conftest import Ran, linkhub, outreach_body, post_links, query
 from delivery_support import bearer, events, post_events
+
+# `linkhub backup` copies a SQLite file: on PostgreSQL it points at pg_dump (test_postgresql_schema.py).
+pytestmark = pytest.mark.sqlite_file
 
 
 def backup(*args: str) -> Ran:

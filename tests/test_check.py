@@ -7,11 +7,17 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from linkhub.store import schema
 
 from conftest import Ran, create_account, linkhub
 from delivery_support import create_webhook, events, post_events
 from sink import closed_port
+
+# `linkhub check` reads a SQLite file itself (integrity, WAL): on PostgreSQL it refuses a URL.
+pytestmark = pytest.mark.sqlite_file
+
 
 LATEST = max(m.version for m in schema.available())
 

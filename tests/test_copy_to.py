@@ -22,6 +22,11 @@ from conftest import Account, create_account, linkhub, outreach_body, post_links
 from delivery_support import bearer, create_webhook, event, post_events, wait_until
 from inbound_examples import OPTIMIZELY_CLICK, OPTIMIZELY_SENT
 
+# Its source is a SQLite file and it makes its own PostgreSQL target (pgserver.py's pg_url): run once,
+# in the SQLite run.
+pytestmark = pytest.mark.sqlite_file
+
+
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/154.0.0.0 Safari/537.36")
 PUBLIC = "https://t.example.com"

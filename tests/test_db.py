@@ -14,6 +14,9 @@ import pytest
 from linkhub.store import db as db_module
 from linkhub.store.db import Database, DatabaseClosed, StoreError, WriteTimeout, connect
 
+# The writer's tests open SQLite files of their own (store.db.connect on a path): about SQLite itself.
+pytestmark = pytest.mark.sqlite_file
+
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:

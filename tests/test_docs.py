@@ -521,6 +521,7 @@ def test_the_error_code_collector_reads_refusal_classes_and_their_calls(tmp_path
     ])
 
 
+@pytest.mark.sqlite_file  # docs/schema.md's examples are SQLite's SQL; postgresql.md says what differs
 def test_the_example_queries_of_docs_schema_run_on_the_current_schema(db_path: Path) -> None:
     """Every SQL example in docs/schema.md runs on a freshly migrated database (named parameters bound)."""
     examples = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "schema.md").read_text(), re.DOTALL)

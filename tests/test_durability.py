@@ -239,7 +239,7 @@ def test_sigkill_loses_no_answered_click(make_server, account, db_path):
     statuses = {r for r in hammer.results.values() if isinstance(r, int)}
     assert statuses == {302}, statuses
 
-    # A new server on the same file: SQLite recovers the WAL, and serves the old links.
+    # A new server on the same database (a SQLite file recovers its WAL) serves the old links.
     restarted = make_server()
     with restarted.client() as client:
         again = client.get(paths[answered[0]], headers={"User-Agent": "after-restart"})

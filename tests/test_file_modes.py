@@ -10,6 +10,9 @@ import pytest
 
 from conftest import create_account, linkhub, outreach_body, post_links
 
+# The modes of the SQLite file, its -wal and -shm and its backups.
+pytestmark = pytest.mark.sqlite_file
+
 
 @pytest.fixture(autouse=True)
 def permissive_umask():

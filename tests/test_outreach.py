@@ -15,7 +15,7 @@ import pytest
 from linkhub.core import accounts
 from linkhub.store import connect
 
-from conftest import create_account, outreach_body, post_links, query, sign
+from conftest import create_account, hold_write_lock, outreach_body, post_links, query, sign
 
 CODE = re.compile(r"^[A-Za-z0-9_-]+$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -405,8 +405,7 @@ def test_a_stored_filter_that_does_not_compile_leaves_every_link_out(app, db_pat
     # safe answer is to replace nothing, so Outreach keeps every original link.
     account = create_account(db_path)
     conn = connect(db_path)
-    with conn:
-        conn.execute("UPDATE accounts SET link_filter = '(unclosed' WHERE id = ?", (account.id,))
+    conn.execute("UPDATE accounts SET link_filter = '(unclosed' WHERE id = ?", (account.id,))
     conn.close()
     with app.client() as client:
         answer = post_links(client, account, outreach_body(["https://example.com/a"]))
@@ -435,13 +434,13 @@ def test_a_locked_store_answers_503_at_once(app, db_path):
         assert client.get("/healthz").status_code == 200  # started up: its own start-up writes are done
     blocker = connect(db_path)
     try:
-        blocker.execute("BEGIN IMMEDIATE")
+        hold_write_lock(blocker, "links")
         with app.client() as client:
             started = time.monotonic()
             answer = post_links(client, account, outreach_body(["https://example.com/new"]))
             elapsed = time.monotonic() - started
     finally:
-        blocker.rollback()
+        blocker.undo()
         blocker.close()
     assert answer.status_code == 503, answer.text
     assert answer.headers["content-type"].startswith("application/json")

@@ -20,6 +20,11 @@ from linkhub.store import connect, postgresql, schema
 
 from conftest import linkhub
 from pgserver import Cluster
+from servers import start_server
+
+# Every test here makes PostgreSQL databases of its own (pgserver.py's pg_url) and several compare them with
+# a SQLite file: the module runs once, in the SQLite run.
+pytestmark = pytest.mark.sqlite_file
 
 
 def _versions(url: str) -> list[tuple[int, str]]:
@@ -333,13 +338,38 @@ def test_every_postgresql_view_can_be_queried(pg_url: str) -> None:
             conn.execute(f"SELECT * FROM {view} LIMIT 0").fetchall()
 
 
-@pytest.mark.parametrize("command", [["serve"], ["report", "mailings"], ["check"]])
-def test_other_commands_say_postgresql_is_not_served_yet(tmp_path: Path, command: list[str]) -> None:
-    """Until serving on PostgreSQL exists, a URL elsewhere is refused in one line, and no file is made of it."""
-    ran = linkhub(*command, "--db", "postgresql://someone:pw@127.0.0.1:5432/linkhub", cwd=tmp_path)
+def test_serve_and_the_commands_take_a_url(pg_url: str, tmp_path: Path) -> None:
+    """--db (or LINKHUB_DB) a postgresql:// URL: the server serves on it, and a command works on it."""
+    postgresql.migrate_url(pg_url)
+    server = start_server(pg_url)
+    try:
+        with server.client() as client:
+            assert client.get("/healthz").status_code == 200
+    finally:
+        assert server.stop() == 0, server.output
+    ran = linkhub("accounts", "create", "A", "--outreach-secret", "s", "--json", "--db", pg_url, cwd=tmp_path)
+    assert ran.returncode == 0, ran.output
+    ran = linkhub("accounts", "list", "--json", env={"LINKHUB_DB": pg_url.replace("postgresql://", "postgres://", 1)},
+                  cwd=tmp_path)
+    assert ran.returncode == 0, ran.output
+    assert [account["name"] for account in json.loads(ran.stdout)] == ["A"]
+    assert list(tmp_path.iterdir()) == []  # no file made of the URL
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    (["backup", "out.db"], "pg_dump"),
+    (["check"], "checks a SQLite file"),
+    (["copy-to", "postgresql://someone@127.0.0.1:5432/target"], "copies from a SQLite file"),
+])
+def test_the_commands_on_the_file_itself_refuse_a_url_in_one_line(tmp_path: Path, command: list[str],
+                                                                   says: str) -> None:
+    """backup, check and copy-to's --db work on a SQLite file: a URL is refused in one line saying what to use,
+    its password never shown, and no file is made of it."""
+    ran = linkhub(*command, "--db", "postgresql://someone:pw-secret@127.0.0.1:5432/linkhub", cwd=tmp_path)
     assert ran.returncode == 2
-    assert "serving on PostgreSQL is not there yet" in ran.stderr
-    assert "pw@" not in ran.stderr and "Traceback" not in ran.stderr
+    assert says in ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+    assert "pw-secret" not in ran.output and "Traceback" not in ran.stderr
     assert list(tmp_path.iterdir()) == []
-    ran = linkhub(*command, env={"LINKHUB_DB": "postgres://someone@127.0.0.1/linkhub"}, cwd=tmp_path)
-    assert ran.returncode == 2 and "serving on PostgreSQL is not there yet" in ran.stderr
+    ran = linkhub(*command, env={"LINKHUB_DB": "postgres://someone:pw-secret@127.0.0.1/linkhub"}, cwd=tmp_path)
+    assert ran.returncode == 2 and says in ran.stderr and "pw-secret" not in ran.output

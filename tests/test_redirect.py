@@ -15,7 +15,7 @@ import pytest
 from linkhub.settings import parse_networks
 from linkhub.store import connect
 
-from conftest import create_account, outreach_body, post_links, query
+from conftest import create_account, hold_write_lock, outreach_body, post_links, query
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IPHONE_SAFARI = (
@@ -351,13 +351,13 @@ def test_a_locked_database_does_not_break_redirects(app, db_path):
     path = mint(app, account, "https://example.com/x")
     blocker = connect(db_path)  # another process holding the write lock (a long report, a migration…)
     try:
-        blocker.execute("BEGIN IMMEDIATE")
+        hold_write_lock(blocker, "events")
         with app.client() as client:
             started = time.monotonic()
             answer = client.get(path, headers={"User-Agent": "while-locked"})
             elapsed = time.monotonic() - started
     finally:
-        blocker.rollback()
+        blocker.undo()
         blocker.close()
     # The visitor still gets to the page, promptly; the loss is logged and counted.
     assert answer.status_code == 302

@@ -74,6 +74,15 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path):
     assert garbage.read_bytes() == content
 
 
+def test_a_postgresql_server_that_does_not_answer_is_named_without_the_password():
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    line = one_line_error(serve("--db", f"postgresql://someone:hunter2-secret@127.0.0.1:{port}/linkhub"))
+    assert line.startswith(f"Error: cannot connect to postgresql://someone:***@127.0.0.1:{port}/linkhub")
+    assert "hunter2" not in line
+
+
 def test_a_port_in_use_is_named(db_path):
     taken = socket.socket()
     try:
@@ -101,11 +110,13 @@ def test_an_address_of_another_machine_is_named(db_path):
     assert "192.0.2.1" in line and "not an address of this machine" in line
 
 
+@pytest.mark.sqlite_file
 def test_a_read_only_database_file_is_named(db_path):
     line = one_line_error(serve("--db", str(db_path), prefix=read_only(db_path, 0o400)))
     assert "read-only" in line and str(db_path) in line
 
 
+@pytest.mark.sqlite_file
 def test_a_read_only_directory_is_named(db_path, tmp_path):
     # The database file itself is writable; its -wal and -shm cannot be created beside it.
     directory = tmp_path / "data"

@@ -90,6 +90,11 @@ def public(event: Event, seq: int) -> dict[str, Any]:
     }
 
 
+# An address whatever its case (ASCII, as SQLite's NOCASE folds it, and PostgreSQL's lower() in the C
+# locale): each dialect's comparison is the one its events_by_email index is on.
+SAME_EMAIL = dialect.Sql(sqlite="email = ? COLLATE NOCASE", postgresql="lower(email) = lower(?)")
+
+
 @dataclass(frozen=True)
 class Filters:
     """What a read narrows an account's events to; None narrows nothing."""
@@ -116,7 +121,7 @@ def page(conn: Connection, account_id: str, filters: Filters, limit: int) -> Pag
         ("type = ?", filters.type),
         ("mailing_id = ?", filters.mailing_id),
         # Addresses match whatever their case; the events_by_email index compares the same way.
-        ("email = ? COLLATE NOCASE", filters.email),
+        (SAME_EMAIL.on(conn), filters.email),
         ("occurred_at >= ?", filters.since),
         ("occurred_at < ?", filters.until),
         ("seq > ?", filters.after),

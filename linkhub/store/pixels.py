@@ -8,7 +8,8 @@ from __future__ import annotations
 import msgspec
 
 from linkhub.store import Store
-from linkhub.store.links import CodeLookup
+from linkhub.store.dialect import Sql
+from linkhub.store.links import CodeLookup, ms_since_epoch
 
 
 class Pixel(msgspec.Struct, array_like=True, frozen=True):
@@ -32,6 +33,11 @@ _QUERY = (
     " json(CASE WHEN p.erased_at IS NULL THEN 'false' ELSE 'true' END)))"
     " FROM json_each(?) AS j JOIN pixels AS p ON p.code = j.value"
 )
+_PG_QUERY = (
+    "SELECT coalesce(json_agg(json_build_array(p.code, p.account_id, p.mailing_id, p.message_id, p.recipient_id,"
+    f" p.email, p.created_at, {ms_since_epoch('p.created_at')}, p.erased_at IS NOT NULL)), '[]')"
+    " FROM pixels AS p WHERE p.code IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))"
+)
 _decode = msgspec.json.Decoder(list[Pixel]).decode
 
 
@@ -39,4 +45,4 @@ class PixelLookup(CodeLookup[Pixel]):
     """The open pixel's look-up of /o/<code> pixels."""
 
     def __init__(self, db: Store) -> None:
-        super().__init__(db, _QUERY, _decode)
+        super().__init__(db, Sql(sqlite=_QUERY, postgresql=_PG_QUERY), _decode)
