@@ -510,7 +510,7 @@ class Database:
     def _fail(self, jobs: list[_Job[Any]]) -> None:
         for job in jobs:
             job.error = DatabaseClosed(self._crashed)
-        _wake(jobs)
+        wake(jobs)
 
     def _truncate(self, conn: Any, jobs: list[_Job[Any]]) -> None:
         try:
@@ -521,7 +521,7 @@ class Database:
         else:
             for job in jobs:
                 job.result = done
-        _wake(jobs)
+        wake(jobs)
 
     def _checkpoint_loop(self, conn: Connection) -> None:
         database_file = os.open(self.path, os.O_RDONLY)
@@ -559,6 +559,11 @@ class Database:
             previous = checkpointed
 
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> None:
+        self._transact(conn, batch)
+        wake(batch)
+
+    def _transact(self, conn: Connection, batch: list[_Job[Any]]) -> None:
+        """Run the batch in one transaction and commit it; each job keeps its result or its error."""
         started = time.perf_counter()
         try:
             if not self._run_jobs(conn, batch, isolated=False):
@@ -583,7 +588,6 @@ class Database:
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             if self._on_commit is not None:
                 self._on_commit(time.perf_counter() - started)
-        _wake(batch)
 
 
     @staticmethod
@@ -648,7 +652,7 @@ def _expire(future: asyncio.Future[Any], timeout: float) -> None:
         future.set_exception(WriteTimeout(f"not committed within {timeout:.3f}s"))
 
 
-def _wake(batch: list[_Job[Any]]) -> None:
+def wake(batch: list[_Job[Any]]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
     for job in batch:
         by_loop.setdefault(job.loop, []).append(job)

@@ -36,7 +36,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import StrDumperUnknown, TextLoader
 
-from linkhub.store.db import Database, StoreError, WriterStats
+from linkhub.store.db import Database, StoreError, WriterStats, wake
 from linkhub.store.postgresql import redact
 
 log = logging.getLogger("linkhub.db")
@@ -194,10 +194,18 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self.rollbacks = 0
+        # Set once a COMMIT has been sent: lost after that, the transaction may have been committed.
+        self.committing = False
 
     @property
     def in_transaction(self) -> bool:
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
+        # A lost connection has no transaction left to undo: the server rolled it back.
+        return not self.broken and self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    @property
+    def broken(self) -> bool:
+        """Whether the connection was lost (the server restarted, a network cut): it is to be replaced."""
+        return self._conn.broken or self._conn.closed
 
     @property
     def raw(self) -> psycopg.Connection[Any]:
@@ -205,6 +213,8 @@ class PgConnection:
         return self._conn
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        if sql == "COMMIT":
+            self.committing = True
         cursor = self._conn.cursor()
         try:
             cursor.execute(translate(sql), _params(parameters))
@@ -224,8 +234,9 @@ class PgConnection:
         self.execute("BEGIN")
 
     def undo(self, savepoint: str | None = None) -> None:
-        self.execute("ROLLBACK" if savepoint is None else f"ROLLBACK TO {savepoint}")
         self.rollbacks += 1
+        if not self.broken:
+            self.execute("ROLLBACK" if savepoint is None else f"ROLLBACK TO {savepoint}")
 
     def close(self) -> None:
         self._conn.close()
@@ -270,7 +281,12 @@ class PgDatabase(Database):
         self._readers_lock = threading.Lock()
 
     def reader(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        """This thread's read-only connection, opened on first use and again once lost (StoreError
+        while the server cannot be reached: the request that asked answers 503, the next one tries)."""
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.broken:
+            conn.close()
+            conn = None
         if conn is None:
             conn = connect(self.url, readonly=True)
             self._local.conn = conn
@@ -279,13 +295,39 @@ class PgDatabase(Database):
         return conn
 
     def _open_writer(self) -> Any:
-        return connect(self.url)
+        self._writer = connect(self.url)
+        return self._writer
+
+    def _commit_batch(self, conn: Any, batch: list[Any]) -> None:
+        # A lost connection (PostgreSQL restarted, a failover) is made again. A batch that lost it before
+        # its COMMIT was sent stored nothing, so it runs once more on the new one: the clicks of that
+        # moment are not lost. One that lost it during its COMMIT may have been stored; its callers hear
+        # of the failure (a 503), as for any failed commit. While no connection can be made, every batch
+        # fails at once.
+        for attempt in (1, 2):
+            if self._writer.broken:
+                self._writer.close()
+                try:
+                    self._writer = connect(self.url)
+                except StoreError as exc:
+                    self.stats.failed_commits += 1
+                    for job in batch:
+                        job.error = exc
+                    break
+                log.warning("the database writer's connection was lost and is made again")
+            self._writer.committing = False
+            self._transact(self._writer, batch)
+            if attempt == 2 or not self._writer.broken or self._writer.committing:
+                break
+            for job in batch:
+                job.error = None
+        wake(batch)
 
     def _start_checkpointer(self) -> None:
         return None
 
     def _finish(self, conn: Any) -> None:
-        conn.close()
+        self._writer.close()
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for reader in readers:
