@@ -203,16 +203,11 @@ def query(db_path: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[R
         conn.close()
 
 
-def hold_write_lock(conn: Any, *tables: str) -> None:
-    """Begin a transaction on `conn` that blocks other writers, as another process's would (a long report,
-    a migration…): SQLite's write lock, or on PostgreSQL an exclusive lock on `tables` (their readers go
-    on). Ended by `conn.undo()`."""
-    if ON_POSTGRESQL:
-        assert tables, "on PostgreSQL, name the tables the blocked writes need"
-        conn.execute("BEGIN")
-        conn.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
-    else:
-        conn.execute("BEGIN IMMEDIATE")
+def hold_write_lock(conn: Any) -> None:
+    """Begin a write transaction on `conn`, which blocks every other writer as another process's would (a
+    long command, a migration…): SQLite's write lock, or PostgreSQL's (`PgConnection.begin`); readers go
+    on. Ended by `conn.undo()`."""
+    conn.begin()
 
 
 # -- the CLI ------------------------------------------------------------------------------------

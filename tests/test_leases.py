@@ -208,11 +208,11 @@ def test_a_renewal_tells_the_worker_of_a_lease_taken_over(account, db_path):
 
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite's one writer takes one lock for the whole transaction")
 def test_a_lease_write_and_an_event_write_in_two_processes_never_deadlock(account, db_path):
-    """Two processes' writers, each a group commit: one stores events (taking the events lock) and then holds
-    its webhook's lease; the other takes that lease (its row) in a group that then stores events. If the lease
-    row were locked before the events lock, each would wait for the other: PostgreSQL would break the cycle
-    after a second by failing one of the transactions (a click refused). Lease writes take the events lock
-    first, so the second waits at its start, and both commit."""
+    """Two processes' writers, each a group commit: one stores events and then holds its webhook's lease; the
+    other takes that lease (its row) in a group that then stores events. If each locked its rows as it went,
+    each would wait for the other: PostgreSQL would break the cycle after a second by failing one of the
+    transactions (a click refused). Every write transaction takes linkhub's write lock at its start
+    (PgConnection.begin), so the second waits there, and both commit."""
     setup = connect(db_path)
     hook = make_webhook(setup, account)
     first_conn, second_conn = connect(db_path), connect(db_path)
@@ -234,7 +234,7 @@ def test_a_lease_write_and_an_event_write_in_two_processes_never_deadlock(accoun
 
         [(second_pid,)] = second_conn.execute("SELECT pg_backend_pid()").fetchall()
         with transaction(first_conn):
-            queue_events(first_conn, account, "a", 1)  # the events lock, held to the commit
+            queue_events(first_conn, account, "a", 1)
             thread = threading.Thread(target=second)
             thread.start()
             # The second transaction waits for a lock the first holds (where it waits is the point).

@@ -434,7 +434,7 @@ def test_a_locked_store_answers_503_at_once(app, db_path):
         assert client.get("/healthz").status_code == 200  # started up: its own start-up writes are done
     blocker = connect(db_path)
     try:
-        hold_write_lock(blocker, "links")
+        hold_write_lock(blocker)
         with app.client() as client:
             started = time.monotonic()
             answer = post_links(client, account, outreach_body(["https://example.com/new"]))

@@ -22,7 +22,6 @@ from linkhub.core.classify.verdict import CLASSIFIER_VERSION
 from linkhub.core.useragent import describe
 from linkhub.settings import parse_networks
 from linkhub.store import connect, transaction
-from linkhub.store.dialect import serialize_events
 
 from conftest import Account, create_account, linkhub, query
 from delivery_support import create_webhook
@@ -379,10 +378,9 @@ def test_a_webhook_that_takes_people_s_verdicts_gets_a_person_s_open_and_not_a_s
 
 def test_a_locked_database_still_gets_the_gif_promptly_and_the_open_is_counted(app, db_path, account):
     path = mint_pixel(db_path, account)
-    blocker = connect(db_path)  # another process holding the write lock (PostgreSQL: the lock events are written under)
+    blocker = connect(db_path)  # another process holding the write lock
     try:
         blocker.begin()
-        serialize_events(blocker)
         started = time.monotonic()
         answer = fetch(app, path, ua="while-locked")
         elapsed = time.monotonic() - started

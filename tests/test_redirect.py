@@ -351,7 +351,7 @@ def test_a_locked_database_does_not_break_redirects(app, db_path):
     path = mint(app, account, "https://example.com/x")
     blocker = connect(db_path)  # another process holding the write lock (a long report, a migration…)
     try:
-        hold_write_lock(blocker, "events")
+        hold_write_lock(blocker)
         with app.client() as client:
             started = time.monotonic()
             answer = client.get(path, headers={"User-Agent": "while-locked"})

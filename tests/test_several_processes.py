@@ -239,7 +239,7 @@ def redirects_counted(metrics: str) -> int:
 def test_a_reader_paging_with_its_cursor_sees_every_event_once_while_two_processes_write(make_server, account):
     """Two processes store events at once (two posting clients each) while a reader pages GET /v1/events with
     its cursor: every event is read exactly once, in increasing `seq`, none skipped. On PostgreSQL a seq is
-    taken before commit, so without the events lock a later seq could commit first and be passed over."""
+    taken before commit, so if writers did not take turns a later seq could commit first and be passed over."""
     servers = [make_server(), make_server()]
     writers, batches, size = 2, 40, 5  # per process
     failures: list[BaseException] = []

@@ -212,7 +212,7 @@ def _params(account_id: str, emails: list[str], ids: list[str], **more: Any) -> 
 def find(conn: Connection, account_id: str, target: Target) -> Found:
     """What belongs to the person in the account, read outside any write (a scan of the account's
     events when recipient ids are involved: they have no index, and an erasure is rare)."""
-    # Events' seqs commit in order on both (PostgreSQL's under store.dialect.serialize_events).
+    # Events' seqs commit in order on both (on PostgreSQL, write transactions take turns: PgConnection.begin).
     last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     last_link = conn.execute(_LAST_LINK.on(conn)).fetchone()[0]
     last_pixel = conn.execute(_LAST_PIXEL.on(conn)).fetchone()[0]

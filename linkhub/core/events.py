@@ -143,8 +143,8 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     """Insert events in the caller's transaction, skipping ids the account already has.
 
     Returns each event's seq, or None for a duplicate. Within the batch, the first of two
-    events with the same id is the one stored. On PostgreSQL the transaction first waits for
-    every other one writing events (`dialect.serialize_events`), so seqs commit in order.
+    events with the same id is the one stored. Seqs commit in the order they are handed out,
+    on PostgreSQL too: one write transaction at a time (`store.pg.PgConnection.begin`).
 
     No RETURNING: the sqlite3 module steps once per returned row and releases the GIL at
     every step, and in the server each release can hand the GIL to the event loop and back.
@@ -154,7 +154,6 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     """
     seqs: list[int | None] = []
     postgresql = dialect.is_postgresql(conn)
-    dialect.serialize_events(conn)
     for start in range(0, len(batch), _ROWS_PER_STATEMENT):
         chunk = batch[start : start + _ROWS_PER_STATEMENT]
         values: list[Any] = []

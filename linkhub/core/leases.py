@@ -19,14 +19,8 @@ part that differs. In PostgreSQL they are
     to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 and the same of `clock_timestamp() + make_interval(secs => :length_s)`; there an UPDATE of the
 lease row also locks it until commit, which is what makes `hold` and a takeover exclude each other
-as SQLite's single writer does.
-
-On PostgreSQL every write here first takes the events lock (`store.dialect.serialize_events`), as a
-transaction that stores events does: a writer's transaction is a group of jobs in any order, so one
-process's group could store events and then hold a lease while another's takes that lease's row and
-then stores events, each waiting for the other's lock. PostgreSQL breaks such a cycle only after a
-second, by failing one of the transactions. With the events lock always taken first there is none:
-the second group waits at its start. (SQLite's write lock is one lock for the whole transaction.)
+as SQLite's single writer does (and every write transaction takes turns with the others anyway:
+`store.pg.PgConnection.begin`).
 """
 
 from __future__ import annotations
@@ -37,7 +31,7 @@ from typing import TypeVar
 
 from linkhub.core import outbox
 from linkhub.store import Connection
-from linkhub.store.dialect import NOW, Sql, serialize_events
+from linkhub.store.dialect import NOW, Sql
 
 T = TypeVar("T")
 
@@ -111,7 +105,6 @@ def acquire(conn: Connection, kind: str, key: str, owner: str, length_s: float) 
     queue left 'sending' back to 'pending': they were claimed in an earlier epoch and never
     confirmed, and only this epoch's holder may claim them again.
     """
-    serialize_events(conn)  # before the lease row is locked (the module's docstring says why)
     before = conn.execute("SELECT owner FROM leases WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     row = conn.execute(_ACQUIRE.on(conn), {"kind": kind, "key": key, "owner": owner, "length_s": length_s}).fetchone()
     if row is None:
@@ -131,7 +124,6 @@ def hold(conn: Connection, lease: Lease, length_s: float) -> bool:
 
     Call it in the transaction whose writes it guards, before them: when it answers False, write nothing.
     """
-    serialize_events(conn)
     params = {"kind": lease.kind, "key": lease.key, "owner": lease.owner, "epoch": lease.epoch,
               "length_s": length_s}
     return bool(conn.execute(_HOLD.on(conn), params).rowcount == 1)
@@ -146,7 +138,6 @@ def fenced(conn: Connection, lease: Lease, length_s: float, work: Callable[[Conn
 
 def renew(conn: Connection, owner: str, length_s: float) -> list[Lease]:
     """Push on the expiry of every lease `owner` still holds; return them (any missing was taken over)."""
-    serialize_events(conn)
     return [Lease(row[0], row[1], owner, row[2])
             for row in conn.execute(_RENEW.on(conn), {"owner": owner, "length_s": length_s}).fetchall()]
 
@@ -158,7 +149,6 @@ def release(conn: Connection, lease: Lease, *, only_if_idle: bool = False) -> bo
     when the webhook has nothing queued (a holder whose worker ran out of work keeps the lease
     while retries wait, and gives it up once the queue is empty).
     """
-    serialize_events(conn)
     if only_if_idle and lease.kind == WEBHOOK and conn.execute(
             "SELECT 1 FROM outbox WHERE webhook_id = ? AND state IN ('pending', 'sending') LIMIT 1",
             (lease.key,)).fetchone() is not None:
@@ -183,7 +173,6 @@ def release_all(conn: Connection, owner: str) -> tuple[int, int]:
 
     Rows and leases of other processes are left alone. Returns (leases released, rows returned).
     """
-    serialize_events(conn)
     released = conn.execute(_RELEASE_ALL.on(conn), {"owner": owner}).fetchall()
     rows = sum(outbox.release_claims(conn, webhook_id=key) for kind, key in released if kind == WEBHOOK)
     return len(released), rows

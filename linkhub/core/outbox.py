@@ -28,7 +28,7 @@ from linkhub.core import events, formats, webhooks
 from linkhub.core.events import VERDICTS, Event
 from linkhub.settings import Settings
 from linkhub.store import Connection, Row
-from linkhub.store.dialect import Sql, serialize_events
+from linkhub.store.dialect import Sql
 from linkhub.util.times import clamped_later, format_ms, now_rfc3339
 
 EXPONENTIAL_FIRST_S = 10.0
@@ -529,7 +529,6 @@ def replay(
         "UPDATE outbox SET state = 'pending', queued_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ?",
         [(now, now, row["outbox_id"]) for row in rows if row["outbox_id"] is not None],
     )
-    serialize_events(conn)  # new outbox ids: numbered in commit order (store.dialect)
     conn.executemany(_QUEUE, [(hook.id, row["seq"], now, now) for row in rows if row["outbox_id"] is None])
     return len(rows)
 

@@ -44,6 +44,9 @@ log = logging.getLogger("linkhub.db")
 # A statement that waits for a lock longer than this fails (then the caller's write fails, or it is
 # retried as SQLite's busy timeout would have it): no request hangs on a stuck transaction elsewhere.
 LOCK_TIMEOUT_MS = 5000
+# The key of the advisory lock every write transaction holds (`PgConnection.begin`): one 64-bit key for
+# "linkhub's writers" in this database, beside the migrations' (store/postgresql.py).
+WRITE_LOCK = 0x6C696E6B68756232  # 'linkhub2'
 CONNECT_TIMEOUT_S = 10
 
 # One token of linkhub's SQL: quoted text and comments are copied, placeholders rewritten, `%` doubled.
@@ -231,7 +234,19 @@ class PgConnection:
         return Cursor(cursor)
 
     def begin(self) -> None:
+        """Begin a write transaction, and wait for every other linkhub write transaction on the database
+        to end: PostgreSQL's twin of SQLite's BEGIN IMMEDIATE (one writer at a time, each process's
+        writer committing a group of writes at once).
+
+        It is what keeps the order linkhub promises. A sequence hands out its numbers before commit, so
+        two transactions numbering events (or outbox rows) side by side could commit out of order, and a
+        reader of `seq > cursor` (GET /v1/events, an export, an ordered webhook's next batch) could pass
+        a number that commits later; one at a time, numbers are taken in commit order. And no two
+        writers can wait for each other's row locks (a lease, a mailing, a link) in opposite orders:
+        there is no deadlock for PostgreSQL to break by failing one. The lock is transaction-level:
+        released by the commit or rollback itself, and safe behind PgBouncer's transaction pooling."""
         self.execute("BEGIN")
+        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 
     def undo(self, savepoint: str | None = None) -> None:
         self.rollbacks += 1
