@@ -68,13 +68,14 @@ def main() -> int:
     parser.add_argument("--links", type=int, default=10_000, help="links stored in each database")
     parser.add_argument("--events", type=int, default=5_000, help="events per delivery run")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--logs", type=Path, help="write each server's log into this folder when it stops")
     args = parser.parse_args()
 
     noise = report.Noise()
     runs = {name: Runs() for name in SERVERS}
     cluster = pgserver.start_cluster(durable=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="linkhub-backends-") as tmp, Fleet() as fleet:
+        with tempfile.TemporaryDirectory(prefix="linkhub-backends-") as tmp, Fleet(args.logs) as fleet:
             seeded = Path(tmp) / "seed.db"
             account = seed.account(seeded)
             codes = seed.links(seeded, account.id, args.links)

@@ -194,12 +194,23 @@ async def _closed_loop(url: str, account: Account, *, senders: int, links: int, 
                 request = signed_request(url, account, body_for(next(counter)))
                 started = time.perf_counter()
                 writer.write(request)
-                head, payload = await read_answer(reader)
+                try:
+                    head, payload = await read_answer(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The server closed the connection (it answers a 503 with `Connection: close`): a
+                    # failed call, counted, and a new connection, as Outreach's next call would make.
+                    failures += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(*host_port(url))
+                    continue
                 latencies.append((time.perf_counter() - started) * 1000)
                 if status_of(head) != 200 or len(json.loads(payload)["data"]) != links:
                     failures += 1
                     if failures <= 3:
                         log(f"link replacement answered {status_of(head)}: {payload[:200]!r}")
+                if _CLOSE.search(head):
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(*host_port(url))
         finally:
             writer.close()
 

@@ -156,16 +156,13 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     postgresql = dialect.is_postgresql(conn)
     for start in range(0, len(batch), _ROWS_PER_STATEMENT):
         chunk = batch[start : start + _ROWS_PER_STATEMENT]
+        if postgresql:
+            seqs.extend(_insert_on_postgresql(conn, chunk))
+            continue
         values: list[Any] = []
         for event in chunk:
             values.extend(_params(event))
-        statement = _INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL
-        if postgresql:  # no rowid there: the new rows say their numbers
-            new = {(row[0], row[1]): row[2] for row in conn.execute(
-                statement + " RETURNING account_id, id, seq", values).fetchall()}
-            seqs.extend(new.pop((event.account_id, event.id), None) for event in chunk)
-            continue
-        cursor = conn.execute(statement, values)
+        cursor = conn.execute(_INSERT_HEAD + ",".join([_ROW] * len(chunk)) + _INSERT_TAIL, values)
         inserted, last = cursor.rowcount, cursor.lastrowid
         assert last is not None
         if inserted == len(chunk):  # the usual case: no duplicates
@@ -179,6 +176,29 @@ def insert_many(conn: Connection, batch: list[Event]) -> list[int | None]:
     mailings.began(conn, [(event.account_id, event.mailing_id, event.occurred_at)
                           for event, seq in zip(batch, seqs, strict=True) if seq is not None and event.mailing_id])
     return seqs
+
+
+# PostgreSQL's insert: the chunk is one JSON parameter, an array of rows in _params' order (psycopg binds
+# 7,500 separate values in ~0.5 s, one JSON text in well under 1 ms), inserted in its order, and the rows
+# stored say their numbers (no rowid there).
+_PG_INSERT = (
+    "INSERT INTO events (id, account_id, type, occurred_at, received_at, source, email, recipient_id,"
+    " mailing_id, message_id, url, code, details, verdict, via)"
+    " SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6, r ->> 7, r ->> 8, r ->> 9, r ->> 10,"
+    " r ->> 11, r -> 12, r ->> 13, r ->> 14"
+    " FROM jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY AS j(r, n) ORDER BY j.n"
+    " ON CONFLICT (account_id, id) DO NOTHING RETURNING account_id, id, seq"
+)
+
+
+def _insert_on_postgresql(conn: Connection, chunk: list[Event]) -> list[int | None]:
+    rows = []
+    for event in chunk:
+        row = list(_params(event))
+        row[12] = msgspec.Raw(_encode(event.details))  # details as JSON itself, not as a string of it
+        rows.append(row)
+    new = {(row[0], row[1]): row[2] for row in conn.execute(_PG_INSERT, (_encode(rows).decode(),)).fetchall()}
+    return [new.pop((event.account_id, event.id), None) for event in chunk]
 
 
 def _params(event: Event) -> tuple[Any, ...]:
