@@ -134,7 +134,7 @@ def store_events(conn: Connection, batch: list[Event], *,
     seqs = events.insert_many(conn, batch)
     new = [seq for seq in seqs if seq is not None]
     queued = 0
-    if new:  # the seqs of one transaction are consecutive (see events.insert_many)
+    if new:  # no other transaction's events fall between its first and last seq (see events.insert_many)
         now_ms = time.time_ns() // 1_000_000
         settled_ms = now_ms + round((settle_s + SETTLE_MARGIN_S) * 1000)
         queued = conn.execute(_FAN_OUT.on(conn), {"now": format_ms(now_ms), "settled": format_ms(settled_ms),
