@@ -28,7 +28,7 @@ import msgspec
 from linkhub.core import mailings
 from linkhub.core.errors import LinkhubError
 from linkhub.store import Connection
-from linkhub.store.dialect import Sql, is_postgresql
+from linkhub.store.dialect import Sql, address_in, fill, is_postgresql, json_values
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import ascii_lower
 
@@ -127,41 +127,15 @@ class Receipt:
 
 # The person's rows: addresses compared ignoring the case of ASCII letters (SQLite's NOCASE, PostgreSQL's
 # lower() with the C locale, which its events_by_email index is on), the lists given as JSON arrays.
-_EMAIL_MATCH = Sql(
-    sqlite="email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))",
-    postgresql="lower(email) IN (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))",
-)
-_ID_MATCH = Sql(
-    sqlite="recipient_id IN (SELECT value FROM json_each(:ids))",
-    postgresql="recipient_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))",
-)
-_LINK_MATCH = Sql(
-    sqlite=("erased_at IS NULL AND (prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-            " OR prospect_id IN (SELECT value FROM json_each(:ids)))"),
-    postgresql=("erased_at IS NULL AND (lower(prospect_email) IN"
-                " (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))"
-                " OR prospect_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb))))"),
-)
-_PIXEL_MATCH = Sql(
-    sqlite=("erased_at IS NULL AND (email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))"
-            " OR recipient_id IN (SELECT value FROM json_each(:ids)))"),
-    postgresql=("erased_at IS NULL AND (lower(email) IN"
-                " (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))"
-                " OR recipient_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb))))"),
-)
-_LINK_EMAIL = Sql(
-    sqlite="prospect_email COLLATE NOCASE IN (SELECT value FROM json_each(:emails))",
-    postgresql="lower(prospect_email) IN (SELECT lower(value) FROM jsonb_array_elements_text(CAST(:emails AS jsonb)))",
-)
-_LINK_ID = Sql(
-    sqlite="prospect_id IN (SELECT value FROM json_each(:ids))",
-    postgresql="prospect_id IN (SELECT value FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))",
-)
+_EMAIL_MATCH = address_in("email", ":emails")
+_ID_MATCH = fill("recipient_id IN {ids}", ids=json_values(":ids"))
+_LINK_EMAIL = address_in("prospect_email", ":emails")
+_LINK_ID = fill("prospect_id IN {ids}", ids=json_values(":ids"))
+_LINK_MATCH = fill("erased_at IS NULL AND ({email} OR {id})", email=_LINK_EMAIL, id=_LINK_ID)
+_PIXEL_MATCH = fill("erased_at IS NULL AND ({email} OR {id})", email=_EMAIL_MATCH, id=_ID_MATCH)
 # Rows whose key is in a JSON array of them (seqs, link codes, pixel codes).
-_SEQS = Sql(sqlite="(SELECT value FROM json_each(?))",
-            postgresql="(SELECT value::bigint FROM jsonb_array_elements_text(CAST(? AS jsonb)))")
-_CODES = Sql(sqlite="(SELECT value FROM json_each(:codes))",
-             postgresql="(SELECT value FROM jsonb_array_elements_text(CAST(:codes AS jsonb)))")
+_SEQS = json_values("?", "bigint")
+_CODES = json_values(":codes")
 
 
 # An inbound endpoint's rejected item names the person where the provider puts an address or an id,

@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from linkhub.core import outbox
 from linkhub.store import Connection
-from linkhub.store.dialect import NOW, Sql
+from linkhub.store.dialect import NOW, Sql, fill
 
 T = TypeVar("T")
 
@@ -48,8 +48,7 @@ _LATER = Sql(
 
 def _both(template: str) -> Sql:
     """The statement of `template` in each dialect: its {now} and {later} are the clock's expressions."""
-    return Sql(*(template.format(now=now, later=later)
-                 for now, later in ((NOW.sqlite, _LATER.sqlite), (NOW.postgresql, _LATER.postgresql))))
+    return fill(template, now=NOW, later=_LATER)
 
 
 _ACQUIRE = _both(

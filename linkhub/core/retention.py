@@ -22,7 +22,7 @@ import msgspec
 
 from linkhub.core import mailings
 from linkhub.store import Connection
-from linkhub.store.dialect import Sql
+from linkhub.store.dialect import json_values
 from linkhub.util.times import clamped_later
 
 # Events per transaction: what a click that shares the transaction (or queues behind it) waits in
@@ -47,8 +47,7 @@ def cutoff(days: int) -> str:
 
 
 # The events named by a JSON array of seqs.
-_SEQS = Sql(sqlite="(SELECT value FROM json_each(?))",
-            postgresql="(SELECT value::bigint FROM jsonb_array_elements_text(CAST(? AS jsonb)))")
+_SEQS = json_values("?", "bigint")
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE event_seq IN {seqs}"
 _DELETE_CHANGES = "DELETE FROM verdict_changes WHERE event_seq IN {seqs}"
 _DELETE_EVENTS = "DELETE FROM events WHERE seq IN {seqs}"

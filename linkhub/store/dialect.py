@@ -25,6 +25,29 @@ class Sql:
         return self.postgresql if conn.dialect == "postgresql" else self.sqlite
 
 
+def fill(template: str, **parts: Sql) -> Sql:
+    """`template` in each dialect, its `{name}`s replaced by that dialect's text of each part."""
+    return Sql(sqlite=template.format(**{name: part.sqlite for name, part in parts.items()}),
+               postgresql=template.format(**{name: part.postgresql for name, part in parts.items()}))
+
+
+def json_values(param: str, cast: str | None = None) -> Sql:
+    """The values of the JSON array parameter `param` (`?` or `:name`), as a subquery for `IN`; on
+    PostgreSQL they are text, `cast` to the type compared with (`bigint` for seqs)."""
+    value = f"value::{cast}" if cast else "value"
+    return Sql(sqlite=f"(SELECT value FROM json_each({param}))",
+               postgresql=f"(SELECT {value} FROM jsonb_array_elements_text(CAST({param} AS jsonb)))")
+
+
+def address_in(column: str, param: str) -> Sql:
+    """`column` is one of the addresses of the JSON array `param`, ignoring the case of ASCII letters:
+    SQLite's NOCASE, PostgreSQL's lower() (which its address indexes are on; with the C locale it
+    folds ASCII letters only, as NOCASE does)."""
+    return Sql(sqlite=f"{column} COLLATE NOCASE IN (SELECT value FROM json_each({param}))",
+               postgresql=f"lower({column}) IN"
+                          f" (SELECT lower(value) FROM jsonb_array_elements_text(CAST({param} AS jsonb)))")
+
+
 def is_postgresql(conn: Connection) -> bool:
     return conn.dialect == "postgresql"
 
