@@ -96,7 +96,7 @@ def test_the_nul_character_posted_is_stored_and_read_back(app: Any, account: Any
     U+FFFD, the replacement character, whether it came raw or JSON-escaped: either way the batch is
     accepted whole and nothing else in it changes."""
     sent = {"id": "nul-1", "type": "open", "occurred_at": "2026-11-23T05:00:00.000Z",
-            "email": "ann@example.com", "recipient_id": "r\u00001", "mailing_id": "m-1",
+            "email": "ann@example.com", "recipient_id": "r\u00001", "mailing_id": "m-1", "message_id": "\\u0000",
             "details": {"note": "a\u0000b", "literal": "\\u0000 is text here", "n": 3}}
     with app.client() as client:
         post_events(client, account, [sent])
@@ -106,3 +106,4 @@ def test_the_nul_character_posted_is_stored_and_read_back(app: Any, account: Any
     assert stored["recipient_id"] == f"r{nul}1"
     assert stored["details"] == {"note": f"a{nul}b", "literal": "\\u0000 is text here", "n": 3}
     assert stored["email"] == "ann@example.com"
+    assert stored["message_id"] == "\\u0000"  # six characters of text, not the character

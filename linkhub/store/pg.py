@@ -73,9 +73,12 @@ def translate(sql: str) -> str:
 
 
 def without_nul(text: str) -> str:
-    """The text with U+0000 (raw, or JSON-escaped) as U+FFFD."""
-    if "\x00" not in text and "\\u0000" not in text:
+    """The text with U+0000 as U+FFFD: raw, or JSON-escaped in a JSON document (linkhub's JSON values are
+    objects and arrays; elsewhere the six characters `\\u0000` are text, and stay)."""
+    if "\x00" not in text and ("\\u0000" not in text or text[:1] not in ("{", "[")):
         return text
+    if text[:1] not in ("{", "["):
+        return text.replace("\x00", "\ufffd")
     return _NUL.sub(lambda m: "\ufffd" if m.group() == "\x00" else m.group(1) + "\\ufffd", text)
 
 
