@@ -127,6 +127,18 @@ def test_a_graceful_stop_releases_only_its_own_leases_and_rows(conn, account, db
     assert leases.renew(conn, "A", LONG) == []
 
 
+def test_a_deleted_webhooks_lease_goes_with_it(conn, account):
+    hook, other = make_webhook(conn, account), make_webhook(conn, account)
+    held = leases.acquire(conn, leases.WEBHOOK, hook.id, "A", LONG)
+    leases.acquire(conn, leases.WEBHOOK, other.id, "A", LONG)
+    conn.execute("UPDATE webhooks SET status = 'inactive' WHERE id = ?", (hook.id,))
+    with transaction(conn):
+        webhook_store.delete(conn, hook.id)
+    assert [row["key"] for row in leases.listing(conn)] == [other.id]
+    assert not leases.hold(conn, held, LONG)  # its holder hears it lost, and stops working on it
+    assert [lease.key for lease in leases.renew(conn, "A", LONG)] == [other.id]
+
+
 def test_taking_a_lease_never_held_requeues_rows_a_process_before_leases_left_sending(conn, account, db_path):
     """A database from before leases: a killed process left a batch 'sending', and no lease names it."""
     hook = make_webhook(conn, account)

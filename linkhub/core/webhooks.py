@@ -698,6 +698,9 @@ def delete(conn: Connection, webhook_id: str, *, force: bool = False) -> Dropped
     # One statement checks and deletes, so nothing can activate it in between.
     cursor = conn.execute("DELETE FROM webhooks WHERE id = ? AND status != 'active'", (webhook_id,))
     if cursor.rowcount:
+        # Its lease too (core/leases.py): a process still holding it finds it gone at its next fenced
+        # write, and stops, as if another had taken it over.
+        conn.execute("DELETE FROM leases WHERE kind = 'webhook' AND key = ?", (webhook_id,))
         return queued
     if get(conn, webhook_id) is None:
         raise WebhookNotFound(webhook_id)

@@ -17,12 +17,13 @@ statement the two dialects share run unchanged.
   JSON-escaped alike, as `linkhub copy-to` copies it.
 - **Failures** are `StoreError`, the text PostgreSQL's first line, never the URL's password.
 
-psycopg is imported only here and in store/postgresql.py, so a SQLite installation needs none of it.
+psycopg (and its pool) is imported only here and in store/postgresql.py, so a SQLite installation needs none of it.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,6 +36,7 @@ from psycopg import ClientCursor
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import StrDumperUnknown, TextLoader
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from linkhub.store.db import Database, StoreError, WriterStats, wake
 from linkhub.store.postgresql import redact
@@ -48,6 +50,11 @@ LOCK_TIMEOUT_MS = 5000
 # "linkhub's writers" in this database, beside the migrations' (store/postgresql.py).
 WRITE_LOCK = 0x6C696E6B68756232  # 'linkhub2'
 CONNECT_TIMEOUT_S = 10
+# The server's read connections per process (`PooledReader`): a few kept open, up to the maximum while
+# reads overlap. A read waits this long for one to be free (or made, the server being back), then fails.
+READ_POOL_MIN = 2
+READ_POOL_MAX = 10
+READ_WAIT_S = 2.0
 
 # One token of linkhub's SQL: quoted text and comments are copied, placeholders rewritten, `%` doubled.
 _TOKENS = regex.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|::|:[A-Za-z_][A-Za-z0-9_]*|\?|%""")
@@ -266,13 +273,13 @@ def _params(parameters: Any) -> Any:
     return tuple(parameters)
 
 
-def connect(url: str, *, readonly: bool = False) -> PgConnection:
-    """A connection to `url` with linkhub's settings; StoreError (never the password) if it cannot be had."""
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                               cursor_factory=ClientCursor, row_factory=_row_factory)
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to {redact(url)}: {_error(exc)}") from None
+# psycopg's connection arguments for linkhub's connections: autocommit as SQLite's (a statement outside
+# BEGIN … COMMIT is a transaction of its own), values bound client-side, rows as SQLite's.
+_ARGUMENTS: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                              "cursor_factory": ClientCursor, "row_factory": _row_factory}
+
+
+def _set_up(conn: psycopg.Connection[Any], *, readonly: bool) -> None:
     conn.adapters.register_dumper(str, _Str)
     conn.adapters.register_dumper(bool, _Bool)
     for name in ("json", "jsonb"):
@@ -283,34 +290,124 @@ def connect(url: str, *, readonly: bool = False) -> PgConnection:
     conn.execute("SET TIME ZONE 'UTC'")
     if readonly:
         conn.execute("SET default_transaction_read_only = on")
+
+
+def connect(url: str, *, readonly: bool = False) -> PgConnection:
+    """A connection to `url` with linkhub's settings; StoreError (never the password) if it cannot be had."""
+    try:
+        conn = psycopg.connect(url, **_ARGUMENTS)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to {redact(url)}: {_error(exc)}") from None
+    _set_up(conn, readonly=readonly)
     return PgConnection(conn)
+
+
+class _Fetched:
+    """A read's answer, fetched whole before its connection went back to the pool."""
+
+    lastrowid = None
+
+    def __init__(self, rows: list[Any], rowcount: int, description: Any) -> None:
+        self._rows = iter(rows)
+        self.rowcount = rowcount
+        self.description = description
+
+    def fetchone(self) -> Any:
+        return next(self._rows, None)
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        return list(itertools.islice(self._rows, size or 1))
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._rows
+
+
+class _Lost(Exception):
+    """A read met a connection the server had dropped."""
+
+
+class PooledReader:
+    """The server's reads on PostgreSQL: each statement on a connection lent by a bounded pool.
+
+    A read outside a transaction is a snapshot of its own on a connection of its own (as on SQLite's
+    per-thread readers), so lending a connection per statement changes no answer; and any number of
+    threads read on at most `READ_POOL_MAX` connections. A statement that meets a connection the server
+    dropped (a restart, a failover) has the pool test the others, then runs once more on a good one: a
+    read is safe to repeat, and the request that asked is served rather than refused."""
+
+    dialect = "postgresql"
+    rollbacks = 0
+    in_transaction = False
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            url, kwargs=_ARGUMENTS, min_size=READ_POOL_MIN, max_size=READ_POOL_MAX, timeout=READ_WAIT_S,
+            configure=functools.partial(_set_up, readonly=True), name="linkhub-readers", open=True)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Fetched:
+        try:
+            return self._read(sql, parameters)
+        except _Lost:
+            self._pool.check()
+        try:
+            return self._read(sql, parameters)
+        except _Lost as exc:
+            raise StoreError(str(exc)) from None
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Fetched:
+        raise StoreError("a reader does not write")
+
+    def begin(self) -> None:
+        raise StoreError("a reader does not write")
+
+    def undo(self, savepoint: str | None = None) -> None:
+        raise StoreError("a reader does not write")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _read(self, sql: str, parameters: Any) -> _Fetched:
+        try:
+            conn = self._pool.getconn()
+        except PoolTimeout:
+            raise StoreError(f"no connection to {redact(self._url)} within {READ_WAIT_S:g}s") from None
+        except PoolClosed:
+            raise StoreError("the database is closed") from None
+        try:
+            cursor = conn.cursor()
+            cursor.execute(translate(sql), _params(parameters))
+            return _Fetched(cursor.fetchall() if cursor.description else [], cursor.rowcount, cursor.description)
+        except psycopg.Error as exc:
+            if conn.broken:
+                raise _Lost(_error(exc)) from None
+            raise _error(exc) from exc
+        finally:
+            self._pool.putconn(conn)
 
 
 class PgDatabase(Database):
     """The `Store` on PostgreSQL: the same writer thread and group commit as on SQLite (`Database`), on
-    psycopg connections; a reader connection per thread. No checkpoints: PostgreSQL keeps its own WAL."""
+    psycopg connections; reads on a bounded pool. No checkpoints: PostgreSQL keeps its own WAL."""
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.url = url
         self.path = redact(url)
         self.stats = WriterStats()
-        self._readers: list[PgConnection] = []
-        self._readers_lock = threading.Lock()
+        self._reader: PooledReader | None = None
+        self._reader_lock = threading.Lock()
 
     def reader(self) -> Any:
-        """This thread's read-only connection, opened on first use and again once lost (StoreError
-        while the server cannot be reached: the request that asked answers 503, the next one tries)."""
-        conn: PgConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.broken:
-            conn.close()
-            conn = None
-        if conn is None:
-            conn = connect(self.url, readonly=True)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+        """The reads' connection, whichever thread reads (its pool is opened on first use)."""
+        if self._reader is None:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = PooledReader(self.url)
+        return self._reader
 
     def _open_writer(self) -> Any:
         self._writer = connect(self.url)
@@ -346,13 +443,9 @@ class PgDatabase(Database):
 
     def _finish(self, conn: Any) -> None:
         self._writer.close()
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for reader in readers:
-            try:
-                reader.close()
-            except psycopg.Error:  # closing a broken connection
-                pass
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()  # a read from now on fails (StoreError), as a closed writer's write does
 
     async def truncate_wal(self) -> bool:
         # PostgreSQL's WAL is recycled by the server itself; nothing of the erased rows is copied to it

@@ -58,8 +58,9 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     logging.getLogger(READY).setLevel(logging.INFO)
     logging.getLogger(ACCESS).setLevel(logging.INFO)
     # httpx logs every request at INFO, httpcore each step of it at DEBUG (response headers
-    # included); deliveries are recorded in the deliveries table instead.
-    for chatty in ("httpx", "httpcore"):
+    # included); deliveries are recorded in the deliveries table instead. psycopg's pool logs each
+    # connection lent and returned at INFO; what goes wrong with one, it logs as a warning.
+    for chatty in ("httpx", "httpcore", "psycopg.pool"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     # Python's own warnings and exceptions that end a thread are records too, not stray stderr text.
     logging.captureWarnings(True)
