@@ -62,13 +62,13 @@ def test_lost_connections_are_made_again_and_nothing_is_refused(server: Server, 
         code = answer.json()["data"]["https://example.com/pricing"].rsplit("/r/", 1)[1]
         assert client.get(f"/r/{code}").status_code == 302
 
-        assert _drop_connections(pg_url) >= 3  # at least the writer's and two readers of the pool
+        assert _drop_connections(pg_url) >= 2  # at least the writer's and the event loop's reader
         # The redirect's look-up meets a lost reader, its click the lost writer: both run again.
         assert client.get(f"/r/{code}").status_code == 302
         answer = post_links(client, account, outreach_body(["https://example.com/after"], prospect="p-2"))
         assert answer.status_code == 200, answer.text
 
-        assert _drop_connections(pg_url) >= 3  # and once more, with every reader of the pool lost at once
+        assert _drop_connections(pg_url) >= 2  # and once more, right after its connections were made again
         assert [client.get(f"/r/{code}").status_code for _ in range(3)] == [302] * 3
         assert client.get("/healthz").status_code == 200
     assert server.stop() == 0, server.output
@@ -80,8 +80,10 @@ def test_lost_connections_are_made_again_and_nothing_is_refused(server: Server, 
 
 def test_reads_share_a_bounded_pool_of_connections(server: Server, pg_url: str) -> None:
     """Forty event pages read at once, each held up by a lock, are read on at most READ_POOL_MAX
-    connections, and every one is served once the lock is gone: a process's connections stay within
-    what docs/scaling.md tells operators to allow for, whatever the load."""
+    connections: a process's connections stay within what docs/scaling.md tells operators to allow
+    for, whatever the load. A page that waited too long for a connection is refused (503), never left
+    hanging; the others are served once the lock is gone. Meanwhile the event loop's reads (a
+    redirect's look-up, the health check) are answered on a connection of their own."""
     account = create_account(pg_url)
     database = pg_url.rsplit("/", 1)[1]
     admin_url = pg_url.rsplit("/", 1)[0] + "/postgres"
@@ -96,9 +98,11 @@ def test_reads_share_a_bounded_pool_of_connections(server: Server, pg_url: str) 
           concurrent.futures.ThreadPoolExecutor(40) as clients):
         locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # until its transaction ends
         pages = [clients.submit(client.get, "/v1/events", headers=bearer(account)) for _ in range(40)]
-        wait_until(lambda: connections("AND wait_event_type = 'Lock'") >= READ_POOL_MAX,
-                   what="the pool's connections all waiting for the lock")
+        wait_until(lambda: connections("AND wait_event_type = 'Lock'") >= READ_POOL_MAX - 1,
+                   what="the worker threads' connections all waiting for the lock")
+        assert client.get("/r/AAAAAAAAAAAA").status_code == 404  # looked up (no such link), not refused
+        assert client.get("/healthz").status_code == 200
         locker.rollback()
-        assert [page.result().status_code for page in pages] == [200] * 40
+        assert {page.result().status_code for page in pages} <= {200, 503}
         # The pool's, the writer's and the two of wake-ups (the test's own two are not the server's).
         assert connections() - 1 <= READ_POOL_MAX + 3

@@ -22,6 +22,7 @@ psycopg (and its pool) is imported only here and in store/postgresql.py, so a SQ
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -50,9 +51,10 @@ LOCK_TIMEOUT_MS = 5000
 # "linkhub's writers" in this database, beside the migrations' (store/postgresql.py).
 WRITE_LOCK = 0x6C696E6B68756232  # 'linkhub2'
 CONNECT_TIMEOUT_S = 10
-# The server's read connections per process (`PooledReader`): a few kept open, up to the maximum while
-# reads overlap. A read waits this long for one to be free (or made, the server being back), then fails.
-READ_POOL_MIN = 2
+# The server's read connections per process (`PooledReader`): the event loop's one, and a few kept open
+# for worker threads, up to the maximum in all while reads overlap. A read waits this long for one to
+# be free (or made, the server being back), then fails.
+READ_POOL_MIN = 1
 READ_POOL_MAX = 10
 READ_WAIT_S = 2.0
 
@@ -334,9 +336,12 @@ class PooledReader:
 
     A read outside a transaction is a snapshot of its own on a connection of its own (as on SQLite's
     per-thread readers), so lending a connection per statement changes no answer; and any number of
-    threads read on at most `READ_POOL_MAX` connections. A statement that meets a connection the server
-    dropped (a restart, a failover) has the pool test the others, then runs once more on a good one: a
-    read is safe to repeat, and the request that asked is served rather than refused."""
+    threads read on at most `READ_POOL_MAX` connections. The event loop's reads (a redirect's look-up,
+    an API key, the deliverer's) are lent one of their own, which they never wait for (they run one at
+    a time): slow reads in worker threads (reports, exports) holding every other connection never hold
+    up a redirect. A statement that meets a connection the server dropped (a restart, a failover) has
+    its pool test the others, then runs once more on a good one: a read is safe to repeat, and the
+    request that asked is served rather than refused."""
 
     dialect = "postgresql"
     rollbacks = 0
@@ -344,17 +349,26 @@ class PooledReader:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._pool: ConnectionPool[Any] = ConnectionPool(
-            url, kwargs=_ARGUMENTS, min_size=READ_POOL_MIN, max_size=READ_POOL_MAX, timeout=READ_WAIT_S,
-            configure=functools.partial(_set_up, readonly=True), name="linkhub-readers", open=True)
+        self._loop = self._open(1, 1, "linkhub-loop-reader")
+        self._threads = self._open(READ_POOL_MIN, READ_POOL_MAX - 1, "linkhub-readers")
+
+    def _open(self, least: int, most: int, name: str) -> ConnectionPool[Any]:
+        return ConnectionPool(self._url, kwargs=_ARGUMENTS, min_size=least, max_size=most, timeout=READ_WAIT_S,
+                              configure=functools.partial(_set_up, readonly=True), name=name, open=True)
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Fetched:
         try:
-            return self._read(sql, parameters)
-        except _Lost:
-            self._pool.check()
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pool = self._threads
+        else:
+            pool = self._loop
         try:
-            return self._read(sql, parameters)
+            return self._read(pool, sql, parameters)
+        except _Lost:
+            pool.check()
+        try:
+            return self._read(pool, sql, parameters)
         except _Lost as exc:
             raise StoreError(str(exc)) from None
 
@@ -368,11 +382,12 @@ class PooledReader:
         raise StoreError("a reader does not write")
 
     def close(self) -> None:
-        self._pool.close()
+        self._loop.close()
+        self._threads.close()
 
-    def _read(self, sql: str, parameters: Any) -> _Fetched:
+    def _read(self, pool: ConnectionPool[Any], sql: str, parameters: Any) -> _Fetched:
         try:
-            conn = self._pool.getconn()
+            conn = pool.getconn()
         except PoolTimeout:
             raise StoreError(f"no connection to {redact(self._url)} within {READ_WAIT_S:g}s") from None
         except PoolClosed:
@@ -386,7 +401,7 @@ class PooledReader:
                 raise _Lost(_error(exc)) from None
             raise _error(exc) from exc
         finally:
-            self._pool.putconn(conn)
+            pool.putconn(conn)
 
 
 class PgDatabase(Database):
