@@ -78,6 +78,35 @@ def test_lost_connections_are_made_again_and_nothing_is_refused(server: Server, 
     assert server.output.count("connection was lost") == 2  # the writer's, each time
 
 
+def test_while_the_database_is_away_requests_are_refused_at_once_and_served_again_after(
+        server: Server, pg_url: str) -> None:
+    """An outage (the database refusing every connection, as a server down or restarting does): a
+    redirect and an Outreach call answer 503 (Outreach then sends the original links), never a 500 or
+    a hang; once the database is back the next requests are served without restarting linkhub, and
+    every redirect that was answered 302 has its click."""
+    account = create_account(pg_url)
+    database = pg_url.rsplit("/", 1)[1]
+    with server.client() as client:
+        answer = post_links(client, account, outreach_body(["https://example.com/pricing"]))
+        code = answer.json()["data"]["https://example.com/pricing"].rsplit("/r/", 1)[1]
+        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                _drop_connections(pg_url)
+                assert [client.get(f"/r/{code}").status_code for _ in range(3)] == [503] * 3
+                refused = post_links(client, account, outreach_body(["https://example.com/x"], prospect="p-3"))
+                assert refused.status_code == 503, refused.text
+                assert client.get("/healthz").status_code == 503
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        wait_until(lambda: client.get(f"/r/{code}").status_code == 302, what="a redirect served again")
+        assert post_links(client, account, outreach_body(["https://example.com/x"], prospect="p-3")).status_code == 200
+    assert server.stop() == 0, server.output
+    assert query(pg_url, "SELECT count(*) FROM events WHERE type = 'click'")[0][0] == 1
+    assert "Traceback" not in server.output
+    assert pg_url.split(":")[2].split("@")[0] not in server.output  # the password, in no error text
+
+
 def test_reads_share_a_bounded_pool_of_connections(server: Server, pg_url: str) -> None:
     """Forty event pages read at once, each held up by a lock, are read on at most READ_POOL_MAX
     connections: a process's connections stay within what docs/scaling.md tells operators to allow

@@ -32,7 +32,7 @@ from linkhub.core.metrics import Metrics
 from linkhub.delivery import sender
 from linkhub.delivery.leases import LeaseKeeper
 from linkhub.settings import Settings
-from linkhub.store import Connection, Store, wakeups
+from linkhub.store import UNAVAILABLE, Connection, Store, wakeups
 from linkhub.util.times import now_rfc3339
 from linkhub.util.wording import plural
 
@@ -127,6 +127,8 @@ class Deliverer:
                     last_expiry = time.monotonic()
                     await self._expire_paused()
                 await self._start_workers()
+            except UNAVAILABLE as exc:  # the database is away (restarting, a failover): one line a pass
+                log.warning("delivery supervisor pass failed (%s); retrying", exc)
             except Exception:
                 log.exception("delivery supervisor pass failed; retrying")
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the

@@ -52,11 +52,13 @@ LOCK_TIMEOUT_MS = 5000
 WRITE_LOCK = 0x6C696E6B68756232  # 'linkhub2'
 CONNECT_TIMEOUT_S = 10
 # The server's read connections per process (`PooledReader`): the event loop's one, and a few kept open
-# for worker threads, up to the maximum in all while reads overlap. A read waits this long for one to
-# be free (or made, the server being back), then fails.
+# for worker threads, up to the maximum in all while reads overlap. A worker thread's read waits this
+# long for one to be free (or made, the server being back), then fails; the event loop's waits only
+# for its own to be made again, and less long, since the whole loop waits with it.
 READ_POOL_MIN = 1
 READ_POOL_MAX = 10
 READ_WAIT_S = 2.0
+LOOP_READ_WAIT_S = 0.5
 
 # One token of linkhub's SQL: quoted text and comments are copied, placeholders rewritten, `%` doubled.
 _TOKENS = regex.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|::|:[A-Za-z_][A-Za-z0-9_]*|\?|%""")
@@ -349,12 +351,16 @@ class PooledReader:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._loop = self._open(1, 1, "linkhub-loop-reader")
-        self._threads = self._open(READ_POOL_MIN, READ_POOL_MAX - 1, "linkhub-readers")
+        self._loop = self._open(1, 1, LOOP_READ_WAIT_S, "linkhub-loop-reader")
+        self._threads = self._open(READ_POOL_MIN, READ_POOL_MAX - 1, READ_WAIT_S, "linkhub-readers")
 
-    def _open(self, least: int, most: int, name: str) -> ConnectionPool[Any]:
-        return ConnectionPool(self._url, kwargs=_ARGUMENTS, min_size=least, max_size=most, timeout=READ_WAIT_S,
-                              configure=functools.partial(_set_up, readonly=True), name=name, open=True)
+    def _open(self, least: int, most: int, wait_s: float, name: str) -> ConnectionPool[Any]:
+        # reconnect_timeout: a pool that cannot connect tries again after 1 s, 2 s, 4 s… up to it, then
+        # gives up until a read asks again. Kept short, so that a server back after a long outage is
+        # connected to at the next read, not at the end of a back-off of minutes.
+        return ConnectionPool(self._url, kwargs=_ARGUMENTS, min_size=least, max_size=most, timeout=wait_s,
+                              reconnect_timeout=READ_WAIT_S, configure=functools.partial(_set_up, readonly=True),
+                              name=name, open=True)
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Fetched:
         try:
@@ -389,7 +395,7 @@ class PooledReader:
         try:
             conn = pool.getconn()
         except PoolTimeout:
-            raise StoreError(f"no connection to {redact(self._url)} within {READ_WAIT_S:g}s") from None
+            raise StoreError(f"no connection to {redact(self._url)} within {pool.timeout:g}s") from None
         except PoolClosed:
             raise StoreError("the database is closed") from None
         try:
