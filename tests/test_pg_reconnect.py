@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -41,12 +43,20 @@ def server(pg_url: str) -> Iterator[Server]:
             started.kill()
 
 
+def _database(pg_url: str) -> str:
+    return urlsplit(pg_url).path.lstrip("/")
+
+
+def _admin(pg_url: str) -> psycopg.Connection[Any]:
+    """A connection to the cluster's maintenance database, to act on the test's database from outside."""
+    return psycopg.connect(urlsplit(pg_url)._replace(path="/postgres").geturl(), autocommit=True)
+
+
 def _drop_connections(pg_url: str) -> int:
     """Terminate every connection to the test's database; return once their server processes are gone."""
-    database = pg_url.rsplit("/", 1)[1]
-    with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+    with _admin(pg_url) as admin:
         pids = [row[0] for row in admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))]
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (_database(pg_url),))]
         for pid in pids:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         wait_until(lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)",
@@ -85,11 +95,11 @@ def test_while_the_database_is_away_requests_are_refused_at_once_and_served_agai
     a hang; once the database is back the next requests are served without restarting linkhub, and
     every redirect that was answered 302 has its click."""
     account = create_account(pg_url)
-    database = pg_url.rsplit("/", 1)[1]
+    database = _database(pg_url)
     with server.client() as client:
         answer = post_links(client, account, outreach_body(["https://example.com/pricing"]))
         code = answer.json()["data"]["https://example.com/pricing"].rsplit("/r/", 1)[1]
-        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        with _admin(pg_url) as admin:
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
             try:
                 _drop_connections(pg_url)
@@ -104,7 +114,8 @@ def test_while_the_database_is_away_requests_are_refused_at_once_and_served_agai
     assert server.stop() == 0, server.output
     assert query(pg_url, "SELECT count(*) FROM events WHERE type = 'click'")[0][0] == 1
     assert "Traceback" not in server.output
-    assert pg_url.split(":")[2].split("@")[0] not in server.output  # the password, in no error text
+    password = urlsplit(pg_url).password
+    assert password and password not in server.output  # in no error text
 
 
 def test_reads_share_a_bounded_pool_of_connections(server: Server, pg_url: str) -> None:
@@ -114,15 +125,13 @@ def test_reads_share_a_bounded_pool_of_connections(server: Server, pg_url: str) 
     hanging; the others are served once the lock is gone. Meanwhile the event loop's reads (a
     redirect's look-up, the health check) are answered on a connection of their own."""
     account = create_account(pg_url)
-    database = pg_url.rsplit("/", 1)[1]
-    admin_url = pg_url.rsplit("/", 1)[0] + "/postgres"
 
     def connections(where: str = "") -> int:
         [[count]] = watcher.execute(f"SELECT count(*) FROM pg_stat_activity WHERE datname = %s {where}",
-                                    (database,)).fetchall()
+                                    (_database(pg_url),)).fetchall()
         return int(count)
 
-    with (psycopg.connect(pg_url) as locker, psycopg.connect(admin_url, autocommit=True) as watcher,
+    with (psycopg.connect(pg_url) as locker, _admin(pg_url) as watcher,
           server.client(limits=httpx.Limits(max_connections=40)) as client,
           concurrent.futures.ThreadPoolExecutor(40) as clients):
         locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # until its transaction ends
